@@ -1,0 +1,31 @@
+# `make run`: the whole system on the demo topology. `make test`: the whole suite.
+# Both create or refresh .venv from pyproject.toml; `make test` also installs the
+# Debian packages the tests drive (scripts/install-system-deps.sh).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?= -q
+
+.PHONY: run test sysdeps bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+sysdeps:
+	scripts/install-system-deps.sh
+
+run: $(STAMP)
+	$(BIN)/python scripts/run_demo.py $(RUN_ARGS)
+
+test: $(STAMP) sysdeps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench/admission.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,158 @@
+"""Booking: book, dry-run, read, edit, cancel, list."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from confctl.api.route import Route
+from confctl.api.views import decision_view
+from confctl.auth import require
+from confctl.errors import ApiError, read_json
+from confctl.keys import BOOKINGS, run_db
+from rooms.admission import Accepted
+from rooms.booking_form import BookingBody, BookingPatch, FormError, parse_body, to_request, validation_detail
+from rooms.recurrence import parse_instant
+from rooms.store.users import Role, User
+
+from pydantic import ValidationError
+
+WRITERS = (Role.ORGANIZER, Role.ADMIN)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def book(request: web.Request) -> web.Response:
+    user = require(request, *WRITERS)
+    body = parse_body(await read_json(request))
+    req, meta = to_request(body, _now())
+    out = await run_db(request.app, request.app[BOOKINGS].book, req, meta, user.id)
+    if not isinstance(out.decision, Accepted):
+        return web.json_response(decision_view(out, meta), status=409)
+    return web.json_response(out.session, status=201)
+
+
+async def check(request: web.Request) -> web.Response:
+    require(request, *WRITERS)
+    body = parse_body(await read_json(request))
+    req, meta = to_request(body, _now())
+    out = await run_db(request.app, request.app[BOOKINGS].check, req)
+    return web.json_response(decision_view(out, meta))
+
+
+def _may_see(user: User, session: dict[str, Any]) -> bool:
+    if user.role is Role.TECHNICIAN:
+        return any(s["site"] == user.site for s in session["sites"])
+    return True
+
+
+def _may_edit(user: User, session: dict[str, Any]) -> bool:
+    return user.role is Role.ADMIN or (user.role is Role.ORGANIZER and session["organizer_id"] == user.id)
+
+
+async def _session_for(request: web.Request, user: User) -> dict[str, Any]:
+    session = await run_db(request.app, request.app[BOOKINGS].get, request.match_info["id"])
+    if not _may_see(user, session):
+        raise ApiError(403, "forbidden", f"site {user.site} does not take part in this session")
+    return session
+
+
+async def get_session(request: web.Request) -> web.Response:
+    user = require(request)
+    return web.json_response(await _session_for(request, user))
+
+
+def _as_body(session: dict[str, Any]) -> dict[str, Any]:
+    """A stored session written as the booking body that would recreate it (rooms pinned)."""
+    host = next(s for s in session["sites"] if s["site"] == session["host_site"])
+    return {
+        "title": session["title"], "host_site": f"{host['site']}/{host['room']}",
+        "sites": [f"{s['site']}/{s['room']}" for s in session["sites"] if s["site"] != session["host_site"]],
+        "start": session["start"], "end": session["end"], "profile": session["profile"], "plan": session["plan"],
+        "recurrence": session["recurrence"], "record": session["record"],
+    }
+
+
+async def patch_session(request: web.Request) -> web.Response:
+    user = require(request, *WRITERS)
+    raw = await read_json(request)
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid_body", "the change must be a JSON object")
+    try:
+        patch = BookingPatch.model_validate(raw)
+    except ValidationError as exc:
+        raise FormError(validation_detail(exc)) from None
+    session = await _session_for(request, user)
+    if not _may_edit(user, session):
+        raise ApiError(403, "forbidden", "only the session's organizer or an admin may change it")
+    merged = _as_body(session)
+    changes = patch.model_dump(exclude_unset=True)
+    if "sites" in changes or "host_site" in changes:
+        # New participants choose free rooms again unless pinned.
+        merged["host_site"] = changes.get("host_site", session["host_site"])
+    merged.update(changes)
+    body = BookingBody.model_validate(merged)
+    req, meta = to_request(body, _now())
+    out = await run_db(request.app, request.app[BOOKINGS].update, session["id"], req, meta)
+    if not isinstance(out.decision, Accepted):
+        return web.json_response(decision_view(out, meta), status=409)
+    return web.json_response(out.session)
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    user = require(request, *WRITERS)
+    session = await _session_for(request, user)
+    if not _may_edit(user, session):
+        raise ApiError(403, "forbidden", "only the session's organizer or an admin may cancel it")
+    return web.json_response(await run_db(request.app, request.app[BOOKINGS].cancel, session["id"]))
+
+
+def query_instant(request: web.Request, name: str) -> datetime | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return parse_instant(value, name)
+    except Exception:
+        raise ApiError(400, "invalid_query", f"{name}={value!r} must be ISO 8601 with an offset") from None
+
+
+def query_time(request: web.Request, name: str) -> int | None:
+    t = query_instant(request, name)
+    return None if t is None else int(t.timestamp())
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    user = require(request)
+    site = request.query.get("site") or None
+    if user.role is Role.TECHNICIAN:
+        if site not in (None, user.site):
+            raise ApiError(403, "forbidden", f"a technician sees the sessions of site {user.site} only")
+        site = user.site
+    start, end = query_time(request, "from"), query_time(request, "to")
+    if start is not None and end is not None and end <= start:
+        raise ApiError(400, "invalid_query", "to must be after from")
+    rows = await run_db(request.app, request.app[BOOKINGS].list, start, end, site,
+                        request.query.get("include_cancelled") == "true")
+    return web.json_response({"sessions": rows})
+
+
+REFUSED = "admission refused: {error, violations, alternatives}"
+routes = [
+    Route("POST", "/api/sessions", book, "Book a session (admission applied atomically)", ("organizer", "admin"),
+          BookingBody, {201: "the booked session with its media plan", 409: REFUSED, 422: "invalid booking"}),
+    Route("POST", "/api/sessions/check", check, "Dry run: the decision a booking would get now", ("organizer", "admin"),
+          BookingBody, {200: "{decision: accepted|refused, media_plan | violations, alternatives}"}),
+    Route("GET", "/api/sessions", list_sessions, "Sessions overlapping a window, optionally at one site",
+          responses={200: "{sessions: [...]}"},
+          query=(("from", "ISO 8601 with offset"), ("to", "ISO 8601 with offset"), ("site", "site id"),
+                 ("include_cancelled", "true to include cancelled sessions"))),
+    Route("GET", "/api/sessions/{id}", get_session, "One session", responses={200: "the session", 404: "unknown id"}),
+    Route("PATCH", "/api/sessions/{id}", patch_session, "Change a session; it is admitted again",
+          ("organizer", "admin"), BookingPatch, {200: "the changed session", 409: REFUSED}),
+    Route("DELETE", "/api/sessions/{id}", delete_session, "Cancel a session and free its reservations",
+          ("organizer", "admin"), responses={200: "the cancelled session"}),
+]

@@ -1,0 +1,75 @@
+"""The aiohttp application: routes, middlewares, and the resources it owns."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from confctl.api import calendar, network, people, sessions
+from confctl.api.openapi import openapi_route
+from confctl.api.route import Route
+from confctl.auth import auth_middleware
+from confctl.config import Settings
+from confctl.errors import error_middleware
+from confctl.keys import BOOKINGS, DB_EXECUTOR, SETTINGS, USER_STORE, run_db
+from rooms.store.bookings import BookingStore
+from rooms.store.engine import make_engine
+from rooms.store.migrate import upgrade
+from rooms.store.users import UserStore
+from rooms.topology import load_topology_file
+
+log = logging.getLogger("confctl")
+PAGES = Path(__file__).parent / "pages"
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def home(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/book")
+
+
+async def book_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(PAGES / "book.html")
+
+
+def all_routes() -> list[Route]:
+    routes: list[Route] = []
+    # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
+    for module in (calendar, sessions, network, people):
+        routes.extend(module.routes)
+    routes.append(Route("GET", "/api/health", health, "Liveness", ("public",)))
+    routes.append(openapi_route(routes))
+    return routes
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[DB_EXECUTOR] = ThreadPoolExecutor(settings.db_threads, thread_name_prefix="confctl-db")
+    engine = make_engine(settings.db_url)
+    await run_db(app, upgrade, engine)
+    app[BOOKINGS] = BookingStore(engine, horizon_s=settings.horizon_days * 86400)
+    app[USER_STORE] = UserStore(engine)
+    if settings.topology_file is not None and not await run_db(app, app[BOOKINGS].has_topology):
+        topo = load_topology_file(settings.topology_file)
+        await run_db(app, app[BOOKINGS].set_topology, topo)
+        log.info("loaded topology %s (%d sites)", settings.topology_file, len(topo.sites))
+    yield
+    app[DB_EXECUTOR].shutdown(wait=True)
+    engine.dispose()
+
+
+def make_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=1_000_000)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_database)
+    for r in all_routes():
+        app.router.add_route(r.method, r.path, r.handler)
+    app.router.add_get("/", home)
+    app.router.add_get("/book", book_page)
+    app.router.add_static("/static", PAGES)
+    return app

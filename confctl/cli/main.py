@@ -1,0 +1,237 @@
+"""`confctl`: serve, users, topology, book, sessions, capacity, db.
+
+Every command that touches data takes --db URL. Errors print one clear line
+to stderr and exit non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from confctl.config import DEFAULT_DB_URL, Settings
+from rooms.admission import Accepted, RequestError
+from rooms.booking_form import BookingBody, FormError, to_request
+from rooms.capacity import capacity, format_capacity
+from rooms.ids import PlanKind, SiteId
+from rooms.store.bookings import BookingStore, NoTopology, NotFound, SessionCancelled
+from rooms.store.engine import DatabaseUrlError, make_engine
+from rooms.store.migrate import upgrade
+from rooms.store.users import Role, UserError, UserStore
+from rooms.topology import Topology, TopologyError, demo_topology_path, load_topology_file
+
+
+class CliError(Exception):
+    pass
+
+
+def _store(args: argparse.Namespace, need_topology: bool = True) -> BookingStore:
+    engine = make_engine(args.db)
+    upgrade(engine)
+    store = BookingStore(engine)
+    if need_topology and not store.has_topology():
+        store.set_topology(load_topology_file(demo_topology_path()))
+    return store
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from confctl.app import make_app
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.topology:
+        load_topology_file(args.topology)  # fail fast on a bad file, before binding
+    settings = Settings(db_url=args.db, topology_file=args.topology or demo_topology_path(), host=args.host, port=args.port)
+    print(f"confctl serving on http://{args.host}:{args.port}/  (database {args.db})", flush=True)
+    web.run_app(make_app(settings), host=args.host, port=args.port, print=None)
+
+
+def cmd_users_add(args: argparse.Namespace) -> None:
+    store = _store(args)
+    users = UserStore(store.engine)
+    user, token = users.add(args.name, Role(args.role), SiteId(args.site) if args.site else None, set(store.topology().sites))
+    print(f"created {user.role.value} {user.name} ({user.id}){' at ' + user.site if user.site else ''}")
+    print(token)
+
+
+def cmd_users_list(args: argparse.Namespace) -> None:
+    for u in UserStore(_store(args).engine).list():
+        print(f"{u.id}  {u.name:<20} {u.role.value:<11} {u.site or ''}")
+
+
+def print_tree(topo: Topology) -> None:
+    def walk(site: SiteId, depth: int) -> None:
+        s = topo.sites[site]
+        link = topo.links.get(site)  # type: ignore[call-overload]
+        rate = f"  [{link.rate_kbps / 1000:g} Mbit/s, admits {link.limit_kbps / 1000:g}]" if link else ""
+        node = "  (media node)" if any(n.site == site for n in topo.nodes.values()) else ""
+        print(f"{'  ' * depth}{s.id}  {s.name}{rate}{node}  rooms: {', '.join(r.id for r in s.rooms)}")
+        for c in topo.children[site]:
+            walk(c, depth + 1)
+    print(f"{topo.name or topo.network}: {len(topo.sites)} sites, {len(topo.links)} links, {len(topo.nodes)} media nodes")
+    walk(topo.root, 0)
+
+
+def cmd_topology_show(args: argparse.Namespace) -> None:
+    topo = load_topology_file(args.file) if args.file else _store(args).topology()
+    print_tree(topo)
+
+
+def cmd_topology_load(args: argparse.Namespace) -> None:
+    topo = load_topology_file(args.file)
+    change = _store(args, need_topology=False).set_topology(topo)
+    if not change.applied:
+        lines = [f"  {b['session']} {b['title']!r}: {b['reason']}" for b in change.broken]
+        raise CliError(f"refused: {len(change.broken)} future session(s) would no longer fit:\n" + "\n".join(lines))
+    print(f"loaded {args.file}: {len(topo.sites)} sites, {len(topo.links)} links (topology version {change.version})")
+
+
+def cmd_book(args: argparse.Namespace) -> None:
+    try:
+        body = BookingBody(title=args.title, host_site=args.host, sites=args.site or [], start=args.start, end=args.end,
+                           profile=args.profile, plan=args.plan, recurrence=args.recurrence, record=args.record)
+    except Exception as exc:
+        raise CliError(str(exc)) from None
+    req, meta = to_request(body, datetime.now(timezone.utc))
+    store = _store(args)
+    out = store.check(req) if args.dry_run else store.book(req, meta, args.organizer)
+    from confctl.api.views import decision_view
+    view = decision_view(out, meta)
+    if args.json:
+        print(json.dumps(out.session or view, indent=2, ensure_ascii=False))
+    elif isinstance(out.decision, Accepted):
+        print(f"{'fits' if args.dry_run else 'booked ' + out.session['id']}: {body.title}")  # type: ignore[index]
+        for l in view["media_plan"]["links"]:
+            print(f"  {l['link']:<16} up {l['up_kbps']:>6} down {l['down_kbps']:>6} of {l['limit_kbps']} kbit/s")
+    else:
+        print("refused:")
+        for v in view["violations"]:
+            where = f"link {v['link']} {v['direction']} ({v['from']} -> {v['to']})" if v["kind"] == "link" else \
+                f"room {v.get('site')}/{v.get('room')}" if v["kind"] == "room" else f"media node {v.get('node')}"
+            extra = f": needs {v['demand_kbps']} kbit/s, {v['available_kbps']} free" if v["kind"] == "link" else ""
+            print(f"  {where} {v['start']} .. {v['end']}{extra}")
+        for a in view["alternatives"]:
+            print("  would fit: " + ", ".join(f"{k}={v}" for k, v in a.items()))
+    if not isinstance(out.decision, Accepted):
+        sys.exit(3)
+
+
+def cmd_sessions_list(args: argparse.Namespace) -> None:
+    from confctl.api.sessions import parse_instant
+    start = int(parse_instant(args.from_, "--from").timestamp()) if args.from_ else None
+    end = int(parse_instant(args.to, "--to").timestamp()) if args.to else None
+    rows = _store(args).list(start, end, args.site)
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for s in rows:
+        sites = ",".join(x["site"] for x in s["sites"])
+        print(f"{s['id']}  {s['start']} .. {s['end'][11:]}  {s['profile']:<6} {s['plan']:<7} {s['title']}  [{sites}]")
+    print(f"{len(rows)} session(s)")
+
+
+def cmd_capacity(args: argparse.Namespace) -> None:
+    topo = load_topology_file(args.topology) if args.topology else _store(args).topology()
+    if args.profile and topo.profile(args.profile) is None:
+        raise CliError(f"unknown profile {args.profile!r}; known: {[p.name for p in topo.profiles]}")
+    rows = capacity(topo, [args.profile] if args.profile else None, [PlanKind(args.plan)] if args.plan else None,
+                    args.sites_below)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+    else:
+        print(format_capacity(rows))
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> None:
+    upgrade(make_engine(args.db))
+    print(f"{args.db}: schema up to date")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="confctl", description="Book and run HD video conferences across the province.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], None], help: str, parent: Any = sub, db: bool = True) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help, description=help)
+        if db:
+            sp.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    s = add("serve", cmd_serve, "run the control plane (API, pages)")
+    s.add_argument("--topology", help="topology file loaded if the database has none (default: the demo network)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+
+    users = sub.add_parser("users", help="users and roles").add_subparsers(dest="users_cmd", required=True)
+    s = add("add", cmd_users_add, "create a user; prints its token as the last line", users)
+    s.add_argument("name")
+    s.add_argument("--role", required=True, choices=[r.value for r in Role])
+    s.add_argument("--site", help="the site a technician is bound to")
+    add("list", cmd_users_list, "list users", users)
+
+    topo = sub.add_parser("topology", help="the network").add_subparsers(dest="topology_cmd", required=True)
+    s = add("show", cmd_topology_show, "print the site tree with link rates", topo)
+    s.add_argument("file", nargs="?", help="show this file instead of the database's topology")
+    s = add("load", cmd_topology_load, "replace the topology (refused while future bookings would break)", topo)
+    s.add_argument("file")
+
+    s = add("book", cmd_book, "book a session (exit 3 when refused)")
+    s.add_argument("--title", required=True)
+    s.add_argument("--host", required=True, help="host site (site or site/room)")
+    s.add_argument("--site", action="append", help="a participating site or site/room; repeat")
+    s.add_argument("--start", required=True, help="ISO 8601 with offset")
+    s.add_argument("--end", required=True, help="ISO 8601 with offset")
+    s.add_argument("--profile", default="hd720")
+    s.add_argument("--plan", default="cascade", choices=["cascade", "central"])
+    s.add_argument("--recurrence", help="RRULE with COUNT or UNTIL")
+    s.add_argument("--record", action="store_true")
+    s.add_argument("--organizer", default="cli", help="user id recorded as organizer")
+    s.add_argument("--dry-run", action="store_true", help="only show the decision")
+    s.add_argument("--json", action="store_true")
+
+    sessions = sub.add_parser("sessions", help="booked sessions").add_subparsers(dest="sessions_cmd", required=True)
+    s = add("list", cmd_sessions_list, "list booked sessions", sessions)
+    s.add_argument("--from", dest="from_")
+    s.add_argument("--to")
+    s.add_argument("--site")
+    s.add_argument("--json", action="store_true")
+
+    s = add("capacity", cmd_capacity, "concurrent sessions each link class admits, and which direction binds")
+    s.add_argument("--profile")
+    s.add_argument("--plan", choices=["central", "cascade"])
+    s.add_argument("--sites-below", type=int, default=1, help="participants beneath each link in a session")
+    s.add_argument("--topology", help="a topology file instead of the database's")
+    s.add_argument("--json", action="store_true")
+
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_cmd", required=True)
+    add("upgrade", cmd_db_upgrade, "apply migrations", db)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except BrokenPipeError:  # `confctl ... | head`
+        sys.stderr.close()
+        sys.exit(0)
+    except (CliError, TopologyError, RequestError, UserError, DatabaseUrlError, NotFound, NoTopology,
+            SessionCancelled, ValueError) as exc:
+        detail = exc.detail if isinstance(exc, RequestError) and not isinstance(exc, FormError) else str(exc)
+        if isinstance(exc, TopologyError):
+            detail = "invalid topology:\n  " + "\n  ".join(exc.problems)
+        print(f"confctl: {detail}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:  # database unreachable and the like: one line, not a traceback
+        if type(exc).__module__.startswith("sqlalchemy"):
+            print(f"confctl: database error: {str(exc).splitlines()[0]}", file=sys.stderr)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Service settings, with the defaults `confctl serve` uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rooms.topology import demo_topology_path
+
+DEFAULT_DB_URL = "sqlite:///var/confctl.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = DEFAULT_DB_URL
+    topology_file: Path | None = field(default_factory=demo_topology_path)  # loaded if the database has none
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db_threads: int = 8
+    horizon_days: int = 7

@@ -1,0 +1,26 @@
+"""Typed keys of the aiohttp app, and the executor that keeps database work off the event loop."""
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+from aiohttp import web
+
+from confctl.config import Settings
+from rooms.store.bookings import BookingStore
+from rooms.store.users import UserStore
+
+T = TypeVar("T")
+
+SETTINGS = web.AppKey("settings", Settings)
+BOOKINGS = web.AppKey("bookings", BookingStore)
+USER_STORE = web.AppKey("users", UserStore)
+DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)
+
+
+async def run_db(app: web.Application, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking store call on the app's database threads."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(app[DB_EXECUTOR], functools.partial(fn, *args, **kwargs))

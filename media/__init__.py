@@ -1,0 +1,1 @@
+"""Media plane (aiortc SFU legs, recording, figures): built by the media issue."""

@@ -1,0 +1,243 @@
+"""Admission control: a pure function of (topology, existing reservations, request).
+
+`evaluate` answers accept-with-plan or the full list of violated constraints;
+`alternatives` searches what would fit instead. The store loads reservations,
+locks, and commits around these; nothing here does I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rooms.ids import Direction, LinkId, NodeId, PlanKind, RoomId, SiteId
+from rooms.plan import MediaPlan, media_plan
+from rooms.timeline import Booked, Intervals, excess
+from rooms.topology import Topology
+
+DEFAULT_HORIZON_S = 7 * 24 * 3600
+MAX_SHIFT_TRIALS = 2000
+
+
+class RequestError(ValueError):
+    """The request itself is wrong (unknown site, room, profile): not a capacity question."""
+
+    def __init__(self, code: str, detail: str):
+        self.code = code
+        self.detail = detail
+        super().__init__(detail)
+
+
+@dataclass(frozen=True)
+class SiteChoice:
+    site: SiteId
+    room: RoomId | None = None  # None: any free room at the site
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    host_site: SiteId
+    sites: tuple[SiteChoice, ...]
+    occurrences: tuple[Occurrence, ...]
+    profile: str
+    plan: PlanKind
+
+    @property
+    def site_ids(self) -> list[SiteId]:
+        return [c.site for c in self.sites]
+
+    def shifted(self, delta: int) -> "BookingRequest":
+        return replace(self, occurrences=tuple(Occurrence(o.start + delta, o.end + delta) for o in self.occurrences))
+
+
+@dataclass
+class Existing:
+    """Reservations already held, by resource."""
+
+    links: dict[tuple[LinkId, Direction], Intervals] = field(default_factory=dict)
+    rooms: dict[tuple[SiteId, RoomId], Intervals] = field(default_factory=dict)
+    nodes: dict[NodeId, Intervals] = field(default_factory=dict)
+
+    def link(self, link: LinkId, d: Direction) -> Intervals:
+        return self.links.get((link, d)) or Intervals()
+
+    def room(self, site: SiteId, room: RoomId) -> Intervals:
+        return self.rooms.get((site, room)) or Intervals()
+
+    def node(self, node: NodeId) -> Intervals:
+        return self.nodes.get(node) or Intervals()
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str  # "link" | "room" | "media_node"
+    occurrence_start: int
+    start: int  # the part of the occurrence where the constraint is broken
+    end: int
+    link: LinkId | None = None
+    direction: Direction | None = None
+    demand_kbps: int | None = None
+    available_kbps: int | None = None
+    limit_kbps: int | None = None
+    site: SiteId | None = None
+    room: RoomId | None = None
+    conflicting_sessions: tuple[str, ...] = ()
+    node: NodeId | None = None
+    demand_legs: int | None = None
+    available_legs: int | None = None
+
+    def to_dict(self, topo: Topology) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind, "occurrence_start": self.occurrence_start,
+                             "start": self.start, "end": self.end}
+        if self.kind == "link" and self.link is not None and self.direction is not None:
+            l = topo.links[self.link]
+            d.update(link=self.link, direction=self.direction.value,
+                     **{"from": l.child if self.direction is Direction.UP else l.parent,
+                        "to": l.parent if self.direction is Direction.UP else l.child},
+                     demand_kbps=self.demand_kbps, available_kbps=self.available_kbps,
+                     limit_kbps=self.limit_kbps, rate_kbps=l.rate_kbps)
+        elif self.kind == "room":
+            d.update(site=self.site, room=self.room, conflicting_sessions=list(self.conflicting_sessions))
+        else:
+            d.update(node=self.node, demand_legs=self.demand_legs, available_legs=self.available_legs)
+        return d
+
+
+@dataclass(frozen=True)
+class Accepted:
+    plan: MediaPlan
+    rooms: dict[SiteId, RoomId]
+    occurrences: tuple[Occurrence, ...]
+
+
+@dataclass(frozen=True)
+class Alternative:
+    profile: str | None = None
+    plan: PlanKind | None = None
+    shift_s: int | None = None  # move every occurrence by this much
+
+
+@dataclass(frozen=True)
+class Refused:
+    violations: tuple[Violation, ...]
+    alternatives: tuple[Alternative, ...] = ()
+
+
+def normalise(topo: Topology, req: BookingRequest) -> BookingRequest:
+    """Check names against the topology; put the host first and include it."""
+    if topo.profile(req.profile) is None:
+        raise RequestError("unknown_profile", f"unknown profile {req.profile!r}; known: {[p.name for p in topo.profiles]}")
+    if req.host_site not in topo.sites:
+        raise RequestError("unknown_site", f"host_site {req.host_site!r} is not a site of the topology")
+    seen: dict[SiteId, SiteChoice] = {}
+    for c in req.sites:
+        site = topo.sites.get(c.site)
+        if site is None:
+            raise RequestError("unknown_site", f"site {c.site!r} is not a site of the topology")
+        if c.room is not None and all(r.id != c.room for r in site.rooms):
+            raise RequestError("unknown_room", f"site {c.site} has no room {c.room!r}; rooms: {[r.id for r in site.rooms]}")
+        prior = seen.get(c.site)
+        if prior is not None and prior.room and c.room and prior.room != c.room:
+            raise RequestError("duplicate_site", f"site {c.site} is listed twice with different rooms")
+        if prior is None or prior.room is None:
+            seen[c.site] = c  # a pinned room wins over "any room"
+    host = seen.pop(req.host_site, SiteChoice(req.host_site))
+    if not req.occurrences:
+        raise RequestError("no_occurrences", "the request has no occurrence to book")
+    occ = sorted(req.occurrences, key=lambda o: o.start)
+    for a, b in zip(occ, occ[1:]):
+        if b.start < a.end:
+            raise RequestError("overlapping_occurrences", "occurrences of the series overlap each other")
+    return replace(req, sites=(host, *seen.values()), occurrences=tuple(occ))
+
+
+def evaluate(topo: Topology, existing: Existing, req: BookingRequest) -> Accepted | Refused:
+    """Every constraint of every occurrence; `req` must be normalised."""
+    profile = topo.profile(req.profile)
+    assert profile is not None  # normalise() checked it; programming error otherwise
+    plan = media_plan(topo, profile, req.plan, req.site_ids)
+    violations: list[Violation] = []
+    rooms: dict[SiteId, RoomId] = {}
+    for choice in req.sites:
+        candidates = [choice.room] if choice.room else [r.id for r in topo.sites[choice.site].rooms]
+        conflicts: dict[RoomId, list[tuple[Occurrence, list[Booked]]]] = {}
+        for room in candidates:
+            clashes = [(o, hits) for o in req.occurrences if (hits := existing.room(choice.site, room).overlapping(o.start, o.end))]
+            if not clashes:
+                rooms[choice.site] = room
+                break
+            conflicts[room] = clashes
+        else:
+            for room, clashes in conflicts.items():
+                for o, hits in clashes:
+                    violations.append(Violation(
+                        "room", o.start, max(o.start, min(h.start for h in hits)), min(o.end, max(h.end for h in hits)),
+                        site=choice.site, room=room, conflicting_sessions=tuple(sorted({h.session for h in hits}))))
+    for o in req.occurrences:
+        for load in plan.loads:
+            link = topo.links[load.link]
+            threshold = link.limit_kbps - load.kbps
+            ex = excess(existing.link(load.link, load.direction).overlapping(o.start, o.end), o.start, o.end, threshold)
+            if ex.over_start is not None or threshold < 0:
+                whole = threshold < 0 or ex.over_end is None  # the session alone is too big
+                violations.append(Violation(
+                    "link", o.start, o.start if whole else ex.over_start, o.end if whole else ex.over_end,
+                    link=load.link, direction=load.direction, demand_kbps=load.kbps,
+                    available_kbps=max(0, link.limit_kbps - ex.peak), limit_kbps=link.limit_kbps))
+        for node_id, legs in plan.node_legs.items():
+            cap = topo.nodes[node_id].capacity_legs
+            ex = excess(existing.node(node_id).overlapping(o.start, o.end), o.start, o.end, cap - legs)
+            if ex.over_start is not None or legs > cap:
+                whole = legs > cap or ex.over_end is None
+                violations.append(Violation(
+                    "media_node", o.start, o.start if whole else ex.over_start, o.end if whole else ex.over_end,
+                    node=node_id, demand_legs=legs, available_legs=max(0, cap - ex.peak)))
+    if violations:
+        return Refused(tuple(violations))
+    return Accepted(plan, rooms, req.occurrences)
+
+
+def alternatives(topo: Topology, existing: Existing, req: BookingRequest, horizon_s: int = DEFAULT_HORIZON_S) -> tuple[Alternative, ...]:
+    """What would fit instead: a lower profile, the other plan, the earliest later start.
+
+    `existing` must cover every occurrence extended by the horizon.
+    """
+    out: list[Alternative] = []
+    names = [p.name for p in topo.profiles]
+    for name in names[names.index(req.profile) + 1:]:
+        if isinstance(evaluate(topo, existing, replace(req, profile=name)), Accepted):
+            out.append(Alternative(profile=name, plan=req.plan))
+            break
+    other = PlanKind.CENTRAL if req.plan is PlanKind.CASCADE else PlanKind.CASCADE
+    if isinstance(evaluate(topo, existing, replace(req, plan=other)), Accepted):
+        out.append(Alternative(profile=req.profile, plan=other))
+    shift = earliest_shift(topo, existing, req, horizon_s)
+    if shift is not None:
+        out.append(Alternative(shift_s=shift))
+    return tuple(out)
+
+
+def earliest_shift(topo: Topology, existing: Existing, req: BookingRequest, horizon_s: int) -> int | None:
+    """Smallest delay (≤ horizon) that makes every occurrence fit with the same profile and plan.
+
+    Fitness only improves when a window's start passes the end of some held
+    reservation, so those ends are the only candidates worth trying.
+    """
+    resources: list[Intervals] = [*existing.links.values(), *existing.nodes.values()]
+    resources += [existing.room(c.site, r.id) for c in req.sites for r in topo.sites[c.site].rooms]
+    deltas: set[int] = set()
+    for o in req.occurrences:
+        for iv in resources:
+            for b in iv.overlapping(o.start, o.start + horizon_s + (o.end - o.start)):
+                d = b.end - o.start
+                if 0 < d <= horizon_s:
+                    deltas.add(d)
+    for d in sorted(deltas)[:MAX_SHIFT_TRIALS]:
+        if isinstance(evaluate(topo, existing, req.shifted(d)), Accepted):
+            return d
+    return None

@@ -1,0 +1,95 @@
+"""A booking as organizers write it (JSON body, CLI flags) -> a BookingRequest.
+
+Validation of shape and types lives here, shared by the API and the CLI;
+names are checked against the topology by `admission.normalise`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rooms.admission import BookingRequest, RequestError, SiteChoice
+from rooms.ids import PlanKind, RoomId, SiteId
+from rooms.recurrence import expand, offset_minutes, parse_instant
+
+
+class BookingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+    host_site: str = Field(min_length=1, max_length=100)
+    sites: list[str] = Field(default_factory=list, max_length=200, description="site ids, or site/room to pin a room; the host is always included")
+    start: str = Field(description="ISO 8601 with offset, e.g. 2026-12-01T09:00:00+08:00")
+    end: str = Field(description="ISO 8601 with offset")
+    profile: str = Field(default="hd720", description="hd1080 | hd720 | sd | audio (the topology's profiles)")
+    plan: Literal["cascade", "central"] = "cascade"
+    recurrence: Optional[str] = Field(default=None, max_length=500, description="RFC 5545 RRULE with COUNT or UNTIL")
+    record: bool = False
+
+
+class BookingPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    host_site: Optional[str] = Field(default=None, min_length=1, max_length=100)
+    sites: Optional[list[str]] = Field(default=None, max_length=200)
+    start: Optional[str] = None
+    end: Optional[str] = None
+    profile: Optional[str] = None
+    plan: Optional[Literal["cascade", "central"]] = None
+    recurrence: Optional[str] = Field(default=None, max_length=500)
+    record: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class SessionMeta:
+    title: str
+    tz_offset_min: int
+    recurrence: str | None
+    record: bool
+    start_iso: str
+    end_iso: str
+
+
+def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
+
+
+def parse_body(raw: Any) -> BookingBody:
+    if not isinstance(raw, dict):
+        raise RequestError("invalid_body", "the booking must be a JSON object")
+    try:
+        return BookingBody.model_validate(raw)
+    except ValidationError as exc:
+        raise FormError(validation_detail(exc)) from None
+
+
+class FormError(RequestError):
+    def __init__(self, problems: list[dict[str, Any]]):
+        super().__init__("invalid_body", "; ".join(f"{p['field']}: {p['problem']}" for p in problems))
+        self.problems = problems
+
+
+def site_choice(token: str) -> SiteChoice:
+    site, sep, room = token.partition("/")
+    if not site or (sep and not room):
+        raise RequestError("invalid_site", f"{token!r}: give a site id or site/room")
+    return SiteChoice(SiteId(site), RoomId(room) if room else None)
+
+
+def to_request(body: BookingBody, now: datetime) -> tuple[BookingRequest, SessionMeta]:
+    start = parse_instant(body.start, "start")
+    end = parse_instant(body.end, "end")
+    occurrences = expand(start, end, body.recurrence, now)
+    host = site_choice(body.host_site)  # the host may pin its room too: "jl/emergency"
+    req = BookingRequest(
+        host_site=host.site,
+        sites=(host, *(site_choice(s) for s in body.sites)),
+        occurrences=occurrences,
+        profile=body.profile,
+        plan=PlanKind(body.plan),
+    )
+    meta = SessionMeta(body.title, offset_minutes(start), body.recurrence or None, body.record,
+                       start.isoformat(), end.isoformat())
+    return req, meta

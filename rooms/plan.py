@@ -1,0 +1,131 @@
+"""Media plans: which node each site attaches to and what crosses every link.
+
+Pure functions of (topology, profile, plan kind, participants). Loads are the
+worst case over who speaks: every site receives the program (up to
+PROGRAM_VIDEO_STREAMS video streams from other sites plus one audio stream)
+and sends one main stream.
+
+- central: one node at the root; each participant's legs cross every link on
+  its path, so a link carries the sum of the send/receive streams of the
+  participants below it.
+- cascade: a node per prefecture (topology `cascade_levels`) plus the root; a
+  participant's own leg crosses only the links up to its node; between nodes a
+  link carries at most the program's streams each way, and only when there are
+  participants on both sides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from rooms.ids import Direction, LinkId, NodeId, PlanKind, SiteId
+from rooms.profiles import MediaProfile
+from rooms.topology import PROGRAM_VIDEO_STREAMS, Topology
+
+
+@dataclass(frozen=True)
+class LinkLoad:
+    link: LinkId
+    direction: Direction
+    kbps: int
+    streams: str  # human summary, e.g. "2 video + 1 audio"
+
+
+@dataclass(frozen=True)
+class MediaPlan:
+    kind: PlanKind
+    profile: str
+    attachments: dict[SiteId, NodeId]
+    loads: tuple[LinkLoad, ...]
+    node_legs: dict[NodeId, int]
+
+    def load(self, link: LinkId, direction: Direction) -> int:
+        return sum(x.kbps for x in self.loads if x.link == link and x.direction == direction)
+
+    def to_dict(self, topology: Topology) -> dict[str, Any]:
+        by_link: dict[LinkId, dict[str, Any]] = {}
+        for x in self.loads:
+            link = topology.links[x.link]
+            row = by_link.setdefault(x.link, {
+                "link": x.link, "from": link.child, "to": link.parent,
+                "rate_kbps": link.rate_kbps, "limit_kbps": link.limit_kbps,
+                "up_kbps": 0, "down_kbps": 0, "up_streams": "", "down_streams": "",
+            })
+            row[f"{x.direction.value}_kbps"] = x.kbps
+            row[f"{x.direction.value}_streams"] = x.streams
+        return {
+            "kind": self.kind.value,
+            "profile": self.profile,
+            "attachments": dict(self.attachments),
+            "links": list(by_link.values()),
+            "node_legs": dict(self.node_legs),
+        }
+
+
+@dataclass(frozen=True)
+class _Streams:
+    video: int = 0
+    audio: int = 0
+
+    def __add__(self, other: "_Streams") -> "_Streams":
+        return _Streams(self.video + other.video, self.audio + other.audio)
+
+    def kbps(self, p: MediaProfile) -> int:
+        return self.video * p.video_stream_kbps + self.audio * p.audio_stream_kbps
+
+    def describe(self) -> str:
+        parts = [f"{self.video} video"] if self.video else []
+        if self.audio:
+            parts.append(f"{self.audio} audio")
+        return " + ".join(parts)
+
+
+def _send(p: MediaProfile) -> _Streams:
+    return _Streams(1 if p.has_video else 0, 1)
+
+
+def _program_from(senders: int, p: MediaProfile) -> _Streams:
+    """What a receiver gets when `senders` other sites could be on the program."""
+    if senders <= 0:
+        return _Streams()
+    return _Streams(min(PROGRAM_VIDEO_STREAMS, senders) if p.has_video else 0, 1)
+
+
+def media_plan(topo: Topology, profile: MediaProfile, kind: PlanKind, sites: Iterable[SiteId]) -> MediaPlan:
+    participants = list(dict.fromkeys(sites))
+    n = len(participants)
+    if kind is PlanKind.CENTRAL:
+        root = topo.root_node()
+        attach = {s: root for s in participants}
+    else:
+        attach = {s: topo.cascade_node(s) for s in participants}
+    node_site = {nid: node.site for nid, node in topo.nodes.items()}
+    legs: dict[NodeId, int] = {}
+    for s in participants:
+        legs[attach[s]] = legs.get(attach[s], 0) + 1
+
+    links = sorted({l for s in participants for l in topo.path(s)}, key=lambda l: (len(topo.path(topo.links[l].child)), l))
+    loads: list[LinkLoad] = []
+    for lid in links:
+        child = topo.links[lid].child
+        inside = [s for s in participants if topo.in_subtree(s, child)]
+        # A participant whose node is above this link has its own leg across it.
+        own_legs = [s for s in inside if not topo.in_subtree(node_site[attach[s]], child)]
+        grouped = len(inside) - len(own_legs)
+        up = _Streams()
+        down = _Streams()
+        for _ in own_legs:
+            up = up + _send(profile)
+            down = down + _program_from(n - 1, profile)
+        beyond = n - grouped  # participants on the far side of this link's node group
+        if grouped and beyond:
+            up = up + _program_from(grouped, profile)
+            down = down + _program_from(beyond, profile)
+            top = topo.cascade_node(child)
+            parent_node = topo.cascade_node(topo.links[lid].parent)
+            legs[top] = legs.get(top, 0) + 1
+            legs[parent_node] = legs.get(parent_node, 0) + 1
+        for direction, streams in ((Direction.UP, up), (Direction.DOWN, down)):
+            if streams.kbps(profile):
+                loads.append(LinkLoad(lid, direction, streams.kbps(profile), streams.describe()))
+    return MediaPlan(kind, profile.name, attach, tuple(loads), legs)

@@ -1,0 +1,76 @@
+"""One engine factory for SQLite and PostgreSQL, and the write lock each needs.
+
+Admission reads the reservations and then writes; two writers must never
+interleave. SQLite: `BEGIN IMMEDIATE` takes the database write lock at the
+start. PostgreSQL: a transaction-scoped advisory lock serialises bookings
+across every control-plane instance sharing the database.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+BOOKING_LOCK_KEY = 0x636F6E66  # "conf"
+
+
+class DatabaseUrlError(ValueError):
+    pass
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        u = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with no common base worth naming
+        raise DatabaseUrlError(f"not a database URL: {url!r} ({exc})") from None
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(u, connect_args={"check_same_thread": False, "timeout": 60})
+        _sqlite_setup(engine)
+        return engine
+    if u.get_backend_name() == "postgresql":
+        return create_engine(u, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    raise DatabaseUrlError(f"unsupported database {u.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event choose the BEGIN
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: an accepted booking survives power loss, not only a process crash.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("write_lock") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the booking lock from its first statement to commit."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(write_lock=True)
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": BOOKING_LOCK_KEY})
+            yield conn
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn

@@ -1,0 +1,80 @@
+"""Tables. Times are epoch seconds (int): one representation on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import BigInteger, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+class TopologyRow(SQLModel, table=True):
+    __tablename__ = "topology"
+    id: int = Field(default=1, primary_key=True)
+    version: int
+    doc: str = Field(sa_column=Column(Text, nullable=False))  # the topology document as JSON
+    loaded_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class SessionRow(SQLModel, table=True):
+    __tablename__ = "session"
+    id: str = Field(primary_key=True, max_length=40)
+    title: str = Field(max_length=200)
+    host_site: str = Field(max_length=100)
+    profile: str = Field(max_length=40)
+    plan: str = Field(max_length=20)
+    start: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    end: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_end: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))  # end of the last occurrence
+    tz_offset_min: int
+    recurrence: Optional[str] = Field(default=None, max_length=500)
+    record: bool = False
+    organizer_id: str = Field(max_length=40, index=True)
+    status: str = Field(max_length=20, index=True)  # booked | cancelled
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sites_json: str = Field(sa_column=Column(Text, nullable=False))  # [{"site":..,"room":..}], host first
+    plan_json: str = Field(sa_column=Column(Text, nullable=False))  # MediaPlan.to_dict()
+    occurrences_json: str = Field(sa_column=Column(Text, nullable=False))  # [[start, end], ...]
+
+
+class LinkReservation(SQLModel, table=True):
+    __tablename__ = "link_reservation"
+    __table_args__ = (Index("ix_link_reservation_link_start", "link_id", "direction", "start"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    session_id: str = Field(max_length=40, index=True)
+    link_id: str = Field(max_length=100)
+    direction: str = Field(max_length=4)
+    start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kbps: int
+
+
+class RoomReservation(SQLModel, table=True):
+    __tablename__ = "room_reservation"
+    __table_args__ = (Index("ix_room_reservation_site_start", "site_id", "start"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    session_id: str = Field(max_length=40, index=True)
+    site_id: str = Field(max_length=100)
+    room_id: str = Field(max_length=100)
+    start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class NodeReservation(SQLModel, table=True):
+    __tablename__ = "node_reservation"
+    __table_args__ = (Index("ix_node_reservation_node_start", "node_id", "start"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    session_id: str = Field(max_length=40, index=True)
+    node_id: str = Field(max_length=100)
+    start: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end: int = Field(sa_column=Column(BigInteger, nullable=False))
+    legs: int
+
+
+class UserRow(SQLModel, table=True):
+    __tablename__ = "user"
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=100, unique=True)
+    role: str = Field(max_length=20)
+    site_id: Optional[str] = Field(default=None, max_length=100)
+    token_hash: str = Field(max_length=64, unique=True)  # sha256 of the bearer token; the token is never stored
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))

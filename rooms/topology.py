@@ -1,0 +1,279 @@
+"""The network as data: sites in a tree, their rooms, uplinks and media nodes.
+
+`parse_topology(dict)` validates a document of the form of `rooms/data/jilin.yaml`
+and reports every problem, each naming its site.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from rooms.ids import LinkId, NodeId, RoomId, SiteId
+from rooms.profiles import DEFAULT_PROFILES, MediaProfile, ProfileError, parse_profiles
+
+DEFAULT_ADMITTED_SHARE = 0.75
+DEFAULT_CASCADE_LEVELS = ("prefecture",)
+DEFAULT_ROOT_NODE_LEGS = 500
+DEFAULT_NODE_LEGS = 100
+PROGRAM_VIDEO_STREAMS = 2  # the host's video and the current speaker's
+
+
+@dataclass(frozen=True)
+class Room:
+    id: RoomId
+    name: str
+
+
+@dataclass(frozen=True)
+class Site:
+    id: SiteId
+    level: str
+    name: str
+    parent: SiteId | None
+    rooms: tuple[Room, ...]
+    uplink_kbps: int | None = None
+    rtt_ms: int | None = None
+    name_zh: str | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A site's uplink to its parent; rates are per direction (full duplex)."""
+
+    id: LinkId
+    child: SiteId
+    parent: SiteId
+    rate_kbps: int
+    admitted_share: float
+
+    @property
+    def limit_kbps(self) -> int:
+        return int(self.rate_kbps * self.admitted_share)
+
+
+@dataclass(frozen=True)
+class MediaNode:
+    id: NodeId
+    site: SiteId
+    capacity_legs: int
+
+
+class TopologyError(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass
+class Topology:
+    network: str
+    name: str
+    sites: dict[SiteId, Site]
+    links: dict[LinkId, Link]
+    nodes: dict[NodeId, MediaNode]
+    root: SiteId
+    profiles: tuple[MediaProfile, ...] = DEFAULT_PROFILES
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    children: dict[SiteId, list[SiteId]] = field(default_factory=dict, repr=False)
+    _paths: dict[SiteId, tuple[LinkId, ...]] = field(default_factory=dict, repr=False)
+    _node_of: dict[SiteId, NodeId] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.children = {s: [] for s in self.sites}
+        for s in self.sites.values():
+            if s.parent is not None:
+                self.children[s.parent].append(s.id)
+        node_sites = {n.site: n.id for n in self.nodes.values()}
+        for sid in self.sites:
+            path: list[LinkId] = []
+            cur: SiteId | None = sid
+            node: NodeId | None = None
+            while cur is not None:
+                if node is None and cur in node_sites:
+                    node = node_sites[cur]
+                if self.sites[cur].parent is not None:
+                    path.append(LinkId(cur))
+                cur = self.sites[cur].parent
+            self._paths[sid] = tuple(path)
+            self._node_of[sid] = node if node is not None else node_sites[self.root]
+
+    def profile(self, name: str) -> MediaProfile | None:
+        return next((p for p in self.profiles if p.name == name), None)
+
+    def path(self, site: SiteId) -> tuple[LinkId, ...]:
+        """Links from the site up to the root, nearest first."""
+        return self._paths[site]
+
+    def in_subtree(self, site: SiteId, top: SiteId) -> bool:
+        """Is `site` at or below `top`? (its path passes through top's uplink, or it is top)."""
+        return site == top or LinkId(top) in self._paths[site]
+
+    def cascade_node(self, site: SiteId) -> NodeId:
+        """The nearest media node at or above the site."""
+        return self._node_of[site]
+
+    def root_node(self) -> NodeId:
+        return self._node_of[self.root]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.raw
+
+
+def _as_kbps(value: Any, what: str, site: str, problems: list[str]) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        problems.append(f"site {site}: {what} must be a number of Mbit/s, got {value!r}")
+        return None
+    if value <= 0:
+        problems.append(f"site {site}: {what} must be positive, got {value}")
+        return None
+    return round(value * 1000)
+
+
+def _parse_rooms(raw: Any, site: str, problems: list[str]) -> tuple[Room, ...]:
+    if not isinstance(raw, list) or not raw:
+        problems.append(f"site {site}: needs at least one room")
+        return ()
+    rooms: list[Room] = []
+    for r in raw:
+        if not isinstance(r, Mapping) or not isinstance(r.get("id"), str) or not r["id"]:
+            problems.append(f"site {site}: a room needs an id")
+            continue
+        if "/" in r["id"]:
+            problems.append(f"site {site}: room id {r['id']!r} may not contain '/'")
+            continue
+        if any(x.id == r["id"] for x in rooms):
+            problems.append(f"site {site}: room {r['id']} defined twice")
+            continue
+        rooms.append(Room(RoomId(r["id"]), str(r.get("name", r["id"]))))
+    return tuple(rooms)
+
+
+def parse_topology(doc: Any) -> Topology:
+    """Validate and build a topology; raise TopologyError listing every problem."""
+    if not isinstance(doc, Mapping):
+        raise TopologyError(["topology: the document must be a mapping with a `sites:` list"])
+    problems: list[str] = []
+    raw_sites = doc.get("sites")
+    if not isinstance(raw_sites, list) or not raw_sites:
+        raise TopologyError(["topology: `sites:` must be a non-empty list"])
+    default_rooms = doc.get("default_rooms") or {}
+    share_default = doc.get("admitted_share", DEFAULT_ADMITTED_SHARE)
+    cascade_levels = tuple(doc.get("cascade_levels", DEFAULT_CASCADE_LEVELS))
+    try:
+        profiles = parse_profiles(doc["profiles"]) if "profiles" in doc else DEFAULT_PROFILES
+    except ProfileError as exc:
+        raise TopologyError([str(exc)]) from None
+
+    sites: dict[SiteId, Site] = {}
+    shares: dict[SiteId, float] = {}
+    node_legs: dict[SiteId, Any] = {}
+    for i, s in enumerate(raw_sites):
+        if not isinstance(s, Mapping) or not isinstance(s.get("id"), str) or not s["id"].strip():
+            problems.append(f"sites[{i}]: needs an id")
+            continue
+        sid = SiteId(s["id"])
+        if "/" in sid:
+            problems.append(f"site {sid}: id may not contain '/'")
+            continue
+        if sid in sites:
+            problems.append(f"site {sid}: id used twice")
+            continue
+        level = str(s.get("level", ""))
+        parent = s.get("parent")
+        if parent is not None and not isinstance(parent, str):
+            problems.append(f"site {sid}: parent must be a site id")
+            parent = None
+        uplink = None
+        if parent is not None:
+            if "uplink_mbps" not in s:
+                problems.append(f"site {sid}: needs uplink_mbps (the rate of its link to {parent})")
+            else:
+                uplink = _as_kbps(s["uplink_mbps"], "uplink_mbps", sid, problems)
+        elif "uplink_mbps" in s:
+            problems.append(f"site {sid}: the root has no uplink, remove uplink_mbps")
+        if "access_mbps" in s:
+            _as_kbps(s["access_mbps"], "access_mbps", sid, problems)
+        rooms_raw = s.get("rooms", default_rooms.get(level))
+        rooms = _parse_rooms(rooms_raw, sid, problems)
+        share = s.get("admitted_share", share_default)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+            problems.append(f"site {sid}: admitted_share must be in (0, 1], got {share!r}")
+            share = DEFAULT_ADMITTED_SHARE
+        shares[sid] = float(share)
+        if "media_node_legs" in s:
+            node_legs[sid] = s["media_node_legs"]
+        rtt = s.get("rtt_ms")
+        sites[sid] = Site(
+            id=sid, level=level, name=str(s.get("name", sid)), parent=SiteId(parent) if parent else None,
+            rooms=rooms, uplink_kbps=uplink, rtt_ms=int(rtt) if isinstance(rtt, (int, float)) else None,
+            name_zh=s.get("name_zh"),
+        )
+
+    roots = [s.id for s in sites.values() if s.parent is None]
+    if len(roots) != 1:
+        problems.append(f"topology: needs exactly one root (a site without parent), found {len(roots)}: {roots}")
+    for s in sites.values():
+        if s.parent is not None and s.parent not in sites:
+            problems.append(f"site {s.id}: parent {s.parent} does not exist")
+        if s.parent == s.id:
+            problems.append(f"site {s.id}: is its own parent")
+    # Cycles: walk up from every site until the root or a revisit; report each loop once.
+    loops: set[frozenset[SiteId]] = set()
+    for s in sites.values():
+        chain: list[SiteId] = []
+        cur: SiteId | None = s.id
+        while cur is not None and cur in sites and cur not in chain:
+            chain.append(cur)
+            cur = sites[cur].parent
+        if cur is not None and cur in chain:
+            loop = chain[chain.index(cur):]
+            if len(loop) > 1 and frozenset(loop) not in loops:
+                loops.add(frozenset(loop))
+                problems.append(f"site {loop[0]}: parent chain forms a cycle: {' -> '.join(loop + [loop[0]])}")
+    if problems:
+        raise TopologyError(problems)
+
+    root = roots[0]
+    links = {
+        LinkId(s.id): Link(LinkId(s.id), s.id, s.parent, s.uplink_kbps or 0, shares[s.id])
+        for s in sites.values() if s.parent is not None
+    }
+    nodes: dict[NodeId, MediaNode] = {}
+    for s in sites.values():
+        if s.id == root or s.level in cascade_levels or s.id in node_legs:
+            legs = node_legs.get(s.id, DEFAULT_ROOT_NODE_LEGS if s.id == root else DEFAULT_NODE_LEGS)
+            if isinstance(legs, bool) or not isinstance(legs, int) or legs <= 0:
+                problems.append(f"site {s.id}: media_node_legs must be a positive integer, got {legs!r}")
+                continue
+            nid = NodeId(f"node-{s.id}")
+            nodes[nid] = MediaNode(nid, s.id, legs)
+    if problems:
+        raise TopologyError(problems)
+    return Topology(
+        network=str(doc.get("network", "network")), name=str(doc.get("name", "")), sites=sites,
+        links=links, nodes=nodes, root=root, profiles=profiles, raw=dict(doc),
+    )
+
+
+def load_topology_file(path: str | Path) -> Topology:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TopologyError([f"{path}: cannot read ({exc.strerror})"]) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TopologyError([f"{path}: not valid YAML ({exc})"]) from None
+    return parse_topology(doc)
+
+
+def demo_topology_path() -> Path:
+    return Path(str(resources.files("rooms") / "data" / "jilin.yaml"))
+
+
+def demo_topology() -> Topology:
+    return load_topology_file(demo_topology_path())

@@ -1,0 +1,1 @@
+"""IP telephony (SIP registrar and conference gateway): built by the SIP issue."""

@@ -1,0 +1,108 @@
+"""Shared fixtures: real SQLite files and real PostgreSQL schemas, one per test.
+
+PostgreSQL: 127.0.0.1:5432, database `test` (override with CONFCTL_TEST_PG).
+Unreachable locally -> those tests skip; with CI=true they fail instead.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import datetime, timedelta, timezone
+from typing import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from rooms.store.bookings import BookingStore
+from rooms.store.engine import make_engine
+from rooms.store.migrate import upgrade
+from rooms.store.users import UserStore
+from rooms.topology import Topology, demo_topology, parse_topology
+
+PG_BASE = os.environ.get("CONFCTL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_available() -> str | None:
+    try:
+        eng = create_engine(PG_BASE, connect_args={"connect_timeout": 3})
+        with eng.connect() as c:
+            c.execute(text("select 1"))
+        eng.dispose()
+        return None
+    except Exception as exc:  # any failure to connect means "not here"
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_reason() -> str | None:
+    return _pg_available()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path, pg_reason) -> Iterator[str]:
+    """A fresh, migrated database URL on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/confctl.db"
+        eng = make_engine(url)
+        upgrade(eng)
+        eng.dispose()
+        yield url
+        return
+    if pg_reason is not None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL must run in CI: {pg_reason}")
+        pytest.skip(f"PostgreSQL not reachable: {pg_reason}")
+    schema = "t_" + secrets.token_hex(6)
+    admin = create_engine(PG_BASE)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    eng = make_engine(url)
+    upgrade(eng)
+    eng.dispose()
+    try:
+        yield url
+    finally:
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def topo() -> Topology:
+    return demo_topology()
+
+
+@pytest.fixture
+def store(db_url, topo) -> Iterator[BookingStore]:
+    eng = make_engine(db_url)
+    s = BookingStore(eng)
+    s.set_topology(topo)
+    yield s
+    eng.dispose()
+
+
+@pytest.fixture
+def users(store) -> UserStore:
+    return UserStore(store.engine)
+
+
+def tomorrow_at(hour: int, minute: int = 0) -> datetime:
+    """A fixed wall-clock time tomorrow in the province's offset (+08:00)."""
+    tz = timezone(timedelta(hours=8))
+    d = (datetime.now(tz) + timedelta(days=1)).date()
+    return datetime(d.year, d.month, d.day, hour, minute, tzinfo=tz)
+
+
+def small_topology(rooms: int = 60, county_mbps: float = 10) -> Topology:
+    """Province -> prefecture -> county with many rooms, so only links bind."""
+    many = [{"id": f"r{i}"} for i in range(rooms)]
+    return parse_topology({
+        "network": "small",
+        "sites": [
+            {"id": "p", "level": "province", "rooms": many},
+            {"id": "f", "level": "prefecture", "parent": "p", "uplink_mbps": 155, "rooms": many},
+            {"id": "c", "level": "county", "parent": "f", "uplink_mbps": county_mbps, "rooms": many},
+        ],
+    })
