@@ -1,0 +1,99 @@
+"""The `confctl` command as an administrator uses it: real processes, a real database file."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rooms.store.bookings import BookingStore
+from rooms.store.engine import make_engine
+from rooms.store.users import UserStore
+from rooms.topology import demo_topology_path
+from tests.conftest import tomorrow_at
+
+CONFCTL = str(Path(sys.executable).parent / "confctl")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CONFCTL, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def db(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/cli.db"
+
+
+def test_users_add_prints_a_working_token_last(tmp_path, db):
+    r = run("users", "add", "tina", "--role", "technician", "--site", "cc-nongan", "--db", db, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip().splitlines()[-1]
+    user = UserStore(make_engine(db)).by_token(token)
+    assert user is not None and user.name == "tina" and user.site == "cc-nongan"
+    bad = run("users", "add", "tom", "--role", "technician", "--db", db, cwd=tmp_path)
+    assert bad.returncode == 2 and "technician is bound to one site" in bad.stderr
+    bad = run("users", "add", "tom", "--role", "technician", "--site", "atlantis", "--db", db, cwd=tmp_path)
+    assert bad.returncode == 2 and "atlantis" in bad.stderr
+
+
+def _write(tmp_path: Path, sites: list[dict]) -> Path:
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump({"default_rooms": {"x": [{"id": "main"}]},
+                                 "sites": [dict(level="x", **s) for s in sites]}))
+    return p
+
+
+@pytest.mark.parametrize("sites, message", [
+    ([{"id": "a"}, {"id": "b", "parent": "c", "uplink_mbps": 1}, {"id": "c", "parent": "b", "uplink_mbps": 1}], "cycle"),
+    ([{"id": "a"}, {"id": "b", "parent": "nowhere", "uplink_mbps": 10}], "site b: parent nowhere does not exist"),
+])
+def test_topology_load_rejects_bad_files_and_keeps_the_old_one(tmp_path, db, sites, message):
+    assert run("topology", "load", str(demo_topology_path()), "--db", db, cwd=tmp_path).returncode == 0
+    r = run("topology", "load", str(_write(tmp_path, sites)), "--db", db, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert len(BookingStore(make_engine(db)).topology().sites) == 78
+
+
+def test_topology_load_refuses_while_future_bookings_would_break(tmp_path, db):
+    t = tomorrow_at(9)
+    r = run("book", "--title", "Drill", "--host", "jl", "--site", "cc-nongan", "--site", "jlc",
+            "--start", t.isoformat(), "--end", (t + timedelta(hours=1)).isoformat(), "--db", db, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("booked ses_"), r.stdout + r.stderr
+    doc = yaml.safe_load(demo_topology_path().read_text())
+    doc["sites"] = [s for s in doc["sites"] if s["id"] != "cc-nongan"]
+    smaller = tmp_path / "smaller.yaml"
+    smaller.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    r = run("topology", "load", str(smaller), "--db", db, cwd=tmp_path)
+    assert r.returncode == 2 and "Drill" in r.stderr and "cc-nongan" in r.stderr
+
+
+def test_book_refusal_exits_3_and_names_the_link(tmp_path, db):
+    t = tomorrow_at(9)
+    r = run("book", "--title", "HD", "--host", "jl", "--site", "cc-nongan", "--site", "jlc", "--profile", "hd1080",
+            "--start", t.isoformat(), "--end", (t + timedelta(hours=1)).isoformat(), "--db", db, cwd=tmp_path)
+    assert r.returncode == 3
+    assert "link cc-nongan down" in r.stdout and "needs 8480 kbit/s, 7500 free" in r.stdout
+    assert "profile=hd720" in r.stdout
+    r = run("book", "--title", "x", "--host", "jl", "--start", "2030-01-01T10:00:00+08:00",
+            "--end", "2030-01-01T09:00:00+08:00", "--db", db, cwd=tmp_path)
+    assert r.returncode == 2 and "not after start" in r.stderr
+    listed = run("sessions", "list", "--db", db, cwd=tmp_path)
+    assert listed.stdout.strip().endswith("0 session(s)")
+
+
+def test_capacity_prints_the_county_figures(tmp_path, db):
+    r = run("capacity", "--plan", "cascade", "--json", "--db", db, cwd=tmp_path)
+    import json
+    rows = [x for x in json.loads(r.stdout) if x["level"] == "county"]
+    assert {x["profile"]: (x["sessions"], x["binding"]) for x in rows} == {
+        "hd1080": (0, "down"), "hd720": (1, "down"), "sd": (4, "down"), "audio": (93, "both")}
+    r = run("capacity", "--profile", "uhd", "--db", db, cwd=tmp_path)
+    assert r.returncode == 2 and "unknown profile" in r.stderr
+
+
+def test_bad_database_url_is_one_clear_line(tmp_path):
+    r = run("sessions", "list", "--db", "mysql://nowhere/x", cwd=tmp_path)
+    assert r.returncode == 2 and "unsupported database" in r.stderr and "Traceback" not in r.stderr
