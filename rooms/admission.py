@@ -156,11 +156,19 @@ def normalise(topo: Topology, req: BookingRequest) -> BookingRequest:
     return replace(req, sites=(host, *seen.values()), occurrences=tuple(occ))
 
 
-def evaluate(topo: Topology, existing: Existing, req: BookingRequest) -> Accepted | Refused:
-    """Every constraint of every occurrence; `req` must be normalised."""
+def plan_for(topo: Topology, req: BookingRequest) -> MediaPlan:
     profile = topo.profile(req.profile)
-    assert profile is not None  # normalise() checked it; programming error otherwise
-    plan = media_plan(topo, profile, req.plan, req.site_ids)
+    if profile is None:
+        raise RequestError("unknown_profile", f"unknown profile {req.profile!r}")
+    return media_plan(topo, profile, req.plan, req.site_ids)
+
+
+def evaluate(topo: Topology, existing: Existing, req: BookingRequest, plan: MediaPlan | None = None) -> Accepted | Refused:
+    """Every constraint of every occurrence; `req` must be normalised.
+
+    `plan` may be passed when the caller already computed it for the same sites, profile and plan kind.
+    """
+    plan = plan or plan_for(topo, req)
     violations: list[Violation] = []
     rooms: dict[SiteId, RoomId] = {}
     for choice in req.sites:
@@ -237,7 +245,8 @@ def earliest_shift(topo: Topology, existing: Existing, req: BookingRequest, hori
                 d = b.end - o.start
                 if 0 < d <= horizon_s:
                     deltas.add(d)
+    plan = plan_for(topo, req)  # shifting in time never changes the plan
     for d in sorted(deltas)[:MAX_SHIFT_TRIALS]:
-        if isinstance(evaluate(topo, existing, req.shifted(d)), Accepted):
+        if isinstance(evaluate(topo, existing, req.shifted(d), plan), Accepted):
             return d
     return None

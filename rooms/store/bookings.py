@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, or_, select, update
 
 from rooms.admission import (DEFAULT_HORIZON_S, Accepted, BookingRequest, Existing, Occurrence, Refused,
                              RequestError, SiteChoice, alternatives, evaluate, normalise)
@@ -29,6 +29,22 @@ RR = RoomReservation.__table__
 NR = NodeReservation.__table__
 ST = SessionRow.__table__
 TT = TopologyRow.__table__
+
+
+# Built once: SQLAlchemy caches their compiled form; the IN lists expand per call.
+_LINKS_Q = select(LR.c.link_id, LR.c.direction, LR.c.session_id, LR.c.start, LR.c.end, LR.c.kbps).where(
+    LR.c.link_id.in_(bindparam("links", expanding=True)), LR.c.start >= bindparam("lo"), LR.c.start < bindparam("hi"),
+    LR.c.session_id != bindparam("ex"))
+_ROOMS_Q = select(RR.c.site_id, RR.c.room_id, RR.c.session_id, RR.c.start, RR.c.end).where(
+    RR.c.site_id.in_(bindparam("sites", expanding=True)), RR.c.start >= bindparam("lo"), RR.c.start < bindparam("hi"),
+    RR.c.session_id != bindparam("ex"))
+_NODES_Q = select(NR.c.node_id, NR.c.session_id, NR.c.start, NR.c.end, NR.c.legs).where(
+    NR.c.node_id.in_(bindparam("nodes", expanding=True)), NR.c.start >= bindparam("lo"), NR.c.start < bindparam("hi"),
+    NR.c.session_id != bindparam("ex"))
+
+
+_VERSION_Q = select(TT.c.version).where(TT.c.id == 1)
+_INSERTS = {"session": insert(ST), "links": insert(LR), "rooms": insert(RR), "nodes": insert(NR)}
 
 
 class NotFound(LookupError):
@@ -66,7 +82,7 @@ class BookingStore:
 
     # -- topology ---------------------------------------------------------
     def _topology(self, conn: Connection) -> Topology:
-        version = conn.execute(select(TT.c.version).where(TT.c.id == 1)).scalar()
+        version = conn.execute(_VERSION_Q).scalar()
         if version is None:
             raise NoTopology("no topology loaded: run `confctl topology load FILE`")
         if self._cached is None or self._cached[0] != version:
@@ -136,36 +152,32 @@ class BookingStore:
     # -- admission --------------------------------------------------------
     def _existing(self, conn: Connection, topo: Topology, req: BookingRequest, start: int, end: int,
                   exclude: str | None) -> Existing:
-        """Reservations that could overlap [start, end) on the request's links, rooms and nodes."""
-        links = sorted({l for s in req.site_ids for l in topo.path(s)})
-        lo = start - MAX_OCCURRENCE_S  # every occurrence is at most this long: keeps the index range tight
+        """Reservations that could overlap [start, end) on the request's links, rooms and nodes.
+
+        Links: every link on the participants' paths; nodes: those either plan could use,
+        so the alternatives (other profile, other plan) see everything they need.
+        """
+        params = {
+            "links": sorted({l for s in req.site_ids for l in topo.path(s)}),
+            "sites": list(req.site_ids),
+            "nodes": sorted({topo.root_node(), *(topo.cascade_node(s) for s in req.site_ids)}),
+            "lo": start - MAX_OCCURRENCE_S,  # every occurrence is at most this long: keeps the index range tight
+            "hi": end,
+            "ex": exclude or "",
+        }
         ex = Existing()
-        window = and_(LR.c.start >= lo, LR.c.start < end)
-        if links:
-            q = select(LR.c.link_id, LR.c.direction, LR.c.session_id, LR.c.start, LR.c.end, LR.c.kbps).where(
-                LR.c.link_id.in_(links), window)
-            if exclude:
-                q = q.where(LR.c.session_id != exclude)
-            groups: dict[tuple[LinkId, Direction], list[Booked]] = {}
-            for r in conn.execute(q):
-                groups.setdefault((LinkId(r.link_id), Direction(r.direction)), []).append(
-                    Booked(r.session_id, r.start, r.end, r.kbps))
-            ex.links = {k: Intervals(v) for k, v in groups.items()}
-        q = select(RR.c.site_id, RR.c.room_id, RR.c.session_id, RR.c.start, RR.c.end).where(
-            RR.c.site_id.in_(req.site_ids), RR.c.start >= lo, RR.c.start < end)
-        if exclude:
-            q = q.where(RR.c.session_id != exclude)
-        rgroups: dict[tuple[SiteId, RoomId], list[Booked]] = {}
-        for r in conn.execute(q):
-            rgroups.setdefault((SiteId(r.site_id), RoomId(r.room_id)), []).append(Booked(r.session_id, r.start, r.end, 1))
-        ex.rooms = {k: Intervals(v) for k, v in rgroups.items()}
-        q = select(NR.c.node_id, NR.c.session_id, NR.c.start, NR.c.end, NR.c.legs).where(NR.c.start >= lo, NR.c.start < end)
-        if exclude:
-            q = q.where(NR.c.session_id != exclude)
-        ngroups: dict[NodeId, list[Booked]] = {}
-        for r in conn.execute(q):
-            ngroups.setdefault(NodeId(r.node_id), []).append(Booked(r.session_id, r.start, r.end, r.legs))
-        ex.nodes = {k: Intervals(v) for k, v in ngroups.items()}
+        groups: dict[Any, list[Booked]] = {}
+        for r in conn.execute(_LINKS_Q, params):
+            groups.setdefault((LinkId(r[0]), Direction(r[1])), []).append(Booked(r[2], r[3], r[4], r[5]))
+        ex.links = {k: Intervals(v) for k, v in groups.items()}
+        groups = {}
+        for r in conn.execute(_ROOMS_Q, params):
+            groups.setdefault((SiteId(r[0]), RoomId(r[1])), []).append(Booked(r[2], r[3], r[4], 1))
+        ex.rooms = {k: Intervals(v) for k, v in groups.items()}
+        groups = {}
+        for r in conn.execute(_NODES_Q, params):
+            groups.setdefault(NodeId(r[0]), []).append(Booked(r[1], r[2], r[3], r[4]))
+        ex.nodes = {k: Intervals(v) for k, v in groups.items()}
         return ex
 
     def _decide(self, conn: Connection, req: BookingRequest, exclude: str | None) -> Outcome:
@@ -192,7 +204,7 @@ class BookingStore:
                 return out
             sid = new_session_id()
             row = _session_values(sid, out, meta, organizer_id, now)
-            conn.execute(insert(ST).values(**row))
+            conn.execute(_INSERTS["session"], row)
             self._insert_reservations(conn, sid, out.decision)
             return replace(out, session=session_view(row))
 
@@ -227,9 +239,9 @@ class BookingStore:
                  for o in acc.occurrences for s, r in acc.rooms.items()]
         nodes = [{"session_id": sid, "node_id": n, "start": o.start, "end": o.end, "legs": legs}
                  for o in acc.occurrences for n, legs in acc.plan.node_legs.items()]
-        for table, rows in ((LR, links), (RR, rooms), (NR, nodes)):
+        for key, rows in (("links", links), ("rooms", rooms), ("nodes", nodes)):
             if rows:
-                conn.execute(insert(table), rows)
+                conn.execute(_INSERTS[key], rows)
 
     def _delete_reservations(self, conn: Connection, session_id: str) -> None:
         for table in (LR, RR, NR):
