@@ -44,7 +44,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.topology:
         load_topology_file(args.topology)  # fail fast on a bad file, before binding
-    settings = Settings(db_url=args.db, topology_file=args.topology or demo_topology_path(), host=args.host, port=args.port)
+    settings = Settings(db_url=args.db, topology_file=args.topology or demo_topology_path(), host=args.host, port=args.port,
+                        horizon_days=args.horizon_days)
     print(f"confctl serving on http://{args.host}:{args.port}/  (database {args.db})", flush=True)
     web.run_app(make_app(settings), host=args.host, port=args.port, print=None)
 
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--topology", help="topology file loaded if the database has none (default: the demo network)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--horizon-days", type=int, default=7, help="how far ahead a refusal looks for a later start")
 
     users = sub.add_parser("users", help="users and roles").add_subparsers(dest="users_cmd", required=True)
     s = add("add", cmd_users_add, "create a user; prints its token as the last line", users)

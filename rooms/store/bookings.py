@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from rooms.admission import (DEFAULT_HORIZON_S, Accepted, BookingRequest, Existing, Occurrence, Refused,
                              RequestError, SiteChoice, alternatives, evaluate, normalise)
@@ -33,13 +33,13 @@ TT = TopologyRow.__table__
 
 # Built once: SQLAlchemy caches their compiled form; the IN lists expand per call.
 _LINKS_Q = select(LR.c.link_id, LR.c.direction, LR.c.session_id, LR.c.start, LR.c.end, LR.c.kbps).where(
-    LR.c.link_id.in_(bindparam("links", expanding=True)), LR.c.start >= bindparam("lo"), LR.c.start < bindparam("hi"),
+    LR.c.link_id.in_(bindparam("links", expanding=True)), LR.c.start >= bindparam("lo"), LR.c.start < bindparam("hi"), LR.c.end > bindparam("from"),
     LR.c.session_id != bindparam("ex"))
 _ROOMS_Q = select(RR.c.site_id, RR.c.room_id, RR.c.session_id, RR.c.start, RR.c.end).where(
-    RR.c.site_id.in_(bindparam("sites", expanding=True)), RR.c.start >= bindparam("lo"), RR.c.start < bindparam("hi"),
+    RR.c.site_id.in_(bindparam("sites", expanding=True)), RR.c.start >= bindparam("lo"), RR.c.start < bindparam("hi"), RR.c.end > bindparam("from"),
     RR.c.session_id != bindparam("ex"))
 _NODES_Q = select(NR.c.node_id, NR.c.session_id, NR.c.start, NR.c.end, NR.c.legs).where(
-    NR.c.node_id.in_(bindparam("nodes", expanding=True)), NR.c.start >= bindparam("lo"), NR.c.start < bindparam("hi"),
+    NR.c.node_id.in_(bindparam("nodes", expanding=True)), NR.c.start >= bindparam("lo"), NR.c.start < bindparam("hi"), NR.c.end > bindparam("from"),
     NR.c.session_id != bindparam("ex"))
 
 
@@ -163,6 +163,7 @@ class BookingStore:
             "nodes": sorted({topo.root_node(), *(topo.cascade_node(s) for s in req.site_ids)}),
             "lo": start - MAX_OCCURRENCE_S,  # every occurrence is at most this long: keeps the index range tight
             "hi": end,
+            "from": start,
             "ex": exclude or "",
         }
         ex = Existing()
@@ -273,7 +274,7 @@ class BookingStore:
                 held = held.where(RR.c.end > start)
             if end is not None:
                 held = held.where(RR.c.start < end)
-            q = q.where(or_(ST.c.id.in_(held), and_(ST.c.status == "cancelled", ST.c.sites_json.contains(f'"{site}"'))))
+            q = q.where(ST.c.id.in_(held))  # a cancelled session holds no rooms, so it drops out here
         q = q.order_by(ST.c.start, ST.c.id).limit(limit)
         with read_transaction(self.engine) as conn:
             return [session_view(r._mapping) for r in conn.execute(q)]

@@ -38,7 +38,7 @@ class SessionRow(SQLModel, table=True):
 
 class LinkReservation(SQLModel, table=True):
     __tablename__ = "link_reservation"
-    __table_args__ = (Index("ix_link_reservation_link_start", "link_id", "direction", "start"),)
+    __table_args__ = (Index("ix_link_reservation_link_start", "link_id", "start", "end"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     session_id: str = Field(max_length=40, index=True)
     link_id: str = Field(max_length=100)
@@ -50,7 +50,7 @@ class LinkReservation(SQLModel, table=True):
 
 class RoomReservation(SQLModel, table=True):
     __tablename__ = "room_reservation"
-    __table_args__ = (Index("ix_room_reservation_site_start", "site_id", "start"),)
+    __table_args__ = (Index("ix_room_reservation_site_start", "site_id", "start", "end"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     session_id: str = Field(max_length=40, index=True)
     site_id: str = Field(max_length=100)
@@ -61,7 +61,7 @@ class RoomReservation(SQLModel, table=True):
 
 class NodeReservation(SQLModel, table=True):
     __tablename__ = "node_reservation"
-    __table_args__ = (Index("ix_node_reservation_node_start", "node_id", "start"),)
+    __table_args__ = (Index("ix_node_reservation_node_start", "node_id", "start", "end"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     session_id: str = Field(max_length=40, index=True)
     node_id: str = Field(max_length=100)

@@ -28,7 +28,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('link_reservation', schema=None) as batch_op:
-        batch_op.create_index('ix_link_reservation_link_start', ['link_id', 'direction', 'start'], unique=False)
+        batch_op.create_index('ix_link_reservation_link_start', ['link_id', 'start', 'end'], unique=False)
         batch_op.create_index(batch_op.f('ix_link_reservation_session_id'), ['session_id'], unique=False)
 
     op.create_table('node_reservation',
@@ -41,7 +41,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('node_reservation', schema=None) as batch_op:
-        batch_op.create_index('ix_node_reservation_node_start', ['node_id', 'start'], unique=False)
+        batch_op.create_index('ix_node_reservation_node_start', ['node_id', 'start', 'end'], unique=False)
         batch_op.create_index(batch_op.f('ix_node_reservation_session_id'), ['session_id'], unique=False)
 
     op.create_table('room_reservation',
@@ -55,7 +55,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('room_reservation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_room_reservation_session_id'), ['session_id'], unique=False)
-        batch_op.create_index('ix_room_reservation_site_start', ['site_id', 'start'], unique=False)
+        batch_op.create_index('ix_room_reservation_site_start', ['site_id', 'start', 'end'], unique=False)
 
     op.create_table('session',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
