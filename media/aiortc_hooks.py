@@ -1,0 +1,96 @@
+"""The only place that reaches into aiortc's internals. Pinned to aiortc 1.16.x.
+
+aiortc's RTCRtpReceiver always decodes: complete frames from the jitter
+buffer go through `__decoder_queue` to a decoder thread. For an SFU we swap
+that queue for an `EncodedTap`, which hands each encoded frame to the
+forwarder on the event loop and never feeds the decoder (its thread waits in
+`get()` until the receiver stops). tests/test_aiortc_hooks.py fails loudly if
+these internals move.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import aiortc
+from aiortc import RTCRtpReceiver, RTCRtpSender
+
+TESTED_AIORTC = ("1.16.",)
+_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
+_THREAD_ATTR = "_RTCRtpReceiver__decoder_thread"
+_SSRC_ATTR = "_RTCRtpReceiver__active_ssrc"
+
+FrameHandler = Callable[[Any, Any], None]  # (RTCRtpCodecParameters, JitterFrame)
+
+
+class AiortcInternalsMoved(RuntimeError):
+    pass
+
+
+def check_aiortc() -> None:
+    if not aiortc.__version__.startswith(TESTED_AIORTC):
+        raise AiortcInternalsMoved(f"media/aiortc_hooks.py is tested with aiortc {TESTED_AIORTC}, found {aiortc.__version__}")
+
+
+class EncodedTap:
+    """Stands in for the receiver's decoder queue: frames go to the forwarder, never to a decoder."""
+
+    def __init__(self, on_frame: FrameHandler):
+        self._on_frame = on_frame
+        self._stopped = threading.Event()
+        self.frames = 0
+        self.decoder_inputs = 0  # frames the decoder thread was given: stays 0
+
+    def put(self, item: Any) -> None:  # called on the event loop by _handle_rtp_packet
+        if item is None:
+            self._stopped.set()
+            return
+        codec, frame = item
+        self.frames += 1
+        self._on_frame(codec, frame)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> None:  # the decoder thread
+        self._stopped.wait()
+        return None  # "stop": the thread ends the remote track and exits
+
+
+def tap_receiver(receiver: RTCRtpReceiver, on_frame: FrameHandler) -> EncodedTap:
+    """Route a receiver's encoded frames to `on_frame`; call before the receiver starts."""
+    check_aiortc()
+    if not hasattr(receiver, _QUEUE_ATTR) or not hasattr(receiver, _THREAD_ATTR):
+        raise AiortcInternalsMoved("RTCRtpReceiver has no decoder queue/thread attributes any more")
+    if getattr(receiver, _THREAD_ATTR) is not None:
+        raise RuntimeError("tap_receiver must run before the receiver starts (in the 'track' event)")
+    tap = EncodedTap(on_frame)
+    setattr(receiver, _QUEUE_ATTR, tap)
+    return tap
+
+
+async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
+    """Send a PLI upstream for every SSRC the receiver has seen; False if none yet."""
+    ssrcs = list(getattr(receiver, _SSRC_ATTR, {}).keys())
+    for ssrc in ssrcs:
+        await receiver._send_rtcp_pli(ssrc)
+    return bool(ssrcs)
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` when the remote side asks this sender for a keyframe (PLI/FIR).
+
+    aiortc only sets a flag for its own encoder, which forwarded packets ignore.
+    """
+    original = sender._send_keyframe
+
+    def _send_keyframe() -> None:
+        original()
+        callback()
+
+    sender._send_keyframe = _send_keyframe  # type: ignore[method-assign]
+
+
+def raise_bitrate_caps(max_bps: int = 6_000_000, default_bps: int = 2_000_000) -> None:
+    """aiortc's encoders cap VP8 at 1.5 Mbit/s and H.264 at 3: too low for HD (used by synthetic senders)."""
+    from aiortc.codecs import h264, vpx
+    for mod in (vpx, h264):
+        mod.MAX_BITRATE = max(mod.MAX_BITRATE, max_bps)
+        mod.DEFAULT_BITRATE = max(mod.DEFAULT_BITRATE, default_bps)

@@ -1,0 +1,140 @@
+"""Forwarding encoded frames from one source to many subscribers, with bounded queues.
+
+A `Source` is one incoming track (a site's camera or microphone). A
+`ForwardedTrack` is what an outgoing sender reads; it can be switched to
+another source (program change) and keeps its timestamps continuous across
+the switch so receivers' jitter buffers are not confused.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from fractions import Fraction
+from typing import Callable
+
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+log = logging.getLogger("media.forwarding")
+
+VIDEO_QUEUE = 60  # ~2 s at 30 fps: a receiver further behind is slow, not late
+AUDIO_QUEUE = 50  # 1 s of 20 ms packets
+
+
+class EncodedFrame:
+    """What aiortc's encoders `pack()`: bytes, pts and time_base (no av.Packet copy per subscriber)."""
+
+    __slots__ = ("data", "pts", "time_base", "keyframe")
+
+    def __init__(self, data: bytes, pts: int, time_base: Fraction, keyframe: bool):
+        self.data, self.pts, self.time_base, self.keyframe = data, pts, time_base, keyframe
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+
+def is_keyframe(codec_name: str, data: bytes) -> bool:
+    if codec_name == "VP8":
+        return bool(data) and (data[0] & 0x01) == 0  # RFC 6386 §9.1: P bit clear on key frames
+    if codec_name == "H264":
+        i = 0
+        while (i := data.find(b"\x00\x00\x01", i)) != -1 and i + 3 < len(data):
+            if data[i + 3] & 0x1F in (5, 7):  # IDR slice or SPS
+                return True
+            i += 3
+        return False
+    return True  # audio: every frame stands alone
+
+
+class Source:
+    """One incoming encoded track, fanned out to its subscribers."""
+
+    def __init__(self, kind: str, request_keyframe: Callable[[], None]):
+        self.kind = kind
+        self.request_keyframe = request_keyframe
+        self.subscribers: set[ForwardedTrack] = set()
+        self.frames = 0
+        self.bytes = 0
+
+    def on_frame(self, codec_name: str, clock_rate: int, data: bytes, timestamp: int) -> None:
+        self.frames += 1
+        self.bytes += len(data)
+        frame = EncodedFrame(data, timestamp, Fraction(1, clock_rate), is_keyframe(codec_name, data))
+        for sub in self.subscribers:
+            sub.push(frame)
+
+
+class ForwardedTrack(MediaStreamTrack):
+    """An outgoing track fed by whichever source the program assigns it."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self._queue: asyncio.Queue[EncodedFrame | None] = asyncio.Queue(VIDEO_QUEUE if kind == "video" else AUDIO_QUEUE)
+        self.source: Source | None = None
+        self._need_keyframe = kind == "video"
+        self._offset = 0  # added to source timestamps to keep ours continuous
+        self._last_out: int | None = None
+        self._rebase = False
+        self.frames_forwarded = 0
+        self.frames_dropped = 0
+
+    def switch(self, source: Source | None) -> None:
+        if source is self.source:
+            return
+        if self.source is not None:
+            self.source.subscribers.discard(self)
+        self.source = source
+        self._rebase = True
+        if source is not None:
+            source.subscribers.add(self)
+            if self.kind == "video":
+                self._need_keyframe = True
+                source.request_keyframe()
+
+    def keyframe_requested(self) -> None:
+        """The receiver lost pictures (PLI/FIR): ask the current source for a keyframe."""
+        if self.source is not None:
+            self.source.request_keyframe()
+
+    def push(self, frame: EncodedFrame) -> None:
+        if self._need_keyframe:
+            if not frame.keyframe:
+                return
+            self._need_keyframe = False
+        if self._rebase:
+            step = int(frame.time_base.denominator / (30 if self.kind == "video" else 50))
+            self._offset = (self._last_out + step - frame.pts) if self._last_out is not None else 0
+            self._rebase = False
+        if self._queue.full():
+            # A slow receiver: drop what is queued rather than buffer without bound, restart on a keyframe.
+            dropped = self._queue.qsize()
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self.frames_dropped += dropped
+            if self.kind == "video":
+                self._need_keyframe = True
+                self.keyframe_requested()
+                return
+        pts = frame.pts + self._offset
+        self._last_out = pts
+        self._queue.put_nowait(EncodedFrame(frame.data, pts, frame.time_base, frame.keyframe))
+
+    async def recv(self) -> EncodedFrame:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame = await self._queue.get()
+        if frame is None:
+            self.stop()
+            raise MediaStreamError
+        self.frames_forwarded += 1
+        return frame
+
+    def stop(self) -> None:
+        if self.source is not None:
+            self.source.subscribers.discard(self)
+            self.source = None
+        if self.readyState == "live":
+            if self._queue.full():
+                self._queue.get_nowait()
+            self._queue.put_nowait(None)
+        super().stop()

@@ -1,0 +1,175 @@
+"""A media room: one WebRTC leg per site of a session, encoded media forwarded between them.
+
+Legs are answerers: the site offers audio (sendrecv), video (sendrecv) and a
+second video (recvonly); the room answers with its program tracks on them.
+A second leg from the same site replaces the first (a technician reloading
+the page must not be locked out by a stale leg).
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable
+
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+
+from media.aiortc_hooks import EncodedTap, on_keyframe_request, request_keyframe, tap_receiver
+from media.forwarding import ForwardedTrack, Source
+from media.program import Program, program_for
+from rooms.ids import SessionId, SiteId
+
+log = logging.getLogger("media.room")
+
+
+class LegState(str, enum.Enum):
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class SignallingError(ValueError):
+    """The peer sent something we cannot use (garbage SDP, wrong media sections)."""
+
+
+@dataclass(eq=False)
+class Leg:
+    site: SiteId
+    pc: RTCPeerConnection
+    state: LegState = LegState.NEW
+    sources: dict[str, Source] = field(default_factory=dict)  # kind -> what this site sends
+    taps: list[EncodedTap] = field(default_factory=list)
+    video_out: list[ForwardedTrack] = field(default_factory=list)
+    audio_out: ForwardedTrack | None = None
+    program: Program | None = None
+    transitions: list[tuple[str, str]] = field(default_factory=list)
+
+    def set_state(self, new: LegState) -> None:
+        if new is not self.state:
+            log.info("leg %s: %s -> %s", self.site, self.state.value, new.value)
+            self.transitions.append((self.state.value, new.value))
+            self.state = new
+
+
+class MediaRoom:
+    def __init__(self, session_id: SessionId, host: SiteId, ice_servers: list[Any] | None = None):
+        self.session_id = session_id
+        self.host = host
+        self.legs: dict[SiteId, Leg] = {}
+        self.speaker: SiteId | None = None
+        self._ice = ice_servers or []  # never fall back to Google's STUN: there is no internet here
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- tasks the room owns --------------------------------------------
+    def _spawn(self, coro: Awaitable[Any], what: str) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("room %s: %s failed: %r", self.session_id, what, t.exception())
+        task.add_done_callback(done)
+
+    # -- legs -----------------------------------------------------------
+    async def join(self, site: SiteId, offer_sdp: str) -> str:
+        """Answer a site's offer; replaces any leg the site already has."""
+        if site in self.legs:
+            await self.leave(site)
+        # MAX_BUNDLE: with aiortc's default (balanced) a second video m-line stays on a transport
+        # that never connects (aiortc 1.16 marks it bundled before the BUNDLE group is applied).
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        leg = Leg(site, pc)
+        self.legs[site] = leg
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+            src = Source(track.kind, lambda: self._spawn(request_keyframe(receiver), "keyframe request"))
+            leg.sources[track.kind] = src
+            leg.taps.append(tap_receiver(receiver, lambda codec, frame: src.on_frame(
+                codec.name, codec.clockRate, frame.data, frame.timestamp)))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState == "connected":
+                leg.set_state(LegState.CONNECTED)
+                self._reprogram()
+            elif pc.connectionState in ("failed", "closed") and self.legs.get(site) is leg:
+                await self.leave(site)
+
+        try:
+            offer = RTCSessionDescription(sdp=offer_sdp, type="offer")
+            await pc.setRemoteDescription(offer)
+        except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError... on garbage SDP
+            await self.leave(site)
+            raise SignallingError(f"unusable offer: {exc!r}") from None
+        kinds = [t.kind for t in pc.getTransceivers()]
+        if kinds.count("video") < 1 or kinds.count("audio") < 1:
+            await self.leave(site)
+            raise SignallingError("the offer needs an audio and a video section (and a second video to see two sites)")
+        leg.audio_out = ForwardedTrack("audio")
+        pc.addTrack(leg.audio_out)
+        for t in pc.getTransceivers():
+            if t.kind == "video":
+                out = ForwardedTrack("video")
+                leg.video_out.append(out)
+                pc.addTrack(out)
+                vp8 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/VP8", "video/rtx")]
+                t.setCodecPreferences(vp8)  # one codec end to end: frames are forwarded, not transcoded
+        for t in pc.getTransceivers():
+            track = t.sender.track
+            if isinstance(track, ForwardedTrack):
+                on_keyframe_request(t.sender, track.keyframe_requested)
+        await pc.setLocalDescription(await pc.createAnswer())
+        leg.set_state(LegState.CONNECTING)
+        return pc.localDescription.sdp
+
+    async def leave(self, site: SiteId) -> None:
+        leg = self.legs.pop(site, None)
+        if leg is None:
+            return
+        for t in [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]:
+            t.stop()
+        for src in leg.sources.values():
+            for sub in list(src.subscribers):
+                sub.switch(None)
+        leg.set_state(LegState.CLOSED)
+        await leg.pc.close()
+        self._reprogram()
+
+    async def close(self) -> None:
+        for site in list(self.legs):
+            await self.leave(site)
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- program ----------------------------------------------------------
+    def _reprogram(self) -> None:
+        present = [s for s, l in self.legs.items() if l.state is LegState.CONNECTED]
+        for site, leg in self.legs.items():
+            program = program_for(site, self.host, present, self.speaker)
+            if program == leg.program:
+                continue
+            leg.program = program
+            for out, src_site in zip(leg.video_out, program.video):
+                src_leg = self.legs.get(src_site) if src_site else None
+                out.switch(src_leg.sources.get("video") if src_leg else None)
+            if leg.audio_out is not None:
+                src_leg = self.legs.get(program.audio) if program.audio else None
+                leg.audio_out.switch(src_leg.sources.get("audio") if src_leg else None)
+
+    def figures(self) -> list[dict[str, Any]]:
+        out = []
+        for site, leg in self.legs.items():
+            out.append({
+                "site": site, "state": leg.state.value,
+                "frames_in": {k: s.frames for k, s in leg.sources.items()},
+                "bytes_in": {k: s.bytes for k, s in leg.sources.items()},
+                "frames_forwarded": sum(t.frames_forwarded for t in leg.video_out),
+                "frames_dropped": sum(t.frames_dropped for t in leg.video_out),
+                "program": None if leg.program is None else {"video": list(leg.program.video), "audio": leg.program.audio},
+            })
+        return out

@@ -1,0 +1,78 @@
+"""Real aiortc peers standing in for sites: synthetic camera and microphone, program counters."""
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from typing import Any
+
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
+from av import VideoFrame
+
+
+class PatternTrack(VideoStreamTrack):
+    """A small moving pattern, cheap to encode, so several peers fit on two cores."""
+
+    def __init__(self, shade: int, size: tuple[int, int] = (320, 240)):
+        super().__init__()
+        self.shade = shade
+        self.w, self.h = size
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        x = (pts // 3000) % (self.w - 8)
+        row = bytes([self.shade]) * x + b"\xff" * 8 + bytes([self.shade]) * (self.w - 8 - x)
+        frame = VideoFrame(self.w, self.h, "yuv420p")
+        frame.planes[0].update(row * self.h)  # luma: a bar moving across a flat field
+        frame.planes[1].update(b"\x80" * (frame.planes[1].buffer_size))
+        frame.planes[2].update(b"\x80" * (frame.planes[2].buffer_size))
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class SitePeer:
+    def __init__(self, shade: int):
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.pc.addTransceiver(AudioStreamTrack(), direction="sendrecv")
+        self.pc.addTransceiver(PatternTrack(shade), direction="sendrecv")
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.frames: dict[int, int] = {}  # index of received video track -> frames decoded
+        self._tasks: list[asyncio.Task[Any]] = []
+
+        @self.pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind == "video":
+                idx = len(self.frames)
+                self.frames[idx] = 0
+                self._tasks.append(asyncio.ensure_future(self._count(idx, track)))
+
+    async def _count(self, idx: int, track: Any) -> None:
+        try:
+            while True:
+                await track.recv()
+                self.frames[idx] += 1
+        except MediaStreamError:
+            pass
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def accept(self, answer: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll a condition with a deadline (tests never sleep to wait for a state)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

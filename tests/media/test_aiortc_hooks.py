@@ -1,0 +1,27 @@
+"""Fails loudly when aiortc's internals that media/aiortc_hooks.py relies on move."""
+import pytest
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+
+from media import aiortc_hooks
+
+
+async def test_the_internals_the_hooks_use_are_where_we_expect():
+    aiortc_hooks.check_aiortc()
+    pc = RTCPeerConnection()
+    t = pc.addTransceiver("video")
+    for attr in (aiortc_hooks._QUEUE_ATTR, aiortc_hooks._THREAD_ATTR, aiortc_hooks._SSRC_ATTR):
+        assert hasattr(t.receiver, attr), attr
+    assert callable(getattr(RTCRtpSender, "_send_keyframe")) and callable(getattr(RTCRtpReceiver, "_send_rtcp_pli"))
+    tap = aiortc_hooks.tap_receiver(t.receiver, lambda c, f: None)
+    assert getattr(t.receiver, aiortc_hooks._QUEUE_ATTR) is tap
+    await pc.close()
+
+
+async def test_a_started_receiver_cannot_be_tapped():
+    pc = RTCPeerConnection()
+    t = pc.addTransceiver("video")
+    setattr(t.receiver, aiortc_hooks._THREAD_ATTR, object())  # as if receive() had started the decoder
+    with pytest.raises(RuntimeError, match="before the receiver starts"):
+        aiortc_hooks.tap_receiver(t.receiver, lambda c, f: None)
+    setattr(t.receiver, aiortc_hooks._THREAD_ATTR, None)
+    await pc.close()

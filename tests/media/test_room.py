@@ -1,0 +1,60 @@
+"""Three sites, real aiortc peer connections over loopback, through one media room."""
+from __future__ import annotations
+
+import gc
+
+import pytest
+from aiortc import RTCPeerConnection
+
+from media.room import LegState, MediaRoom, SignallingError
+from tests.media.peers import SitePeer, until
+
+
+async def test_three_sites_receive_the_program_and_the_node_never_decodes():
+    room = MediaRoom("ses_test", "jl")
+    peers = {site: SitePeer(shade) for site, shade in (("jl", 40), ("cc", 120), ("cc-nongan", 200))}
+    try:
+        for site, peer in peers.items():
+            await peer.accept(await room.join(site, await peer.offer()))
+        await until(lambda: all(l.state is LegState.CONNECTED for l in room.legs.values()), what="legs connected")
+        # every site sees two other sites, each stream really arriving
+        await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 10 for p in peers.values()),
+                    timeout=30, what="program frames at every site")
+        assert room.legs["cc"].program.video == ("jl", "cc-nongan")
+        assert room.legs["jl"].program.video == ("cc-nongan", "cc")
+        taps = [tap for leg in room.legs.values() for tap in leg.taps]
+        assert sum(t.frames for t in taps) > 0
+        assert all(t.decoder_inputs == 0 for t in taps)  # forwarded encoded, never decoded
+    finally:
+        for p in peers.values():
+            await p.close()
+        await room.close()
+
+
+async def test_leaving_closes_the_leg_and_reprograms_the_others():
+    room = MediaRoom("ses_test", "jl")
+    a, b = SitePeer(10), SitePeer(90)
+    try:
+        await a.accept(await room.join("jl", await a.offer()))
+        await b.accept(await room.join("sp", await b.offer()))
+        await until(lambda: len(room.legs) == 2 and all(l.state is LegState.CONNECTED for l in room.legs.values()))
+        leg = room.legs["sp"]
+        await room.leave("sp")
+        assert leg.pc.connectionState == "closed" and leg.transitions[-1] == ("connected", "closed")
+        assert room.legs["jl"].program.video == (None, None)
+    finally:
+        await a.close()
+        await b.close()
+        await room.close()
+    gc.collect()
+    live = [o for o in gc.get_objects() if isinstance(o, RTCPeerConnection) and o.connectionState != "closed"]
+    assert live == []
+
+
+@pytest.mark.parametrize("sdp", ["", "garbage", "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"])
+async def test_garbage_offers_are_refused_and_leave_nothing_behind(sdp):
+    room = MediaRoom("ses_test", "jl")
+    with pytest.raises(SignallingError):
+        await room.join("jl", sdp)
+    assert room.legs == {}
+    await room.close()
