@@ -14,10 +14,13 @@ from confctl.api.route import Route
 from confctl.auth import auth_middleware
 from confctl.config import Settings
 from confctl.errors import error_middleware
-from confctl.keys import BOOKINGS, DB_EXECUTOR, SETTINGS, USER_STORE, run_db
+from confctl.keys import BOOKINGS, DB_EXECUTOR, JOIN_SECRET, MEDIA_NODE, SETTINGS, USER_STORE, run_db
+from confctl.signalling import websocket
+from media.node import MediaNode
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
+from rooms.store.secrets import shared_secret
 from rooms.store.users import UserStore
 from rooms.topology import load_topology_file
 
@@ -54,6 +57,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await run_db(app, upgrade, engine)
     app[BOOKINGS] = BookingStore(engine, horizon_s=settings.horizon_days * 86400)
     app[USER_STORE] = UserStore(engine)
+    app[JOIN_SECRET] = await run_db(app, shared_secret, engine, "join_token")
     if settings.topology_file is not None and not await run_db(app, app[BOOKINGS].has_topology):
         topo = load_topology_file(settings.topology_file)
         await run_db(app, app[BOOKINGS].set_topology, topo)
@@ -63,13 +67,22 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     engine.dispose()
 
 
+async def _media(app: web.Application) -> AsyncIterator[None]:
+    """The media node runs in-process by default; its rooms close with the app."""
+    app[MEDIA_NODE] = MediaNode()
+    yield
+    await app[MEDIA_NODE].close()
+
+
 def make_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=1_000_000)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_media)
     for r in all_routes():
         app.router.add_route(r.method, r.path, r.handler)
     app.router.add_get("/", home)
     app.router.add_get("/book", book_page)
+    app.router.add_get("/ws", websocket)
     app.router.add_static("/static", PAGES)
     return app

@@ -17,3 +17,4 @@ class Settings:
     port: int = 8080
     db_threads: int = 8
     horizon_days: int = 7
+    join_margin_s: int = 15 * 60  # legs are admitted this long before the start and after the end

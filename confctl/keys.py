@@ -9,6 +9,7 @@ from typing import Any, Callable, TypeVar
 from aiohttp import web
 
 from confctl.config import Settings
+from media.node import MediaNode
 from rooms.store.bookings import BookingStore
 from rooms.store.users import UserStore
 
@@ -18,6 +19,8 @@ SETTINGS = web.AppKey("settings", Settings)
 BOOKINGS = web.AppKey("bookings", BookingStore)
 USER_STORE = web.AppKey("users", UserStore)
 DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)
+JOIN_SECRET = web.AppKey("join_secret", bytes)
+MEDIA_NODE = web.AppKey("media_node", MediaNode)
 
 
 async def run_db(app: web.Application, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -11,7 +11,7 @@ import asyncio
 import enum
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
@@ -44,6 +44,7 @@ class Leg:
     video_out: list[ForwardedTrack] = field(default_factory=list)
     audio_out: ForwardedTrack | None = None
     program: Program | None = None
+    on_program: Callable[[Program], None] | None = None  # the signalling connection's listener
     transitions: list[tuple[str, str]] = field(default_factory=list)
 
     def set_state(self, new: LegState) -> None:
@@ -74,7 +75,7 @@ class MediaRoom:
         task.add_done_callback(done)
 
     # -- legs -----------------------------------------------------------
-    async def join(self, site: SiteId, offer_sdp: str) -> str:
+    async def join(self, site: SiteId, offer_sdp: str) -> tuple[Leg, str]:
         """Answer a site's offer; replaces any leg the site already has."""
         if site in self.legs:
             await self.leave(site)
@@ -125,7 +126,12 @@ class MediaRoom:
                 on_keyframe_request(t.sender, track.keyframe_requested)
         await pc.setLocalDescription(await pc.createAnswer())
         leg.set_state(LegState.CONNECTING)
-        return pc.localDescription.sdp
+        return leg, pc.localDescription.sdp
+
+    async def drop(self, leg: Leg) -> None:
+        """Close this leg if it is still the site's current one (not a replacement)."""
+        if self.legs.get(leg.site) is leg:
+            await self.leave(leg.site)
 
     async def leave(self, site: SiteId) -> None:
         leg = self.legs.pop(site, None)
@@ -154,6 +160,8 @@ class MediaRoom:
             if program == leg.program:
                 continue
             leg.program = program
+            if leg.on_program is not None:
+                leg.on_program(program)
             for out, src_site in zip(leg.video_out, program.video):
                 src_leg = self.legs.get(src_site) if src_site else None
                 out.switch(src_leg.sources.get("video") if src_leg else None)

@@ -10,7 +10,8 @@ from confctl.api.route import Route
 from confctl.api.views import decision_view
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
-from confctl.keys import BOOKINGS, run_db
+from confctl.join_tokens import mint
+from confctl.keys import BOOKINGS, JOIN_SECRET, run_db
 from rooms.admission import Accepted
 from rooms.booking_form import BookingBody, BookingPatch, FormError, parse_body, to_request, validation_detail
 from rooms.recurrence import parse_instant
@@ -32,7 +33,7 @@ async def book(request: web.Request) -> web.Response:
     out = await run_db(request.app, request.app[BOOKINGS].book, req, meta, user.id)
     if not isinstance(out.decision, Accepted):
         return web.json_response(decision_view(out, meta), status=409)
-    return web.json_response(out.session, status=201)
+    return web.json_response(with_join_urls(request, user, out.session), status=201)
 
 
 async def check(request: web.Request) -> web.Response:
@@ -41,6 +42,16 @@ async def check(request: web.Request) -> web.Response:
     req, meta = to_request(body, _now())
     out = await run_db(request.app, request.app[BOOKINGS].check, req)
     return web.json_response(decision_view(out, meta))
+
+
+def with_join_urls(request: web.Request, user: User, session: dict[str, Any]) -> dict[str, Any]:
+    """Each site's join page URL with its token; a technician gets only their own site's."""
+    secret = request.app[JOIN_SECRET]
+    base = f"{request.url.origin()}/join?token="
+    sites = [s["site"] for s in session["sites"]]
+    if user.role is Role.TECHNICIAN:
+        sites = [s for s in sites if s == user.site]
+    return {**session, "join_urls": {s: base + mint(secret, session["id"], s) for s in sites}}
 
 
 def _may_see(user: User, session: dict[str, Any]) -> bool:
@@ -62,7 +73,7 @@ async def _session_for(request: web.Request, user: User) -> dict[str, Any]:
 
 async def get_session(request: web.Request) -> web.Response:
     user = require(request)
-    return web.json_response(await _session_for(request, user))
+    return web.json_response(with_join_urls(request, user, await _session_for(request, user)))
 
 
 def _as_body(session: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +110,7 @@ async def patch_session(request: web.Request) -> web.Response:
     out = await run_db(request.app, request.app[BOOKINGS].update, session["id"], req, meta)
     if not isinstance(out.decision, Accepted):
         return web.json_response(decision_view(out, meta), status=409)
-    return web.json_response(out.session)
+    return web.json_response(with_join_urls(request, user, out.session))
 
 
 async def delete_session(request: web.Request) -> web.Response:

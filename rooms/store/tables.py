@@ -78,3 +78,11 @@ class UserRow(SQLModel, table=True):
     site_id: Optional[str] = Field(default=None, max_length=100)
     token_hash: str = Field(max_length=64, unique=True)  # sha256 of the bearer token; the token is never stored
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AppSecret(SQLModel, table=True):
+    """Secrets every control-plane instance must share (e.g. the join-token key)."""
+
+    __tablename__ = "app_secret"
+    name: str = Field(primary_key=True, max_length=40)
+    value: str = Field(max_length=200)

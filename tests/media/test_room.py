@@ -15,7 +15,7 @@ async def test_three_sites_receive_the_program_and_the_node_never_decodes():
     peers = {site: SitePeer(shade) for site, shade in (("jl", 40), ("cc", 120), ("cc-nongan", 200))}
     try:
         for site, peer in peers.items():
-            await peer.accept(await room.join(site, await peer.offer()))
+            await peer.accept((await room.join(site, await peer.offer()))[1])
         await until(lambda: all(l.state is LegState.CONNECTED for l in room.legs.values()), what="legs connected")
         # every site sees two other sites, each stream really arriving
         await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 10 for p in peers.values()),
@@ -35,8 +35,8 @@ async def test_leaving_closes_the_leg_and_reprograms_the_others():
     room = MediaRoom("ses_test", "jl")
     a, b = SitePeer(10), SitePeer(90)
     try:
-        await a.accept(await room.join("jl", await a.offer()))
-        await b.accept(await room.join("sp", await b.offer()))
+        await a.accept((await room.join("jl", await a.offer()))[1])
+        await b.accept((await room.join("sp", await b.offer()))[1])
         await until(lambda: len(room.legs) == 2 and all(l.state is LegState.CONNECTED for l in room.legs.values()))
         leg = room.legs["sp"]
         await room.leave("sp")

@@ -1,0 +1,61 @@
+"""A media node: the rooms of the sessions it serves. Runs inside `confctl serve`."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from media.room import Leg, MediaRoom
+from rooms.ids import SessionId, SiteId
+
+log = logging.getLogger("media.node")
+
+
+class MediaNode:
+    def __init__(self, ice_servers: list[Any] | None = None):
+        self.rooms: dict[SessionId, MediaRoom] = {}
+        self._ice = ice_servers or []
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def room(self, session_id: SessionId, host: SiteId) -> MediaRoom:
+        room = self.rooms.get(session_id)
+        if room is None:
+            room = self.rooms[session_id] = MediaRoom(session_id, host, self._ice)
+        return room
+
+    async def release(self, session_id: SessionId) -> None:
+        """Close a room nobody is in any more."""
+        room = self.rooms.get(session_id)
+        if room is not None and not room.legs:
+            del self.rooms[session_id]
+            await room.close()
+
+    def drop_leg(self, session_id: SessionId, leg: Leg) -> asyncio.Task[None]:
+        """Close a leg whose signalling connection ended.
+
+        The node owns the work, so it completes even when the connection's
+        handler is cancelled (aiohttp cancels it when the client disconnects).
+        """
+        async def drop() -> None:
+            room = self.rooms.get(session_id)
+            if room is not None:
+                await room.drop(leg)
+                await self.release(session_id)
+        task = asyncio.ensure_future(drop())
+        self._closing.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._closing.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("closing leg %s of %s failed: %r", leg.site, session_id, t.exception())
+        task.add_done_callback(done)
+        return task
+
+    async def close(self) -> None:
+        while self._closing:
+            await asyncio.gather(*list(self._closing), return_exceptions=True)
+        for sid in list(self.rooms):
+            await self.rooms.pop(sid).close()
+
+    def figures(self) -> list[dict[str, Any]]:
+        return [{"session": sid, "legs": room.figures()} for sid, room in self.rooms.items()]

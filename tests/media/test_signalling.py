@@ -1,0 +1,137 @@
+"""Sites join a booked session through /ws with their join URLs; bad signalling gets clear errors."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from aiohttp import WSMsgType
+
+from confctl.app import make_app
+from confctl.config import Settings
+from confctl.join_tokens import mint
+from confctl.keys import MEDIA_NODE
+from rooms.store.engine import make_engine
+from rooms.store.users import Role, UserStore
+from rooms.topology import demo_topology
+from tests.media.peers import SitePeer, until
+
+TZ = timezone(timedelta(hours=8))
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path):
+    url = f"sqlite:///{tmp_path}/sig.db"
+    app = make_app(Settings(db_url=url))
+    c = await aiohttp_client(app)
+    users = UserStore(make_engine(url))
+    _, token = users.add("olga", Role.ORGANIZER, None, set(demo_topology().sites))
+    c.h = {"Authorization": f"Bearer {token}"}
+    yield c
+    users.engine.dispose()
+
+
+async def book(client, sites, start: datetime, hours: float = 1) -> dict:
+    r = await client.post("/api/sessions", headers=client.h, json={
+        "title": "Live drill", "host_site": sites[0], "sites": sites[1:], "start": start.isoformat(),
+        "end": (start + timedelta(hours=hours)).isoformat(), "profile": "sd"})
+    assert r.status == 201, await r.text()
+    return await r.json()
+
+
+def token_of(session: dict, site: str) -> str:
+    return parse_qs(urlparse(session["join_urls"][site]).query)["token"][0]
+
+
+async def next_of(ws, kind: str, timeout: float = 10) -> dict:
+    while True:
+        msg = await asyncio.wait_for(ws.receive_json(), timeout)
+        if msg["type"] in (kind, "error"):
+            return msg
+
+
+async def test_three_sites_join_by_their_urls_and_receive_the_program(client):
+    s = await book(client, ["jl", "cc", "cc-nongan"], datetime.now(TZ))
+    assert set(s["join_urls"]) == {"jl", "cc", "cc-nongan"}
+    peers, sockets = {}, {}
+    try:
+        for site in ("jl", "cc", "cc-nongan"):
+            ws = sockets[site] = await client.ws_connect("/ws")
+            await ws.send_json({"type": "join", "token": token_of(s, site)})
+            assert (await next_of(ws, "joined"))["site"] == site
+            peers[site] = SitePeer(60 + 60 * len(peers))
+            await ws.send_json({"type": "offer", "sdp": await peers[site].offer()})
+            answer = await next_of(ws, "answer")
+            await peers[site].accept(answer["sdp"])
+        await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 5 for p in peers.values()),
+                    timeout=30, what="program at every site")
+        program = await next_of(sockets["cc-nongan"], "program")
+        assert program["video"][0] == "jl"  # the host first
+        room = client.app[MEDIA_NODE].rooms[s["id"]]
+        assert all(t.decoder_inputs == 0 for leg in room.legs.values() for t in leg.taps)
+
+        # A site whose socket dies is cleaned up: its leg and peer connection close.
+        leg = room.legs["cc"]
+        await sockets.pop("cc").close()
+        await until(lambda: "cc" not in room.legs and leg.pc.connectionState == "closed",
+                    what="leg of the closed socket removed and its peer connection closed")
+        assert leg.transitions[-1] == ("connected", "closed")
+    finally:
+        for ws in sockets.values():
+            await ws.close()
+        for p in peers.values():
+            await p.close()
+    await until(lambda: s["id"] not in client.app[MEDIA_NODE].rooms, what="empty room released")
+
+
+async def test_bad_signalling_gets_errors_and_the_connection_keeps_serving(client):
+    s = await book(client, ["jl", "sp"], datetime.now(TZ))
+    later = await book(client, ["jl", "ly"], datetime.now(TZ) + timedelta(days=2))
+    ws = await client.ws_connect("/ws")
+    await ws.send_str("{not json")
+    assert (await next_of(ws, "error"))["code"] == "invalid_json"
+    await ws.send_json(["join"])
+    assert (await next_of(ws, "error"))["code"] == "invalid_message"
+    await ws.send_json({"type": "offer", "sdp": "v=0"})
+    assert (await next_of(ws, "error"))["code"] == "not_joined"
+    await ws.send_json({"type": "join", "token": "forged.token"})
+    assert (await next_of(ws, "error"))["code"] == "invalid_token"
+    await ws.send_json({"type": "join", "token": mint(b"another system", s["id"], "jl")})
+    assert (await next_of(ws, "error"))["code"] == "invalid_token"
+    await ws.send_json({"type": "join", "token": token_of(later, "ly")})
+    assert (await next_of(ws, "error"))["code"] == "outside_window"
+    await ws.send_json({"type": "dance"})
+    assert (await next_of(ws, "error"))["code"] == "unknown_type"
+    await ws.send_json({"type": "join", "token": token_of(s, "sp")})
+    assert (await next_of(ws, "joined"))["site"] == "sp"
+    await ws.send_json({"type": "offer", "sdp": "garbage"})
+    assert (await next_of(ws, "error"))["code"] == "invalid_sdp"
+    assert client.app[MEDIA_NODE].rooms.get(s["id"]) is None or client.app[MEDIA_NODE].rooms[s["id"]].legs == {}
+    await ws.close()
+
+
+async def test_cancelled_session_and_removed_site_refuse_legs(client):
+    s = await book(client, ["jl", "sp", "ly"], datetime.now(TZ))
+    r = await client.patch(f"/api/sessions/{s['id']}", headers=client.h, json={"sites": ["sp"]})
+    assert r.status == 200
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"type": "join", "token": token_of(s, "ly")})
+    assert (await next_of(ws, "error"))["code"] == "site_not_in_session"
+    await client.delete(f"/api/sessions/{s['id']}", headers=client.h)
+    await ws.send_json({"type": "join", "token": token_of(s, "sp")})
+    assert (await next_of(ws, "error"))["code"] == "session_cancelled"
+    await ws.close()
+
+
+async def test_client_vanishing_mid_offer_leaves_no_leg(client):
+    s = await book(client, ["jl", "sp"], datetime.now(TZ))
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"type": "join", "token": token_of(s, "jl")})
+    await next_of(ws, "joined")
+    peer = SitePeer(30)
+    await ws.send_json({"type": "offer", "sdp": await peer.offer()})
+    await ws.close()  # gone before reading the answer
+    node = client.app[MEDIA_NODE]
+    await until(lambda: s["id"] not in node.rooms, what="room released after the client vanished")
+    await peer.close()
