@@ -40,6 +40,10 @@ async def book_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(PAGES / "book.html")
 
 
+async def join_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(PAGES / "join.html")
+
+
 def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
@@ -83,6 +87,7 @@ def make_app(settings: Settings) -> web.Application:
         app.router.add_route(r.method, r.path, r.handler)
     app.router.add_get("/", home)
     app.router.add_get("/book", book_page)
+    app.router.add_get("/join", join_page)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", PAGES)
     return app

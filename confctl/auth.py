@@ -15,7 +15,10 @@ USER = web.RequestKey("user", User)
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("token", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if not token and request.path.endswith(".ics"):
+        token = request.query.get("token", "")  # calendar clients cannot send headers
+    # (On /join, ?token= is a site's join token, verified by the signalling server, not a user's.)
     if token:
         user = await run_db(request.app, request.app[USER_STORE].by_token, token)
         if user is None:

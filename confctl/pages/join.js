@@ -1,0 +1,119 @@
+// Technician's join page: one WebRTC leg to the media node, signalled over /ws with the site's join token.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const token = new URLSearchParams(location.search).get("token") || "";
+window.confctlStats = { framesDecoded: 0, sendKbps: 0, recvKbps: 0 };
+let pc = null, ws = null, timer = null, last = null;
+
+function status(text) { $("status").textContent = text; }
+
+function patternStream() {
+  // A moving test pattern from a canvas, for rooms without a camera.
+  const c = document.createElement("canvas");
+  c.width = 640; c.height = 360;
+  const g = c.getContext("2d");
+  let x = 0;
+  setInterval(() => {
+    g.fillStyle = "#16324f"; g.fillRect(0, 0, c.width, c.height);
+    g.fillStyle = "#f5b700"; g.fillRect(x, 0, 40, c.height);
+    g.fillStyle = "#fff"; g.font = "32px sans-serif"; g.fillText(new Date().toLocaleTimeString(), 20, 50);
+    x = (x + 8) % c.width;
+  }, 33);
+  const stream = c.captureStream(30);
+  const ctx = new AudioContext();
+  const osc = ctx.createOscillator();
+  const dest = ctx.createMediaStreamDestination();
+  osc.connect(dest); osc.start();
+  stream.addTrack(dest.stream.getAudioTracks()[0]);
+  return stream;
+}
+
+function waitIce() {
+  // The node takes a complete offer (no trickle): wait for gathering to finish.
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => pc.addEventListener("icegatheringstatechange", () => {
+    if (pc.iceGatheringState === "complete") resolve();
+  }));
+}
+
+async function join(useCamera) {
+  const stream = useCamera ? await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } })
+                           : patternStream();
+  $("self").srcObject = stream;
+  pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+  pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendrecv" });
+  pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendrecv" });
+  pc.addTransceiver("video", { direction: "recvonly" });
+  let slot = 0;
+  pc.ontrack = (ev) => {
+    if (ev.track.kind === "audio") { $("program_audio").srcObject = new MediaStream([ev.track]); return; }
+    $("program" + (slot++ % 2)).srcObject = new MediaStream([ev.track]);
+  };
+  pc.onconnectionstatechange = () => status(pc.connectionState);
+  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  ws.onmessage = async (ev) => {
+    const msg = JSON.parse(ev.data);
+    if (msg.type === "joined") {
+      status(`joined as ${msg.site}`);
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitIce();
+      ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
+    } else if (msg.type === "answer") {
+      await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    } else if (msg.type === "program") {
+      $("program").textContent = msg.video.filter(Boolean).join(" and ") || "nobody else yet";
+    } else if (msg.type === "error") {
+      status(`${msg.code}: ${msg.detail}`);
+    }
+  };
+  ws.onopen = () => ws.send(JSON.stringify({ type: "join", token }));
+  ws.onclose = () => { if (pc) status("signalling closed"); };
+  $("leave").disabled = false;
+  timer = setInterval(figures, 1000);
+}
+
+async function figures() {
+  if (!pc) return;
+  const report = await pc.getStats();
+  let sent = 0, received = 0, lost = 0, frames = 0, rtt = null, res = "–";
+  report.forEach((s) => {
+    if (s.type === "outbound-rtp") sent += s.bytesSent || 0;
+    if (s.type === "inbound-rtp") {
+      received += s.bytesReceived || 0;
+      lost += s.packetsLost || 0;
+      if (s.kind === "video") {
+        frames += s.framesDecoded || 0;
+        if (s.frameWidth) res = `${s.frameWidth}×${s.frameHeight}`;
+      }
+    }
+    if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime !== undefined) rtt = s.currentRoundTripTime;
+  });
+  const now = performance.now();
+  if (last) {
+    const dt = (now - last.t) / 1000;
+    window.confctlStats.sendKbps = Math.round((8 * (sent - last.sent)) / dt / 1000);
+    window.confctlStats.recvKbps = Math.round((8 * (received - last.received)) / dt / 1000);
+  }
+  last = { t: now, sent, received };
+  window.confctlStats.framesDecoded = frames;
+  $("send_kbps").textContent = window.confctlStats.sendKbps;
+  $("recv_kbps").textContent = window.confctlStats.recvKbps;
+  $("lost").textContent = lost;
+  $("rtt").textContent = rtt === null ? "–" : Math.round(rtt * 1000);
+  $("frames").textContent = frames;
+  $("resolution").textContent = res;
+}
+
+function leave() {
+  if (ws) ws.send(JSON.stringify({ type: "leave" }));
+  if (pc) pc.close();
+  pc = null;
+  clearInterval(timer);
+  status("left");
+  $("leave").disabled = true;
+}
+
+$("camera").addEventListener("click", () => join(true).catch((e) => status(String(e))));
+$("pattern").addEventListener("click", () => join(false).catch((e) => status(String(e))));
+$("leave").addEventListener("click", leave);
+if (!token) status("this page needs the join URL your organizer sent (…/join?token=…)");
