@@ -8,7 +8,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from confctl.api import calendar, network, people, sessions
+from confctl.api import calendar, live, network, people, sessions
 from confctl.api.openapi import openapi_route
 from confctl.api.route import Route
 from confctl.auth import auth_middleware
@@ -47,7 +47,7 @@ async def join_page(request: web.Request) -> web.FileResponse:
 def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
-    for module in (calendar, sessions, network, people):
+    for module in (calendar, sessions, network, people, live):
         routes.extend(module.routes)
     routes.append(Route("GET", "/api/health", health, "Liveness", ("public",)))
     routes.append(openapi_route(routes))

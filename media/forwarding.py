@@ -45,6 +45,13 @@ def is_keyframe(codec_name: str, data: bytes) -> bool:
     return True  # audio: every frame stands alone
 
 
+def vp8_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 key frame header (RFC 6386 §9.1), without decoding."""
+    if len(data) < 10 or data[3:6] != b"\x9d\x01\x2a":
+        return None
+    return (int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(data[8:10], "little") & 0x3FFF)
+
+
 class Source:
     """One incoming encoded track, fanned out to its subscribers."""
 
@@ -54,11 +61,15 @@ class Source:
         self.subscribers: set[ForwardedTrack] = set()
         self.frames = 0
         self.bytes = 0
+        self.resolution: tuple[int, int] | None = None
 
     def on_frame(self, codec_name: str, clock_rate: int, data: bytes, timestamp: int) -> None:
         self.frames += 1
         self.bytes += len(data)
-        frame = EncodedFrame(data, timestamp, Fraction(1, clock_rate), is_keyframe(codec_name, data))
+        key = is_keyframe(codec_name, data)
+        if key and codec_name == "VP8":
+            self.resolution = vp8_size(data) or self.resolution
+        frame = EncodedFrame(data, timestamp, Fraction(1, clock_rate), key)
         for sub in self.subscribers:
             sub.push(frame)
 
@@ -77,6 +88,7 @@ class ForwardedTrack(MediaStreamTrack):
         self._rebase = False
         self.frames_forwarded = 0
         self.frames_dropped = 0
+        self.bytes_forwarded = 0
 
     def switch(self, source: Source | None) -> None:
         if source is self.source:
@@ -127,6 +139,7 @@ class ForwardedTrack(MediaStreamTrack):
             self.stop()
             raise MediaStreamError
         self.frames_forwarded += 1
+        self.bytes_forwarded += len(frame.data)
         return frame
 
     def stop(self) -> None:

@@ -57,5 +57,6 @@ class MediaNode:
         for sid in list(self.rooms):
             await self.rooms.pop(sid).close()
 
-    def figures(self) -> list[dict[str, Any]]:
-        return [{"session": sid, "legs": room.figures()} for sid, room in self.rooms.items()]
+    async def live_figures(self, now: float) -> list[dict[str, Any]]:
+        return [{"session": sid, "host": room.host, "legs": await room.live_figures(now)}
+                for sid, room in list(self.rooms.items())]

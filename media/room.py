@@ -45,6 +45,7 @@ class Leg:
     audio_out: ForwardedTrack | None = None
     program: Program | None = None
     on_program: Callable[[Program], None] | None = None  # the signalling connection's listener
+    last_sample: tuple[float, int, int] | None = None  # (time, bytes in, bytes out) of the last live figures
     transitions: list[tuple[str, str]] = field(default_factory=list)
 
     def set_state(self, new: LegState) -> None:
@@ -170,14 +171,53 @@ class MediaRoom:
                 leg.audio_out.switch(src_leg.sources.get("audio") if src_leg else None)
 
     def figures(self) -> list[dict[str, Any]]:
+        return [leg_counters(leg) for leg in self.legs.values()]
+
+    async def live_figures(self, now: float) -> list[dict[str, Any]]:
+        """Counters plus bitrates from byte deltas since the last call and the peer connection's RTCP figures."""
         out = []
-        for site, leg in self.legs.items():
-            out.append({
-                "site": site, "state": leg.state.value,
-                "frames_in": {k: s.frames for k, s in leg.sources.items()},
-                "bytes_in": {k: s.bytes for k, s in leg.sources.items()},
-                "frames_forwarded": sum(t.frames_forwarded for t in leg.video_out),
-                "frames_dropped": sum(t.frames_dropped for t in leg.video_out),
-                "program": None if leg.program is None else {"video": list(leg.program.video), "audio": leg.program.audio},
-            })
+        for leg in list(self.legs.values()):
+            fig = leg_counters(leg)
+            bytes_in = sum(fig["bytes_in"].values())
+            bytes_out = fig["bytes_forwarded"]
+            prev = leg.last_sample
+            if prev is not None and now > prev[0]:
+                fig["bitrate_in_kbps"] = round(8 * (bytes_in - prev[1]) / (now - prev[0]) / 1000)
+                fig["bitrate_out_kbps"] = round(8 * (bytes_out - prev[2]) / (now - prev[0]) / 1000)
+            leg.last_sample = (now, bytes_in, bytes_out)
+            try:
+                fig.update(rtcp_figures(await leg.pc.getStats()))
+            except Exception as exc:  # a leg closing under us has no stats; the rest still report
+                fig["stats_error"] = repr(exc)
+            out.append(fig)
         return out
+
+
+def leg_counters(leg: Leg) -> dict[str, Any]:
+    video = leg.sources.get("video")
+    return {
+        "site": leg.site, "state": leg.state.value,
+        "frames_in": {k: s.frames for k, s in leg.sources.items()},
+        "bytes_in": {k: s.bytes for k, s in leg.sources.items()},
+        "resolution": None if video is None or video.resolution is None else "%dx%d" % video.resolution,
+        "frames_forwarded": sum(t.frames_forwarded for t in leg.video_out),
+        "frames_dropped": sum(t.frames_dropped for t in leg.video_out),
+        "bytes_forwarded": sum(t.bytes_forwarded for t in [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]),
+        "program": None if leg.program is None else {"video": list(leg.program.video), "audio": leg.program.audio},
+    }
+
+
+def rtcp_figures(report: Any) -> dict[str, Any]:
+    """Loss and jitter of what the site sends us; RTT from its receiver reports about what we send."""
+    lost = 0
+    jitter_ms = 0.0
+    rtts = []
+    for s in report.values():
+        if s.type == "inbound-rtp":
+            lost += s.packetsLost or 0
+            clock = 90000 if s.kind == "video" else 48000
+            jitter_ms = max(jitter_ms, 1000 * (s.jitter or 0) / clock)
+        elif s.type == "remote-inbound-rtp" and s.roundTripTime is not None:
+            rtts.append(s.roundTripTime)
+    return {"packets_lost": lost, "jitter_ms": round(jitter_ms, 1),
+            "rtt_ms": round(1000 * max(rtts), 1) if rtts else None}

@@ -28,6 +28,7 @@ async def client(aiohttp_client, tmp_path):
     users = UserStore(make_engine(url))
     _, token = users.add("olga", Role.ORGANIZER, None, set(demo_topology().sites))
     c.h = {"Authorization": f"Bearer {token}"}
+    c.operator = users.add("opal", Role.OPERATOR, None, set(demo_topology().sites))[1]
     yield c
     users.engine.dispose()
 
@@ -70,6 +71,20 @@ async def test_three_sites_join_by_their_urls_and_receive_the_program(client):
         assert program["video"][0] == "jl"  # the host first
         room = client.app[MEDIA_NODE].rooms[s["id"]]
         assert all(t.decoder_inputs == 0 for leg in room.legs.values() for t in leg.taps)
+
+        # Operators read every leg's figures; bitrates come from byte deltas between two reads.
+        assert (await client.get("/api/live", headers=client.h)).status == 403  # an organizer
+        op = {"Authorization": f"Bearer {client.operator}"}
+        await client.get("/api/live", headers=op)
+        before = sum(l.sources["video"].bytes for l in room.legs.values())
+        await until(lambda: sum(l.sources["video"].bytes for l in room.legs.values()) > before + 20_000)
+        live = await (await client.get("/api/live", headers=op)).json()
+        (entry,) = [x for x in live["sessions"] if x["session"] == s["id"]]
+        legs = {l["site"]: l for l in entry["legs"]}
+        assert set(legs) == {"jl", "cc", "cc-nongan"}
+        for leg in legs.values():
+            assert leg["bitrate_in_kbps"] > 0 and leg["bitrate_out_kbps"] > 0 and leg["frames_forwarded"] > 0
+            assert leg["resolution"] == "320x240" and leg["packets_lost"] >= 0 and "rtt_ms" in leg
 
         # A site whose socket dies is cleaned up: its leg and peer connection close.
         leg = room.legs["cc"]
