@@ -1,14 +1,16 @@
 """The aiohttp application: routes, middlewares, and the resources it owns."""
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import AsyncIterator
 
 from aiohttp import web
 
-from confctl.api import calendar, live, network, people, sessions
+from confctl.api import calendar, live, network, people, recordings, sessions
 from confctl.api.openapi import openapi_route
 from confctl.api.route import Route
 from confctl.auth import auth_middleware
@@ -17,6 +19,7 @@ from confctl.errors import error_middleware
 from confctl.keys import BOOKINGS, DB_EXECUTOR, JOIN_SECRET, MEDIA_NODE, SETTINGS, USER_STORE, run_db
 from confctl.signalling import websocket
 from media.node import MediaNode
+from media.recording import purge_older_than
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
@@ -47,7 +50,7 @@ async def join_page(request: web.Request) -> web.FileResponse:
 def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
-    for module in (calendar, sessions, network, people, live):
+    for module in (calendar, sessions, network, people, live, recordings):
         routes.extend(module.routes)
     routes.append(Route("GET", "/api/health", health, "Liveness", ("public",)))
     routes.append(openapi_route(routes))
@@ -71,10 +74,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     engine.dispose()
 
 
+async def _retention(settings: Settings) -> None:
+    """Delete recordings past their retention, now and every six hours."""
+    while True:
+        removed = await asyncio.to_thread(purge_older_than, settings.recordings_dir,
+                                          settings.recording_retention_days * 86400, time.time())
+        if removed:
+            log.info("retention: deleted %d recording(s)", len(removed))
+        await asyncio.sleep(6 * 3600)
+
+
 async def _media(app: web.Application) -> AsyncIterator[None]:
     """The media node runs in-process by default; its rooms close with the app."""
-    app[MEDIA_NODE] = MediaNode()
+    app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir)
+    retention = asyncio.create_task(_retention(app[SETTINGS]))
     yield
+    retention.cancel()
+    await asyncio.gather(retention, return_exceptions=True)
     await app[MEDIA_NODE].close()
 
 

@@ -18,3 +18,5 @@ class Settings:
     db_threads: int = 8
     horizon_days: int = 7
     join_margin_s: int = 15 * 60  # legs are admitted this long before the start and after the end
+    recordings_dir: Path = Path("var/recordings")
+    recording_retention_days: int = 30

@@ -32,6 +32,7 @@ class Joined:
     session: SessionId
     site: SiteId
     host: SiteId
+    record: bool = False
     leg: Leg | None = None
 
 
@@ -64,7 +65,7 @@ async def _join(request: web.Request, msg: dict[str, Any]) -> Joined:
     if not _in_window(session, time.time(), margin):
         raise SignallingError4xx("outside_window", f"session {session_id} runs {session['start']} .. {session['end']}; "
                                  f"legs are admitted from {margin // 60} min before to {margin // 60} min after")
-    return Joined(SessionId(session_id), SiteId(site), SiteId(session["host_site"]))
+    return Joined(SessionId(session_id), SiteId(site), SiteId(session["host_site"]), bool(session["record"]))
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -116,7 +117,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                         raise SignallingError4xx("not_joined", "send join with your token first")
                     if not isinstance(msg.get("sdp"), str):
                         raise SignallingError4xx("invalid_sdp", "offer needs an `sdp` string")
-                    room = node.room(joined.session, joined.host)
+                    room = node.room(joined.session, joined.host, joined.record)
                     try:
                         leg, answer = await room.join(joined.site, msg["sdp"])
                     except SignallingError as exc:

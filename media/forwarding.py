@@ -59,6 +59,7 @@ class Source:
         self.kind = kind
         self.request_keyframe = request_keyframe
         self.subscribers: set[ForwardedTrack] = set()
+        self.sinks: list[Callable[[EncodedFrame], None]] = []  # recorders
         self.frames = 0
         self.bytes = 0
         self.resolution: tuple[int, int] | None = None
@@ -72,6 +73,8 @@ class Source:
         frame = EncodedFrame(data, timestamp, Fraction(1, clock_rate), key)
         for sub in self.subscribers:
             sub.push(frame)
+        for sink in self.sinks:
+            sink(frame)
 
 
 class ForwardedTrack(MediaStreamTrack):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from media.room import Leg, MediaRoom
@@ -12,15 +13,17 @@ log = logging.getLogger("media.node")
 
 
 class MediaNode:
-    def __init__(self, ice_servers: list[Any] | None = None):
+    def __init__(self, ice_servers: list[Any] | None = None, recordings: Path | None = None):
         self.rooms: dict[SessionId, MediaRoom] = {}
+        self.recordings = recordings
         self._ice = ice_servers or []
         self._closing: set[asyncio.Task[None]] = set()
 
-    def room(self, session_id: SessionId, host: SiteId) -> MediaRoom:
+    def room(self, session_id: SessionId, host: SiteId, record: bool = False) -> MediaRoom:
         room = self.rooms.get(session_id)
         if room is None:
-            room = self.rooms[session_id] = MediaRoom(session_id, host, self._ice)
+            where = self.recordings / session_id if record and self.recordings is not None else None
+            room = self.rooms[session_id] = MediaRoom(session_id, host, self._ice, where)
         return room
 
     async def release(self, session_id: SessionId) -> None:

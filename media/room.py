@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -18,6 +20,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpS
 from media.aiortc_hooks import EncodedTap, on_keyframe_request, request_keyframe, tap_receiver
 from media.forwarding import ForwardedTrack, Source
 from media.program import Program, program_for
+from media.recording import TrackRecorder
 from rooms.ids import SessionId, SiteId
 
 log = logging.getLogger("media.room")
@@ -41,6 +44,7 @@ class Leg:
     state: LegState = LegState.NEW
     sources: dict[str, Source] = field(default_factory=dict)  # kind -> what this site sends
     taps: list[EncodedTap] = field(default_factory=list)
+    recorders: list[TrackRecorder] = field(default_factory=list)
     video_out: list[ForwardedTrack] = field(default_factory=list)
     audio_out: ForwardedTrack | None = None
     program: Program | None = None
@@ -56,9 +60,11 @@ class Leg:
 
 
 class MediaRoom:
-    def __init__(self, session_id: SessionId, host: SiteId, ice_servers: list[Any] | None = None):
+    def __init__(self, session_id: SessionId, host: SiteId, ice_servers: list[Any] | None = None,
+                 record_dir: Path | None = None):
         self.session_id = session_id
         self.host = host
+        self.record_dir = record_dir  # None: this session is not recorded
         self.legs: dict[SiteId, Leg] = {}
         self.speaker: SiteId | None = None
         self._ice = ice_servers or []  # never fall back to Google's STUN: there is no internet here
@@ -91,6 +97,10 @@ class MediaRoom:
             receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
             src = Source(track.kind, lambda: self._spawn(request_keyframe(receiver), "keyframe request"))
             leg.sources[track.kind] = src
+            if self.record_dir is not None:
+                rec = TrackRecorder(self.record_dir / f"{site}-{track.kind}-{int(time.time() * 1000)}.webm", track.kind)
+                leg.recorders.append(rec)
+                src.sinks.append(rec.push)
             leg.taps.append(tap_receiver(receiver, lambda codec, frame: src.on_frame(
                 codec.name, codec.clockRate, frame.data, frame.timestamp)))
 
@@ -145,6 +155,8 @@ class MediaRoom:
                 sub.switch(None)
         leg.set_state(LegState.CLOSED)
         await leg.pc.close()
+        for rec in leg.recorders:  # finalize the files: cues and duration written
+            await asyncio.to_thread(rec.close)
         self._reprogram()
 
     async def close(self) -> None:

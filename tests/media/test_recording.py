@@ -1,0 +1,96 @@
+"""Recording encoded tracks as they arrive: playable files of the right duration, no transcoding."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import av
+import pytest
+
+from confctl.app import make_app
+from confctl.config import Settings
+from media.room import MediaRoom
+from rooms.store.engine import make_engine
+from rooms.store.users import Role, UserStore
+from rooms.topology import demo_topology
+from tests.media.peers import SitePeer, until
+from tests.media.test_signalling import next_of, token_of
+
+
+def duration_of(path) -> float:
+    with av.open(str(path)) as c:
+        return c.duration / av.time_base
+
+
+async def test_a_recording_plays_back_with_the_duration_it_was_recorded(tmp_path):
+    room = MediaRoom("ses_rec", "jl", record_dir=tmp_path / "ses_rec")
+    peer = SitePeer(80)
+    try:
+        await peer.accept((await room.join("jl", await peer.offer()))[1])
+        await until(lambda: "video" in room.legs["jl"].sources and room.legs["jl"].recorders
+                    and room.legs["jl"].recorders[-1].frames_written > 0, what="first frame recorded")
+        t0 = time.monotonic()
+        video = next(r for r in room.legs["jl"].recorders if r.kind == "video")
+        await until(lambda: video.frames_written >= 90, what="three seconds of video recorded")
+        await room.leave("jl")  # finalizes the files
+        elapsed = time.monotonic() - t0
+    finally:
+        await peer.close()
+        await room.close()
+    files = {p.name.split("-")[1]: p for p in (tmp_path / "ses_rec").glob("*.webm")}
+    assert set(files) == {"audio", "video"}
+    d = duration_of(files["video"])
+    assert abs(d - elapsed) <= 0.1 * elapsed, (d, elapsed)
+    with av.open(str(files["video"])) as c:  # frame-complete: every packet decodes
+        frames = list(c.decode(video=0))
+    assert len(frames) >= 85 and frames[0].width == 320 and frames[0].height == 240
+    assert abs(duration_of(files["audio"]) - elapsed) <= 0.1 * elapsed
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path):
+    url = f"sqlite:///{tmp_path}/rec.db"
+    c = await aiohttp_client(make_app(Settings(db_url=url, recordings_dir=tmp_path / "recordings")))
+    users = UserStore(make_engine(url))
+    sites = set(demo_topology().sites)
+    c.tokens = {n: users.add(n, r, s, sites)[1] for n, r, s in [
+        ("olga", Role.ORGANIZER, None), ("oscar", Role.ORGANIZER, None), ("opal", Role.OPERATOR, None),
+        ("tina", Role.TECHNICIAN, "jl")]}
+    c.h = lambda who: {"Authorization": f"Bearer {c.tokens[who]}"}
+    yield c
+    users.engine.dispose()
+
+
+async def test_recordings_are_listed_downloaded_and_deleted_through_the_api(client):
+    now = datetime.now(timezone(timedelta(hours=8)))
+    r = await client.post("/api/sessions", headers=client.h("olga"), json={
+        "title": "Recorded", "host_site": "jl", "sites": ["sp"], "start": now.isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(), "profile": "sd", "record": True})
+    s = await r.json()
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"type": "join", "token": token_of(s, "jl")})
+    await next_of(ws, "joined")
+    peer = SitePeer(50)
+    await ws.send_json({"type": "offer", "sdp": await peer.offer()})
+    await peer.accept((await next_of(ws, "answer"))["sdp"])
+    from confctl.keys import MEDIA_NODE
+    node = client.app[MEDIA_NODE]
+    await until(lambda: s["id"] in node.rooms and "jl" in node.rooms[s["id"]].legs
+                and any(r.frames_written >= 30 for r in node.rooms[s["id"]].legs["jl"].recorders))
+    await ws.close()
+    await until(lambda: s["id"] not in node.rooms, what="room released and files finalized")
+    await peer.close()
+
+    base = f"/api/sessions/{s['id']}/recordings"
+    assert (await client.get(base, headers=client.h("oscar"))).status == 403  # another organizer
+    assert (await client.get(base, headers=client.h("tina"))).status == 403  # technicians do not
+    listed = (await (await client.get(base, headers=client.h("opal"))).json())["recordings"]
+    assert {(x["site"], x["kind"]) for x in listed} == {("jl", "video"), ("jl", "audio")}
+    video = next(x for x in listed if x["kind"] == "video")
+    assert video["duration_s"] > 0.5
+    body = await (await client.get(f"{base}/{video['name']}", headers=client.h("olga"))).read()
+    assert len(body) == video["bytes"] and body[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM file
+    assert (await client.get(f"{base}/..%2Frec.db", headers=client.h("olga"))).status == 404
+    assert (await client.delete(f"{base}/{video['name']}", headers=client.h("olga"))).status == 200
+    left = (await (await client.get(base, headers=client.h("olga"))).json())["recordings"]
+    assert [x["kind"] for x in left] == ["audio"]
