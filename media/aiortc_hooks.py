@@ -94,3 +94,20 @@ def raise_bitrate_caps(max_bps: int = 6_000_000, default_bps: int = 2_000_000) -
     for mod in (vpx, h264):
         mod.MAX_BITRATE = max(mod.MAX_BITRATE, max_bps)
         mod.DEFAULT_BITRATE = max(mod.DEFAULT_BITRATE, default_bps)
+
+
+def on_audio_level(receiver: RTCRtpReceiver, callback: Callable[[int], None]) -> None:
+    """Call `callback(level)` with the RFC 6464 level of every RTP packet that carries one.
+
+    The transport delivers each packet through `receiver._handle_rtp_packet`; the level is
+    read from the parsed header extension before the packet goes on as usual.
+    """
+    original = receiver._handle_rtp_packet
+
+    async def _handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
+        level = packet.extensions.audio_level
+        if level is not None:
+            callback(level[1])
+        await original(packet, arrival_time_ms=arrival_time_ms)
+
+    receiver._handle_rtp_packet = _handle_rtp_packet  # type: ignore[method-assign]

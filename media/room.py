@@ -17,10 +17,11 @@ from typing import Any, Awaitable, Callable
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
-from media.aiortc_hooks import EncodedTap, on_keyframe_request, request_keyframe, tap_receiver
+from media.aiortc_hooks import EncodedTap, on_audio_level, on_keyframe_request, request_keyframe, tap_receiver
 from media.forwarding import ForwardedTrack, Source
 from media.program import Program, program_for
 from media.recording import TrackRecorder
+from media.speaker import SpeakerSelector
 from rooms.ids import SessionId, SiteId
 
 log = logging.getLogger("media.room")
@@ -66,7 +67,7 @@ class MediaRoom:
         self.host = host
         self.record_dir = record_dir  # None: this session is not recorded
         self.legs: dict[SiteId, Leg] = {}
-        self.speaker: SiteId | None = None
+        self.speakers = SpeakerSelector()
         self._ice = ice_servers or []  # never fall back to Google's STUN: there is no internet here
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -97,6 +98,8 @@ class MediaRoom:
             receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
             src = Source(track.kind, lambda: self._spawn(request_keyframe(receiver), "keyframe request"))
             leg.sources[track.kind] = src
+            if track.kind == "audio":
+                on_audio_level(receiver, lambda level: self._audio_level(site, level))
             if self.record_dir is not None:
                 rec = TrackRecorder(self.record_dir / f"{site}-{track.kind}-{int(time.time() * 1000)}.webm", track.kind)
                 leg.recorders.append(rec)
@@ -154,6 +157,7 @@ class MediaRoom:
             for sub in list(src.subscribers):
                 sub.switch(None)
         leg.set_state(LegState.CLOSED)
+        self.speakers.forget(site)
         await leg.pc.close()
         for rec in leg.recorders:  # finalize the files: cues and duration written
             await asyncio.to_thread(rec.close)
@@ -166,6 +170,17 @@ class MediaRoom:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # -- program ----------------------------------------------------------
+    @property
+    def speaker(self) -> SiteId | None:
+        return SiteId(self.speakers.speaker) if self.speakers.speaker else None
+
+    def _audio_level(self, site: SiteId, level: int) -> None:
+        if self.legs.get(site) is None:
+            return
+        if self.speakers.feed(site, level, time.monotonic()) is not None:
+            log.info("room %s: speaker is now %s", self.session_id, site)
+            self._reprogram()  # the switch asks the new source for a key frame
+
     def _reprogram(self) -> None:
         present = [s for s, l in self.legs.items() if l.state is LegState.CONNECTED]
         for site, leg in self.legs.items():

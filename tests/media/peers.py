@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import fractions
+import math
 import time
+from array import array
 from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
-from av import VideoFrame
+from av import AudioFrame, VideoFrame
 
 
 class PatternTrack(VideoStreamTrack):
@@ -31,10 +32,22 @@ class PatternTrack(VideoStreamTrack):
         return frame
 
 
+class ToneTrack(AudioStreamTrack):
+    """A site whose microphone hears someone talking: a 440 Hz tone at about -10 dBov."""
+
+    async def recv(self) -> AudioFrame:
+        frame = await super().recv()  # silence with the right timing
+        n = frame.samples
+        start = frame.pts
+        pcm = array("h", (int(10000 * math.sin(2 * math.pi * 440 * (start + i) / frame.sample_rate)) for i in range(n)))
+        frame.planes[0].update(pcm.tobytes())
+        return frame
+
+
 class SitePeer:
-    def __init__(self, shade: int):
+    def __init__(self, shade: int, talking: bool = False):
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        self.pc.addTransceiver(AudioStreamTrack(), direction="sendrecv")
+        self.pc.addTransceiver(ToneTrack() if talking else AudioStreamTrack(), direction="sendrecv")
         self.pc.addTransceiver(PatternTrack(shade), direction="sendrecv")
         self.pc.addTransceiver("video", direction="recvonly")
         self.frames: dict[int, int] = {}  # index of received video track -> frames decoded

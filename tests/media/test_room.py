@@ -58,3 +58,20 @@ async def test_garbage_offers_are_refused_and_leave_nothing_behind(sdp):
         await room.join("jl", sdp)
     assert room.legs == {}
     await room.close()
+
+
+async def test_the_talking_site_becomes_speaker_and_everyone_gets_its_audio_and_video():
+    room = MediaRoom("ses_test", "jl")
+    peers = {"jl": SitePeer(40), "cc": SitePeer(120, talking=True), "cc-nongan": SitePeer(200)}
+    try:
+        for site, peer in peers.items():
+            await peer.accept((await room.join(site, await peer.offer()))[1])
+        await until(lambda: room.speaker == "cc", timeout=20, what="cc elected speaker")
+        # the host now sees the speaker first; the others hear the speaker
+        assert room.legs["jl"].program.video[0] == "cc" and room.legs["jl"].program.audio == "cc"
+        assert room.legs["cc-nongan"].program.video == ("jl", "cc") and room.legs["cc-nongan"].program.audio == "cc"
+        assert room.legs["cc"].program.audio != "cc"  # never one's own voice
+    finally:
+        for p in peers.values():
+            await p.close()
+        await room.close()
