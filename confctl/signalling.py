@@ -33,7 +33,12 @@ class Joined:
     site: SiteId
     host: SiteId
     record: bool = False
+    echo: bool = False  # a pre-meeting self-test leg
     leg: Leg | None = None
+
+    @property
+    def room_key(self) -> SessionId:
+        return SessionId(f"{self.session}/echo/{self.site}") if self.echo else self.session
 
 
 def _in_window(session: dict[str, Any], now: float, margin_s: int) -> bool:
@@ -61,11 +66,18 @@ async def _join(request: web.Request, msg: dict[str, Any]) -> Joined:
         raise SignallingError4xx("session_cancelled", f"session {session_id} was cancelled")
     if site not in {s["site"] for s in session["sites"]}:
         raise SignallingError4xx("site_not_in_session", f"site {site} is no longer part of session {session_id}")
+    echo = msg.get("mode") == "echo"
+    if msg.get("mode") not in (None, "echo", "meeting"):
+        raise SignallingError4xx("invalid_message", "mode is meeting (default) or echo")
     margin = app[SETTINGS].join_margin_s
-    if not _in_window(session, time.time(), margin):
+    if echo:
+        # The self-test runs any time before the meeting ends: that is when technicians check their rooms.
+        if time.time() > max(datetime.fromisoformat(o["end"]).timestamp() for o in session["occurrences"]):
+            raise SignallingError4xx("outside_window", f"session {session_id} is over")
+    elif not _in_window(session, time.time(), margin):
         raise SignallingError4xx("outside_window", f"session {session_id} runs {session['start']} .. {session['end']}; "
                                  f"legs are admitted from {margin // 60} min before to {margin // 60} min after")
-    return Joined(SessionId(session_id), SiteId(site), SiteId(session["host_site"]), bool(session["record"]))
+    return Joined(SessionId(session_id), SiteId(site), SiteId(session["host_site"]), bool(session["record"]), echo)
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -111,13 +123,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                     if joined is not None:
                         raise SignallingError4xx("already_joined", f"this connection is site {joined.site}")
                     joined = await _join(request, msg)
-                    send({"type": "joined", "session": joined.session, "site": joined.site, "host": joined.host})
+                    send({"type": "joined", "session": joined.session, "site": joined.site, "host": joined.host,
+                          "mode": "echo" if joined.echo else "meeting"})
                 elif kind == "offer":
                     if joined is None:
                         raise SignallingError4xx("not_joined", "send join with your token first")
                     if not isinstance(msg.get("sdp"), str):
                         raise SignallingError4xx("invalid_sdp", "offer needs an `sdp` string")
-                    room = node.room(joined.session, joined.host, joined.record)
+                    room = (node.echo_room(joined.session, joined.site) if joined.echo
+                            else node.room(joined.session, joined.host, joined.record))
                     try:
                         leg, answer = await room.join(joined.site, msg["sdp"])
                     except SignallingError as exc:
@@ -134,7 +148,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     finally:
         if joined is not None and joined.leg is not None:
             try:
-                await asyncio.shield(node.drop_leg(joined.session, joined.leg))
+                await asyncio.shield(node.drop_leg(joined.room_key, joined.leg))
             except asyncio.CancelledError:
                 pass  # the node finishes closing the leg; this handler is done either way
         writer_task.cancel()

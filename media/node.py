@@ -26,6 +26,14 @@ class MediaNode:
             room = self.rooms[session_id] = MediaRoom(session_id, host, self._ice, where)
         return room
 
+    def echo_room(self, session_id: SessionId, site: SiteId) -> MediaRoom:
+        """A self-test room for one site: its media goes to the node and straight back."""
+        key = SessionId(f"{session_id}/echo/{site}")
+        room = self.rooms.get(key)
+        if room is None:
+            room = self.rooms[key] = MediaRoom(key, site, self._ice, echo=True)
+        return room
+
     async def release(self, session_id: SessionId) -> None:
         """Close a room nobody is in any more."""
         room = self.rooms.get(session_id)

@@ -65,3 +65,31 @@ async def test_two_browsers_receive_each_others_video(aiohttp_server, tmp_path):
         finally:
             await browser.close()
     users.engine.dispose()
+
+
+async def test_self_test_reports_media_back_from_the_node(aiohttp_server, tmp_path):
+    url = f"sqlite:///{tmp_path}/echo.db"
+    server = await aiohttp_server(make_app(Settings(db_url=url)))
+    users = UserStore(make_engine(url))
+    _, token = users.add("olga", Role.ORGANIZER, None, set(demo_topology().sites))
+    base = f"http://127.0.0.1:{server.port}"
+    import aiohttp
+    start = datetime.now(timezone(timedelta(hours=8))) + timedelta(hours=5)
+    async with aiohttp.ClientSession() as http:
+        r = await http.post(f"{base}/api/sessions", headers={"Authorization": f"Bearer {token}"}, json={
+            "title": "Tomorrow", "host_site": "jl", "sites": ["cc-nongan"], "start": start.isoformat(),
+            "end": (start + timedelta(hours=1)).isoformat(), "profile": "sd"})
+        session = await r.json()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-quic"])
+        try:
+            page = await browser.new_page()
+            await page.goto(session["join_urls"]["cc-nongan"])
+            await page.click("#selftest")  # the canvas test pattern: no camera needed
+            await page.wait_for_function("document.getElementById('status').textContent.startsWith('self-test passed')",
+                                         timeout=30000)
+        finally:
+            await browser.close()
+    users.engine.dispose()

@@ -36,7 +36,7 @@ function waitIce() {
   }));
 }
 
-async function join(useCamera) {
+async function join(useCamera, mode = "meeting") {
   const stream = useCamera ? await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } })
                            : patternStream();
   $("self").srcObject = stream;
@@ -54,7 +54,8 @@ async function join(useCamera) {
   ws.onmessage = async (ev) => {
     const msg = JSON.parse(ev.data);
     if (msg.type === "joined") {
-      status(`joined as ${msg.site}`);
+      status(msg.mode === "echo" ? `self-test for ${msg.site}: sending to the node…` : `joined as ${msg.site}`);
+      window.confctlStats.mode = msg.mode;
       await pc.setLocalDescription(await pc.createOffer());
       await waitIce();
       ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
@@ -66,7 +67,7 @@ async function join(useCamera) {
       status(`${msg.code}: ${msg.detail}`);
     }
   };
-  ws.onopen = () => ws.send(JSON.stringify({ type: "join", token }));
+  ws.onopen = () => ws.send(JSON.stringify({ type: "join", token, mode }));
   ws.onclose = () => { if (pc) status("signalling closed"); };
   $("leave").disabled = false;
   timer = setInterval(figures, 1000);
@@ -96,6 +97,10 @@ async function figures() {
   }
   last = { t: now, sent, received };
   window.confctlStats.framesDecoded = frames;
+  if (window.confctlStats.mode === "echo" && frames > 0) {
+    status(`self-test passed: your picture reached the node and came back (${frames} frames, ` +
+           `${rtt === null ? "?" : Math.round(rtt * 1000)} ms round trip)`);
+  }
   $("send_kbps").textContent = window.confctlStats.sendKbps;
   $("recv_kbps").textContent = window.confctlStats.recvKbps;
   $("lost").textContent = lost;
@@ -115,5 +120,6 @@ function leave() {
 
 $("camera").addEventListener("click", () => join(true).catch((e) => status(String(e))));
 $("pattern").addEventListener("click", () => join(false).catch((e) => status(String(e))));
+$("selftest").addEventListener("click", () => join(false, "echo").catch((e) => status(String(e))));
 $("leave").addEventListener("click", leave);
 if (!token) status("this page needs the join URL your organizer sent (…/join?token=…)");

@@ -150,3 +150,24 @@ async def test_client_vanishing_mid_offer_leaves_no_leg(client):
     node = client.app[MEDIA_NODE]
     await until(lambda: s["id"] not in node.rooms, what="room released after the client vanished")
     await peer.close()
+
+
+async def test_self_test_echo_returns_the_sites_own_media_before_the_meeting(client):
+    s = await book(client, ["jl", "sp"], datetime.now(TZ) + timedelta(hours=3))  # not started yet
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"type": "join", "token": token_of(s, "sp")})
+    assert (await next_of(ws, "joined"))["code"] == "outside_window"  # the meeting itself is not open
+    await ws.send_json({"type": "join", "token": token_of(s, "sp"), "mode": "echo"})
+    assert (await next_of(ws, "joined"))["mode"] == "echo"
+    peer = SitePeer(170)
+    await ws.send_json({"type": "offer", "sdp": await peer.offer()})
+    await peer.accept((await next_of(ws, "answer"))["sdp"])
+    try:
+        await until(lambda: peer.frames.get(0, 0) >= 10, what="own video back through the node")
+        room = client.app[MEDIA_NODE].rooms[f"{s['id']}/echo/sp"]
+        assert room.legs["sp"].program.video == ("sp", None)
+        assert s["id"] not in client.app[MEDIA_NODE].rooms  # the meeting room is untouched
+    finally:
+        await ws.close()
+        await peer.close()
+    await until(lambda: f"{s['id']}/echo/sp" not in client.app[MEDIA_NODE].rooms, what="echo room released")
