@@ -16,7 +16,7 @@ from confctl.api.route import Route
 from confctl.auth import auth_middleware
 from confctl.config import Settings
 from confctl.errors import error_middleware
-from confctl.keys import BOOKINGS, DB_EXECUTOR, JOIN_SECRET, MEDIA_NODE, SETTINGS, USER_STORE, run_db
+from confctl.keys import BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, MEDIA_NODE, SETTINGS, USER_STORE, run_db
 from confctl.signalling import websocket
 from media.node import MediaNode
 from media.recording import purge_older_than
@@ -88,7 +88,9 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     """The media node runs in-process by default; its rooms close with the app."""
     app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir)
     retention = asyncio.create_task(_retention(app[SETTINGS]))
+    app[COMPOSITES] = recordings.CompositeJobs()
     yield
+    await app[COMPOSITES].close()
     retention.cancel()
     await asyncio.gather(retention, return_exceptions=True)
     await app[MEDIA_NODE].close()

@@ -21,6 +21,7 @@ USER_STORE = web.AppKey("users", UserStore)
 DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)
 JOIN_SECRET = web.AppKey("join_secret", bytes)
 MEDIA_NODE = web.AppKey("media_node", MediaNode)
+COMPOSITES = web.AppKey("composites", object)  # confctl.api.recordings.CompositeJobs
 
 
 async def run_db(app: web.Application, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -1,6 +1,7 @@
 """Recording encoded tracks as they arrive: playable files of the right duration, no transcoding."""
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -9,6 +10,7 @@ import pytest
 
 from confctl.app import make_app
 from confctl.config import Settings
+from confctl.keys import SETTINGS
 from media.room import MediaRoom
 from rooms.store.engine import make_engine
 from rooms.store.users import Role, UserStore
@@ -67,30 +69,59 @@ async def test_recordings_are_listed_downloaded_and_deleted_through_the_api(clie
         "title": "Recorded", "host_site": "jl", "sites": ["sp"], "start": now.isoformat(),
         "end": (now + timedelta(hours=1)).isoformat(), "profile": "sd", "record": True})
     s = await r.json()
-    ws = await client.ws_connect("/ws")
-    await ws.send_json({"type": "join", "token": token_of(s, "jl")})
-    await next_of(ws, "joined")
-    peer = SitePeer(50)
-    await ws.send_json({"type": "offer", "sdp": await peer.offer()})
-    await peer.accept((await next_of(ws, "answer"))["sdp"])
     from confctl.keys import MEDIA_NODE
     node = client.app[MEDIA_NODE]
-    await until(lambda: s["id"] in node.rooms and "jl" in node.rooms[s["id"]].legs
-                and any(r.frames_written >= 30 for r in node.rooms[s["id"]].legs["jl"].recorders))
-    await ws.close()
+    sockets, peers = [], []
+    for site, shade in (("jl", 50), ("sp", 200)):
+        ws = await client.ws_connect("/ws")
+        await ws.send_json({"type": "join", "token": token_of(s, site)})
+        await next_of(ws, "joined")
+        peer = SitePeer(shade)
+        await ws.send_json({"type": "offer", "sdp": await peer.offer()})
+        await peer.accept((await next_of(ws, "answer"))["sdp"])
+        sockets.append(ws)
+        peers.append(peer)
+    await until(lambda: s["id"] in node.rooms and all(
+        any(r.frames_written >= 30 for r in node.rooms[s["id"]].legs[site].recorders) for site in ("jl", "sp")
+        if site in node.rooms[s["id"]].legs) and len(node.rooms[s["id"]].legs) == 2)
+    for ws in sockets:
+        await ws.close()
     await until(lambda: s["id"] not in node.rooms, what="room released and files finalized")
-    await peer.close()
+    for peer in peers:
+        await peer.close()
 
     base = f"/api/sessions/{s['id']}/recordings"
     assert (await client.get(base, headers=client.h("oscar"))).status == 403  # another organizer
     assert (await client.get(base, headers=client.h("tina"))).status == 403  # technicians do not
     listed = (await (await client.get(base, headers=client.h("opal"))).json())["recordings"]
-    assert {(x["site"], x["kind"]) for x in listed} == {("jl", "video"), ("jl", "audio")}
-    video = next(x for x in listed if x["kind"] == "video")
+    assert {(x["site"], x["kind"]) for x in listed} == {(site, kind) for site in ("jl", "sp") for kind in ("video", "audio")}
+    video = next(x for x in listed if x["kind"] == "video" and x["site"] == "jl")
     assert video["duration_s"] > 0.5
     body = await (await client.get(f"{base}/{video['name']}", headers=client.h("olga"))).read()
     assert len(body) == video["bytes"] and body[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM file
     assert (await client.get(f"{base}/..%2Frec.db", headers=client.h("olga"))).status == 404
+    # The grid video, rendered on demand after the session, with progress to poll.
+    assert (await client.get(f"{base}/composite", headers=client.h("opal"))).status == 200
+    r = await client.post(f"{base}/composite", headers=client.h("olga"))
+    assert r.status == 202 and (await r.json())["state"] == "running"
+    status = {}
+
+    async def poll():
+        status.update(await (await client.get(f"{base}/composite", headers=client.h("olga"))).json())
+    deadline = time.monotonic() + 60
+    while status.get("state") in (None, "running"):
+        assert time.monotonic() < deadline, status
+        await poll()
+        await asyncio.sleep(0.1)
+    assert status["state"] == "done", status
+    grid = client.app[SETTINGS].recordings_dir / s["id"] / status["file"]
+    with av.open(str(grid)) as c:
+        frames = list(c.decode(video=0))
+    assert frames and (frames[0].width, frames[0].height) == (1280, 360)  # two sites side by side
+    assert abs(len(frames) / 15 - video["duration_s"]) <= 0.2 * video["duration_s"] + 0.5
+
     assert (await client.delete(f"{base}/{video['name']}", headers=client.h("olga"))).status == 200
     left = (await (await client.get(base, headers=client.h("olga"))).json())["recordings"]
-    assert [x["kind"] for x in left] == ["audio"]
+    assert sorted((x["site"], x["kind"]) for x in left) == [
+        ("composite", "grid"), ("jl", "audio"), ("sp", "audio"), ("sp", "video")]
+
