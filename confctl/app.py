@@ -10,19 +10,21 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from confctl.api import calendar, live, network, people, recordings, sessions
+from confctl.api import calendar, live, network, nodes, people, recordings, sessions
 from confctl.api.openapi import openapi_route
 from confctl.api.route import Route
 from confctl.auth import auth_middleware
 from confctl.config import Settings
 from confctl.errors import error_middleware
-from confctl.keys import BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, MEDIA_NODE, SETTINGS, USER_STORE, run_db
+from confctl.keys import (BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
+                          USER_STORE, run_db)
 from confctl.signalling import websocket
 from media.node import MediaNode
 from media.recording import purge_older_than
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
+from rooms.store.media_nodes import MediaNodeStore
 from rooms.store.secrets import shared_secret
 from rooms.store.users import UserStore
 from rooms.topology import load_topology_file
@@ -50,7 +52,7 @@ async def join_page(request: web.Request) -> web.FileResponse:
 def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
-    for module in (calendar, sessions, network, people, live, recordings):
+    for module in (calendar, sessions, network, people, live, recordings, nodes):
         routes.extend(module.routes)
     routes.append(Route("GET", "/api/health", health, "Liveness", ("public",)))
     routes.append(openapi_route(routes))
@@ -65,6 +67,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[BOOKINGS] = BookingStore(engine, horizon_s=settings.horizon_days * 86400)
     app[USER_STORE] = UserStore(engine)
     app[JOIN_SECRET] = await run_db(app, shared_secret, engine, "join_token")
+    app[NODE_KEY] = await run_db(app, shared_secret, engine, "node_grant")
+    app[NODE_STORE] = MediaNodeStore(engine)
     if settings.topology_file is not None and not await run_db(app, app[BOOKINGS].has_topology):
         topo = load_topology_file(settings.topology_file)
         await run_db(app, app[BOOKINGS].set_topology, topo)

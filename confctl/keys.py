@@ -11,6 +11,7 @@ from aiohttp import web
 from confctl.config import Settings
 from media.node import MediaNode
 from rooms.store.bookings import BookingStore
+from rooms.store.media_nodes import MediaNodeStore
 from rooms.store.users import UserStore
 
 T = TypeVar("T")
@@ -20,6 +21,8 @@ BOOKINGS = web.AppKey("bookings", BookingStore)
 USER_STORE = web.AppKey("users", UserStore)
 DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)
 JOIN_SECRET = web.AppKey("join_secret", bytes)
+NODE_KEY = web.AppKey("node_key", bytes)  # signs grants for media node processes
+NODE_STORE = web.AppKey("node_store", MediaNodeStore)
 MEDIA_NODE = web.AppKey("media_node", MediaNode)
 COMPOSITES = web.AppKey("composites", object)  # confctl.api.recordings.CompositeJobs
 

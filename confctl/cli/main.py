@@ -50,6 +50,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     web.run_app(make_app(settings), host=args.host, port=args.port, print=None)
 
 
+def cmd_media_node(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from media.node_server import make_node_app
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    public = args.public_url or f"http://{args.host}:{args.port}"
+    print(f"media node {args.id} serving on {public}, control plane {args.control}", flush=True)
+    web.run_app(make_node_app(args.control, args.token, args.id, public), host=args.host, port=args.port, print=None)
+
+
 def cmd_users_add(args: argparse.Namespace) -> None:
     store = _store(args)
     users = UserStore(store.engine)
@@ -167,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--horizon-days", type=int, default=7, help="how far ahead a refusal looks for a later start")
+
+    s = add("media-node", cmd_media_node, "run a media node as its own process, registered with a control plane",
+            db=False)
+    s.add_argument("--control", required=True, help="the control plane's URL, e.g. http://127.0.0.1:8080")
+    s.add_argument("--token", required=True, help="bearer token of a user with role node")
+    s.add_argument("--id", default="node-jl", help="node id; match the topology's node ids (node-<site>)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=9000)
+    s.add_argument("--public-url", help="URL sites and the control plane reach this node at")
 
     users = sub.add_parser("users", help="users and roles").add_subparsers(dest="users_cmd", required=True)
     s = add("add", cmd_users_add, "create a user; prints its token as the last line", users)

@@ -50,10 +50,23 @@ async function join(useCamera, mode = "meeting") {
     $("program" + (slot++ % 2)).srcObject = new MediaStream([ev.track]);
   };
   pc.onconnectionstatechange = () => status(pc.connectionState);
-  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  connect(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, { type: "join", token, mode });
+  $("leave").disabled = false;
+  timer = setInterval(figures, 1000);
+}
+
+function connect(url, hello) {
+  ws = new WebSocket(url);
+  ws.onopen = () => ws.send(JSON.stringify(hello));
+  ws.onclose = () => { if (pc) status("signalling closed"); };
   ws.onmessage = async (ev) => {
     const msg = JSON.parse(ev.data);
-    if (msg.type === "joined") {
+    if (msg.type === "redirect") {
+      // The control plane placed this session on a media node: continue there with its grant.
+      ws.onclose = null;
+      ws.close();
+      connect(msg.url, { type: "join", grant: msg.grant });
+    } else if (msg.type === "joined") {
       status(msg.mode === "echo" ? `self-test for ${msg.site}: sending to the node…` : `joined as ${msg.site}`);
       window.confctlStats.mode = msg.mode;
       await pc.setLocalDescription(await pc.createOffer());
@@ -67,10 +80,6 @@ async function join(useCamera, mode = "meeting") {
       status(`${msg.code}: ${msg.detail}`);
     }
   };
-  ws.onopen = () => ws.send(JSON.stringify({ type: "join", token, mode }));
-  ws.onclose = () => { if (pc) status("signalling closed"); };
-  $("leave").disabled = false;
-  timer = setInterval(figures, 1000);
 }
 
 async function figures() {

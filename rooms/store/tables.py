@@ -86,3 +86,12 @@ class AppSecret(SQLModel, table=True):
     __tablename__ = "app_secret"
     name: str = Field(primary_key=True, max_length=40)
     value: str = Field(max_length=200)
+
+
+class MediaNodeRow(SQLModel, table=True):
+    """A media node process that registered with the control plane (heartbeats refresh last_seen)."""
+
+    __tablename__ = "media_node"
+    id: str = Field(primary_key=True, max_length=100)
+    url: str = Field(max_length=300)  # its HTTP base, e.g. http://10.1.2.3:9000
+    last_seen: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -22,6 +22,7 @@ class Role(str, enum.Enum):
     TECHNICIAN = "technician"  # bound to one site; joins
     OPERATOR = "operator"  # reads everything live
     ADMIN = "admin"  # topology, users
+    NODE = "node"  # a media node process: registers itself
 
 
 class UserError(ValueError):

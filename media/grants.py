@@ -1,0 +1,61 @@
+"""Grants: what the control plane signs to let one site's leg into one room on a media node.
+
+A grant is a short-lived, HMAC-signed JSON object; the node verifies it with
+the key it received when it registered, and needs no database.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass
+
+GRANT_TTL_S = 60  # long enough to reconnect to the node, short enough not to be reused later
+
+
+class InvalidGrant(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Grant:
+    session: str
+    site: str
+    host: str
+    record: bool
+    echo: bool
+    expires: float  # epoch seconds
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_grant(key: bytes, grant: Grant) -> str:
+    body = _b64(json.dumps(asdict(grant), separators=(",", ":")).encode())
+    return f"{body}.{_b64(hmac.new(key, body.encode(), hashlib.sha256).digest())}"
+
+
+def verify_grant(key: bytes, text: object, now: float) -> Grant:
+    if not isinstance(text, str) or text.count(".") != 1 or len(text) > 2000:
+        raise InvalidGrant("malformed grant")
+    body, sig = text.split(".")
+    try:
+        given = _unb64(sig)
+        fields = json.loads(_unb64(body))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidGrant("malformed grant") from None
+    if not hmac.compare_digest(given, hmac.new(key, body.encode(), hashlib.sha256).digest()):
+        raise InvalidGrant("grant not signed by this node's control plane")
+    try:
+        grant = Grant(**fields)
+    except TypeError:
+        raise InvalidGrant("malformed grant") from None
+    if grant.expires < now:
+        raise InvalidGrant("grant expired: join again through the control plane")
+    return grant

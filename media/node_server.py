@@ -1,0 +1,85 @@
+"""A media node as its own process: `confctl media-node --control URL`.
+
+It registers with the control plane (and re-registers every few seconds as a
+heartbeat), receives the key that signs grants, and serves legs at /ws for
+grants only. The control plane reads its figures at /figures.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from media.grants import InvalidGrant, verify_grant
+from media.node import MediaNode
+from media.signalling import Refusal, serve
+
+log = logging.getLogger("media.node_server")
+HEARTBEAT_S = 10
+
+NODE = web.AppKey("node", MediaNode)
+KEY = web.AppKey("grant_key", bytearray)  # filled at registration
+
+
+async def _register_forever(app: web.Application, control: str, token: str, node_id: str, public_url: str,
+                            registered: asyncio.Event) -> None:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        while True:
+            try:
+                async with http.post(f"{control}/api/media-nodes", json={"id": node_id, "url": public_url}) as r:
+                    body = await r.json()
+                    if r.status != 200:
+                        log.error("control plane refused registration: %s", body)
+                    else:
+                        app[KEY][:] = bytes.fromhex(body["grant_key"])
+                        if not registered.is_set():
+                            log.info("registered with %s as %s at %s", control, node_id, public_url)
+                            registered.set()
+            except (aiohttp.ClientError, ValueError) as exc:  # control plane down: keep serving, retry
+                log.warning("registration with %s failed: %r", control, exc)
+            await asyncio.sleep(HEARTBEAT_S)
+
+
+def make_node_app(control: str, token: str, node_id: str, public_url: str) -> web.Application:
+    app = web.Application()
+    app[NODE] = MediaNode()
+    app[KEY] = bytearray()
+
+    async def authorize(msg: dict) -> object:
+        if not app[KEY]:
+            raise Refusal("not_ready", "this node has not registered with its control plane yet")
+        try:
+            return verify_grant(bytes(app[KEY]), msg.get("grant"), time.time())
+        except InvalidGrant as exc:
+            raise Refusal("invalid_grant", str(exc)) from None
+
+    async def ws(request: web.Request) -> web.WebSocketResponse:
+        return await serve(request, app[NODE], authorize)  # type: ignore[arg-type]
+
+    async def figures(request: web.Request) -> web.Response:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not app[KEY] or not hmac.compare_digest(given, bytes(app[KEY]).hex()):
+            return web.json_response({"error": "forbidden", "detail": "the control plane's key is required"}, status=403)
+        return web.json_response({"node": node_id, "sessions": await app[NODE].live_figures(time.monotonic())})
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "registered": bool(app[KEY]), "rooms": len(app[NODE].rooms)})
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        registered = asyncio.Event()
+        task = asyncio.create_task(_register_forever(app, control.rstrip("/"), token, node_id, public_url, registered))
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await app[NODE].close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/ws", ws)
+    app.router.add_get("/figures", figures)
+    app.router.add_get("/health", health)
+    return app

@@ -1,0 +1,102 @@
+"""`confctl media-node` as its own process: registers, receives legs by redirect, reports figures."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from confctl.app import make_app
+from confctl.config import Settings
+from rooms.store.engine import make_engine
+from rooms.store.users import Role, UserStore
+from rooms.topology import demo_topology
+from tests.media.peers import SitePeer, until
+from tests.media.test_signalling import next_of, token_of
+
+CONFCTL = str(Path(sys.executable).parent / "confctl")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def plane_and_node(aiohttp_server, tmp_path):
+    url = f"sqlite:///{tmp_path}/cp.db"
+    server = await aiohttp_server(make_app(Settings(db_url=url, recordings_dir=tmp_path / "rec")))
+    users = UserStore(make_engine(url))
+    sites = set(demo_topology().sites)
+    tokens = {n: users.add(n, r, None, sites)[1] for n, r in
+              [("olga", Role.ORGANIZER), ("opal", Role.OPERATOR), ("node-jl", Role.NODE)]}
+    port = free_port()
+    node = subprocess.Popen([CONFCTL, "media-node", "--control", f"http://127.0.0.1:{server.port}",
+                             "--token", tokens["node-jl"], "--id", "node-jl", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            state = {}
+
+            async def registered() -> bool:
+                r = await http.get(f"{base}/api/media-nodes", headers={"Authorization": f"Bearer {tokens['opal']}"})
+                state["nodes"] = (await r.json())["nodes"]
+                return any(n["id"] == "node-jl" and n["alive"] for n in state["nodes"])
+            deadline = datetime.now() + timedelta(seconds=30)
+            while not await registered():
+                assert node.poll() is None, node.stderr.read()
+                assert datetime.now() < deadline, state
+                await asyncio.sleep(0.1)  # polling a condition, with the deadline above
+            yield base, tokens, port, http
+    finally:
+        node.terminate()
+        node.wait(timeout=10)
+        users.engine.dispose()
+
+
+async def test_sites_are_redirected_to_the_node_process_and_meet_there(plane_and_node):
+    base, tokens, port, http = plane_and_node
+    now = datetime.now(timezone(timedelta(hours=8)))
+    r = await http.post(f"{base}/api/sessions", headers={"Authorization": f"Bearer {tokens['olga']}"}, json={
+        "title": "On the node", "host_site": "jl", "sites": ["sp", "ly"], "start": now.isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(), "profile": "sd", "plan": "central"})
+    s = await r.json()
+    peers, sockets = {}, []
+    try:
+        for site, shade in (("jl", 40), ("sp", 120), ("ly", 200)):
+            cp = await http.ws_connect(f"{base}/ws")
+            await cp.send_json({"type": "join", "token": token_of(s, site)})
+            redirect = await next_of(cp, "redirect")
+            assert redirect["type"] == "redirect" and redirect["url"] == f"ws://127.0.0.1:{port}/ws"
+            await cp.close()
+            ws = await http.ws_connect(redirect["url"])
+            sockets.append(ws)
+            await ws.send_json({"type": "join", "grant": redirect["grant"]})
+            assert (await next_of(ws, "joined"))["site"] == site
+            peers[site] = SitePeer(shade)
+            await ws.send_json({"type": "offer", "sdp": await peers[site].offer()})
+            await peers[site].accept((await next_of(ws, "answer"))["sdp"])
+        await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 5 for p in peers.values()),
+                    timeout=30, what="program at every site through the node process")
+        live = await (await http.get(f"{base}/api/live", headers={"Authorization": f"Bearer {tokens['opal']}"})).json()
+        (entry,) = [x for x in live["sessions"] if x["session"] == s["id"]]
+        assert entry["node"] == "node-jl" and {l["site"] for l in entry["legs"]} == {"jl", "sp", "ly"}
+
+        bad = await http.ws_connect(f"ws://127.0.0.1:{port}/ws")
+        await bad.send_json({"type": "join", "grant": redirect["grant"][:-4] + "AAAA"})
+        assert (await next_of(bad, "joined"))["code"] == "invalid_grant"
+        await bad.close()
+        forbidden = await http.get(f"http://127.0.0.1:{port}/figures")
+        assert forbidden.status == 403
+    finally:
+        for ws in sockets:
+            await ws.close()
+        for p in peers.values():
+            await p.close()
