@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from media.aiortc_hooks import raise_bitrate_caps
 from media.room import Leg, MediaRoom
 from rooms.ids import SessionId, SiteId
 
@@ -16,6 +17,7 @@ class MediaNode:
     def __init__(self, ice_servers: list[Any] | None = None, recordings: Path | None = None):
         self.rooms: dict[SessionId, MediaRoom] = {}
         self.recordings = recordings
+        raise_bitrate_caps()  # any encoder aiortc builds in this process (tests, harness) may reach HD rates
         self._ice = ice_servers or []
         self._closing: set[asyncio.Task[None]] = set()
 

@@ -75,3 +75,23 @@ async def test_the_talking_site_becomes_speaker_and_everyone_gets_its_audio_and_
         for p in peers.values():
             await p.close()
         await room.close()
+
+
+async def test_a_second_leg_from_the_same_site_replaces_the_first():
+    room = MediaRoom("ses_test", "jl")
+    first, second, other = SitePeer(10), SitePeer(20), SitePeer(30)
+    try:
+        await other.accept((await room.join("jl", await other.offer()))[1])
+        old, answer = await room.join("sp", await first.offer())
+        await first.accept(answer)
+        await until(lambda: old.state is LegState.CONNECTED)
+        new, answer = await room.join("sp", await second.offer())  # the technician reloaded the page
+        await second.accept(answer)
+        assert old.pc.connectionState == "closed" and room.legs["sp"] is new
+        await until(lambda: second.frames.get(0, 0) >= 5, what="the new leg receives the program")
+        await room.drop(old)  # the old socket closing later must not touch the new leg
+        assert room.legs["sp"] is new
+    finally:
+        for p in (first, second, other):
+            await p.close()
+        await room.close()
