@@ -17,7 +17,7 @@ from confctl.auth import auth_middleware
 from confctl.config import Settings
 from confctl.errors import error_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
-                          USER_STORE, run_db)
+                          SIP_ENDPOINT, SIP_STORE, USER_STORE, run_db)
 from confctl.signalling import websocket
 from media.node import MediaNode
 from media.recording import purge_older_than
@@ -25,6 +25,9 @@ from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
 from rooms.store.media_nodes import MediaNodeStore
+from rooms.store.sip import SipStore
+from sip_stub.endpoint import SipEndpoint
+from sip_stub.service import SipService
 from rooms.store.secrets import shared_secret
 from rooms.store.users import UserStore
 from rooms.topology import load_topology_file
@@ -100,11 +103,32 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     await app[MEDIA_NODE].close()
 
 
+async def _sip(app: web.Application) -> AsyncIterator[None]:
+    """The SIP service on UDP, when a port is configured."""
+    settings = app[SETTINGS]
+    app[SIP_STORE] = SipStore(app[BOOKINGS].engine)
+    if settings.sip_port is None:
+        yield
+        return
+    key = await run_db(app, shared_secret, app[BOOKINGS].engine, "sip_nonce")
+    service = SipService(app[SIP_STORE], lambda fn, *a: run_db(app, fn, *a), key)
+    loop = asyncio.get_running_loop()
+    _, endpoint = await loop.create_datagram_endpoint(lambda: SipEndpoint(service),
+                                                      local_addr=(settings.sip_host, settings.sip_port))
+    service.endpoint = endpoint
+    app[SIP_ENDPOINT] = endpoint
+    log.info("SIP service on udp %s:%d", *endpoint.transport.get_extra_info("sockname")[:2])
+    yield
+    endpoint.close()
+    await service.close()
+
+
 def make_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=1_000_000)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
+    app.cleanup_ctx.append(_sip)
     for r in all_routes():
         app.router.add_route(r.method, r.path, r.handler)
     app.router.add_get("/", home)

@@ -19,4 +19,6 @@ class Settings:
     horizon_days: int = 7
     join_margin_s: int = 15 * 60  # legs are admitted this long before the start and after the end
     recordings_dir: Path = Path("var/recordings")
+    sip_port: int | None = None  # UDP port of the SIP service; None: no SIP (confctl serve defaults to 5060)
+    sip_host: str = "127.0.0.1"
     recording_retention_days: int = 30

@@ -24,6 +24,8 @@ JOIN_SECRET = web.AppKey("join_secret", bytes)
 NODE_KEY = web.AppKey("node_key", bytes)  # signs grants for media node processes
 NODE_STORE = web.AppKey("node_store", MediaNodeStore)
 MEDIA_NODE = web.AppKey("media_node", MediaNode)
+SIP_STORE = web.AppKey("sip_store", object)  # rooms.store.sip.SipStore
+SIP_ENDPOINT = web.AppKey("sip_endpoint", object)  # sip_stub.endpoint.SipEndpoint, when SIP runs
 COMPOSITES = web.AppKey("composites", object)  # confctl.api.recordings.CompositeJobs
 
 

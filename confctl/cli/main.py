@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.topology:
         load_topology_file(args.topology)  # fail fast on a bad file, before binding
     settings = Settings(db_url=args.db, topology_file=args.topology or demo_topology_path(), host=args.host, port=args.port,
-                        horizon_days=args.horizon_days)
+                        horizon_days=args.horizon_days, sip_port=args.sip_port or None, sip_host=args.host)
     print(f"confctl serving on http://{args.host}:{args.port}/  (database {args.db})", flush=True)
     web.run_app(make_app(settings), host=args.host, port=args.port, print=None)
 
@@ -66,6 +66,21 @@ def cmd_users_add(args: argparse.Namespace) -> None:
     user, token = users.add(args.name, Role(args.role), SiteId(args.site) if args.site else None, set(store.topology().sites))
     print(f"created {user.role.value} {user.name} ({user.id}){' at ' + user.site if user.site else ''}")
     print(token)
+
+
+def cmd_sip_add(args: argparse.Namespace) -> None:
+    from rooms.store.sip import SipStore
+    store = _store(args)
+    if args.site not in store.topology().sites:
+        raise CliError(f"site {args.site!r} is not in the topology")
+    acc = SipStore(store.engine).add_account(args.username, args.site, args.password, args.realm)
+    print(f"SIP account {acc.username} at site {acc.site} (realm {acc.realm})")
+
+
+def cmd_sip_list(args: argparse.Namespace) -> None:
+    from rooms.store.sip import SipStore
+    for acc in SipStore(_store(args).engine).accounts():
+        print(f"{acc.username:<20} {acc.site}")
 
 
 def cmd_users_list(args: argparse.Namespace) -> None:
@@ -177,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--horizon-days", type=int, default=7, help="how far ahead a refusal looks for a later start")
+    s.add_argument("--sip-port", type=int, default=5060, help="UDP port of the SIP service (0: no SIP)")
 
     s = add("media-node", cmd_media_node, "run a media node as its own process, registered with a control plane",
             db=False)
@@ -193,6 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--role", required=True, choices=[r.value for r in Role])
     s.add_argument("--site", help="the site a technician is bound to")
     add("list", cmd_users_list, "list users", users)
+
+    sip = sub.add_parser("sip-accounts", help="SIP accounts, each bound to a site").add_subparsers(
+        dest="sip_cmd", required=True)
+    s = add("add", cmd_sip_add, "create a SIP account (digest credentials)", sip)
+    s.add_argument("username")
+    s.add_argument("--site", required=True)
+    s.add_argument("--password", required=True)
+    s.add_argument("--realm", default="confctl")
+    add("list", cmd_sip_list, "list SIP accounts", sip)
 
     topo = sub.add_parser("topology", help="the network").add_subparsers(dest="topology_cmd", required=True)
     s = add("show", cmd_topology_show, "print the site tree with link rates", topo)
@@ -241,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.close()
         sys.exit(0)
     except (CliError, TopologyError, RequestError, UserError, DatabaseUrlError, NotFound, NoTopology,
-            SessionCancelled, ValueError) as exc:
+            SessionCancelled, ValueError) as exc:  # SipAccountError is a ValueError
         detail = exc.detail if isinstance(exc, RequestError) and not isinstance(exc, FormError) else str(exc)
         if isinstance(exc, TopologyError):
             detail = "invalid topology:\n  " + "\n  ".join(exc.problems)

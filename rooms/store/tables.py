@@ -95,3 +95,27 @@ class MediaNodeRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=100)
     url: str = Field(max_length=300)  # its HTTP base, e.g. http://10.1.2.3:9000
     last_seen: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class SipAccountRow(SQLModel, table=True):
+    """A SIP account, bound to a site. Only digest HA1 values are kept, never the password."""
+
+    __tablename__ = "sip_account"
+    username: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(max_length=100)
+    realm: str = Field(max_length=100)
+    ha1_md5: str = Field(max_length=32)
+    ha1_sha256: str = Field(max_length=64)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class SipBindingRow(SQLModel, table=True):
+    """A registered contact of an account (RFC 3261 §10.3)."""
+
+    __tablename__ = "sip_binding"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, index=True)
+    contact: str = Field(max_length=500)
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    call_id: str = Field(max_length=200)
+    cseq: int

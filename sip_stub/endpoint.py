@@ -1,0 +1,230 @@
+"""UDP transport and transaction layer: parse, route by transaction, delegate to the core.
+
+The datagram protocol stays thin: a datagram that does not parse is logged
+and dropped; a request missing what every request needs gets a 400; a
+response that matches no client transaction is ignored, never answered.
+Responses go where RFC 3261 §18.2.2 and RFC 3581 say: the `received`
+address and `rport` port recorded on the top Via.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from sip_stub.builders import MAGIC, make_ack_for, make_response
+from sip_stub.fields import parse_via
+from sip_stub.message import Request, Response, parse_message
+from sip_stub.transactions import (Action, ClientTransaction, InviteClientTransaction, InviteServerTransaction, Send,
+                                   ServerTransaction, StartTimer, State, StopTimer, TimedOut, ToTU, Transaction)
+
+log = logging.getLogger("sip.endpoint")
+Addr = tuple[str, int]
+MANDATORY = ("via", "from", "to", "call-id", "cseq")
+
+
+class Core(Protocol):
+    """What the endpoint delegates to: the registrar, the gateway, OPTIONS..."""
+
+    def on_request(self, req: Request, tx: Transaction, source: Addr) -> None: ...
+    def on_ack(self, req: Request, source: Addr) -> None: ...
+    def on_response(self, resp: Response, tx: Transaction) -> None: ...
+    def on_timeout(self, tx: Transaction) -> None: ...
+
+
+def response_destination(resp: Response) -> Addr | None:
+    """§18.2.2 for UDP: `received` (else sent-by host), `rport` (else sent-by port, else 5060)."""
+    top = resp.header("Via")
+    if top is None:
+        return None
+    via = parse_via(top.split(",")[0])
+    host = via.params.get("received") or via.host
+    rport = via.params.get("rport")
+    port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
+    return host.strip("[]"), port
+
+
+def _stamp_via(req: Request, source: Addr) -> None:
+    """Record where the request really came from on its top Via (received; rport if asked for)."""
+    for i, (name, value) in enumerate(req.headers):
+        if name.lower() in ("via", "v"):
+            first, sep, rest = value.partition(",")
+            via = parse_via(first)
+            stamped = first.rstrip()
+            if via.host.strip("[]") != source[0] and "received" not in via.params:
+                stamped += f";received={source[0]}"
+            if "rport" in via.params and via.params["rport"] is None:
+                stamped = stamped.replace(";rport", f";rport={source[1]}", 1)
+            req.headers[i] = (name, stamped + (sep + rest if sep else ""))
+            return
+
+
+def server_key(req: Request) -> tuple[str, ...]:
+    via = parse_via(req.values("Via")[0])
+    method = "INVITE" if req.method == "ACK" else req.method
+    branch = via.branch or ""
+    if branch.startswith(MAGIC):
+        return (branch, f"{via.host}:{via.port or 5060}", method)
+    # RFC 2543 peers: match on the request's identity instead (§17.2.3, simplified)
+    return (req.header("Call-ID") or "", req.header("From") or "", str(req.cseq()[0]), method)
+
+
+class SipEndpoint(asyncio.DatagramProtocol):
+    def __init__(self, core: Core):
+        self.core = core
+        self.transport: asyncio.DatagramTransport | None = None
+        self.server_tx: dict[tuple[str, ...], Transaction] = {}
+        self.client_tx: dict[tuple[str, ...], Transaction] = {}
+        self._timers: dict[tuple[int, str], asyncio.TimerHandle] = {}
+        self._dest: dict[int, Addr] = {}  # client transaction -> where its requests go
+        self.stats = {"received": 0, "dropped": 0, "bad_request": 0, "stray_responses": 0}
+
+    # -- asyncio ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.stats["received"] += 1
+        try:
+            msg = parse_message(data)
+        except ValueError as exc:
+            self.stats["dropped"] += 1
+            log.info("dropped %d bytes from %s: %s", len(data), addr, exc)
+            return
+        try:
+            if isinstance(msg, Request):
+                self._on_request(msg, (addr[0], addr[1]))
+            else:
+                self._on_response(msg)
+        except Exception:  # a bug must not take the socket down with it
+            log.exception("failed handling a message from %s", addr)
+
+    def close(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- inbound -----------------------------------------------------------------------
+    def _on_request(self, req: Request, source: Addr) -> None:
+        problem = self._malformed(req)
+        if problem is not None:
+            self.stats["bad_request"] += 1
+            if req.method != "ACK" and req.header("Via"):
+                try:
+                    self._send(make_response(req, 400, problem), source)
+                except ValueError:
+                    pass  # not even the Via is usable: nowhere to answer
+            return
+        _stamp_via(req, source)
+        key = server_key(req)
+        tx = self.server_tx.get(key)
+        if tx is not None:
+            self.run(tx, tx.on_request(req))  # type: ignore[attr-defined]
+            return
+        if req.method == "ACK":
+            self.core.on_ack(req, source)  # the ACK for a 2xx is its own transaction-less request
+            return
+        if req.method == "INVITE":
+            tx = InviteServerTransaction(key, State.PROCEEDING, request=req)
+        else:
+            tx = ServerTransaction(key, State.TRYING, request=req)
+        self.server_tx[key] = tx
+        if req.method == "INVITE":
+            self.respond(tx, make_response(req, 100, "Trying"))  # §17.2.1: at once, stops the client retransmitting
+        self.core.on_request(req, tx, source)
+
+    @staticmethod
+    def _malformed(req: Request) -> str | None:
+        names = {n.lower() for n, _ in req.headers}
+        names |= {{"v": "via", "f": "from", "t": "to", "i": "call-id"}.get(n, n) for n in names}
+        missing = [h for h in MANDATORY if h not in names]
+        if missing:
+            return f"Bad Request (missing {', '.join(missing)})"
+        try:
+            parse_via(req.values("Via")[0])
+            number, method = req.cseq()
+        except (ValueError, IndexError) as exc:
+            return f"Bad Request ({exc})"
+        if method != req.method:
+            return "Bad Request (CSeq method does not match)"
+        return None
+
+    def _on_response(self, resp: Response) -> None:
+        try:
+            via = parse_via(resp.values("Via")[0])
+            key = (via.branch or "", resp.cseq()[1])
+        except (ValueError, IndexError):
+            self.stats["dropped"] += 1
+            return
+        tx = self.client_tx.get(key)
+        if tx is None:
+            self.stats["stray_responses"] += 1  # matches nothing we sent: ignored, never answered
+            return
+        if isinstance(tx, InviteClientTransaction) and resp.status >= 300 and tx.ack is None and tx.request:
+            tx.ack = make_ack_for(tx.request, resp)
+        self.run(tx, tx.on_response(resp))  # type: ignore[attr-defined]
+
+    # -- outbound ----------------------------------------------------------------------
+    def respond(self, tx: Transaction, resp: Response) -> None:
+        self.run(tx, tx.respond(resp))  # type: ignore[attr-defined]
+
+    def request(self, req: Request, dest: Addr) -> Transaction:
+        """Start a client transaction for `req` (its top Via carries a fresh branch)."""
+        via = parse_via(req.values("Via")[0])
+        key = (via.branch or "", req.method)
+        if req.method == "INVITE":
+            tx: Transaction = InviteClientTransaction(key, State.CALLING, request=req)
+        else:
+            tx = ClientTransaction(key, State.TRYING, request=req)
+        self.client_tx[key] = tx
+        self._dest[id(tx)] = dest
+        self.run(tx, tx.start())  # type: ignore[attr-defined]
+        return tx
+
+    def _send(self, msg: Request | Response, dest: Addr | None) -> None:
+        if self.transport is None or dest is None:
+            return
+        self.transport.sendto(bytes(msg), dest)
+
+    def run(self, tx: Transaction, actions: list[Action]) -> None:
+        loop = asyncio.get_running_loop()
+        for a in actions:
+            if isinstance(a, Send):
+                if isinstance(a.message, Response):
+                    self._send(a.message, response_destination(a.message))
+                else:
+                    self._send(a.message, self._dest.get(id(tx)))
+            elif isinstance(a, StartTimer):
+                old = self._timers.pop((id(tx), a.name), None)
+                if old:
+                    old.cancel()
+                self._timers[(id(tx), a.name)] = loop.call_later(a.delay, self._fire, tx, a.name)
+            elif isinstance(a, StopTimer):
+                handle = self._timers.pop((id(tx), a.name), None)
+                if handle:
+                    handle.cancel()
+            elif isinstance(a, ToTU) and isinstance(a.message, Response):
+                self.core.on_response(a.message, tx)
+            elif isinstance(a, ToTU):
+                self.core.on_ack(a.message, ("", 0))  # type: ignore[arg-type]
+            elif isinstance(a, TimedOut):
+                self.core.on_timeout(tx)
+        if tx.done:
+            self._forget(tx)
+
+    def _fire(self, tx: Transaction, name: str) -> None:
+        self._timers.pop((id(tx), name), None)
+        try:
+            self.run(tx, tx.on_timer(name))  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("timer %s of %s failed", name, tx.key)
+
+    def _forget(self, tx: Transaction) -> None:
+        for table in (self.server_tx, self.client_tx):
+            if table.get(tx.key) is tx:
+                del table[tx.key]
+        for k in [k for k in self._timers if k[0] == id(tx)]:
+            self._timers.pop(k).cancel()
+        self._dest.pop(id(tx), None)

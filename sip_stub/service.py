@@ -1,0 +1,152 @@
+"""The SIP service core: OPTIONS, the registrar, and the methods a conference gateway answers.
+
+Called by the endpoint with each new server transaction. Database work runs
+through `blocking` (an executor), never on the event loop; every task the
+core starts is kept and awaited on close.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from email.utils import formatdate
+from typing import Any, Awaitable, Callable
+
+from sip_stub.builders import make_response, new_tag
+from sip_stub.digest import Verdict, challenges, verify
+from sip_stub.endpoint import Addr, SipEndpoint
+from sip_stub.fields import parse_auth, parse_name_addr, parse_uri
+from sip_stub.message import Request, Response
+from sip_stub.transactions import Transaction
+from rooms.store.sip import SipStore
+
+log = logging.getLogger("sip.service")
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
+SUPPORTED: set[str] = set()  # option tags we implement (none required of peers yet)
+DEFAULT_EXPIRES, MIN_EXPIRES, MAX_EXPIRES = 3600, 60, 7200
+
+Blocking = Callable[..., Awaitable[Any]]
+
+
+class SipService:
+    def __init__(self, store: SipStore, blocking: Blocking, key: bytes, realm: str = "confctl",
+                 digest_order: tuple[str, ...] = ("MD5", "SHA-256")):
+        self.store = store
+        # Many deployed phones (and sipp) answer the first challenge and know only MD5, so MD5 leads by
+        # default; ("SHA-256", "MD5") follows RFC 8760's strongest-first for fleets that support it.
+        self.digest_order = digest_order
+        self.blocking = blocking
+        self.key = key
+        self.realm = realm
+        self.endpoint: SipEndpoint | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the Core protocol ---------------------------------------------------------------
+    def on_request(self, req: Request, tx: Transaction, source: Addr) -> None:
+        unsupported = [t.strip() for v in req.header_all("Require") for t in v.split(",")
+                       if t.strip() and t.strip() not in SUPPORTED]
+        if unsupported and req.method not in ("ACK", "CANCEL"):
+            return self._respond(tx, req, 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
+        mf = req.header("Max-Forwards")
+        if mf is not None and (not mf.strip().isdigit()):
+            return self._respond(tx, req, 400, "Bad Request (Max-Forwards)")
+        if mf is not None and int(mf) == 0 and req.method != "OPTIONS":
+            return self._respond(tx, req, 483, "Too Many Hops")
+        if req.method == "OPTIONS":
+            return self._respond(tx, req, 200, "OK", [("Allow", ALLOW), ("Accept", "application/sdp")])
+        if req.method == "REGISTER":
+            return self._spawn(self._register(req, tx))
+        if req.method == "INVITE":
+            return self._respond(tx, req, 404, "Not Found", to_tag=True)  # the gateway answers these
+        if req.method in ("BYE", "CANCEL"):
+            return self._respond(tx, req, 481, "Call/Transaction Does Not Exist", to_tag=True)
+        return self._respond(tx, req, 405, "Method Not Allowed", [("Allow", ALLOW)])
+
+    def on_ack(self, req: Request, source: Addr) -> None:
+        pass  # dialogs arrive with the gateway
+
+    def on_response(self, resp: Response, tx: Transaction) -> None:
+        pass
+
+    def on_timeout(self, tx: Transaction) -> None:
+        log.info("transaction %s timed out", tx.key)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _respond(self, tx: Transaction, req: Request, status: int, reason: str,
+                 headers: list[tuple[str, str]] | None = None, to_tag: bool = False) -> None:
+        if self.endpoint is not None:
+            self.endpoint.respond(tx, make_response(req, status, reason, headers, to_tag=new_tag() if to_tag or status > 100 else None))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("SIP task failed: %r", t.exception())
+        task.add_done_callback(done)
+
+    async def close(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- registrar (RFC 3261 §10.3) ---------------------------------------------------
+    async def _register(self, req: Request, tx: Transaction) -> None:
+        now = time.time()
+        try:
+            to = parse_uri(parse_name_addr(req.header("To") or "").uri)
+        except ValueError as exc:
+            return self._respond(tx, req, 400, f"Bad Request ({exc})")
+        account = await self.blocking(self.store.account, to.user or "")
+        if account is None:
+            return self._respond(tx, req, 404, "Not Found")
+        auth = req.header("Authorization")
+        if auth is None:
+            return self._respond(tx, req, 401, "Unauthorized", [
+                ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, order=self.digest_order)])
+        try:
+            scheme, params = parse_auth(auth)
+        except ValueError as exc:
+            return self._respond(tx, req, 400, f"Bad Request ({exc})")
+        if scheme != "digest" or params.get("username") != account.username:
+            return self._respond(tx, req, 403, "Forbidden")
+        verdict = verify(self.key, self.realm, params, "REGISTER",
+                         {"MD5": account.ha1_md5, "SHA-256": account.ha1_sha256}, now)
+        if verdict is Verdict.STALE:
+            return self._respond(tx, req, 401, "Unauthorized", [
+                ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, True, self.digest_order)])
+        if verdict is Verdict.BAD:
+            return self._respond(tx, req, 403, "Forbidden")
+        try:
+            changes, remove_all = self._contacts(req)
+        except ValueError as exc:
+            return self._respond(tx, req, 400, f"Bad Request ({exc})")
+        if any(0 < e < MIN_EXPIRES for _, e in changes):
+            return self._respond(tx, req, 423, "Interval Too Brief", [("Min-Expires", str(MIN_EXPIRES))])
+        number, _ = req.cseq()
+        bindings = await self.blocking(self.store.update_bindings, account.username, changes,
+                                       req.header("Call-ID") or "", number, int(now), remove_all)
+        contacts = [("Contact", f"<{b.contact}>;expires={max(0, b.expires_at - int(now))}") for b in bindings]
+        self._respond(tx, req, 200, "OK", [*contacts, ("Date", formatdate(now, usegmt=True))])
+
+    @staticmethod
+    def _contacts(req: Request) -> tuple[list[tuple[str, int]], bool]:
+        header_expires = req.header("Expires")
+        default = DEFAULT_EXPIRES
+        if header_expires is not None:
+            if not header_expires.strip().isdigit():
+                raise ValueError("Expires must be a number of seconds")
+            default = int(header_expires)
+        values = req.values("Contact")
+        if values == ["*"]:
+            if default != 0:
+                raise ValueError("Contact: * needs Expires: 0")
+            return [], True
+        out = []
+        for v in values:
+            na = parse_name_addr(v)
+            exp = na.params.get("expires")
+            seconds = int(exp) if exp is not None and exp.isdigit() else default
+            out.append((na.uri, min(seconds, MAX_EXPIRES)))
+        return out, False

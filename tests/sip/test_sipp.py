@@ -1,0 +1,102 @@
+"""The SIP service against sipp, a real UAC, over UDP on a free port."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from confctl.app import make_app
+from confctl.config import Settings
+from confctl.keys import SIP_ENDPOINT
+from rooms.store.engine import make_engine
+from rooms.store.sip import SipStore
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+SIPP = shutil.which("sipp") or "/usr/bin/sipp"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def sip(aiohttp_server, tmp_path):
+    url = f"sqlite:///{tmp_path}/sip.db"
+    port = free_udp_port()
+    server = await aiohttp_server(make_app(Settings(db_url=url, sip_port=port)))
+    store = SipStore(make_engine(url))
+    store.add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
+    yield port, store, server
+    store.engine.dispose()
+
+
+async def sipp(port: int, scenario: str, *extra: str, calls: int = 5, rate: int = 10, cwd: Path) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-m", str(calls), "-r", str(rate),
+        "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "30", "-timeout_error", "-trace_err", *extra,
+        cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    errors = "".join(p.read_text(errors="replace") for p in cwd.glob("*_errors.log"))
+    return proc.returncode, out.decode(errors="replace")[-2000:] + errors[-2000:]
+
+
+async def test_options_answered(sip, tmp_path):
+    port, _, _ = sip
+    rc, log = await sipp(port, "options.xml", "-s", "conference", calls=20, rate=50, cwd=tmp_path)
+    assert rc == 0, log
+
+
+async def test_register_with_digest_auth_stores_the_binding(sip, tmp_path):
+    port, store, _ = sip
+    rc, log = await sipp(port, "register_auth.xml", "-s", "desk-101", "-au", "desk-101", "-ap", "s3cret-pass",
+                         calls=3, cwd=tmp_path)
+    assert rc == 0, log
+    (binding,) = store.bindings("desk-101", int(time.time()))
+    assert binding.contact.startswith("sip:desk-101@127.0.0.1:") and binding.expires_at > time.time() + 200
+
+
+async def test_register_with_a_wrong_password_is_forbidden(sip, tmp_path):
+    port, store, _ = sip
+    rc, log = await sipp(port, "register_wrong_password.xml", "-s", "desk-101", "-au", "desk-101", "-ap", "guess",
+                         calls=2, cwd=tmp_path)
+    assert rc == 0, log  # the scenario expects 403
+    assert store.bindings("desk-101", int(time.time())) == []
+
+
+async def test_register_with_sha256_digest(sip):
+    """RFC 8760: a phone that picks the SHA-256 challenge registers with it."""
+    import hashlib
+
+    from sip_stub.fields import parse_auth
+    from sip_stub.message import parse_message
+    from tests.sip.udp_client import udp_client
+    port, store, _ = sip
+    ua = await udp_client()
+
+    def register(cseq: int, auth: str = "") -> bytes:
+        return (f"REGISTER sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{ua.port};branch=z9hG4bKsha{cseq}\r\n"
+                f"From: <sip:desk-101@127.0.0.1>;tag=1\r\nTo: <sip:desk-101@127.0.0.1>\r\nCall-ID: sha-test\r\n"
+                f"CSeq: {cseq} REGISTER\r\nContact: <sip:desk-101@127.0.0.1:{ua.port}>;expires=120\r\nMax-Forwards: 70\r\n"
+                f"{auth}Content-Length: 0\r\n\r\n").encode()
+    ua.send(register(1), port)
+    challenge = parse_message(await ua.recv())
+    assert challenge.status == 401
+    offered = {parse_auth(v)[1]["algorithm"]: parse_auth(v)[1] for v in challenge.header_all("WWW-Authenticate")}
+    assert set(offered) == {"MD5", "SHA-256"}
+    c = offered["SHA-256"]
+    h = lambda s: hashlib.sha256(s.encode()).hexdigest()  # noqa: E731
+    uri = f"sip:127.0.0.1:{port}"
+    ha1, ha2 = h(f"desk-101:{c['realm']}:s3cret-pass"), h(f"REGISTER:{uri}")
+    resp = h(f"{ha1}:{c['nonce']}:00000001:abcd:auth:{ha2}")
+    auth = (f'Authorization: Digest username="desk-101", realm="{c["realm"]}", nonce="{c["nonce"]}", uri="{uri}", '
+            f'response="{resp}", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="abcd"\r\n')
+    ua.send(register(2, auth), port)
+    ok = parse_message(await ua.recv())
+    assert ok.status == 200 and "expires=120" in ok.header("Contact")
+    ua.transport.close()
