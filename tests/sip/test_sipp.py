@@ -100,3 +100,13 @@ async def test_register_with_sha256_digest(sip):
     ok = parse_message(await ua.recv())
     assert ok.status == 200 and "expires=120" in ok.header("Contact")
     ua.transport.close()
+
+
+async def test_retransmissions_recover_from_loss(sip, tmp_path):
+    """sipp drops a fifth of what it sends and receives; its retransmissions still complete every transaction."""
+    port, store, _ = sip
+    rc, log = await sipp(port, "options.xml", "-s", "conference", "-lost", "20", calls=20, rate=20, cwd=tmp_path)
+    assert rc == 0, log
+    rc, log = await sipp(port, "register_auth.xml", "-s", "desk-101", "-au", "desk-101", "-ap", "s3cret-pass",
+                         "-lost", "20", calls=10, rate=10, cwd=tmp_path)
+    assert rc == 0, log
