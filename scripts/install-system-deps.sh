@@ -2,6 +2,7 @@
 # Debian packages the test suite drives for real; installed only when missing.
 set -euo pipefail
 packages=(chromium sip-tester)
+# (scripts/bench/sip.py also uses kamailio; it is not needed by the tests)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any, Protocol
 
 from sip_stub.builders import MAGIC, make_ack_for, make_response
-from sip_stub.fields import parse_via
+from sip_stub.fields import Via, parse_via
 from sip_stub.message import Request, Response, parse_message
 from sip_stub.transactions import (Action, ClientTransaction, InviteClientTransaction, InviteServerTransaction, Send,
                                    ServerTransaction, StartTimer, State, StopTimer, TimedOut, ToTU, Transaction)
@@ -21,6 +22,7 @@ from sip_stub.transactions import (Action, ClientTransaction, InviteClientTransa
 log = logging.getLogger("sip.endpoint")
 Addr = tuple[str, int]
 MANDATORY = ("via", "from", "to", "call-id", "cseq")
+SOCKET_BUFFER = 8 * 1024 * 1024
 
 
 class Core(Protocol):
@@ -44,23 +46,29 @@ def response_destination(resp: Response) -> Addr | None:
     return host.strip("[]"), port
 
 
-def _stamp_via(req: Request, source: Addr) -> None:
-    """Record where the request really came from on its top Via (received; rport if asked for)."""
-    for i, (name, value) in enumerate(req.headers):
-        if name.lower() in ("via", "v"):
-            first, sep, rest = value.partition(",")
-            via = parse_via(first)
-            stamped = first.rstrip()
-            if via.host.strip("[]") != source[0] and "received" not in via.params:
-                stamped += f";received={source[0]}"
-            if "rport" in via.params and via.params["rport"] is None:
-                stamped = stamped.replace(";rport", f";rport={source[1]}", 1)
-            req.headers[i] = (name, stamped + (sep + rest if sep else ""))
-            return
+def _stamp_via(req: Request, source: Addr, via: Via) -> Addr:
+    """Record where the request came from on its top Via (received; rport if asked for).
+
+    Returns where responses go (§18.2.2, RFC 3581).
+    """
+    received = via.host.strip("[]") != source[0] and "received" not in via.params
+    rport = "rport" in via.params and via.params["rport"] is None
+    if received or rport:
+        for i, (name, value) in enumerate(req.headers):
+            if name.lower() in ("via", "v"):
+                first, sep, rest = value.partition(",")
+                stamped = first.rstrip() + (f";received={source[0]}" if received else "")
+                if rport:
+                    stamped = stamped.replace(";rport", f";rport={source[1]}", 1)
+                req.headers[i] = (name, stamped + (sep + rest if sep else ""))
+                break
+    host = via.params.get("received") or (source[0] if received else via.host.strip("[]"))
+    given = via.params.get("rport")
+    port = source[1] if rport else (int(given) if given and given.isdigit() else (via.port or 5060))
+    return host, port
 
 
-def server_key(req: Request) -> tuple[str, ...]:
-    via = parse_via(req.values("Via")[0])
+def server_key(req: Request, via: Via) -> tuple[str, ...]:
     method = "INVITE" if req.method == "ACK" else req.method
     branch = via.branch or ""
     if branch.startswith(MAGIC):
@@ -82,6 +90,15 @@ class SipEndpoint(asyncio.DatagramProtocol):
     # -- asyncio ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Bursts of registrations overflow the default receive buffer; every datagram the kernel drops
+            # costs the phone a 500 ms retransmission. The kernel caps this at net.core.rmem_max.
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+                except OSError:
+                    pass
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.stats["received"] += 1
@@ -117,8 +134,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 except ValueError:
                     pass  # not even the Via is usable: nowhere to answer
             return
-        _stamp_via(req, source)
-        key = server_key(req)
+        via = parse_via(req.values("Via")[0])  # _malformed checked it parses
+        reply_to = _stamp_via(req, source, via)
+        key = server_key(req, via)
         tx = self.server_tx.get(key)
         if tx is not None:
             self.run(tx, tx.on_request(req))  # type: ignore[attr-defined]
@@ -131,15 +149,14 @@ class SipEndpoint(asyncio.DatagramProtocol):
         else:
             tx = ServerTransaction(key, State.TRYING, request=req)
         self.server_tx[key] = tx
+        self._dest[id(tx)] = reply_to
         if req.method == "INVITE":
             self.respond(tx, make_response(req, 100, "Trying"))  # §17.2.1: at once, stops the client retransmitting
         self.core.on_request(req, tx, source)
 
     @staticmethod
     def _malformed(req: Request) -> str | None:
-        names = {n.lower() for n, _ in req.headers}
-        names |= {{"v": "via", "f": "from", "t": "to", "i": "call-id"}.get(n, n) for n in names}
-        missing = [h for h in MANDATORY if h not in names]
+        missing = [h for h in MANDATORY if req.header(h) is None]
         if missing:
             return f"Bad Request (missing {', '.join(missing)})"
         try:
@@ -192,10 +209,10 @@ class SipEndpoint(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         for a in actions:
             if isinstance(a, Send):
-                if isinstance(a.message, Response):
-                    self._send(a.message, response_destination(a.message))
-                else:
-                    self._send(a.message, self._dest.get(id(tx)))
+                dest = self._dest.get(id(tx))
+                if dest is None and isinstance(a.message, Response):
+                    dest = response_destination(a.message)
+                self._send(a.message, dest)
             elif isinstance(a, StartTimer):
                 old = self._timers.pop((id(tx), a.name), None)
                 if old:

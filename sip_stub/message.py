@@ -30,14 +30,24 @@ class Message:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
 
+    def _index(self) -> dict[str, list[int]]:
+        """Positions of each header by canonical name; rebuilt when headers are added or removed."""
+        cache = self.__dict__.get("_idx")
+        if cache is None or cache[0] != len(self.headers) or cache[1] is not self.headers:
+            idx: dict[str, list[int]] = {}
+            for i, (n, _) in enumerate(self.headers):
+                idx.setdefault(canonical(n), []).append(i)
+            cache = (len(self.headers), self.headers, idx)
+            self.__dict__["_idx"] = cache
+        return cache[2]
+
     def header(self, name: str) -> str | None:
         """The first value of a header (full or compact name, any case)."""
-        want = canonical(name)
-        return next((v for n, v in self.headers if canonical(n) == want), None)
+        pos = self._index().get(canonical(name))
+        return self.headers[pos[0]][1] if pos else None
 
     def header_all(self, name: str) -> list[str]:
-        want = canonical(name)
-        return [v for n, v in self.headers if canonical(n) == want]
+        return [self.headers[i][1] for i in self._index().get(canonical(name), [])]
 
     def values(self, name: str) -> list[str]:
         """Every comma-separated value of every instance of a header, in order (quotes and <> respected)."""

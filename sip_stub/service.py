@@ -18,7 +18,8 @@ from sip_stub.endpoint import Addr, SipEndpoint
 from sip_stub.fields import parse_auth, parse_name_addr, parse_uri
 from sip_stub.message import Request, Response
 from sip_stub.transactions import Transaction
-from rooms.store.sip import SipStore
+from rooms.store.sip import BindingUpdate, SipStore
+from sip_stub.registrations import Registrations
 
 log = logging.getLogger("sip.service")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
@@ -32,6 +33,7 @@ class SipService:
     def __init__(self, store: SipStore, blocking: Blocking, key: bytes, realm: str = "confctl",
                  digest_order: tuple[str, ...] = ("MD5", "SHA-256")):
         self.store = store
+        self.registrations = Registrations(store, blocking)
         # Many deployed phones (and sipp) answer the first challenge and know only MD5, so MD5 leads by
         # default; ("SHA-256", "MD5") follows RFC 8760's strongest-first for fleets that support it.
         self.digest_order = digest_order
@@ -90,6 +92,7 @@ class SipService:
     async def close(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.registrations.close()
 
     # -- registrar (RFC 3261 §10.3) ---------------------------------------------------
     async def _register(self, req: Request, tx: Transaction) -> None:
@@ -98,13 +101,13 @@ class SipService:
             to = parse_uri(parse_name_addr(req.header("To") or "").uri)
         except ValueError as exc:
             return self._respond(tx, req, 400, f"Bad Request ({exc})")
-        account = await self.blocking(self.store.account, to.user or "")
-        if account is None:
-            return self._respond(tx, req, 404, "Not Found")
         auth = req.header("Authorization")
-        if auth is None:
+        if auth is None:  # challenge before looking anything up: the first REGISTER costs no database work
             return self._respond(tx, req, 401, "Unauthorized", [
                 ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, order=self.digest_order)])
+        account = await self.registrations.account(to.user or "")
+        if account is None:
+            return self._respond(tx, req, 404, "Not Found")
         try:
             scheme, params = parse_auth(auth)
         except ValueError as exc:
@@ -125,8 +128,8 @@ class SipService:
         if any(0 < e < MIN_EXPIRES for _, e in changes):
             return self._respond(tx, req, 423, "Interval Too Brief", [("Min-Expires", str(MIN_EXPIRES))])
         number, _ = req.cseq()
-        bindings = await self.blocking(self.store.update_bindings, account.username, changes,
-                                       req.header("Call-ID") or "", number, int(now), remove_all)
+        bindings = await self.registrations.update(BindingUpdate(account.username, changes, req.header("Call-ID") or "",
+                                                                 number, int(now), remove_all))
         contacts = [("Contact", f"<{b.contact}>;expires={max(0, b.expires_at - int(now))}") for b in bindings]
         self._respond(tx, req, 200, "OK", [*contacts, ("Date", formatdate(now, usegmt=True))])
 

@@ -6,7 +6,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from rooms.store.engine import read_transaction, write_transaction
@@ -36,6 +36,16 @@ class Binding:
     expires_at: int
     call_id: str
     cseq: int
+
+
+@dataclass(frozen=True)
+class BindingUpdate:
+    username: str
+    changes: list[tuple[str, int]]
+    call_id: str
+    cseq: int
+    now: int
+    remove_all: bool = False
 
 
 def ha1(algorithm: str, username: str, realm: str, password: str) -> str:
@@ -80,14 +90,36 @@ class SipStore:
     def update_bindings(self, username: str, changes: list[tuple[str, int]], call_id: str, cseq: int, now: int,
                         remove_all: bool = False) -> list[Binding]:
         """Apply a REGISTER: (contact, expires seconds; 0 removes) or remove all; return what remains."""
+        return self.update_bindings_many([BindingUpdate(username, changes, call_id, cseq, now, remove_all)])[0]
+
+    def update_bindings_many(self, updates: list["BindingUpdate"]) -> list[list[Binding]]:
+        """Several REGISTERs in one transaction and a handful of statements: one commit for the lot.
+
+        Updates are applied in order; a later REGISTER for the same contact replaces an earlier one.
+        """
+        if not updates:
+            return []
+        users = sorted({u.username for u in updates})
+        now = max(u.now for u in updates)
         with write_transaction(self.engine) as conn:
-            conn.execute(delete(SB).where(SB.c.username == username, SB.c.expires_at <= now))
-            if remove_all:
-                conn.execute(delete(SB).where(SB.c.username == username))
-            for contact, expires in changes:
-                conn.execute(delete(SB).where(SB.c.username == username, SB.c.contact == contact))
-                if expires > 0:
-                    conn.execute(insert(SB).values(username=username, contact=contact, expires_at=now + expires,
-                                                   call_id=call_id, cseq=cseq))
-            rows = conn.execute(select(SB).where(SB.c.username == username).order_by(SB.c.id))
-            return [Binding(r.contact, r.expires_at, r.call_id, r.cseq) for r in rows]
+            conn.execute(delete(SB).where(SB.c.username.in_(users), SB.c.expires_at <= now))
+            cleared = [{"u": u.username} for u in updates if u.remove_all]
+            if cleared:
+                conn.execute(delete(SB).where(SB.c.username == bindparam("u")), cleared)
+            replaced = [{"u": u.username, "c": c} for u in updates for c, _ in u.changes]
+            if replaced:
+                conn.execute(delete(SB).where(SB.c.username == bindparam("u"), SB.c.contact == bindparam("c")), replaced)
+            latest: dict[tuple[str, str], dict[str, object]] = {}
+            for u in updates:
+                for contact, expires in u.changes:
+                    latest.pop((u.username, contact), None)
+                    if expires > 0:
+                        latest[(u.username, contact)] = {"username": u.username, "contact": contact, "call_id": u.call_id,
+                                                          "expires_at": u.now + expires, "cseq": u.cseq}
+            if latest:
+                conn.execute(insert(SB), list(latest.values()))
+            rows = conn.execute(select(SB).where(SB.c.username.in_(users)).order_by(SB.c.id))
+            by_user: dict[str, list[Binding]] = {}
+            for r in rows:
+                by_user.setdefault(r.username, []).append(Binding(r.contact, r.expires_at, r.call_id, r.cseq))
+        return [by_user.get(u.username, []) for u in updates]

@@ -1,0 +1,110 @@
+"""SIP transactions per second: confctl's SIP service against Debian's kamailio, same sipp load, same run.
+
+Both run as their own processes on loopback. sipp drives OPTIONS, then
+REGISTER with MD5 digest (401 challenge, authenticated REGISTER, 200), at a
+rate high enough to saturate, a fixed number of calls each; the rate is the
+successful transactions over the elapsed time. Prints both rates, failures
+and the ratio. Target: confctl >= 1/3 of kamailio, 0 failed.
+
+    .venv/bin/python scripts/bench/sip.py [--calls 3000] [--rate 3000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = HERE.parents[1] / "tests" / "sip" / "scenarios"
+CONFCTL = str(Path(sys.executable).parent / "confctl")
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_options(port: int, timeout: float = 20) -> None:
+    """Until the server answers an OPTIONS (polling with a deadline)."""
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        s.bind(("127.0.0.1", 0))
+        me = s.getsockname()[1]
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            s.sendto((f"OPTIONS sip:x@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKw{n}\r\n"
+                      f"From: <sip:w@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: wait{n}\r\nCSeq: 1 OPTIONS\r\n"
+                      "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode(), ("127.0.0.1", port))
+            try:
+                if s.recv(65535).startswith(b"SIP/2.0 200"):
+                    return
+            except socket.timeout:
+                continue
+    raise RuntimeError(f"nothing answers OPTIONS on udp {port}")
+
+
+def run_sipp(port: int, scenario: str, calls: int, rate: int, workdir: Path, *extra: str) -> tuple[float, int, int]:
+    t0 = time.monotonic()
+    out = subprocess.run(["sipp", f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-m", str(calls),
+                          "-r", str(rate), "-l", "500", "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "120",
+                          "-timeout_error", *extra], cwd=workdir, capture_output=True, text=True).stdout
+    elapsed = time.monotonic() - t0
+    ok = re.findall(r"Successful call\s+\|\s+\d+\s+\|\s+(\d+)", out)
+    failed = re.findall(r"Failed call\s+\|\s+\d+\s+\|\s+(\d+)", out)
+    return elapsed, int(ok[-1]) if ok else 0, int(failed[-1]) if failed else calls
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=3000)
+    ap.add_argument("--rate", type=int, default=3000, help="offered calls per second (above what either sustains)")
+    args = ap.parse_args()
+    if not shutil.which("kamailio") or not shutil.which("sipp"):
+        sys.exit("needs Debian's kamailio and sip-tester (sipp): apt-get install kamailio sip-tester")
+    work = Path(tempfile.mkdtemp(prefix="confctl-sipbench-"))
+    db = f"sqlite:///{work}/bench.db"
+    subprocess.run([CONFCTL, "sip-accounts", "add", "desk-101", "--site", "cc-nongan", "--password", "s3cret-pass",
+                    "--db", db], check=True, capture_output=True)
+    ours, kam_port = free_port(), free_port()
+    servers = [
+        subprocess.Popen([CONFCTL, "serve", "--db", db, "--port", str(free_port(socket.SOCK_STREAM)), "--sip-port", str(ours)],
+                         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+    cfg = (HERE / "kamailio" / "kamailio.cfg").read_text().replace("KAM_PORT", str(kam_port))
+    (work / "kamailio.cfg").write_text(cfg)
+    servers.append(subprocess.Popen(["kamailio", "-f", str(work / "kamailio.cfg"), "-DD", "-E", "-m", "64",
+                                     "-P", str(work / "kam.pid"), "-Y", str(work)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        wait_options(ours)
+        wait_options(kam_port)
+        print(f"sipp: {args.calls} transactions per case offered at {args.rate}/s; 2 cores shared by all")
+        print(f"{'case':<22} {'confctl tx/s':>13} {'failed':>7} {'kamailio tx/s':>14} {'failed':>7} {'ratio':>7}")
+        for name, scenario, extra in (
+                ("OPTIONS", "options.xml", ["-s", "conference"]),
+                ("REGISTER (digest)", "register_auth.xml", ["-s", "desk-101", "-au", "desk-101", "-ap", "s3cret-pass"])):
+            row = []
+            for port in (ours, kam_port):
+                elapsed, ok, failed = run_sipp(port, scenario, args.calls, args.rate, work, *extra)
+                row.append((ok / elapsed, failed))
+            print(f"{name:<22} {row[0][0]:>13.0f} {row[0][1]:>7} {row[1][0]:>14.0f} {row[1][1]:>7} "
+                  f"{row[0][0] / row[1][0]:>7.2f}", flush=True)
+    finally:
+        for p in servers:
+            p.terminate()
+        for p in servers:
+            p.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
