@@ -26,7 +26,10 @@ from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
 from rooms.store.media_nodes import MediaNodeStore
 from rooms.store.sip import SipStore
+from confctl.telephony import SessionConferences
+from rooms.store.calls import CallRecords
 from sip_stub.endpoint import SipEndpoint
+from sip_stub.gateway import Gateway
 from sip_stub.service import SipService
 from rooms.store.secrets import shared_secret
 from rooms.store.users import UserStore
@@ -111,7 +114,9 @@ async def _sip(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     key = await run_db(app, shared_secret, app[BOOKINGS].engine, "sip_nonce")
-    service = SipService(app[SIP_STORE], lambda fn, *a: run_db(app, fn, *a), key)
+    blocking = lambda fn, *a, **kw: run_db(app, fn, *a, **kw)  # noqa: E731
+    gateway = Gateway(SessionConferences(app), CallRecords(app[BOOKINGS].engine), blocking, settings.sip_host)
+    service = SipService(app[SIP_STORE], blocking, key, gateway=gateway)
     loop = asyncio.get_running_loop()
     _, endpoint = await loop.create_datagram_endpoint(lambda: SipEndpoint(service),
                                                       local_addr=(settings.sip_host, settings.sip_port))

@@ -19,6 +19,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpS
 
 from media.aiortc_hooks import EncodedTap, on_audio_level, on_keyframe_request, request_keyframe, tap_receiver
 from media.forwarding import ForwardedTrack, Source
+from media.pcm_leg import PcmLeg, RoomMixer
 from media.program import Program, program_for
 from media.recording import TrackRecorder
 from media.speaker import SpeakerSelector
@@ -70,6 +71,8 @@ class MediaRoom:
         self.legs: dict[SiteId, Leg] = {}
         self.speakers = SpeakerSelector()
         self._ice = ice_servers or []  # never fall back to Google's STUN: there is no internet here
+        self.phones: dict[SiteId, PcmLeg] = {}  # sites on the telephone (through the SIP gateway)
+        self.mixer: RoomMixer | None = None  # decodes audio for phones; exists only while one is here
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- tasks the room owns --------------------------------------------
@@ -101,6 +104,8 @@ class MediaRoom:
             leg.sources[track.kind] = src
             if track.kind == "audio":
                 on_audio_level(receiver, lambda level: self._audio_level(site, level))
+                if self.mixer is not None:
+                    self.mixer.attach(site, src)
             if self.record_dir is not None:
                 rec = TrackRecorder(self.record_dir / f"{site}-{track.kind}-{int(time.time() * 1000)}.webm", track.kind)
                 leg.recorders.append(rec)
@@ -164,7 +169,60 @@ class MediaRoom:
             await asyncio.to_thread(rec.close)
         self._reprogram()
 
+    # -- telephone sites ---------------------------------------------------------------
+    def add_phone(self, site: SiteId) -> PcmLeg:
+        """A site joins by telephone: its PCM becomes an Opus source, it hears a mix of the others."""
+        self.remove_phone(site)
+        src = Source("audio", lambda: None)
+        phone = PcmLeg(site, src)
+        self.phones[site] = phone
+        if self.mixer is None:
+            self.mixer = RoomMixer()
+            for s, leg in self.legs.items():
+                if "audio" in leg.sources:
+                    self.mixer.attach(s, leg.sources["audio"])
+            for s, other in self.phones.items():
+                self.mixer.attach(s, other.source)
+        self.mixer.attach(site, src)
+        self._reprogram()
+        return phone
+
+    def phone_audio(self, site: SiteId, pcm: bytes) -> None:
+        """20 ms of what the phone's microphone hears."""
+        phone = self.phones.get(site)
+        if phone is not None:
+            self._audio_level(site, phone.push_pcm(pcm))
+
+    def phone_mix(self, site: SiteId) -> bytes:
+        """20 ms of what the phone should hear: every other site, mixed."""
+        return self.mixer.mix_for(site) if self.mixer is not None else b"\x00" * 320
+
+    def remove_phone(self, site: SiteId) -> None:
+        phone = self.phones.pop(site, None)
+        if phone is None:
+            return
+        for sub in list(phone.source.subscribers):
+            sub.switch(None)
+        self.speakers.forget(site)
+        if self.mixer is not None:
+            self.mixer.detach(site, phone.source)
+            if not self.phones:  # nobody needs decoded audio any more
+                for s, leg in self.legs.items():
+                    self.mixer.detach(s, leg.sources.get("audio"))
+                self.mixer = None
+        self._reprogram()
+
+    def _source(self, site: SiteId | None, kind: str) -> Source | None:
+        if site is None:
+            return None
+        if site in self.legs:
+            return self.legs[site].sources.get(kind)
+        phone = self.phones.get(site)
+        return phone.source if phone is not None and kind == "audio" else None
+
     async def close(self) -> None:
+        for site in list(self.phones):
+            self.remove_phone(site)
         for site in list(self.legs):
             await self.leave(site)
         while self._tasks:
@@ -176,14 +234,14 @@ class MediaRoom:
         return SiteId(self.speakers.speaker) if self.speakers.speaker else None
 
     def _audio_level(self, site: SiteId, level: int) -> None:
-        if self.legs.get(site) is None:
+        if site not in self.legs and site not in self.phones:
             return
         if self.speakers.feed(site, level, time.monotonic()) is not None:
             log.info("room %s: speaker is now %s", self.session_id, site)
             self._reprogram()  # the switch asks the new source for a key frame
 
     def _reprogram(self) -> None:
-        present = [s for s, l in self.legs.items() if l.state is LegState.CONNECTED]
+        present = [s for s, l in self.legs.items() if l.state is LegState.CONNECTED] + list(self.phones)
         for site, leg in self.legs.items():
             program = Program((site, None), site) if self.echo else program_for(site, self.host, present, self.speaker)
             if program == leg.program:
@@ -192,14 +250,12 @@ class MediaRoom:
             if leg.on_program is not None:
                 leg.on_program(program)
             for out, src_site in zip(leg.video_out, program.video):
-                src_leg = self.legs.get(src_site) if src_site else None
-                out.switch(src_leg.sources.get("video") if src_leg else None)
+                out.switch(self._source(src_site, "video"))  # a phone site has no video: the slot stays empty
             if leg.audio_out is not None:
-                src_leg = self.legs.get(program.audio) if program.audio else None
-                leg.audio_out.switch(src_leg.sources.get("audio") if src_leg else None)
+                leg.audio_out.switch(self._source(program.audio, "audio"))
 
     def figures(self) -> list[dict[str, Any]]:
-        return [leg_counters(leg) for leg in self.legs.values()]
+        return [leg_counters(leg) for leg in self.legs.values()] + [phone_counters(p) for p in self.phones.values()]
 
     async def live_figures(self, now: float) -> list[dict[str, Any]]:
         """Counters plus bitrates from byte deltas since the last call and the peer connection's RTCP figures."""
@@ -218,7 +274,12 @@ class MediaRoom:
             except Exception as exc:  # a leg closing under us has no stats; the rest still report
                 fig["stats_error"] = repr(exc)
             out.append(fig)
-        return out
+        return out + [phone_counters(p) for p in self.phones.values()]
+
+
+def phone_counters(phone: PcmLeg) -> dict[str, Any]:
+    return {"site": phone.site, "state": "phone", "kind": "sip", "frames_in": {"audio": phone.source.frames},
+            "bytes_in": {"audio": phone.source.bytes}, "samples_in": phone.samples_in}
 
 
 def leg_counters(leg: Leg) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from sip_stub.fields import parse_auth, parse_name_addr, parse_uri
 from sip_stub.message import Request, Response
 from sip_stub.transactions import Transaction
 from rooms.store.sip import BindingUpdate, SipStore
+from sip_stub.gateway import Gateway
 from sip_stub.registrations import Registrations
 
 log = logging.getLogger("sip.service")
@@ -31,8 +32,9 @@ Blocking = Callable[..., Awaitable[Any]]
 
 class SipService:
     def __init__(self, store: SipStore, blocking: Blocking, key: bytes, realm: str = "confctl",
-                 digest_order: tuple[str, ...] = ("MD5", "SHA-256")):
+                 digest_order: tuple[str, ...] = ("MD5", "SHA-256"), gateway: Gateway | None = None):
         self.store = store
+        self.gateway = gateway
         self.registrations = Registrations(store, blocking)
         # Many deployed phones (and sipp) answer the first challenge and know only MD5, so MD5 leads by
         # default; ("SHA-256", "MD5") follows RFC 8760's strongest-first for fleets that support it.
@@ -58,14 +60,98 @@ class SipService:
             return self._respond(tx, req, 200, "OK", [("Allow", ALLOW), ("Accept", "application/sdp")])
         if req.method == "REGISTER":
             return self._spawn(self._register(req, tx))
+        if self.gateway is None and req.method in ("INVITE", "BYE", "CANCEL"):
+            return self._respond(tx, req, 404 if req.method == "INVITE" else 481,
+                                 "Not Found" if req.method == "INVITE" else "Call/Transaction Does Not Exist")
         if req.method == "INVITE":
-            return self._respond(tx, req, 404, "Not Found", to_tag=True)  # the gateway answers these
-        if req.method in ("BYE", "CANCEL"):
-            return self._respond(tx, req, 481, "Call/Transaction Does Not Exist", to_tag=True)
+            return self._invite(req, tx)
+        if req.method == "BYE":
+            return self._bye(req, tx)
+        if req.method == "CANCEL":
+            return self._cancel(req, tx)
         return self._respond(tx, req, 405, "Method Not Allowed", [("Allow", ALLOW)])
 
     def on_ack(self, req: Request, source: Addr) -> None:
-        pass  # dialogs arrive with the gateway
+        if self.gateway is None:
+            return
+        invite_tx = self.gateway.ack(req)  # the ACK for our 2xx: stop retransmitting it
+        if invite_tx is not None and self.endpoint is not None:
+            self.endpoint.run(invite_tx, invite_tx.ack_received())  # type: ignore[attr-defined]
+
+    # -- calls --------------------------------------------------------------------------
+    def _invite(self, req: Request, tx: Transaction) -> None:
+        assert self.gateway is not None  # checked by on_request; a programming error otherwise
+        to_tag = parse_name_addr(req.header("To") or "").tag
+        if to_tag:
+            call = self.gateway.find(req)
+            if call is None:
+                return self._respond(tx, req, 481, "Call/Transaction Does Not Exist")
+            try:
+                sdp = self.gateway.reinvite(call, req)
+            except ValueError as exc:
+                return self._respond(tx, req, 488, f"Not Acceptable Here ({exc})")
+            return self._respond(tx, req, 200, "OK", [("Content-Type", "application/sdp")], body=sdp,
+                                 tag=call.local_tag)
+        self._spawn(self._new_call(req, tx))
+
+    async def _new_call(self, req: Request, tx: Transaction) -> None:
+        account = await self._authenticate(req, tx)
+        if account is None or self.gateway is None or self.endpoint is None:
+            return
+        self.gateway.pending[tx.key] = req
+        port = self.endpoint.transport.get_extra_info("sockname")[1]  # type: ignore[union-attr]
+        await self.gateway.invite(req, tx, account, self._respond_call, port)  # type: ignore[arg-type]
+
+    def _respond_call(self, tx: Transaction, req: Request, status: int, reason: str,
+                      headers: list[tuple[str, str]] | None = None, body: bytes = b"", to_tag: str | None = None) -> None:
+        self._respond(tx, req, status, reason, headers, body=body, tag=to_tag)
+
+    def _bye(self, req: Request, tx: Transaction) -> None:
+        assert self.gateway is not None
+        call = self.gateway.find(req)
+        if call is None:
+            return self._respond(tx, req, 481, "Call/Transaction Does Not Exist")
+        self._respond(tx, req, 200, "OK")
+        self._spawn(self.gateway.bye(call))
+
+    def _cancel(self, req: Request, tx: Transaction) -> None:
+        assert self.gateway is not None and self.endpoint is not None
+        invite_key = (*tx.key[:-1], "INVITE")
+        invite_tx = self.endpoint.server_tx.get(invite_key)
+        if invite_tx is None:
+            return self._respond(tx, req, 481, "Call/Transaction Does Not Exist")
+        self._respond(tx, req, 200, "OK")
+        invite = self.gateway.cancel(invite_key)
+        if invite is not None:  # still ringing: the INVITE ends with 487
+            self._respond(invite_tx, invite, 487, "Request Terminated")
+
+    async def _authenticate(self, req: Request, tx: Transaction) -> Any:
+        """The account behind a request's digest credentials, or None after answering 401/403/404."""
+        now = time.time()
+        auth = req.header("Authorization")
+        if auth is None:
+            self._respond(tx, req, 401, "Unauthorized", [
+                ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, order=self.digest_order)])
+            return None
+        try:
+            scheme, params = parse_auth(auth)
+        except ValueError as exc:
+            self._respond(tx, req, 400, f"Bad Request ({exc})")
+            return None
+        account = await self.registrations.account(params.get("username", ""))
+        if scheme != "digest" or account is None:
+            self._respond(tx, req, 403, "Forbidden")
+            return None
+        verdict = verify(self.key, self.realm, params, req.method,
+                         {"MD5": account.ha1_md5, "SHA-256": account.ha1_sha256}, now)
+        if verdict is Verdict.STALE:
+            self._respond(tx, req, 401, "Unauthorized", [
+                ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, True, self.digest_order)])
+            return None
+        if verdict is Verdict.BAD:
+            self._respond(tx, req, 403, "Forbidden")
+            return None
+        return account
 
     def on_response(self, resp: Response, tx: Transaction) -> None:
         pass
@@ -75,9 +161,10 @@ class SipService:
 
     # -- helpers ---------------------------------------------------------------------
     def _respond(self, tx: Transaction, req: Request, status: int, reason: str,
-                 headers: list[tuple[str, str]] | None = None, to_tag: bool = False) -> None:
+                 headers: list[tuple[str, str]] | None = None, body: bytes = b"", tag: str | None = None) -> None:
         if self.endpoint is not None:
-            self.endpoint.respond(tx, make_response(req, status, reason, headers, to_tag=new_tag() if to_tag or status > 100 else None))
+            to_tag = tag or (new_tag() if status > 100 else None)
+            self.endpoint.respond(tx, make_response(req, status, reason, headers, body=body, to_tag=to_tag))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -92,6 +179,8 @@ class SipService:
     async def close(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.gateway is not None:
+            await self.gateway.close()
         await self.registrations.close()
 
     # -- registrar (RFC 3261 §10.3) ---------------------------------------------------

@@ -7,6 +7,7 @@ Core statements: a booking is a handful of indexed reads and bulk inserts.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -205,6 +206,7 @@ class BookingStore:
                 return out
             sid = new_session_id()
             row = _session_values(sid, out, meta, organizer_id, now)
+            row["dial_in"] = self._free_dial_in(conn)
             conn.execute(_INSERTS["session"], row)
             self._insert_reservations(conn, sid, out.decision)
             return replace(out, session=session_view(row))
@@ -219,6 +221,7 @@ class BookingStore:
             if isinstance(out.decision, Refused):
                 return out
             values = _session_values(SessionId(session_id), out, meta, row.organizer_id, row.created_at)
+            values["dial_in"] = row.dial_in
             conn.execute(update(ST).where(ST.c.id == session_id).values(**values))
             self._delete_reservations(conn, session_id)
             self._insert_reservations(conn, SessionId(session_id), out.decision)
@@ -232,6 +235,18 @@ class BookingStore:
             conn.execute(update(ST).where(ST.c.id == session_id).values(status="cancelled"))
             self._delete_reservations(conn, session_id)
             return session_view({**row._mapping, "status": "cancelled"})
+
+    def _free_dial_in(self, conn: Connection) -> str:
+        """A 6-digit number no session has (under the booking lock, so no race)."""
+        while True:
+            number = f"{secrets.randbelow(900000) + 100000}"
+            if conn.execute(select(ST.c.id).where(ST.c.dial_in == number)).first() is None:
+                return number
+
+    def by_dial_in(self, number: str) -> dict[str, Any] | None:
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(select(ST).where(ST.c.dial_in == number)).first()
+        return session_view(row._mapping) if row is not None else None
 
     def _insert_reservations(self, conn: Connection, sid: SessionId, acc: Accepted) -> None:
         links = [{"session_id": sid, "link_id": l.link, "direction": l.direction.value, "start": o.start, "end": o.end,
@@ -367,4 +382,5 @@ def session_view(row: Any) -> dict[str, Any]:
         "created_at": datetime.fromtimestamp(row["created_at"], timezone.utc).isoformat(),
         "occurrences": [{"start": iso(s, off), "end": iso(e, off)} for s, e in occ],
         "media_plan": json.loads(row["plan_json"]),
+        "dial_in": row.get("dial_in") if hasattr(row, "get") else None,
     }

@@ -34,6 +34,7 @@ class SessionRow(SQLModel, table=True):
     sites_json: str = Field(sa_column=Column(Text, nullable=False))  # [{"site":..,"room":..}], host first
     plan_json: str = Field(sa_column=Column(Text, nullable=False))  # MediaPlan.to_dict()
     occurrences_json: str = Field(sa_column=Column(Text, nullable=False))  # [[start, end], ...]
+    dial_in: Optional[str] = Field(default=None, max_length=12, unique=True)  # the number phones dial
 
 
 class LinkReservation(SQLModel, table=True):
@@ -119,3 +120,21 @@ class SipBindingRow(SQLModel, table=True):
     expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     call_id: str = Field(max_length=200)
     cseq: int
+
+
+class CallRecordRow(SQLModel, table=True):
+    """Every SIP leg: who, which site and session, when, how it ended."""
+
+    __tablename__ = "call_record"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    call_id: str = Field(max_length=200, index=True)
+    direction: str = Field(max_length=8)  # in | out
+    caller: str = Field(max_length=200)
+    account: Optional[str] = Field(default=None, max_length=64)
+    site_id: Optional[str] = Field(default=None, max_length=100)
+    session_id: Optional[str] = Field(default=None, max_length=40, index=True)
+    started_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    answered_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    ended_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    result_code: Optional[int] = None
+    end_reason: Optional[str] = Field(default=None, max_length=40)

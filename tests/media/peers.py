@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import audioop
 import math
 import time
 from array import array
@@ -51,6 +52,7 @@ class SitePeer:
         self.pc.addTransceiver(PatternTrack(shade), direction="sendrecv")
         self.pc.addTransceiver("video", direction="recvonly")
         self.frames: dict[int, int] = {}  # index of received video track -> frames decoded
+        self.audio_energy = 0.0  # summed RMS of the audio this site hears
         self._tasks: list[asyncio.Task[Any]] = []
 
         @self.pc.on("track")
@@ -59,12 +61,22 @@ class SitePeer:
                 idx = len(self.frames)
                 self.frames[idx] = 0
                 self._tasks.append(asyncio.ensure_future(self._count(idx, track)))
+            else:
+                self._tasks.append(asyncio.ensure_future(self._listen(track)))
 
     async def _count(self, idx: int, track: Any) -> None:
         try:
             while True:
                 await track.recv()
                 self.frames[idx] += 1
+        except MediaStreamError:
+            pass
+
+    async def _listen(self, track: Any) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                self.audio_energy += audioop.rms(bytes(frame.planes[0]), 2)
         except MediaStreamError:
             pass
 

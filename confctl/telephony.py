@@ -1,0 +1,34 @@
+"""The control plane's side of the SIP gateway: sessions by dial-in number, and their rooms."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from confctl.keys import BOOKINGS, MEDIA_NODE, SETTINGS, run_db
+from media.room import MediaRoom
+from rooms.ids import SessionId, SiteId
+from sip_stub.gateway import Conference
+
+
+class SessionConferences:
+    def __init__(self, app: web.Application):
+        self.app = app
+
+    async def by_number(self, number: str) -> Conference | None:
+        if not number.isdigit() or len(number) > 12:
+            return None
+        session = await run_db(self.app, self.app[BOOKINGS].by_dial_in, number)
+        if session is None:
+            return None
+        margin = self.app[SETTINGS].join_margin_s
+        windows = tuple((datetime.fromisoformat(o["start"]).timestamp() - margin,
+                         datetime.fromisoformat(o["end"]).timestamp() + margin) for o in session["occurrences"])
+        return Conference(session["id"], session["host_site"], frozenset(s["site"] for s in session["sites"]),
+                          windows, session["status"] == "booked")
+
+    def room(self, session_id: str, host: str) -> MediaRoom:
+        return self.app[MEDIA_NODE].room(SessionId(session_id), SiteId(host))
+
+    async def release(self, session_id: str) -> None:
+        await self.app[MEDIA_NODE].release(SessionId(session_id))
