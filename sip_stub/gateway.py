@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
 from media.room import MediaRoom
-from sip_stub.builders import make_response, new_tag
 from sip_stub.fields import parse_name_addr, parse_uri
 from sip_stub.message import Request
 from sip_stub.rtp_session import RtpSession
@@ -75,7 +74,7 @@ class Gateway:
 
     # -- new calls ------------------------------------------------------------------
     async def invite(self, req: Request, tx: InviteServerTransaction, account: Any, respond: Callable[..., None],
-                     local_port: int) -> None:
+                     local_port: int, local_tag: str) -> None:
         """An authenticated INVITE outside any dialog."""
         now = time.time()
         caller = req.header("From") or ""
@@ -83,7 +82,7 @@ class Gateway:
                                         account.username, account.site)
         status = 500
         try:
-            call = await self._admit(req, account, now, record_id)
+            call = await self._admit(req, account, now, record_id, local_tag)
             if tx.key not in self.pending:
                 # CANCELled while we looked things up: the 487 went out already
                 await self._teardown(call, "cancelled", 487)
@@ -104,7 +103,7 @@ class Gateway:
             await self.blocking(self.records.update, record_id, ended_at=int(time.time()), result_code=r.status,
                                 end_reason="refused")
 
-    async def _admit(self, req: Request, account: Any, now: float, record_id: int) -> Call:
+    async def _admit(self, req: Request, account: Any, now: float, record_id: int, local_tag: str) -> Call:
         number = parse_uri(req.uri).user or ""
         conf = await self.conferences.by_number(number)
         if conf is None:
@@ -131,7 +130,7 @@ class Gateway:
             local_addr=(self.host, 0))
         rtp.start()
         from_tag = parse_name_addr(req.header("From") or "").tag or ""
-        call = Call(req.header("Call-ID") or "", new_tag(), from_tag, site, conf.session_id, room, rtp, record_id)
+        call = Call(req.header("Call-ID") or "", local_tag, from_tag, site, conf.session_id, room, rtp, record_id)
         self.calls[(call.call_id, call.local_tag)] = call
         return call
 

@@ -7,12 +7,14 @@ core starts is kept and awaited on close.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import time
 from email.utils import formatdate
 from typing import Any, Awaitable, Callable
 
-from sip_stub.builders import make_response, new_tag
+from sip_stub.builders import make_response
 from sip_stub.digest import Verdict, challenges, verify
 from sip_stub.endpoint import Addr, SipEndpoint
 from sip_stub.fields import parse_auth, parse_name_addr, parse_uri
@@ -100,7 +102,7 @@ class SipService:
             return
         self.gateway.pending[tx.key] = req
         port = self.endpoint.transport.get_extra_info("sockname")[1]  # type: ignore[union-attr]
-        await self.gateway.invite(req, tx, account, self._respond_call, port)  # type: ignore[arg-type]
+        await self.gateway.invite(req, tx, account, self._respond_call, port, self.tag_for(req))  # type: ignore[arg-type]
 
     def _respond_call(self, tx: Transaction, req: Request, status: int, reason: str,
                       headers: list[tuple[str, str]] | None = None, body: bytes = b"", to_tag: str | None = None) -> None:
@@ -163,8 +165,17 @@ class SipService:
     def _respond(self, tx: Transaction, req: Request, status: int, reason: str,
                  headers: list[tuple[str, str]] | None = None, body: bytes = b"", tag: str | None = None) -> None:
         if self.endpoint is not None:
-            to_tag = tag or (new_tag() if status > 100 else None)
+            to_tag = tag or (self.tag_for(req) if status > 100 else None)
             self.endpoint.respond(tx, make_response(req, status, reason, headers, body=body, to_tag=to_tag))
+
+    def tag_for(self, req: Request) -> str:
+        """Our To tag for a caller's request: the same for every response to its Call-ID and From tag.
+
+        A 401 and the 2xx that follows it then carry one tag; some UAs (sipp among them) keep the
+        first tag they see for the dialog.
+        """
+        from_tag = parse_name_addr(req.header("From") or "").tag or ""
+        return hmac.new(self.key, f"{req.header('Call-ID')}|{from_tag}".encode(), hashlib.sha256).hexdigest()[:16]
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -70,7 +70,9 @@ async def test_a_phone_and_a_browser_site_hear_each_other(plane):
         phone.close()
         await ws.close()
         await jl.close()
-    (record,) = CallRecords(plane.engine).list(session=s["id"])
+    records = CallRecords(plane.engine)
+    await until(lambda: records.list(session=s["id"])[0]["ended_at"] is not None, what="call record closed")
+    (record,) = records.list(session=s["id"])
     assert record["result_code"] == 200 and record["end_reason"] == "bye" and record["site_id"] == "sp"
     assert record["answered_at"] and record["ended_at"] >= record["answered_at"]
 
@@ -87,5 +89,33 @@ async def test_unknown_number_foreign_site_and_wrong_window_are_refused(plane):
             assert (await phone.call(number)).status == status, (user, number)
         finally:
             phone.close()
-    records = CallRecords(plane.engine).list()
-    assert sorted(r["result_code"] for r in records) == [403, 403, 404]  # the bad password never got a record
+    records = CallRecords(plane.engine)
+    # the record is completed just after the answer goes out
+    await until(lambda: all(r["ended_at"] for r in records.list()), what="call records completed")
+    assert sorted(r["result_code"] for r in records.list()) == [403, 403, 404]  # a bad password gets no record
+
+
+async def test_sipp_dials_in_plays_g711_from_a_pcap_and_hangs_up(plane, tmp_path):
+    from tests.sip.test_sipp import sipp
+    s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
+    ws = await plane.ws_connect("/ws")
+    await ws.send_json({"type": "join", "token": token_of(s, "jl")})
+    await next_of(ws, "joined")
+    jl = SitePeer(60)
+    await ws.send_json({"type": "offer", "sdp": await jl.offer()})
+    await jl.accept((await next_of(ws, "answer"))["sdp"])
+    try:
+        inject = tmp_path / "caller.csv"
+        inject.write_text("SEQUENTIAL\ndesk-sp;\n")
+        rc, log = await sipp(plane.sip_port, "invite_pcap_auth.xml", "-s", s["dial_in"], "-inf", str(inject),
+                             "-au", "desk-sp", "-ap", "phone-pass-1", "-mi", "127.0.0.1", "-mp", str(free_udp_port()),
+                             calls=1, rate=1, cwd=tmp_path)
+        assert rc == 0, log
+        assert jl.audio_energy > 10_000  # the pcap's audio reached the browser site through the room
+    finally:
+        await ws.close()
+        await jl.close()
+    records = CallRecords(plane.engine)
+    await until(lambda: records.list(session=s["id"])[0]["ended_at"] is not None, what="call record closed")
+    (record,) = records.list(session=s["id"])
+    assert record["result_code"] == 200 and record["end_reason"] == "bye"
