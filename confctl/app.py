@@ -116,7 +116,7 @@ async def _sip(app: web.Application) -> AsyncIterator[None]:
     key = await run_db(app, shared_secret, app[BOOKINGS].engine, "sip_nonce")
     blocking = lambda fn, *a, **kw: run_db(app, fn, *a, **kw)  # noqa: E731
     gateway = Gateway(SessionConferences(app), CallRecords(app[BOOKINGS].engine), blocking, settings.sip_host)
-    service = SipService(app[SIP_STORE], blocking, key, gateway=gateway)
+    service = SipService(app[SIP_STORE], blocking, key, digest_order=settings.sip_digest, gateway=gateway)
     loop = asyncio.get_running_loop()
     _, endpoint = await loop.create_datagram_endpoint(lambda: SipEndpoint(service),
                                                       local_addr=(settings.sip_host, settings.sip_port))

@@ -21,4 +21,7 @@ class Settings:
     recordings_dir: Path = Path("var/recordings")
     sip_port: int | None = None  # UDP port of the SIP service; None: no SIP (confctl serve defaults to 5060)
     sip_host: str = "127.0.0.1"
+    # Digest algorithms offered, first preferred. MD5 alone by default: baresip 1.0 (libre) and many deployed
+    # phones give up when any challenge names an algorithm they lack; ("SHA-256", "MD5") per RFC 8760 otherwise.
+    sip_digest: tuple[str, ...] = ("MD5",)
     recording_retention_days: int = 30

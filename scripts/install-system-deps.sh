@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real; installed only when missing.
 set -euo pipefail
-packages=(chromium sip-tester)
+packages=(chromium sip-tester baresip)
 # (scripts/bench/sip.py also uses kamailio; it is not needed by the tests)
 missing=()
 for p in "${packages[@]}"; do

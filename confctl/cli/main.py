@@ -45,7 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.topology:
         load_topology_file(args.topology)  # fail fast on a bad file, before binding
     settings = Settings(db_url=args.db, topology_file=args.topology or demo_topology_path(), host=args.host, port=args.port,
-                        horizon_days=args.horizon_days, sip_port=args.sip_port or None, sip_host=args.host)
+                        horizon_days=args.horizon_days, sip_port=args.sip_port or None, sip_host=args.host,
+                        sip_digest=tuple(a.strip().upper() for a in args.sip_digest.split(",")))
     print(f"confctl serving on http://{args.host}:{args.port}/  (database {args.db})", flush=True)
     web.run_app(make_app(settings), host=args.host, port=args.port, print=None)
 
@@ -193,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--horizon-days", type=int, default=7, help="how far ahead a refusal looks for a later start")
     s.add_argument("--sip-port", type=int, default=5060, help="UDP port of the SIP service (0: no SIP)")
+    s.add_argument("--sip-digest", default="MD5", choices=["MD5", "SHA-256,MD5", "SHA-256"],
+                   help="digest algorithms challenged, preferred first (MD5 alone suits most deployed phones)")
 
     s = add("media-node", cmd_media_node, "run a media node as its own process, registered with a control plane",
             db=False)

@@ -119,3 +119,47 @@ async def test_sipp_dials_in_plays_g711_from_a_pcap_and_hangs_up(plane, tmp_path
     await until(lambda: records.list(session=s["id"])[0]["ended_at"] is not None, what="call record closed")
     (record,) = records.list(session=s["id"])
     assert record["result_code"] == 200 and record["end_reason"] == "bye"
+
+
+async def test_baresip_calls_a_live_session_and_audio_flows_both_ways(plane, tmp_path):
+    """A real UA (baresip): its sine tone reaches the browser site; the site's tone reaches baresip."""
+    import asyncio
+    import audioop
+    import shutil
+    import wave
+    s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
+    ws = await plane.ws_connect("/ws")
+    await ws.send_json({"type": "join", "token": token_of(s, "jl")})
+    await next_of(ws, "joined")
+    jl = SitePeer(60, talking=True)
+    await ws.send_json({"type": "offer", "sdp": await jl.offer()})
+    await jl.accept((await next_of(ws, "answer"))["sdp"])
+    conf = tmp_path / "baresip"
+    conf.mkdir()
+    (conf / "config").write_text("\n".join([
+        "poll_method epoll", f"sip_listen 127.0.0.1:{free_udp_port()}", "net_interface 127.0.0.1",
+        "audio_player aubridge,nil", "audio_source ausine,440", "audio_alert aubridge,nil",
+        "ausrc_srate 48000", "ausrc_channels 2", "module_path /usr/lib/baresip/modules",
+        "module menu.so", "module g711.so", "module ausine.so", "module aubridge.so", "module sndfile.so",
+        "module account.so", f"snd_path {conf}", ""]))
+    (conf / "accounts").write_text(
+        f"<sip:desk-sp@127.0.0.1:{plane.sip_port}>;auth_pass=phone-pass-1;regint=0;audio_codecs=PCMU,PCMA\n")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            shutil.which("baresip") or "/usr/bin/baresip", "-f", str(conf), "-t", "8",
+            "-e", f"/dial sip:{s['dial_in']}@127.0.0.1:{plane.sip_port}",
+            cwd=conf, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        room = None
+        await until(lambda: s["id"] in plane.app[MEDIA_NODE].rooms and "sp" in plane.app[MEDIA_NODE].rooms[s["id"]].phones,
+                    timeout=15, what="baresip connected to the room")
+        await until(lambda: jl.audio_energy > 100_000, timeout=15, what="baresip's tone at the browser site")
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        await ws.close()
+        await jl.close()
+    heard = [p for p in conf.glob("*.wav") if "dec" in p.name]
+    assert heard, out.decode(errors="replace")[-2000:]
+    with wave.open(str(heard[0])) as w:
+        pcm = w.readframes(w.getnframes())
+        width = w.getsampwidth()
+    assert audioop.rms(pcm, width) > 300, "baresip heard silence"

@@ -25,11 +25,11 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-async def sip(aiohttp_server, tmp_path):
+@pytest.fixture(params=[("MD5",)], ids=["md5"])
+async def sip(request, aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/sip.db"
     port = free_udp_port()
-    server = await aiohttp_server(make_app(Settings(db_url=url, sip_port=port)))
+    server = await aiohttp_server(make_app(Settings(db_url=url, sip_port=port, sip_digest=request.param)))
     store = SipStore(make_engine(url))
     store.add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
     yield port, store, server
@@ -69,8 +69,9 @@ async def test_register_with_a_wrong_password_is_forbidden(sip, tmp_path):
     assert store.bindings("desk-101", int(time.time())) == []
 
 
+@pytest.mark.parametrize("sip", [("SHA-256", "MD5")], ids=["sha256-first"], indirect=True)
 async def test_register_with_sha256_digest(sip):
-    """RFC 8760: a phone that picks the SHA-256 challenge registers with it."""
+    """RFC 8760, when configured: both challenges, SHA-256 first; a phone that picks SHA-256 registers with it."""
     import hashlib
 
     from sip_stub.fields import parse_auth
@@ -88,7 +89,7 @@ async def test_register_with_sha256_digest(sip):
     challenge = parse_message(await ua.recv())
     assert challenge.status == 401
     offered = {parse_auth(v)[1]["algorithm"]: parse_auth(v)[1] for v in challenge.header_all("WWW-Authenticate")}
-    assert set(offered) == {"MD5", "SHA-256"}
+    assert list(offered) == ["SHA-256", "MD5"]
     c = offered["SHA-256"]
     h = lambda s: hashlib.sha256(s.encode()).hexdigest()  # noqa: E731
     uri = f"sip:127.0.0.1:{port}"
