@@ -10,7 +10,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from confctl.api import calendar, live, network, nodes, people, recordings, sessions
+from confctl.api import calendar, live, network, nodes, people, recordings, sessions, telephony
 from confctl.api.openapi import openapi_route
 from confctl.api.route import Route
 from confctl.auth import auth_middleware
@@ -58,7 +58,7 @@ async def join_page(request: web.Request) -> web.FileResponse:
 def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
-    for module in (calendar, sessions, network, people, live, recordings, nodes):
+    for module in (calendar, sessions, network, people, live, recordings, nodes, telephony):
         routes.extend(module.routes)
     routes.append(Route("GET", "/api/health", health, "Liveness", ("public",)))
     routes.append(openapi_route(routes))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
@@ -18,7 +19,9 @@ from media.room import MediaRoom
 from sip_stub.fields import parse_name_addr, parse_uri
 from sip_stub.message import Request
 from sip_stub.rtp_session import RtpSession
-from sip_stub.sdp import SdpError, answer, negotiate, parse_offer
+from sip_stub.builders import new_branch, new_tag
+from sip_stub.sdp import Negotiated, SdpError, answer, negotiate, parse_offer
+from sip_stub.sdp import offer as sdp_offer
 from sip_stub.transactions import InviteServerTransaction, Transaction
 
 log = logging.getLogger("sip.gateway")
@@ -71,6 +74,7 @@ class Gateway:
         self.host = host
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag)
         self.pending: dict[tuple[str, ...], Request] = {}  # INVITE transactions not answered yet -> request
+        self.outgoing: dict[int, dict[str, Any]] = {}  # our dial-out INVITE transactions -> their call state
 
     # -- new calls ------------------------------------------------------------------
     async def invite(self, req: Request, tx: InviteServerTransaction, account: Any, respond: Callable[..., None],
@@ -166,6 +170,80 @@ class Gateway:
         if code is not None:
             fields["result_code"] = code
         await self.blocking(self.records.update, call.record_id, **fields)
+
+    # -- dial-out -----------------------------------------------------------------------
+    async def dial_out(self, conf: Conference, account: Any, contact: str, endpoint: Any, local_port: int,
+                       dial_in: str) -> str:
+        """INVITE a registered phone into a live session; returns the Call-ID. The outcome lands in its record."""
+        room = self.conferences.room(conf.session_id, conf.host)
+        if account.site in room.phones or account.site in room.legs:
+            raise Refuse(486, "the site is already connected")
+        target = parse_uri(contact)
+        loop = asyncio.get_running_loop()
+        pending: dict[str, Any] = {}
+        _, rtp = await loop.create_datagram_endpoint(
+            lambda: RtpSession(Negotiated(0, "PCMU", None, ("0.0.0.0", 9), "sendrecv"),
+                               lambda pcm: room.phone_audio(account.site, pcm), lambda: room.phone_mix(account.site)),
+            local_addr=(self.host, 0))
+        call_id = f"{secrets.token_hex(12)}@{self.host}"
+        tag = new_tag()
+        req = Request(method="INVITE", uri=contact, headers=[
+            ("Via", f"SIP/2.0/UDP {self.host}:{local_port};branch={new_branch()};rport"),
+            ("Max-Forwards", "70"), ("From", f"<sip:{dial_in}@{self.host}:{local_port}>;tag={tag}"),
+            ("To", f"<sip:{account.username}@{self.host}>"), ("Call-ID", call_id), ("CSeq", "1 INVITE"),
+            ("Contact", f"<sip:{dial_in}@{self.host}:{local_port}>"), ("Content-Type", "application/sdp"),
+        ], body=sdp_offer(self.host, rtp.port))
+        req.headers.append(("Content-Length", str(len(req.body))))
+        record_id = await self.blocking(self.records.start, call_id, "out", f"<sip:{dial_in}@{self.host}>",
+                                        int(time.time()), account.username, account.site, conf.session_id)
+        pending.update(room=room, rtp=rtp, site=account.site, session=conf.session_id, record=record_id, tag=tag,
+                       req=req, endpoint=endpoint, via=f"{self.host}:{local_port}")
+        tx = endpoint.request(req, (target.host, target.port or 5060))
+        self.outgoing[id(tx)] = pending
+        return call_id
+
+    async def on_response(self, resp: Any, tx: Transaction) -> None:
+        """A response to one of our dial-out INVITEs."""
+        out = self.outgoing.get(id(tx))
+        if out is None or resp.status < 200:
+            return
+        del self.outgoing[id(tx)]
+        now = int(time.time())
+        if resp.status >= 300:
+            await out["rtp"].close()
+            await self.blocking(self.records.update, out["record"], ended_at=now, result_code=resp.status,
+                                end_reason="refused")
+            return
+        req: Request = out["req"]
+        remote_tag = parse_name_addr(resp.header("To") or "").tag or ""
+        contact = parse_name_addr(resp.header("Contact") or f"<{req.uri}>").uri
+        target = parse_uri(contact)
+        ack = Request(method="ACK", uri=contact, headers=[
+            ("Via", f"SIP/2.0/UDP {out['via']};branch={new_branch()};rport"),
+            ("Max-Forwards", "70"), ("From", req.header("From") or ""), ("To", resp.header("To") or ""),
+            ("Call-ID", req.header("Call-ID") or ""), ("CSeq", "1 ACK"), ("Content-Length", "0")])
+        out["endpoint"]._send(ack, (target.host, target.port or 5060))  # the ACK for a 2xx is the UAC core's
+        try:
+            media = negotiate(parse_offer(resp.body))
+        except SdpError:
+            await out["rtp"].close()
+            await self.blocking(self.records.update, out["record"], ended_at=now, result_code=488,
+                                end_reason="bad answer")
+            return
+        out["rtp"].update(media)
+        out["room"].add_phone(out["site"])
+        out["rtp"].start()
+        call = Call(req.header("Call-ID") or "", out["tag"], remote_tag, out["site"], out["session"], out["room"],
+                    out["rtp"], out["record"], confirmed=True)
+        self.calls[(call.call_id, call.local_tag)] = call
+        await self.blocking(self.records.update, out["record"], answered_at=now, result_code=resp.status)
+
+    async def on_timeout(self, tx: Transaction) -> None:
+        out = self.outgoing.pop(id(tx), None)
+        if out is not None:
+            await out["rtp"].close()
+            await self.blocking(self.records.update, out["record"], ended_at=int(time.time()), result_code=408,
+                                end_reason="no answer")
 
     def cancel(self, key: tuple[str, ...]) -> Request | None:
         """A CANCEL for a pending INVITE: returns it (to be answered 487) if it was still pending."""

@@ -156,10 +156,28 @@ class SipService:
         return account
 
     def on_response(self, resp: Response, tx: Transaction) -> None:
-        pass
+        if self.gateway is not None:
+            self._spawn(self.gateway.on_response(resp, tx))
 
     def on_timeout(self, tx: Transaction) -> None:
         log.info("transaction %s timed out", tx.key)
+        if self.gateway is not None:
+            self._spawn(self.gateway.on_timeout(tx))
+
+    async def dial_out(self, conf: Any, username: str, dial_in: str) -> str:
+        """Invite a registered phone into a live session (its site must be in the session)."""
+        if self.gateway is None or self.endpoint is None:
+            raise RuntimeError("the SIP service is not running")
+        account = await self.registrations.account(username)
+        if account is None:
+            raise LookupError(f"no SIP account {username!r}")
+        if account.site not in conf.sites:
+            raise PermissionError(f"site {account.site} of {username} is not in this session")
+        bindings = await self.blocking(self.store.bindings, username, int(time.time()))
+        if not bindings:
+            raise LookupError(f"{username} is not registered")
+        port = self.endpoint.transport.get_extra_info("sockname")[1]  # type: ignore[union-attr]
+        return await self.gateway.dial_out(conf, account, bindings[-1].contact, self.endpoint, port, dial_in)
 
     # -- helpers ---------------------------------------------------------------------
     def _respond(self, tx: Transaction, req: Request, status: int, reason: str,

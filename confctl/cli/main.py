@@ -84,6 +84,24 @@ def cmd_sip_list(args: argparse.Namespace) -> None:
         print(f"{acc.username:<20} {acc.site}")
 
 
+def cmd_dial_out(args: argparse.Namespace) -> None:
+    """Through the running service's API: the call is placed by its SIP service."""
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(f"{args.url.rstrip('/')}/api/sessions/{args.session}/dial-out", method="POST",
+                                 data=json.dumps({"account": args.account}).encode(),
+                                 headers={"Authorization": f"Bearer {args.token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            body = json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}")
+        raise CliError(f"dial-out refused ({exc.code}): {detail.get('detail') or detail.get('error')}") from None
+    except urllib.error.URLError as exc:
+        raise CliError(f"cannot reach {args.url}: {exc.reason}") from None
+    print(f"calling {args.account} into {args.session}: call {body['call_id']}")
+
+
 def cmd_users_list(args: argparse.Namespace) -> None:
     for u in UserStore(_store(args).engine).list():
         print(f"{u.id}  {u.name:<20} {u.role.value:<11} {u.site or ''}")
@@ -221,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--password", required=True)
     s.add_argument("--realm", default="confctl")
     add("list", cmd_sip_list, "list SIP accounts", sip)
+
+    s = add("dial-out", cmd_dial_out, "call a registered phone into a live session (through the API)", db=False)
+    s.add_argument("session")
+    s.add_argument("account", help="SIP account to call")
+    s.add_argument("--url", default="http://127.0.0.1:8080", help="the control plane")
+    s.add_argument("--token", required=True, help="bearer token of the organizer, an operator or an admin")
 
     topo = sub.add_parser("topology", help="the network").add_subparsers(dest="topology_cmd", required=True)
     s = add("show", cmd_topology_show, "print the site tree with link rates", topo)

@@ -163,3 +163,91 @@ async def test_baresip_calls_a_live_session_and_audio_flows_both_ways(plane, tmp
         pcm = w.readframes(w.getnframes())
         width = w.getsampwidth()
     assert audioop.rms(pcm, width) > 300, "baresip heard silence"
+
+
+async def test_dial_out_calls_a_registered_phone_into_the_live_session(plane):
+    import asyncio
+    from tests.sip.phone import Callee
+    s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
+    ws = await plane.ws_connect("/ws")
+    await ws.send_json({"type": "join", "token": token_of(s, "jl")})
+    await next_of(ws, "joined")
+    jl = SitePeer(60, talking=True)
+    await ws.send_json({"type": "offer", "sdp": await jl.offer()})
+    await jl.accept((await next_of(ws, "answer"))["sdp"])
+    phone = await Callee("desk-sp", "phone-pass-1", plane.sip_port).open()
+    try:
+        not_registered = await plane.post(f"/api/sessions/{s['id']}/dial-out", headers=plane.h, json={"account": "desk-sp"})
+        assert not_registered.status == 409
+        assert (await phone.register()).status == 200
+        answering = asyncio.create_task(phone.answer_incoming())
+        r = await plane.post(f"/api/sessions/{s['id']}/dial-out", headers=plane.h, json={"account": "desk-sp"})
+        assert r.status == 202, await r.text()
+        await answering
+        await until(lambda: phone.heard_energy > 50 * 500, timeout=20, what="room audio at the called phone")
+        await until(lambda: jl.audio_energy > 100_000, timeout=20, what="called phone's audio in the room")
+        assert (await phone.hang_up_incoming()).status == 200
+        foreign = await plane.post(f"/api/sessions/{s['id']}/dial-out", headers=plane.h, json={"account": "desk-ly"})
+        assert foreign.status == 403
+    finally:
+        phone.close()
+        await ws.close()
+        await jl.close()
+    records = CallRecords(plane.engine)
+    await until(lambda: any(r["direction"] == "out" and r["ended_at"] for r in records.list(session=s["id"])))
+    (out,) = [r for r in records.list(session=s["id"]) if r["direction"] == "out"]
+    assert out["result_code"] == 200 and out["end_reason"] == "bye" and out["account"] == "desk-sp"
+
+
+async def test_hold_with_reinvite_and_cancel_of_a_ringing_call(plane, monkeypatch):
+    import asyncio
+
+    from confctl.telephony import SessionConferences
+    from tests.sip.phone import reinvite
+    s = await book(plane, ["jl", "sp", "ly"], datetime.now(timezone(timedelta(hours=8))))
+    phone = await Phone("desk-sp", "phone-pass-1", plane.sip_port).open()
+    try:
+        assert (await phone.call(s["dial_in"])).status == 200
+        held = await reinvite(phone, "sendonly")
+        assert held.status == 200 and b"a=recvonly" in held.body  # we stop sending while held
+        call = next(iter(plane.app[MEDIA_NODE].rooms[s["id"]].phones))
+        assert call == "sp"
+        resumed = await reinvite(phone, "sendrecv")
+        assert resumed.status == 200 and b"a=sendrecv" in resumed.body
+        assert (await phone.hang_up()).status == 200
+    finally:
+        phone.close()
+
+    # A CANCEL while the gateway is still looking the number up ends the INVITE with 487.
+    looking_up = asyncio.Event()
+    release = asyncio.Event()
+    original = SessionConferences.by_number
+
+    async def slow(self, number):  # a fault-injecting fake: the lookup waits until the test says so
+        looking_up.set()
+        await release.wait()
+        return await original(self, number)
+    monkeypatch.setattr(SessionConferences, "by_number", slow)
+    ringing = await Phone("desk-ly", "phone-pass-2", plane.sip_port).open()
+    try:
+        call_task = asyncio.create_task(ringing.call(s["dial_in"]))
+        await asyncio.wait_for(looking_up.wait(), 10)
+        invite_branch = f"z9hG4bKinv{ringing.cseq}"
+        cancel = (f"CANCEL sip:{s['dial_in']}@127.0.0.1:{plane.sip_port} SIP/2.0\r\n"
+                  f"Via: SIP/2.0/UDP 127.0.0.1:{ringing.sip.port};branch={invite_branch};rport\r\n"
+                  f"From: <sip:desk-ly@127.0.0.1>;tag=ph1\r\nTo: <sip:{s['dial_in']}@127.0.0.1:{plane.sip_port}>\r\n"
+                  f"Call-ID: {ringing.call_id}\r\nCSeq: {ringing.cseq} CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+        ringing.sip.send(cancel.encode(), plane.sip_port)
+        final = await asyncio.wait_for(call_task, 10)  # the INVITE's final response
+        release.set()
+        assert final.status == 487
+        records = CallRecords(plane.engine)
+        await until(lambda: any(r["account"] == "desk-ly" and r["ended_at"] for r in records.list(session=s["id"])),
+                    what="the cancelled call recorded")
+        (rec,) = [r for r in records.list(session=s["id"]) if r["account"] == "desk-ly"]
+        assert rec["result_code"] == 487 and rec["end_reason"] == "cancelled"
+        room = plane.app[MEDIA_NODE].rooms.get(s["id"])
+        assert room is None or "ly" not in room.phones
+    finally:
+        release.set()
+        ringing.close()
