@@ -72,6 +72,11 @@ class SipStore:
             raise SipAccountError(f"SIP account {username!r} exists already") from None
         return acc
 
+    def remove_account(self, username: str) -> bool:
+        with write_transaction(self.engine) as conn:
+            conn.execute(delete(SB).where(SB.c.username == username))
+            return conn.execute(delete(SA).where(SA.c.username == username)).rowcount > 0
+
     def account(self, username: str) -> SipAccount | None:
         with read_transaction(self.engine) as conn:
             r = conn.execute(select(SA).where(SA.c.username == username)).first()
