@@ -8,6 +8,7 @@ in any case.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ VERSION = re.compile(r"^SIP/\d+\.\d+$", re.IGNORECASE)
 MAX_HEADERS = 200
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical(name: str) -> str:
     n = name.strip().lower()
     return COMPACT.get(n, n)
@@ -33,13 +35,14 @@ class Message:
     def _index(self) -> dict[str, list[int]]:
         """Positions of each header by canonical name; rebuilt when headers are added or removed."""
         cache = self.__dict__.get("_idx")
-        if cache is None or cache[0] != len(self.headers) or cache[1] is not self.headers:
-            idx: dict[str, list[int]] = {}
-            for i, (n, _) in enumerate(self.headers):
-                idx.setdefault(canonical(n), []).append(i)
-            cache = (len(self.headers), self.headers, idx)
-            self.__dict__["_idx"] = cache
-        return cache[2]
+        headers = self.headers
+        if cache is not None and cache[0] is headers and cache[1] == len(headers):
+            return cache[2]
+        idx: dict[str, list[int]] = {}
+        for i, (n, _) in enumerate(headers):
+            idx.setdefault(canonical(n), []).append(i)
+        self.__dict__["_idx"] = (headers, len(headers), idx)
+        return idx
 
     def header(self, name: str) -> str | None:
         """The first value of a header (full or compact name, any case)."""
@@ -96,6 +99,9 @@ class Response(Message):
 
 def split_commas(value: str) -> list[str]:
     """Split a header value on commas that are outside quoted strings and <...>."""
+    if "," not in value and '"' not in value:  # the common case: one value, nothing to scan
+        v = value.strip()
+        return [v] if v else []
     out, cur, quoted, angle, escaped = [], [], False, False, False
     for ch in value:
         if escaped:
