@@ -1,9 +1,10 @@
-"""Two sites join one booked session from headless Chromium with fake camera and microphone."""
+"""The technicians' join page in headless Chromium (Debian's), driven by Playwright."""
 from __future__ import annotations
 
 import shutil
 from datetime import datetime, timedelta, timezone
 
+import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
@@ -12,78 +13,71 @@ from confctl.config import Settings
 from rooms.store.engine import make_engine
 from rooms.store.users import Role, UserStore
 from rooms.topology import demo_topology
-from tests.media.peers import until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run", "--disable-quic"]
+FAKE_DEVICES = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 pytestmark = pytest.mark.browser
 
 
-async def test_two_browsers_receive_each_others_video(aiohttp_server, tmp_path):
+@pytest.fixture
+async def booked(aiohttp_server, tmp_path):
+    """A running control plane and a function that books a session through its API."""
     url = f"sqlite:///{tmp_path}/join.db"
     server = await aiohttp_server(make_app(Settings(db_url=url)))
     users = UserStore(make_engine(url))
     _, token = users.add("olga", Role.ORGANIZER, None, set(demo_topology().sites))
     base = f"http://127.0.0.1:{server.port}"
-    import aiohttp
-    now = datetime.now(timezone(timedelta(hours=8)))
-    async with aiohttp.ClientSession() as http:
-        r = await http.post(f"{base}/api/sessions", headers={"Authorization": f"Bearer {token}"}, json={
-            "title": "Browser drill", "host_site": "jl", "sites": ["sp"], "start": now.isoformat(),
-            "end": (now + timedelta(hours=1)).isoformat(), "profile": "sd"})
-        session = await r.json()
+
+    async def book(sites: list[str], start: datetime) -> dict:
+        async with aiohttp.ClientSession() as http:
+            r = await http.post(f"{base}/api/sessions", headers={"Authorization": f"Bearer {token}"}, json={
+                "title": "Drill", "host_site": sites[0], "sites": sites[1:], "start": start.isoformat(),
+                "end": (start + timedelta(hours=1)).isoformat(), "profile": "sd"})
+            assert r.status == 201
+            return await r.json()
+    yield book
+    users.engine.dispose()
+
+
+def now() -> datetime:
+    return datetime.now(timezone(timedelta(hours=8)))
+
+
+async def test_two_browsers_receive_each_others_video(booked):
+    session = await booked(["jl", "sp"], now())
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-quic"])
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS + FAKE_DEVICES)
         try:
             pages = {}
             for site in ("jl", "sp"):
                 ctx = await browser.new_context(permissions=["camera", "microphone"])
                 page = pages[site] = await ctx.new_page()
                 resp = await page.goto(session["join_urls"][site])
-                assert resp.status == 200, (session["join_urls"][site], await resp.text())
+                assert resp.status == 200
                 await page.click("#camera")
-            frames: dict[str, int] = {}
-
-            async def poll() -> None:
-                for site, page in pages.items():
-                    frames[site] = await page.evaluate("window.confctlStats.framesDecoded")
-
             # framesDecoded rising at both sites: each decodes the other's camera
             deadline = datetime.now() + timedelta(seconds=40)
             first: dict[str, int] | None = None
             while True:
-                await poll()
+                frames = {s: await p.evaluate("window.confctlStats.framesDecoded") for s, p in pages.items()}
                 if first is None and all(v > 0 for v in frames.values()):
                     first = dict(frames)
                 if first is not None and all(frames[s] > first[s] + 20 for s in frames):
                     break
                 assert datetime.now() < deadline, f"frames decoded stalled: {frames}"
-                await pages["jl"].wait_for_timeout(500)
+                await pages["jl"].wait_for_timeout(500)  # polling a condition, with the deadline above
             assert "sp" in await pages["jl"].text_content("#program")
             assert "jl" in await pages["sp"].text_content("#program")
         finally:
             await browser.close()
-    users.engine.dispose()
 
 
-async def test_self_test_reports_media_back_from_the_node(aiohttp_server, tmp_path):
-    url = f"sqlite:///{tmp_path}/echo.db"
-    server = await aiohttp_server(make_app(Settings(db_url=url)))
-    users = UserStore(make_engine(url))
-    _, token = users.add("olga", Role.ORGANIZER, None, set(demo_topology().sites))
-    base = f"http://127.0.0.1:{server.port}"
-    import aiohttp
-    start = datetime.now(timezone(timedelta(hours=8))) + timedelta(hours=5)
-    async with aiohttp.ClientSession() as http:
-        r = await http.post(f"{base}/api/sessions", headers={"Authorization": f"Bearer {token}"}, json={
-            "title": "Tomorrow", "host_site": "jl", "sites": ["cc-nongan"], "start": start.isoformat(),
-            "end": (start + timedelta(hours=1)).isoformat(), "profile": "sd"})
-        session = await r.json()
+async def test_self_test_reports_media_back_from_the_node(booked):
+    session = await booked(["jl", "cc-nongan"], now() + timedelta(hours=5))  # hours before the meeting
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-quic"])
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
             page = await browser.new_page()
             await page.goto(session["join_urls"]["cc-nongan"])
@@ -92,4 +86,3 @@ async def test_self_test_reports_media_back_from_the_node(aiohttp_server, tmp_pa
                                          timeout=30000)
         finally:
             await browser.close()
-    users.engine.dispose()

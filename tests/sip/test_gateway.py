@@ -36,6 +36,17 @@ async def plane(aiohttp_client, tmp_path):
     engine.dispose()
 
 
+async def browser_site(client, session, site, talking=False):
+    """A site joining from a browser (a real aiortc peer through /ws); returns (socket, peer)."""
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"type": "join", "token": token_of(session, site)})
+    await next_of(ws, "joined")
+    peer = SitePeer(60, talking=talking)
+    await ws.send_json({"type": "offer", "sdp": await peer.offer()})
+    await peer.accept((await next_of(ws, "answer"))["sdp"])
+    return ws, peer
+
+
 async def book(client, sites, start):
     r = await client.post("/api/sessions", headers=client.h, json={
         "title": "Phone drill", "host_site": sites[0], "sites": sites[1:], "start": start.isoformat(),
@@ -47,12 +58,7 @@ async def book(client, sites, start):
 async def test_a_phone_and_a_browser_site_hear_each_other(plane):
     s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
     assert s["dial_in"] and s["dial_in"].isdigit()
-    ws = await plane.ws_connect("/ws")
-    await ws.send_json({"type": "join", "token": token_of(s, "jl")})
-    await next_of(ws, "joined")
-    jl = SitePeer(60, talking=True)
-    await ws.send_json({"type": "offer", "sdp": await jl.offer()})
-    await jl.accept((await next_of(ws, "answer"))["sdp"])
+    ws, jl = await browser_site(plane, s, "jl", talking=True)
     phone = await Phone("desk-sp", "phone-pass-1", plane.sip_port).open()
     try:
         ok = await phone.call(s["dial_in"])
@@ -98,12 +104,7 @@ async def test_unknown_number_foreign_site_and_wrong_window_are_refused(plane):
 async def test_sipp_dials_in_plays_g711_from_a_pcap_and_hangs_up(plane, tmp_path):
     from tests.sip.test_sipp import sipp
     s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
-    ws = await plane.ws_connect("/ws")
-    await ws.send_json({"type": "join", "token": token_of(s, "jl")})
-    await next_of(ws, "joined")
-    jl = SitePeer(60)
-    await ws.send_json({"type": "offer", "sdp": await jl.offer()})
-    await jl.accept((await next_of(ws, "answer"))["sdp"])
+    ws, jl = await browser_site(plane, s, "jl", talking=False)
     try:
         inject = tmp_path / "caller.csv"
         inject.write_text("SEQUENTIAL\ndesk-sp;\n")
@@ -128,12 +129,7 @@ async def test_baresip_calls_a_live_session_and_audio_flows_both_ways(plane, tmp
     import shutil
     import wave
     s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
-    ws = await plane.ws_connect("/ws")
-    await ws.send_json({"type": "join", "token": token_of(s, "jl")})
-    await next_of(ws, "joined")
-    jl = SitePeer(60, talking=True)
-    await ws.send_json({"type": "offer", "sdp": await jl.offer()})
-    await jl.accept((await next_of(ws, "answer"))["sdp"])
+    ws, jl = await browser_site(plane, s, "jl", talking=True)
     conf = tmp_path / "baresip"
     conf.mkdir()
     (conf / "config").write_text("\n".join([
@@ -169,12 +165,7 @@ async def test_dial_out_calls_a_registered_phone_into_the_live_session(plane):
     import asyncio
     from tests.sip.phone import Callee
     s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
-    ws = await plane.ws_connect("/ws")
-    await ws.send_json({"type": "join", "token": token_of(s, "jl")})
-    await next_of(ws, "joined")
-    jl = SitePeer(60, talking=True)
-    await ws.send_json({"type": "offer", "sdp": await jl.offer()})
-    await jl.accept((await next_of(ws, "answer"))["sdp"])
+    ws, jl = await browser_site(plane, s, "jl", talking=True)
     phone = await Callee("desk-sp", "phone-pass-1", plane.sip_port).open()
     try:
         not_registered = await plane.post(f"/api/sessions/{s['id']}/dial-out", headers=plane.h, json={"account": "desk-sp"})
