@@ -1,1 +1,4 @@
-"""Media plane (aiortc SFU legs, recording, figures): built by the media issue."""
+"""The media plane on aiortc/PyAV: rooms of WebRTC legs forwarding encoded media, recording, figures.
+
+Knows nothing of SIP or of the control plane: `confctl` (or `confctl media-node`) drives it.
+"""

@@ -1,1 +1,1 @@
-"""IP telephony (SIP registrar and conference gateway): built by the SIP issue."""
+"""IP telephony: SIP messages (sans-io), transactions, UDP endpoint, registrar and conference gateway."""
