@@ -45,6 +45,7 @@ _NODES_Q = select(NR.c.node_id, NR.c.session_id, NR.c.start, NR.c.end, NR.c.legs
 
 
 _VERSION_Q = select(TT.c.version).where(TT.c.id == 1)
+_DIAL_IN_Q = select(ST.c.id).where(ST.c.dial_in == bindparam("n"))
 _INSERTS = {"session": insert(ST), "links": insert(LR), "rooms": insert(RR), "nodes": insert(NR)}
 
 
@@ -240,7 +241,7 @@ class BookingStore:
         """A 6-digit number no session has (under the booking lock, so no race)."""
         while True:
             number = f"{secrets.randbelow(900000) + 100000}"
-            if conn.execute(select(ST.c.id).where(ST.c.dial_in == number)).first() is None:
+            if conn.execute(_DIAL_IN_Q, {"n": number}).first() is None:
                 return number
 
     def by_dial_in(self, number: str) -> dict[str, Any] | None:
