@@ -111,3 +111,28 @@ def on_audio_level(receiver: RTCRtpReceiver, callback: Callable[[int], None]) ->
         await original(packet, arrival_time_ms=arrival_time_ms)
 
     receiver._handle_rtp_packet = _handle_rtp_packet  # type: ignore[method-assign]
+
+
+_SENDER_STARTED = "_RTCRtpSender__started"
+
+
+def sender_started(sender: RTCRtpSender) -> bool:
+    return bool(getattr(sender, _SENDER_STARTED, True))
+
+
+async def start_idle_senders(pc: Any) -> int:
+    """Start senders aiortc left idle on a connected peer connection; returns how many.
+
+    Measured here under CPU load (about 1 leg in 10): the connect task that
+    setRemoteDescription schedules and the one setLocalDescription schedules
+    race, and a leg can connect with its receivers running but no sender
+    started, so it sends nothing. Starting them again is safe: send() does
+    nothing for a sender already started.
+    """
+    started = 0
+    for t in pc.getTransceivers():
+        if (t.currentDirection in ("sendonly", "sendrecv") and not sender_started(t.sender)
+                and t.sender.transport.state == "connected"):
+            await t.sender.send(pc._RTCPeerConnection__localRtp(t))
+            started += 1
+    return started

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from fractions import Fraction
 from typing import Callable
 
@@ -16,6 +17,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 log = logging.getLogger("media.forwarding")
 
+KEYFRAME_RETRY_S = 0.5  # ask again while no key frame has come
 VIDEO_QUEUE = 60  # ~2 s at 30 fps: a receiver further behind is slow, not late
 AUDIO_QUEUE = 50  # 1 s of 20 ms packets
 
@@ -86,6 +88,7 @@ class ForwardedTrack(MediaStreamTrack):
         self._queue: asyncio.Queue[EncodedFrame | None] = asyncio.Queue(VIDEO_QUEUE if kind == "video" else AUDIO_QUEUE)
         self.source: Source | None = None
         self._need_keyframe = kind == "video"
+        self._asked_at = 0.0  # when we last asked the source for a key frame
         self._offset = 0  # added to source timestamps to keep ours continuous
         self._last_out: int | None = None
         self._rebase = False
@@ -104,6 +107,7 @@ class ForwardedTrack(MediaStreamTrack):
             source.subscribers.add(self)
             if self.kind == "video":
                 self._need_keyframe = True
+                self._asked_at = time.monotonic()
                 source.request_keyframe()
 
     def keyframe_requested(self) -> None:
@@ -114,6 +118,11 @@ class ForwardedTrack(MediaStreamTrack):
     def push(self, frame: EncodedFrame) -> None:
         if self._need_keyframe:
             if not frame.keyframe:
+                # Still waiting: a request can be lost, or sent before the source's SSRC was known.
+                now = time.monotonic()
+                if now - self._asked_at > KEYFRAME_RETRY_S and self.source is not None:
+                    self._asked_at = now
+                    self.source.request_keyframe()
                 return
             self._need_keyframe = False
         if self._rebase:

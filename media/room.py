@@ -17,7 +17,8 @@ from typing import Any, Awaitable, Callable
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
-from media.aiortc_hooks import EncodedTap, on_audio_level, on_keyframe_request, request_keyframe, tap_receiver
+from media.aiortc_hooks import (EncodedTap, on_audio_level, on_keyframe_request, request_keyframe, sender_started,
+                                start_idle_senders, tap_receiver)
 from media.forwarding import ForwardedTrack, Source
 from media.pcm_leg import PcmLeg, RoomMixer
 from media.program import Program, program_for
@@ -117,6 +118,8 @@ class MediaRoom:
         async def on_state() -> None:
             if pc.connectionState == "connected":
                 leg.set_state(LegState.CONNECTED)
+                if await start_idle_senders(pc):
+                    log.warning("leg %s: started senders aiortc had left idle", site)
                 self._reprogram()
             elif pc.connectionState in ("failed", "closed") and self.legs.get(site) is leg:
                 await self.leave(site)
@@ -293,6 +296,7 @@ def leg_counters(leg: Leg) -> dict[str, Any]:
         "frames_dropped": sum(t.frames_dropped for t in leg.video_out),
         "bytes_forwarded": sum(t.bytes_forwarded for t in [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]),
         "program": None if leg.program is None else {"video": list(leg.program.video), "audio": leg.program.audio},
+        "senders_started": sum(sender_started(t.sender) for t in leg.pc.getTransceivers() if t.sender.track is not None),
     }
 
 

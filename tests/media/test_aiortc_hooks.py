@@ -12,6 +12,8 @@ async def test_the_internals_the_hooks_use_are_where_we_expect():
     for attr in (aiortc_hooks._QUEUE_ATTR, aiortc_hooks._THREAD_ATTR, aiortc_hooks._SSRC_ATTR):
         assert hasattr(t.receiver, attr), attr
     assert callable(getattr(RTCRtpSender, "_send_keyframe")) and callable(getattr(RTCRtpReceiver, "_send_rtcp_pli"))
+    assert hasattr(t.sender, aiortc_hooks._SENDER_STARTED) and not aiortc_hooks.sender_started(t.sender)
+    assert callable(getattr(pc, "_RTCPeerConnection__localRtp"))
     tap = aiortc_hooks.tap_receiver(t.receiver, lambda c, f: None)
     assert getattr(t.receiver, aiortc_hooks._QUEUE_ATTR) is tap
     await pc.close()

@@ -83,8 +83,13 @@ async def test_sites_are_redirected_to_the_node_process_and_meet_there(plane_and
             peers[site] = SitePeer(shade)
             await ws.send_json({"type": "offer", "sdp": await peers[site].offer()})
             await peers[site].accept((await next_of(ws, "answer"))["sdp"])
-        await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 5 for p in peers.values()),
-                    timeout=30, what="program at every site through the node process")
+        try:
+            await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 5 for p in peers.values()),
+                        timeout=30, what="program at every site through the node process")
+        except AssertionError:
+            live = await (await http.get(f"{base}/api/live", headers={"Authorization": f"Bearer {tokens['opal']}"})).json()
+            raise AssertionError({"frames": {s: p.frames for s, p in peers.items()},
+                                  "states": {s: p.pc.connectionState for s, p in peers.items()}, "live": live}) from None
         live = await (await http.get(f"{base}/api/live", headers={"Authorization": f"Bearer {tokens['opal']}"})).json()
         (entry,) = [x for x in live["sessions"] if x["session"] == s["id"]]
         assert entry["node"] == "node-jl" and {l["site"] for l in entry["legs"]} == {"jl", "sp", "ly"}

@@ -95,3 +95,23 @@ async def test_a_second_leg_from_the_same_site_replaces_the_first():
         for p in (first, second, other):
             await p.close()
         await room.close()
+
+
+def test_a_subscriber_waiting_for_a_key_frame_asks_again_until_one_comes():
+    from unittest import mock
+
+    from media.forwarding import KEYFRAME_RETRY_S, ForwardedTrack, Source
+    asks = []
+    src = Source("video", lambda: asks.append(1))
+    out = ForwardedTrack("video")
+    with mock.patch("media.forwarding.time.monotonic") as clock:  # a fake clock, not a sleep
+        clock.return_value = 100.0
+        out.switch(src)  # asks once on subscribing
+        delta = bytes([0x01, 0, 0, 0])  # P bit set: not a key frame
+        src.on_frame("VP8", 90000, delta, 0)
+        assert len(asks) == 1  # too soon to ask again
+        clock.return_value = 100.0 + KEYFRAME_RETRY_S + 0.01
+        src.on_frame("VP8", 90000, delta, 3000)
+        assert len(asks) == 2 and out._queue.empty()
+        src.on_frame("VP8", 90000, bytes([0x00, 0, 0, 0x9D, 0x01, 0x2A, 64, 0, 48, 0]), 6000)
+        assert out._queue.qsize() == 1
