@@ -66,7 +66,9 @@ async def test_two_browsers_receive_each_others_video(booked):
                     first = dict(frames)
                 if first is not None and all(frames[s] > first[s] + 20 for s in frames):
                     break
-                assert datetime.now() < deadline, f"frames decoded stalled: {frames}"
+                if datetime.now() > deadline:
+                    status = {s: await p.text_content("#status") for s, p in pages.items()}
+                    raise AssertionError(f"frames decoded stalled: {frames}, page status: {status}")
                 await pages["jl"].wait_for_timeout(500)  # polling a condition, with the deadline above
             assert "sp" in await pages["jl"].text_content("#program")
             assert "jl" in await pages["sp"].text_content("#program")
