@@ -32,6 +32,7 @@ class Core(Protocol):
     def on_ack(self, req: Request, source: Addr) -> None: ...
     def on_response(self, resp: Response, tx: Transaction) -> None: ...
     def on_timeout(self, tx: Transaction) -> None: ...
+    def on_2xx_retransmission(self, resp: Response) -> None: ...
 
 
 def response_destination(resp: Response) -> Addr | None:
@@ -177,7 +178,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
             return
         tx = self.client_tx.get(key)
         if tx is None:
-            self.stats["stray_responses"] += 1  # matches nothing we sent: ignored, never answered
+            self.stats["stray_responses"] += 1  # matches nothing we sent: never answered...
+            if 200 <= resp.status < 300 and key[1] == "INVITE":
+                self.core.on_2xx_retransmission(resp)  # ...except a 2xx whose ACK was lost (§13.2.2.4)
             return
         if isinstance(tx, InviteClientTransaction) and resp.status >= 300 and tx.ack is None and tx.request:
             tx.ack = make_ack_for(tx.request, resp)

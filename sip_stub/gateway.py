@@ -75,6 +75,7 @@ class Gateway:
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag)
         self.pending: dict[tuple[str, ...], Request] = {}  # INVITE transactions not answered yet -> request
         self.outgoing: dict[int, dict[str, Any]] = {}  # our dial-out INVITE transactions -> their call state
+        self.acks: dict[str, tuple[Request, tuple[str, int], Any]] = {}  # Call-ID -> the ACK we sent for its 2xx
 
     # -- new calls ------------------------------------------------------------------
     async def invite(self, req: Request, tx: InviteServerTransaction, account: Any, respond: Callable[..., None],
@@ -162,6 +163,7 @@ class Gateway:
 
     async def _teardown(self, call: Call, reason: str, code: int | None) -> None:
         self.calls.pop((call.call_id, call.local_tag), None)
+        self.acks.pop(call.call_id, None)
         await call.rtp.close()
         call.room.remove_phone(call.site)  # type: ignore[arg-type]
         if not call.room.legs and not call.room.phones:
@@ -223,6 +225,7 @@ class Gateway:
             ("Max-Forwards", "70"), ("From", req.header("From") or ""), ("To", resp.header("To") or ""),
             ("Call-ID", req.header("Call-ID") or ""), ("CSeq", "1 ACK"), ("Content-Length", "0")])
         out["endpoint"]._send(ack, (target.host, target.port or 5060))  # the ACK for a 2xx is the UAC core's
+        self.acks[req.header("Call-ID") or ""] = (ack, (target.host, target.port or 5060), out["endpoint"])
         try:
             media = negotiate(parse_offer(resp.body))
         except SdpError:
@@ -237,6 +240,13 @@ class Gateway:
                     out["rtp"], out["record"], confirmed=True)
         self.calls[(call.call_id, call.local_tag)] = call
         await self.blocking(self.records.update, out["record"], answered_at=now, result_code=resp.status)
+
+    def reack(self, resp: Any) -> None:
+        """The callee retransmitted its 2xx: our ACK was lost, send it again."""
+        sent = self.acks.get(resp.header("Call-ID") or "")
+        if sent is not None:
+            ack, dest, endpoint = sent
+            endpoint._send(ack, dest)
 
     async def on_timeout(self, tx: Transaction) -> None:
         out = self.outgoing.pop(id(tx), None)

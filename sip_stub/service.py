@@ -159,6 +159,10 @@ class SipService:
         if self.gateway is not None:
             self._spawn(self.gateway.on_response(resp, tx))
 
+    def on_2xx_retransmission(self, resp: Response) -> None:
+        if self.gateway is not None:
+            self.gateway.reack(resp)
+
     def on_timeout(self, tx: Transaction) -> None:
         log.info("transaction %s timed out", tx.key)
         if self.gateway is not None:

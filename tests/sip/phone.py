@@ -152,7 +152,8 @@ class Callee(Phone):
                f"m=audio {self.rtp.port} RTP/AVP 0\r\na=sendrecv\r\n").encode()
         ok = make_response(invite, 200, "OK", [("Contact", f"<sip:{self.user}@127.0.0.1:{self.sip.port}>"),
                                                ("Content-Type", "application/sdp")], body=sdp, to_tag="callee1")
-        self.sip.send(bytes(ok), self.server)
+        self.last_ok = bytes(ok)
+        self.sip.send(self.last_ok, self.server)
         while True:
             ack = parse_message(await self.sip.recv(10))
             if isinstance(ack, Request) and ack.method == "ACK":

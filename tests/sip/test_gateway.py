@@ -175,6 +175,11 @@ async def test_dial_out_calls_a_registered_phone_into_the_live_session(plane):
         r = await plane.post(f"/api/sessions/{s['id']}/dial-out", headers=plane.h, json={"account": "desk-sp"})
         assert r.status == 202, await r.text()
         await answering
+        # The phone's 200 is retransmitted as if our ACK were lost: the gateway ACKs it again.
+        phone.sip.send(phone.last_ok, plane.sip_port)
+        from sip_stub.message import Request, parse_message
+        again = parse_message(await phone.sip.recv(5))
+        assert isinstance(again, Request) and again.method == "ACK"
         await until(lambda: phone.heard_energy > 50 * 500, timeout=20, what="room audio at the called phone")
         await until(lambda: jl.audio_energy > 100_000, timeout=20, what="called phone's audio in the room")
         assert (await phone.hang_up_incoming()).status == 200
