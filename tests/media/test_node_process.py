@@ -88,8 +88,14 @@ async def test_sites_are_redirected_to_the_node_process_and_meet_there(plane_and
                         timeout=30, what="program at every site through the node process")
         except AssertionError:
             live = await (await http.get(f"{base}/api/live", headers={"Authorization": f"Bearer {tokens['opal']}"})).json()
-            raise AssertionError({"frames": {s: p.frames for s, p in peers.items()},
-                                  "states": {s: p.pc.connectionState for s, p in peers.items()}, "live": live}) from None
+            stalled = [site for site, p in peers.items() if min(p.frames.values(), default=0) < 5]
+            legs = [leg for sess in live["sessions"] for leg in sess["legs"] if leg["site"] in stalled]
+            inbound = {}
+            for site in stalled:
+                report = await peers[site].pc.getStats()
+                inbound[site] = [(r.kind, r.packetsReceived) for r in report.values() if r.type == "inbound-rtp"]
+            raise AssertionError({"stalled": stalled, "node_legs": legs, "client_inbound": inbound,
+                                  "frames": {s: p.frames for s, p in peers.items()}}) from None
         live = await (await http.get(f"{base}/api/live", headers={"Authorization": f"Bearer {tokens['opal']}"})).json()
         (entry,) = [x for x in live["sessions"] if x["session"] == s["id"]]
         assert entry["node"] == "node-jl" and {l["site"] for l in entry["legs"]} == {"jl", "sp", "ly"}
