@@ -95,6 +95,7 @@ class ForwardedTrack(MediaStreamTrack):
         self.frames_forwarded = 0
         self.frames_dropped = 0
         self.bytes_forwarded = 0
+        self.recv_calls = 0
 
     def switch(self, source: Source | None) -> None:
         if source is self.source:
@@ -144,6 +145,7 @@ class ForwardedTrack(MediaStreamTrack):
         self._queue.put_nowait(EncodedFrame(frame.data, pts, frame.time_base, frame.keyframe))
 
     async def recv(self) -> EncodedFrame:  # type: ignore[override]
+        self.recv_calls += 1
         if self.readyState != "live":
             raise MediaStreamError
         frame = await self._queue.get()

@@ -297,6 +297,9 @@ def leg_counters(leg: Leg) -> dict[str, Any]:
         "bytes_forwarded": sum(t.bytes_forwarded for t in [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]),
         "program": None if leg.program is None else {"video": list(leg.program.video), "audio": leg.program.audio},
         "senders_started": sum(sender_started(t.sender) for t in leg.pc.getTransceivers() if t.sender.track is not None),
+        "outputs": [{"kind": t.kind, "live": t.readyState == "live", "recv_calls": t.recv_calls, "queued": t._queue.qsize(),
+                     "subscribed": t.source is not None}
+                    for t in [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]],
     }
 
 

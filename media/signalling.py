@@ -104,6 +104,9 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                     room_key = room.session_id
                     leg.on_program = lambda p: send(_program_msg(p))
                     send({"type": "answer", "sdp": answer})
+                    if leg.program is not None:
+                        # chosen while the offer was being answered, before anyone listened
+                        send(_program_msg(leg.program))
                 elif kind == "leave":
                     break
                 else:
