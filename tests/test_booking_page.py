@@ -1,7 +1,6 @@
 """The organizers' booking page in real Chromium (Debian's), driven by Playwright."""
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
 import pytest
@@ -12,9 +11,9 @@ from confctl.config import Settings
 from rooms.store.engine import make_engine
 from rooms.store.users import Role, UserStore
 from rooms.topology import demo_topology
+from tests.browser import launch
 from tests.conftest import tomorrow_at
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 
@@ -29,14 +28,10 @@ async def site(aiohttp_server, tmp_path):
 
 
 @pytest.fixture
-async def page(tmp_path):
+async def page():
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-quic", "--disable-sync"])
-        page = await browser.new_page()
-        yield page
+        browser = await launch(pw)
+        yield await browser.new_page()
         await browser.close()
 
 

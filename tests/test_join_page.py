@@ -1,7 +1,6 @@
 """The technicians' join page in headless Chromium (Debian's), driven by Playwright."""
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
@@ -13,11 +12,8 @@ from confctl.config import Settings
 from rooms.store.engine import make_engine
 from rooms.store.users import Role, UserStore
 from rooms.topology import demo_topology
+from tests.browser import launch
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run", "--disable-quic"]
-FAKE_DEVICES = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 pytestmark = pytest.mark.browser
 
 
@@ -48,7 +44,7 @@ def now() -> datetime:
 async def test_two_browsers_receive_each_others_video(booked):
     session = await booked(["jl", "sp"], now())
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS + FAKE_DEVICES)
+        browser = await launch(pw, fake_devices=True)
         try:
             pages = {}
             for site in ("jl", "sp"):
@@ -79,7 +75,7 @@ async def test_two_browsers_receive_each_others_video(booked):
 async def test_self_test_reports_media_back_from_the_node(booked):
     session = await booked(["jl", "cc-nongan"], now() + timedelta(hours=5))  # hours before the meeting
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        browser = await launch(pw)
         try:
             page = await browser.new_page()
             await page.goto(session["join_urls"]["cc-nongan"])

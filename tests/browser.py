@@ -1,0 +1,15 @@
+"""Launching Debian's Chromium for the page tests (Playwright cannot download browsers here)."""
+from __future__ import annotations
+
+import shutil
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialling Google's hosts, refused on this network.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run", "--disable-quic", "--disable-sync"]
+FAKE_DEVICES = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+async def launch(pw, fake_devices: bool = False):  # type: ignore[no-untyped-def]
+    return await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=FLAGS + (FAKE_DEVICES if fake_devices else []))
