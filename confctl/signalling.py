@@ -6,21 +6,16 @@ checked against the database; the offer/answer loop itself is media.signalling's
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from confctl.join_tokens import InvalidJoinToken, verify
+from confctl.session_windows import is_live, is_over
 from confctl.keys import BOOKINGS, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS, run_db
 from media.grants import GRANT_TTL_S, Grant, sign_grant
 from media.signalling import Redirect, Refusal, serve
 from rooms.store.bookings import NotFound
-
-
-def _in_window(session: dict[str, Any], now: float, margin_s: int) -> bool:
-    return any(datetime.fromisoformat(o["start"]).timestamp() - margin_s <= now
-               <= datetime.fromisoformat(o["end"]).timestamp() + margin_s for o in session["occurrences"])
 
 
 def _ws_url(http_url: str) -> str:
@@ -48,9 +43,9 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
     margin = app[SETTINGS].join_margin_s
     if mode == "echo":
         # The self-test runs any time before the meeting ends: that is when technicians check their rooms.
-        if now > max(datetime.fromisoformat(o["end"]).timestamp() for o in session["occurrences"]):
+        if is_over(session, now):
             raise Refusal("outside_window", f"session {session_id} is over")
-    elif not _in_window(session, now, margin):
+    elif not is_live(session, now, margin):
         raise Refusal("outside_window", f"session {session_id} runs {session['start']} .. {session['end']}; "
                       f"legs are admitted from {margin // 60} min before to {margin // 60} min after")
     grant = Grant(session_id, site, session["host_site"], bool(session["record"]), mode == "echo", now + GRANT_TTL_S)

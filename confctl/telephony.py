@@ -1,10 +1,9 @@
 """The control plane's side of the SIP gateway: sessions by dial-in number, and their rooms."""
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
+from confctl.session_windows import windows
 from confctl.keys import BOOKINGS, MEDIA_NODE, SETTINGS, run_db
 from media.room import MediaRoom
 from rooms.ids import SessionId, SiteId
@@ -21,11 +20,8 @@ class SessionConferences:
         session = await run_db(self.app, self.app[BOOKINGS].by_dial_in, number)
         if session is None:
             return None
-        margin = self.app[SETTINGS].join_margin_s
-        windows = tuple((datetime.fromisoformat(o["start"]).timestamp() - margin,
-                         datetime.fromisoformat(o["end"]).timestamp() + margin) for o in session["occurrences"])
         return Conference(session["id"], session["host_site"], frozenset(s["site"] for s in session["sites"]),
-                          windows, session["status"] == "booked")
+                          windows(session, self.app[SETTINGS].join_margin_s), session["status"] == "booked")
 
     def room(self, session_id: str, host: str) -> MediaRoom:
         return self.app[MEDIA_NODE].room(SessionId(session_id), SiteId(host))

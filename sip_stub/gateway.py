@@ -60,6 +60,21 @@ class Call:
     sdp_version: int = field(default_factory=lambda: int(time.time()))
 
 
+@dataclass(eq=False)
+class Outgoing:
+    """A dial-out INVITE waiting for its final response."""
+
+    request: Request
+    room: MediaRoom
+    rtp: RtpSession
+    site: str
+    session_id: str
+    record_id: int
+    local_tag: str
+    via: str  # our host:port, for the ACK
+    endpoint: Any
+
+
 class Refuse(Exception):
     def __init__(self, status: int, reason: str):
         super().__init__(reason)
@@ -74,7 +89,7 @@ class Gateway:
         self.host = host
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, our tag)
         self.pending: dict[tuple[str, ...], Request] = {}  # INVITE transactions not answered yet -> request
-        self.outgoing: dict[int, dict[str, Any]] = {}  # our dial-out INVITE transactions -> their call state
+        self.outgoing: dict[int, Outgoing] = {}  # our dial-out INVITE transactions
         self.acks: dict[str, tuple[Request, tuple[str, int], Any]] = {}  # Call-ID -> the ACK we sent for its 2xx
 
     # -- new calls ------------------------------------------------------------------
@@ -182,7 +197,6 @@ class Gateway:
             raise Refuse(486, "the site is already connected")
         target = parse_uri(contact)
         loop = asyncio.get_running_loop()
-        pending: dict[str, Any] = {}
         _, rtp = await loop.create_datagram_endpoint(
             lambda: RtpSession(Negotiated(0, "PCMU", None, ("0.0.0.0", 9), "sendrecv"),
                                lambda pcm: room.phone_audio(account.site, pcm), lambda: room.phone_mix(account.site)),
@@ -198,8 +212,8 @@ class Gateway:
         req.headers.append(("Content-Length", str(len(req.body))))
         record_id = await self.blocking(self.records.start, call_id, "out", f"<sip:{dial_in}@{self.host}>",
                                         int(time.time()), account.username, account.site, conf.session_id)
-        pending.update(room=room, rtp=rtp, site=account.site, session=conf.session_id, record=record_id, tag=tag,
-                       req=req, endpoint=endpoint, via=f"{self.host}:{local_port}")
+        pending = Outgoing(req, room, rtp, account.site, conf.session_id, record_id, tag, f"{self.host}:{local_port}",
+                           endpoint)
         tx = endpoint.request(req, (target.host, target.port or 5060))
         self.outgoing[id(tx)] = pending
         return call_id
@@ -212,34 +226,34 @@ class Gateway:
         del self.outgoing[id(tx)]
         now = int(time.time())
         if resp.status >= 300:
-            await out["rtp"].close()
-            await self.blocking(self.records.update, out["record"], ended_at=now, result_code=resp.status,
-                                end_reason="refused")
-            return
-        req: Request = out["req"]
+            return await self._failed(out, resp.status, "refused")
+        req = out.request
         remote_tag = parse_name_addr(resp.header("To") or "").tag or ""
         contact = parse_name_addr(resp.header("Contact") or f"<{req.uri}>").uri
         target = parse_uri(contact)
         ack = Request(method="ACK", uri=contact, headers=[
-            ("Via", f"SIP/2.0/UDP {out['via']};branch={new_branch()};rport"),
+            ("Via", f"SIP/2.0/UDP {out.via};branch={new_branch()};rport"),
             ("Max-Forwards", "70"), ("From", req.header("From") or ""), ("To", resp.header("To") or ""),
             ("Call-ID", req.header("Call-ID") or ""), ("CSeq", "1 ACK"), ("Content-Length", "0")])
-        out["endpoint"]._send(ack, (target.host, target.port or 5060))  # the ACK for a 2xx is the UAC core's
-        self.acks[req.header("Call-ID") or ""] = (ack, (target.host, target.port or 5060), out["endpoint"])
+        dest = (target.host, target.port or 5060)
+        out.endpoint._send(ack, dest)  # the ACK for a 2xx is the UAC core's, outside any transaction
+        self.acks[req.header("Call-ID") or ""] = (ack, dest, out.endpoint)
         try:
             media = negotiate(parse_offer(resp.body))
         except SdpError:
-            await out["rtp"].close()
-            await self.blocking(self.records.update, out["record"], ended_at=now, result_code=488,
-                                end_reason="bad answer")
-            return
-        out["rtp"].update(media)
-        out["room"].add_phone(out["site"])
-        out["rtp"].start()
-        call = Call(req.header("Call-ID") or "", out["tag"], remote_tag, out["site"], out["session"], out["room"],
-                    out["rtp"], out["record"], confirmed=True)
+            return await self._failed(out, 488, "bad answer")
+        out.rtp.update(media)
+        out.room.add_phone(out.site)  # type: ignore[arg-type]
+        out.rtp.start()
+        call = Call(req.header("Call-ID") or "", out.local_tag, remote_tag, out.site, out.session_id, out.room,
+                    out.rtp, out.record_id, confirmed=True)
         self.calls[(call.call_id, call.local_tag)] = call
-        await self.blocking(self.records.update, out["record"], answered_at=now, result_code=resp.status)
+        await self.blocking(self.records.update, out.record_id, answered_at=now, result_code=resp.status)
+
+    async def _failed(self, out: Outgoing, code: int, reason: str) -> None:
+        await out.rtp.close()
+        await self.blocking(self.records.update, out.record_id, ended_at=int(time.time()), result_code=code,
+                            end_reason=reason)
 
     def reack(self, resp: Any) -> None:
         """The callee retransmitted its 2xx: our ACK was lost, send it again."""
@@ -251,9 +265,7 @@ class Gateway:
     async def on_timeout(self, tx: Transaction) -> None:
         out = self.outgoing.pop(id(tx), None)
         if out is not None:
-            await out["rtp"].close()
-            await self.blocking(self.records.update, out["record"], ended_at=int(time.time()), result_code=408,
-                                end_reason="no answer")
+            await self._failed(out, 408, "no answer")
 
     def cancel(self, key: tuple[str, ...]) -> Request | None:
         """A CANCEL for a pending INVITE: returns it (to be answered 487) if it was still pending."""

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import audioop
 import logging
 import random
 from typing import Callable
@@ -26,7 +25,6 @@ class RtpSession(asyncio.DatagramProtocol):
         self.seq = random.getrandbits(16)
         self.ts = random.getrandbits(32)
         self.packets_in = self.packets_out = self.bad_packets = 0
-        self.energy_in = 0  # sum of RMS of what arrived: tests use it to see real audio
 
     @property
     def port(self) -> int:
@@ -49,7 +47,6 @@ class RtpSession(asyncio.DatagramProtocol):
             return  # telephone-event or anything else: not audio for the room
         self.packets_in += 1
         pcm = decode_g711(self.media.codec, pkt.payload)
-        self.energy_in += audioop.rms(pcm, 2)
         if self.media.direction in ("sendrecv", "recvonly"):
             self.on_pcm(pcm)
 

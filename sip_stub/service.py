@@ -93,7 +93,7 @@ class SipService:
             except ValueError as exc:
                 return self._respond(tx, req, 488, f"Not Acceptable Here ({exc})")
             return self._respond(tx, req, 200, "OK", [("Content-Type", "application/sdp")], body=sdp,
-                                 tag=call.local_tag)
+                                 to_tag=call.local_tag)
         self._spawn(self._new_call(req, tx))
 
     async def _new_call(self, req: Request, tx: Transaction) -> None:
@@ -102,11 +102,7 @@ class SipService:
             return
         self.gateway.pending[tx.key] = req
         port = self.endpoint.transport.get_extra_info("sockname")[1]  # type: ignore[union-attr]
-        await self.gateway.invite(req, tx, account, self._respond_call, port, self.tag_for(req))  # type: ignore[arg-type]
-
-    def _respond_call(self, tx: Transaction, req: Request, status: int, reason: str,
-                      headers: list[tuple[str, str]] | None = None, body: bytes = b"", to_tag: str | None = None) -> None:
-        self._respond(tx, req, status, reason, headers, body=body, tag=to_tag)
+        await self.gateway.invite(req, tx, account, self._respond, port, self.tag_for(req))  # type: ignore[arg-type]
 
     def _bye(self, req: Request, tx: Transaction) -> None:
         assert self.gateway is not None
@@ -185,9 +181,9 @@ class SipService:
 
     # -- helpers ---------------------------------------------------------------------
     def _respond(self, tx: Transaction, req: Request, status: int, reason: str,
-                 headers: list[tuple[str, str]] | None = None, body: bytes = b"", tag: str | None = None) -> None:
+                 headers: list[tuple[str, str]] | None = None, body: bytes = b"", to_tag: str | None = None) -> None:
         if self.endpoint is not None:
-            to_tag = tag or (self.tag_for(req) if status > 100 else None)
+            to_tag = to_tag or (self.tag_for(req) if status > 100 else None)
             self.endpoint.respond(tx, make_response(req, status, reason, headers, body=body, to_tag=to_tag))
 
     def tag_for(self, req: Request) -> str:
