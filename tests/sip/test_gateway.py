@@ -127,6 +127,7 @@ async def test_baresip_calls_a_live_session_and_audio_flows_both_ways(plane, tmp
     import asyncio
     import audioop
     import shutil
+    import signal
     import wave
     s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
     ws, jl = await browser_site(plane, s, "jl", talking=True)
@@ -140,21 +141,44 @@ async def test_baresip_calls_a_live_session_and_audio_flows_both_ways(plane, tmp
         "module account.so", f"snd_path {conf}", ""]))
     (conf / "accounts").write_text(
         f"<sip:desk-sp@127.0.0.1:{plane.sip_port}>;auth_pass=phone-pass-1;regint=0;audio_codecs=PCMU,PCMA\n")
+    # No "-t": a fixed lifetime raced a loaded machine (CI once saw baresip quit before it had
+    # called). It runs until the test has heard it, then SIGINT stops it cleanly, which
+    # closes the recorded .wav. "-s" traces SIP so a failure shows what was said.
+    proc = await asyncio.create_subprocess_exec(
+        shutil.which("baresip") or "/usr/bin/baresip", "-f", str(conf), "-s",
+        "-e", f"/dial sip:{s['dial_in']}@127.0.0.1:{plane.sip_port}",
+        cwd=conf, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output = bytearray()
+
+    async def collect() -> None:
+        while chunk := await proc.stdout.read(4096):
+            output.extend(chunk)
+    collecting = asyncio.create_task(collect())
+
+    def trace() -> str:
+        return output.decode(errors="replace")[-3000:]
     try:
-        proc = await asyncio.create_subprocess_exec(
-            shutil.which("baresip") or "/usr/bin/baresip", "-f", str(conf), "-t", "8",
-            "-e", f"/dial sip:{s['dial_in']}@127.0.0.1:{plane.sip_port}",
-            cwd=conf, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        room = None
-        await until(lambda: s["id"] in plane.app[MEDIA_NODE].rooms and "sp" in plane.app[MEDIA_NODE].rooms[s["id"]].phones,
-                    timeout=15, what="baresip connected to the room")
-        await until(lambda: jl.audio_energy > 100_000, timeout=15, what="baresip's tone at the browser site")
-        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        try:
+            await until(lambda: s["id"] in plane.app[MEDIA_NODE].rooms and "sp" in plane.app[MEDIA_NODE].rooms[s["id"]].phones,
+                        timeout=30, what="baresip connected to the room")
+            await until(lambda: jl.audio_energy > 100_000, timeout=20, what="baresip's tone at the browser site")
+            # the decoded-audio file grows as baresip plays what it hears from the room
+            await until(lambda: sum(p.stat().st_size for p in conf.glob("*dec*.wav")) > 48_000, timeout=20,
+                        what="baresip recording what it hears")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- baresip ---\n{trace()}") from None
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 20)
+        await collecting
     finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await collecting
         await ws.close()
         await jl.close()
     heard = [p for p in conf.glob("*.wav") if "dec" in p.name]
-    assert heard, out.decode(errors="replace")[-2000:]
+    assert heard, trace()
     with wave.open(str(heard[0])) as w:
         pcm = w.readframes(w.getnframes())
         width = w.getsampwidth()
