@@ -6,15 +6,18 @@ another starts does not overlap it.
 from __future__ import annotations
 
 import bisect
+import operator
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 MAX_OCCURRENCE_S = 24 * 3600  # longest single occurrence; bounds every overlap search
 
 
-@dataclass(frozen=True)
-class Booked:
-    """Some amount of a resource (kbit/s, a room, media-node legs) held by a session."""
+class Booked(NamedTuple):
+    """Some amount of a resource (kbit/s, a room, media-node legs) held by a session.
+
+    A NamedTuple, not a dataclass: admission builds hundreds per booking, and a
+    tuple is built in a third of the time."""
 
     session: str
     start: int
@@ -22,11 +25,14 @@ class Booked:
     amount: int
 
 
+_start = operator.itemgetter(1)  # Booked.start
+
+
 class Intervals:
     """Booked intervals of one resource, sorted by start, searchable by window."""
 
-    def __init__(self, items: Iterable[Booked] = ()):
-        self._items = sorted(items, key=lambda b: b.start)
+    def __init__(self, items: Iterable[Booked] = (), *, presorted: bool = False):
+        self._items = list(items) if presorted else sorted(items, key=_start)
         self._starts = [b.start for b in self._items]
 
     def add(self, b: Booked) -> None:

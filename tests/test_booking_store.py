@@ -139,3 +139,60 @@ def test_topology_change_refused_while_future_bookings_would_break(store, topo):
     doc["sites"] = [dict(s, uplink_mbps=20) if s["id"] == "cc-nongan" else s for s in doc["sites"]]
     assert store.set_topology(parse_topology(doc)).applied
     assert store.topology().links["cc-nongan"].rate_kbps == 20_000
+
+
+def test_an_edit_by_another_instance_is_seen_by_admission_here(store, db_url):
+    # Each instance memoises what sessions hold; the revision stored with every
+    # occurrence must make an edit made elsewhere count at once.
+    other = BookingStore(make_engine(db_url))
+    t = tomorrow_at(16)
+    a = book(store, body(["jl", "cc-nongan", "jlc"], t, profile="audio"))
+    assert isinstance(a.decision, Accepted)
+    req, meta = to_request(body(["jl", "cc-nongan", "jlc"], t, profile="hd720"), datetime.now(timezone.utc))
+    assert isinstance(other.update(a.session["id"], req, meta).decision, Accepted)
+    # The county link now carries an HD720 session: a second one is refused here, not by luck.
+    second = book(store, body(["cc", "cc-nongan", "sp"], t))
+    assert isinstance(second.decision, Refused)
+    assert any(v.kind == "link" and v.link == "cc-nongan" for v in second.decision.violations)
+    other.cancel(a.session["id"])
+    assert isinstance(book(store, body(["cc", "cc-nongan", "sp"], t)).decision, Accepted)
+    other.engine.dispose()
+
+
+def test_migrating_down_and_up_keeps_every_reservation(db_url, topo):
+    from rooms.store.migrate import downgrade, upgrade
+    from sqlalchemy import text
+    eng = make_engine(db_url)
+    s = BookingStore(eng)
+    s.set_topology(topo)
+    t = tomorrow_at(7)
+    a = book(s, body(["jl", "cc-nongan", "jlc"], t, recurrence="FREQ=DAILY;COUNT=3"))
+    cancelled = book(s, body(["cc", "sp"], t, profile="sd"))
+    s.cancel(cancelled.session["id"])
+    before = s.link_load("cc-nongan", int(t.timestamp()), int((t + timedelta(days=3)).timestamp()))
+    downgrade(eng, "0005_calls")
+    with eng.connect() as c:
+        # the old per-link rows, rebuilt from the stored plans: 3 occurrences x 2 directions
+        rows = c.execute(text("SELECT direction, kbps FROM link_reservation WHERE link_id = 'cc-nongan'")).all()
+        assert sorted(rows) == sorted([("down", before["down"]["peak_kbps"]), ("up", before["up"]["peak_kbps"])] * 3)
+        assert c.execute(text("SELECT count(*) FROM room_reservation")).scalar() == 3 * 3
+    upgrade(eng)
+    again = BookingStore(eng)  # a fresh instance: nothing memoised
+    assert again.link_load("cc-nongan", int(t.timestamp()), int((t + timedelta(days=3)).timestamp())) == before
+    clash = book(again, body(["jl", "cc-nongan", "jlc"], t + timedelta(days=2)))
+    assert isinstance(clash.decision, Refused)
+    assert any(v.kind == "link" and v.link == "cc-nongan" for v in clash.decision.violations)
+    eng.dispose()
+
+
+def test_a_taken_dial_in_number_is_drawn_again(store, monkeypatch):
+    import secrets as secrets_module
+    t = tomorrow_at(6)
+    first = book(store, body(["jl", "cc"], t, profile="audio"))
+    taken = int(first.session["dial_in"]) - 100000
+    draws = iter([taken, taken, 4242])  # the first two draws clash with the stored number
+    monkeypatch.setattr(secrets_module, "randbelow", lambda _n: next(draws))
+    second = book(store, body(["jl", "sp"], t + timedelta(hours=2), profile="audio"))
+    assert isinstance(second.decision, Accepted)
+    assert second.session["dial_in"] == "104242" != first.session["dial_in"]
+    assert store.by_dial_in("104242")["id"] == second.session["id"]

@@ -1,8 +1,10 @@
 """The booking store: admission applied atomically, edits and cancellations re-admitted.
 
 Every write runs under `write_transaction`, so the reservations `evaluate`
-sees cannot change before the new ones commit. The hot path uses SQLAlchemy
-Core statements: a booking is a handful of indexed reads and bulk inserts.
+sees cannot change before the new ones commit. A booking stores its session
+row and one narrow row per occurrence; what each session holds (link loads,
+rooms, node legs) comes from its plan, memoised per revision (held.py). The
+hot path is a handful of SQLAlchemy Core statements and a commit of a few pages.
 """
 from __future__ import annotations
 
@@ -14,39 +16,43 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from rooms.admission import (DEFAULT_HORIZON_S, Accepted, BookingRequest, Existing, Occurrence, Refused,
+from rooms.admission import (DEFAULT_HORIZON_S, Accepted, BookingRequest, Existing, Occurrence, Refused, plan_for,
                              RequestError, SiteChoice, alternatives, evaluate, normalise)
 from rooms.booking_form import SessionMeta
 from rooms.ids import Direction, LinkId, NodeId, PlanKind, RoomId, SessionId, SiteId, new_session_id
+from rooms.plan import MediaPlan
 from rooms.recurrence import iso
 from rooms.store.engine import read_transaction, write_transaction
-from rooms.store.tables import LinkReservation, NodeReservation, RoomReservation, SessionRow, TopologyRow
+from rooms.store.held import Held, HeldMemo, held_from_decision, held_from_row
+from rooms.store.tables import SessionOccurrence, SessionRow, TopologyRow
 from rooms.timeline import MAX_OCCURRENCE_S, Booked, Intervals
 from rooms.topology import Topology, parse_topology
 
-LR = LinkReservation.__table__
-RR = RoomReservation.__table__
-NR = NodeReservation.__table__
+OT = SessionOccurrence.__table__
 ST = SessionRow.__table__
 TT = TopologyRow.__table__
 
 
-# Built once: SQLAlchemy caches their compiled form; the IN lists expand per call.
-_LINKS_Q = select(LR.c.link_id, LR.c.direction, LR.c.session_id, LR.c.start, LR.c.end, LR.c.kbps).where(
-    LR.c.link_id.in_(bindparam("links", expanding=True)), LR.c.start >= bindparam("lo"), LR.c.start < bindparam("hi"), LR.c.end > bindparam("from"),
-    LR.c.session_id != bindparam("ex"))
-_ROOMS_Q = select(RR.c.site_id, RR.c.room_id, RR.c.session_id, RR.c.start, RR.c.end).where(
-    RR.c.site_id.in_(bindparam("sites", expanding=True)), RR.c.start >= bindparam("lo"), RR.c.start < bindparam("hi"), RR.c.end > bindparam("from"),
-    RR.c.session_id != bindparam("ex"))
-_NODES_Q = select(NR.c.node_id, NR.c.session_id, NR.c.start, NR.c.end, NR.c.legs).where(
-    NR.c.node_id.in_(bindparam("nodes", expanding=True)), NR.c.start >= bindparam("lo"), NR.c.start < bindparam("hi"), NR.c.end > bindparam("from"),
-    NR.c.session_id != bindparam("ex"))
-
-
+# Built once: SQLAlchemy caches their compiled form.
+# Every occurrence is at most MAX_OCCURRENCE_S long, so "start >= lo" keeps the range scan tight.
+_WINDOW_Q = select(OT.c.session_id, OT.c.rev, OT.c.start, OT.c.end).where(
+    OT.c.start >= bindparam("lo"), OT.c.start < bindparam("hi"), OT.c.end > bindparam("from"),
+    OT.c.session_id != bindparam("ex")).order_by(OT.c.start)
+_HELD_Q = select(ST.c.id, ST.c.revision, ST.c.plan_json, ST.c.sites_json).where(
+    ST.c.id.in_(bindparam("ids", expanding=True)))
+_FORGET_Q = delete(OT).where(OT.c.session_id == bindparam("sid"), OT.c.start.in_(bindparam("starts", expanding=True)))
 _VERSION_Q = select(TT.c.version).where(TT.c.id == 1)
-_DIAL_IN_Q = select(ST.c.id).where(ST.c.dial_in == bindparam("n"))
-_INSERTS = {"session": insert(ST), "links": insert(LR), "rooms": insert(RR), "nodes": insert(NR)}
+_INSERT_SESSION = {
+    # A taken dial-in number makes the insert a no-op (no row returned) and another is drawn:
+    # no lookup before every insert, and no aborted transaction on a clash.
+    # (RETURNING, not rowcount: psycopg reports -1 for this statement.)
+    "sqlite": sqlite.insert(ST).on_conflict_do_nothing(index_elements=["dial_in"]).returning(ST.c.id),
+    "postgresql": postgresql.insert(ST).on_conflict_do_nothing(index_elements=["dial_in"]).returning(ST.c.id),
+}
+_INSERT_OCCURRENCES = insert(OT)
+_HELD_CHUNK = 500  # ids per IN list when the memo misses many sessions at once
 
 
 class NotFound(LookupError):
@@ -81,6 +87,9 @@ class BookingStore:
         self.engine = engine
         self.horizon_s = horizon_s
         self._cached: tuple[int, Topology] | None = None
+        self._held = HeldMemo()
+        self._insert_session = _INSERT_SESSION[engine.dialect.name]
+        self._plans: tuple[Topology | None, dict[tuple[Any, ...], MediaPlan]] = (None, {})
 
     # -- topology ---------------------------------------------------------
     def _topology(self, conn: Connection) -> Topology:
@@ -146,10 +155,10 @@ class BookingStore:
             req = normalise(topo, _row_request(row, now))
             decision = evaluate(topo, Existing(), req)
             if isinstance(decision, Accepted):
-                self._delete_reservations(conn, row.id)
-                self._insert_reservations(conn, SessionId(row.id), decision)
+                rev = new_revision()
                 conn.execute(update(ST).where(ST.c.id == row.id).values(
-                    plan_json=json.dumps(decision.plan.to_dict(topo))))
+                    plan_json=json.dumps(decision.plan.to_dict(topo)), revision=rev))
+                conn.execute(update(OT).where(OT.c.session_id == row.id).values(rev=rev))
 
     # -- admission --------------------------------------------------------
     def _existing(self, conn: Connection, topo: Topology, req: BookingRequest, start: int, end: int,
@@ -159,40 +168,82 @@ class BookingStore:
         Links: every link on the participants' paths; nodes: those either plan could use,
         so the alternatives (other profile, other plan) see everything they need.
         """
-        params = {
-            "links": sorted({l for s in req.site_ids for l in topo.path(s)}),
-            "sites": list(req.site_ids),
-            "nodes": sorted({topo.root_node(), *(topo.cascade_node(s) for s in req.site_ids)}),
-            "lo": start - MAX_OCCURRENCE_S,  # every occurrence is at most this long: keeps the index range tight
-            "hi": end,
-            "from": start,
-            "ex": exclude or "",
-        }
+        rows = conn.execute(_WINDOW_Q, {"lo": start - MAX_OCCURRENCE_S, "hi": end, "from": start,
+                                        "ex": exclude or ""}).all()
+        held = self._holdings(conn, rows)
+        links = {l for s in req.site_ids for l in topo.path(s)}
+        sites = set(req.site_ids)
+        nodes = {topo.root_node(), *(topo.cascade_node(s) for s in req.site_ids)}
+        by_link: dict[Any, list[Booked]] = {}
+        by_room: dict[Any, list[Booked]] = {}
+        by_node: dict[Any, list[Booked]] = {}
+        for sid, rev, s, e in rows:  # the hot loop of a booking: kept plain
+            h = held[(sid, rev)]
+            if not links.isdisjoint(h.link_ids):
+                for link, d, kbps in h.links:
+                    if link not in links:
+                        continue
+                    key = (link, d)
+                    if key in by_link:
+                        by_link[key].append(Booked(sid, s, e, kbps))
+                    else:
+                        by_link[key] = [Booked(sid, s, e, kbps)]
+            for site_room in h.rooms:
+                if site_room[0] in sites:
+                    by_room.setdefault(site_room, []).append(Booked(sid, s, e, 1))
+            for node, legs in h.nodes:
+                if node in nodes:
+                    by_node.setdefault(node, []).append(Booked(sid, s, e, legs))
         ex = Existing()
-        groups: dict[Any, list[Booked]] = {}
-        for r in conn.execute(_LINKS_Q, params):
-            groups.setdefault((LinkId(r[0]), Direction(r[1])), []).append(Booked(r[2], r[3], r[4], r[5]))
-        ex.links = {k: Intervals(v) for k, v in groups.items()}
-        groups = {}
-        for r in conn.execute(_ROOMS_Q, params):
-            groups.setdefault((SiteId(r[0]), RoomId(r[1])), []).append(Booked(r[2], r[3], r[4], 1))
-        ex.rooms = {k: Intervals(v) for k, v in groups.items()}
-        groups = {}
-        for r in conn.execute(_NODES_Q, params):
-            groups.setdefault(NodeId(r[0]), []).append(Booked(r[1], r[2], r[3], r[4]))
-        ex.nodes = {k: Intervals(v) for k, v in groups.items()}
+        # rows arrive in start order (the query orders by the clustered key), so no sort here
+        ex.links = {k: Intervals(v, presorted=True) for k, v in by_link.items()}
+        ex.rooms = {k: Intervals(v, presorted=True) for k, v in by_room.items()}
+        ex.nodes = {k: Intervals(v, presorted=True) for k, v in by_node.items()}
         return ex
+
+    def _holdings(self, conn: Connection, rows: Iterable[Any]) -> dict[tuple[str, int], Held]:
+        """Held for every (session, revision) among the occurrence rows; misses parsed from the session rows."""
+        out: dict[tuple[str, int], Held] = {}
+        missing: set[str] = set()
+        for sid, rev, _s, _e in rows:
+            if (sid, rev) not in out:
+                h = self._held.get(sid, rev)
+                if h is None:
+                    missing.add(sid)
+                else:
+                    out[(sid, rev)] = h
+        ids = sorted(missing)
+        for i in range(0, len(ids), _HELD_CHUNK):
+            for sid, rev, plan_json, sites_json in conn.execute(_HELD_Q, {"ids": ids[i:i + _HELD_CHUNK]}):
+                h = held_from_row(plan_json, sites_json)
+                self._held.put(sid, rev, h)
+                out[(sid, rev)] = h
+        return out
 
     def _decide(self, conn: Connection, req: BookingRequest, exclude: str | None) -> Outcome:
         topo = self._topology(conn)
         req = normalise(topo, req)
         first, last = req.occurrences[0].start, req.occurrences[-1].end
-        decision = evaluate(topo, self._existing(conn, topo, req, first, last, exclude), req)
+        decision = evaluate(topo, self._existing(conn, topo, req, first, last, exclude), req, self._plan(topo, req))
         if isinstance(decision, Refused):
             # Only a refusal pays for loading the horizon the alternatives search.
             wide = self._existing(conn, topo, req, first, last + self.horizon_s, exclude)
             decision = Refused(decision.violations, alternatives(topo, wide, req, self.horizon_s))
         return Outcome(decision, topo, req)
+
+    def _plan(self, topo: Topology, req: BookingRequest) -> MediaPlan:
+        """The media plan, memoised per topology: a pure function of the sites, profile and plan kind."""
+        held_for, plans = self._plans
+        if held_for is not topo:
+            plans = {}
+            self._plans = (topo, plans)
+        key = (req.profile, req.plan, tuple(req.site_ids))
+        plan = plans.get(key)
+        if plan is None:
+            if len(plans) > 10_000:
+                plans.clear()
+            plan = plans[key] = plan_for(topo, req)
+        return plan
 
     def check(self, req: BookingRequest) -> Outcome:
         """Dry run: the decision a booking would get now; nothing is held."""
@@ -207,9 +258,11 @@ class BookingStore:
                 return out
             sid = new_session_id()
             row = _session_values(sid, out, meta, organizer_id, now)
-            row["dial_in"] = self._free_dial_in(conn)
-            conn.execute(_INSERTS["session"], row)
-            self._insert_reservations(conn, sid, out.decision)
+            while True:
+                row["dial_in"] = f"{secrets.randbelow(900000) + 100000}"  # 6 digits, random
+                if conn.execute(self._insert_session, row).first() is not None:
+                    break
+            self._insert_occurrences(conn, sid, row["revision"], out.decision)
             return replace(out, session=session_view(row))
 
     def update(self, session_id: str, req: BookingRequest, meta: SessionMeta, *, now: int | None = None) -> Outcome:
@@ -224,8 +277,8 @@ class BookingStore:
             values = _session_values(SessionId(session_id), out, meta, row.organizer_id, row.created_at)
             values["dial_in"] = row.dial_in
             conn.execute(update(ST).where(ST.c.id == session_id).values(**values))
-            self._delete_reservations(conn, session_id)
-            self._insert_reservations(conn, SessionId(session_id), out.decision)
+            self._forget_occurrences(conn, row)
+            self._insert_occurrences(conn, SessionId(session_id), values["revision"], out.decision)
             return replace(out, session=session_view(values))
 
     def cancel(self, session_id: str) -> dict[str, Any]:
@@ -234,35 +287,23 @@ class BookingStore:
             if row.status != "booked":
                 raise SessionCancelled(f"session {session_id} is already {row.status}")
             conn.execute(update(ST).where(ST.c.id == session_id).values(status="cancelled"))
-            self._delete_reservations(conn, session_id)
+            self._forget_occurrences(conn, row)
             return session_view({**row._mapping, "status": "cancelled"})
-
-    def _free_dial_in(self, conn: Connection) -> str:
-        """A 6-digit number no session has (under the booking lock, so no race)."""
-        while True:
-            number = f"{secrets.randbelow(900000) + 100000}"
-            if conn.execute(_DIAL_IN_Q, {"n": number}).first() is None:
-                return number
 
     def by_dial_in(self, number: str) -> dict[str, Any] | None:
         with read_transaction(self.engine) as conn:
             row = conn.execute(select(ST).where(ST.c.dial_in == number)).first()
         return session_view(row._mapping) if row is not None else None
 
-    def _insert_reservations(self, conn: Connection, sid: SessionId, acc: Accepted) -> None:
-        links = [{"session_id": sid, "link_id": l.link, "direction": l.direction.value, "start": o.start, "end": o.end,
-                  "kbps": l.kbps} for o in acc.occurrences for l in acc.plan.loads]
-        rooms = [{"session_id": sid, "site_id": s, "room_id": r, "start": o.start, "end": o.end}
-                 for o in acc.occurrences for s, r in acc.rooms.items()]
-        nodes = [{"session_id": sid, "node_id": n, "start": o.start, "end": o.end, "legs": legs}
-                 for o in acc.occurrences for n, legs in acc.plan.node_legs.items()]
-        for key, rows in (("links", links), ("rooms", rooms), ("nodes", nodes)):
-            if rows:
-                conn.execute(_INSERTS[key], rows)
+    def _insert_occurrences(self, conn: Connection, sid: SessionId, rev: int, acc: Accepted) -> None:
+        conn.execute(_INSERT_OCCURRENCES, [{"start": o.start, "session_id": sid, "end": o.end, "rev": rev}
+                                           for o in acc.occurrences])
+        # Primed now, used once committed: the revision is new, so a rollback leaves only an unused entry.
+        self._held.put(sid, rev, held_from_decision(acc))
 
-    def _delete_reservations(self, conn: Connection, session_id: str) -> None:
-        for table in (LR, RR, NR):
-            conn.execute(delete(table).where(table.c.session_id == session_id))
+    def _forget_occurrences(self, conn: Connection, row: Any) -> None:
+        starts = [s for s, _e in json.loads(row.occurrences_json)]
+        conn.execute(_FORGET_Q, {"sid": row.id, "starts": starts})
 
     # -- reads ------------------------------------------------------------
     def _row(self, conn: Connection, session_id: str) -> Any:
@@ -284,16 +325,33 @@ class BookingStore:
             q = q.where(ST.c.start < end)
         if start is not None:
             q = q.where(ST.c.last_end > start)
-        if site is not None:
-            held = select(RR.c.session_id).where(RR.c.site_id == site)
-            if start is not None:
-                held = held.where(RR.c.end > start)
-            if end is not None:
-                held = held.where(RR.c.start < end)
-            q = q.where(ST.c.id.in_(held))  # a cancelled session holds no rooms, so it drops out here
-        q = q.order_by(ST.c.start, ST.c.id).limit(limit)
+        if site is None:
+            q = q.order_by(ST.c.start, ST.c.id).limit(limit)
+            with read_transaction(self.engine) as conn:
+                return [session_view(r._mapping) for r in conn.execute(q)]
+        # A site's sessions: one of its occurrences overlaps the window (a cancelled
+        # session has none left) and the site takes part; sites are read from the row.
+        held = select(OT.c.session_id)
+        if start is not None:
+            held = held.where(OT.c.end > start, OT.c.start >= start - MAX_OCCURRENCE_S)
+        if end is not None:
+            held = held.where(OT.c.start < end)
+        q = q.where(ST.c.id.in_(held)).order_by(ST.c.start, ST.c.id)
+        out: list[dict[str, Any]] = []
         with read_transaction(self.engine) as conn:
-            return [session_view(r._mapping) for r in conn.execute(q)]
+            for r in conn.execute(q):
+                if any(x["site"] == site for x in json.loads(r.sites_json)):
+                    out.append(session_view(r._mapping))
+                    if len(out) >= limit:
+                        break
+        return out
+
+    def _link_rows(self, conn: Connection, start: int, end: int, link: str | None) -> list[tuple[str, str, str, int, int, int]]:
+        """(link, direction, session, start, end, kbps) of every reservation overlapping [start, end)."""
+        rows = conn.execute(_WINDOW_Q, {"lo": start - MAX_OCCURRENCE_S, "hi": end, "from": start, "ex": ""}).all()
+        held = self._holdings(conn, rows)
+        return [(l, d.value, sid, s, e, kbps) for sid, rev, s, e in rows
+                for l, d, kbps in held[(sid, rev)].links if link is None or l == link]
 
     def link_load(self, link: str, start: int, end: int) -> dict[str, Any]:
         """Reserved load on one link as a step function per direction, with its limit."""
@@ -301,36 +359,35 @@ class BookingStore:
             topo = self._topology(conn)
             if link not in topo.links:
                 raise NotFound(f"no link {link!r}: links are named after their child site")
-            rows = list(conn.execute(select(LR.c.direction, LR.c.session_id, LR.c.start, LR.c.end, LR.c.kbps).where(
-                LR.c.link_id == link, LR.c.start >= start - MAX_OCCURRENCE_S, LR.c.start < end, LR.c.end > start)))
+            rows = self._link_rows(conn, start, end, link)
         l = topo.links[LinkId(link)]
         out: dict[str, Any] = {"link": link, "from": l.child, "to": l.parent, "rate_kbps": l.rate_kbps,
                                "admitted_share": l.admitted_share, "limit_kbps": l.limit_kbps,
                                "start": start, "end": end}
         for d in Direction:
-            steps = _steps([r for r in rows if r.direction == d.value], start, end)
+            mine = [r for r in rows if r[1] == d.value]
+            steps = _steps(mine, start, end)
             out[d.value] = {"steps": steps, "peak_kbps": max((s["kbps"] for s in steps), default=0),
-                            "sessions": sorted({r.session_id for r in rows if r.direction == d.value})}
+                            "sessions": sorted({r[2] for r in mine})}
         return out
 
     def all_link_peaks(self, start: int, end: int) -> dict[tuple[str, str], int]:
         """Peak reserved load per (link, direction) over a window: for audits and tests."""
         with read_transaction(self.engine) as conn:
-            rows = list(conn.execute(select(LR.c.link_id, LR.c.direction, LR.c.start, LR.c.end, LR.c.kbps).where(
-                LR.c.start < end, LR.c.end > start)))
+            rows = self._link_rows(conn, start, end, None)
         groups: dict[tuple[str, str], list[Any]] = {}
         for r in rows:
-            groups.setdefault((r.link_id, r.direction), []).append(r)
+            groups.setdefault((r[0], r[1]), []).append(r)
         return {k: max(s["kbps"] for s in _steps(v, start, end)) for k, v in groups.items()}
 
 
-def _steps(rows: Iterable[Any], start: int, end: int) -> list[dict[str, int]]:
+def _steps(rows: Iterable[tuple[str, str, str, int, int, int]], start: int, end: int) -> list[dict[str, int]]:
     deltas: dict[int, int] = {}
-    for r in rows:
-        s, e = max(r.start, start), min(r.end, end)
+    for _l, _d, _sid, rs, re_, kbps in rows:
+        s, e = max(rs, start), min(re_, end)
         if s < e:
-            deltas[s] = deltas.get(s, 0) + r.kbps
-            deltas[e] = deltas.get(e, 0) - r.kbps
+            deltas[s] = deltas.get(s, 0) + kbps
+            deltas[e] = deltas.get(e, 0) - kbps
     level, steps = 0, []
     for t in sorted(deltas):
         level += deltas[t]
@@ -368,7 +425,13 @@ def _session_values(sid: SessionId, out: Outcome, meta: SessionMeta, organizer_i
         "sites_json": json.dumps([{"site": c.site, "room": acc.rooms[c.site]} for c in req.sites]),
         "plan_json": json.dumps(acc.plan.to_dict(out.topology)),
         "occurrences_json": json.dumps([[o.start, o.end] for o in acc.occurrences]),
+        "revision": new_revision(),
     }
+
+
+def new_revision() -> int:
+    """A fresh revision for a session's plan: random, so no two versions share one."""
+    return secrets.randbits(62)
 
 
 def session_view(row: Any) -> dict[str, Any]:

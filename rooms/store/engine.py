@@ -71,6 +71,10 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A consistent snapshot: on PostgreSQL, REPEATABLE READ, so a read of occurrences and
+    then of their sessions' plans sees one state (SQLite's read transaction already does)."""
     with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             yield conn

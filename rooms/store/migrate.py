@@ -23,6 +23,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    cfg = _config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def autogenerate(engine: Engine, message: str) -> None:
     """Developer helper: write a new revision from the difference to the models."""
     cfg = _config()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import BigInteger, Column, Index, Text
+from sqlalchemy import BigInteger, Column, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -28,47 +28,33 @@ class SessionRow(SQLModel, table=True):
     tz_offset_min: int
     recurrence: Optional[str] = Field(default=None, max_length=500)
     record: bool = False
-    organizer_id: str = Field(max_length=40, index=True)
-    status: str = Field(max_length=20, index=True)  # booked | cancelled
+    organizer_id: str = Field(max_length=40)
+    status: str = Field(max_length=20)  # booked | cancelled
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     sites_json: str = Field(sa_column=Column(Text, nullable=False))  # [{"site":..,"room":..}], host first
     plan_json: str = Field(sa_column=Column(Text, nullable=False))  # MediaPlan.to_dict()
     occurrences_json: str = Field(sa_column=Column(Text, nullable=False))  # [[start, end], ...]
     dial_in: Optional[str] = Field(default=None, max_length=12, unique=True)  # the number phones dial
+    # Random, never reused: names one version of plan_json/sites_json for the held memo.
+    revision: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
-class LinkReservation(SQLModel, table=True):
-    __tablename__ = "link_reservation"
-    __table_args__ = (Index("ix_link_reservation_link_start", "link_id", "start", "end"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
-    session_id: str = Field(max_length=40, index=True)
-    link_id: str = Field(max_length=100)
-    direction: str = Field(max_length=4)
-    start: int = Field(sa_column=Column(BigInteger, nullable=False))
+class SessionOccurrence(SQLModel, table=True):
+    """One time window of a booked session: what admission searches by time.
+
+    What the session holds in that window (link loads, rooms, node legs) is
+    not repeated per link: it derives from the session's plan and sites and is
+    memoised per `rev` (rooms/store/held.py). One narrow row per occurrence
+    keeps a booking's commit to a few pages. Clustered on (start, session_id)
+    (WITHOUT ROWID on SQLite): the window search is one range scan.
+    """
+
+    __tablename__ = "session_occurrence"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+    start: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    session_id: str = Field(primary_key=True, max_length=40)
     end: int = Field(sa_column=Column(BigInteger, nullable=False))
-    kbps: int
-
-
-class RoomReservation(SQLModel, table=True):
-    __tablename__ = "room_reservation"
-    __table_args__ = (Index("ix_room_reservation_site_start", "site_id", "start", "end"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
-    session_id: str = Field(max_length=40, index=True)
-    site_id: str = Field(max_length=100)
-    room_id: str = Field(max_length=100)
-    start: int = Field(sa_column=Column(BigInteger, nullable=False))
-    end: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class NodeReservation(SQLModel, table=True):
-    __tablename__ = "node_reservation"
-    __table_args__ = (Index("ix_node_reservation_node_start", "node_id", "start", "end"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
-    session_id: str = Field(max_length=40, index=True)
-    node_id: str = Field(max_length=100)
-    start: int = Field(sa_column=Column(BigInteger, nullable=False))
-    end: int = Field(sa_column=Column(BigInteger, nullable=False))
-    legs: int
+    rev: int = Field(sa_column=Column(BigInteger, nullable=False))  # the session's revision when written
 
 
 class UserRow(SQLModel, table=True):
