@@ -20,7 +20,7 @@ from confctl.keys import (BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, MEDIA_
                           SIP_ENDPOINT, SIP_STORE, USER_STORE, run_db)
 from confctl.signalling import websocket
 from media.node import MediaNode
-from media.recording import purge_older_than
+from media.recording import purge_older_than, recover_interrupted
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
@@ -96,6 +96,10 @@ async def _retention(settings: Settings) -> None:
 
 async def _media(app: web.Application) -> AsyncIterator[None]:
     """The media node runs in-process by default; its rooms close with the app."""
+    # Before any room records: what a killed predecessor left half-written becomes playable.
+    recovered = await asyncio.to_thread(recover_interrupted, app[SETTINGS].recordings_dir)
+    if recovered:
+        log.warning("recovered %d interrupted recording(s)", len(recovered))
     app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir)
     retention = asyncio.create_task(_retention(app[SETTINGS]))
     app[COMPOSITES] = recordings.CompositeJobs()

@@ -4,6 +4,11 @@ Each recorded track gets its own writer thread fed through a bounded queue,
 so disk I/O never blocks the event loop and a slow disk drops frames instead
 of growing memory. Closing the recorder finalizes the file (cues, duration);
 the room closes recorders when a leg leaves, however it leaves.
+
+A file is written as `NAME.webm.part` and renamed when finalized, so a process
+that was killed leaves `.part` files behind: short, flushed clusters keep all
+but the last moments of them readable, and `recover_interrupted` (run when
+the node starts) remuxes each into a finalized `NAME.webm` with its duration.
 """
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ from media.forwarding import EncodedFrame, vp8_size
 
 log = logging.getLogger("media.recording")
 QUEUE_FRAMES = 300  # ~10 s of video: a disk slower than that loses frames, not memory
+# Short clusters, flushed as they close: a killed process loses at most ~0.5 s of a file.
+PART = ".part"
+MUX_OPTIONS = {"cluster_time_limit": "500", "flush_packets": "1"}
 
 
 class TrackRecorder:
@@ -27,6 +35,7 @@ class TrackRecorder:
     def __init__(self, path: Path, kind: str):
         self.path = path
         self.kind = kind
+        self.partial = path.with_name(path.name + PART)
         self.frames_written = 0
         self.frames_dropped = 0
         self._queue: queue.Queue[EncodedFrame | None] = queue.Queue(QUEUE_FRAMES)
@@ -56,12 +65,12 @@ class TrackRecorder:
                         if size is None:
                             continue  # a file starts on a key frame, which carries the picture size
                         self.path.parent.mkdir(parents=True, exist_ok=True)
-                        container = av.open(str(self.path), "w", format="webm")
+                        container = av.open(str(self.partial), "w", format="webm", options=MUX_OPTIONS)
                         stream = container.add_stream("vp8")
                         stream.width, stream.height = size
                     else:
                         self.path.parent.mkdir(parents=True, exist_ok=True)
-                        container = av.open(str(self.path), "w", format="webm")
+                        container = av.open(str(self.partial), "w", format="webm", options=MUX_OPTIONS)
                         stream = container.add_stream("libopus", rate=48000)
                     stream.time_base = Fraction(1, 1000)
                     first_pts = frame.pts
@@ -76,7 +85,49 @@ class TrackRecorder:
             log.exception("recording %s failed", self.path)
         finally:
             if container is not None:
-                container.close()
+                try:
+                    container.close()
+                    self.partial.replace(self.path)
+                except (av.FFmpegError, OSError):
+                    log.exception("finalizing %s failed; recovery will remux it at the next start", self.partial)
+
+
+def recover_interrupted(root: Path) -> list[Path]:
+    """Finalize what a killed process left half-written; returns the recovered recordings.
+
+    Call before any recorder of this process starts (it takes every `.part` as abandoned).
+    """
+    recovered = []
+    for part in sorted(root.glob(f"*/*.webm{PART}")) if root.is_dir() else []:
+        target = part.with_name(part.name.removesuffix(PART))
+        try:
+            if _remux(part, target) > 0:
+                recovered.append(target)
+                log.info("recovered %s from an interrupted recording", target)
+            else:
+                target.unlink(missing_ok=True)
+                log.warning("%s held no complete frame; removed", part)
+        except (av.FFmpegError, OSError) as exc:  # unreadable from its start: nothing to keep
+            target.unlink(missing_ok=True)
+            log.warning("%s could not be recovered (%r); removed", part, exc)
+        part.unlink(missing_ok=True)
+    return recovered
+
+
+def _remux(src: Path, dst: Path) -> int:
+    """Copy every complete packet into a new, finalized WebM; returns the packets copied."""
+    copied = 0
+    with av.open(str(src)) as inp:
+        stream = inp.streams[0]
+        with av.open(str(dst), "w", format="webm") as out:
+            copy = out.add_stream_from_template(stream)
+            for packet in inp.demux(stream):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                packet.stream = copy
+                out.mux(packet)
+                copied += 1
+    return copied
 
 
 def describe(path: Path) -> dict[str, object]:

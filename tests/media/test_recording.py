@@ -125,3 +125,30 @@ async def test_recordings_are_listed_downloaded_and_deleted_through_the_api(clie
     assert sorted((x["site"], x["kind"]) for x in left) == [
         ("composite", "grid"), ("jl", "audio"), ("sp", "audio"), ("sp", "video")]
 
+
+
+async def test_a_recording_cut_short_by_a_killed_process_is_recovered_when_confctl_starts(aiohttp_client, tmp_path):
+    import signal
+    import sys
+    from pathlib import Path
+
+    from media.recording import describe
+    folder = tmp_path / "recordings" / "ses_killed"
+    target = folder / "jl-video-1700000000000.webm"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.media.killed_recorder", str(target), cwd=Path(__file__).parents[2],
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    try:
+        _, frames, seconds = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode().split()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    assert not target.exists() and target.with_name(target.name + ".part").exists()
+
+    await aiohttp_client(make_app(Settings(db_url=f"sqlite:///{tmp_path}/k.db", recordings_dir=tmp_path / "recordings")))
+    assert target.exists() and not list(folder.glob("*.part"))
+    expected = float(seconds)
+    assert abs(describe(target)["duration_s"] - expected) <= 0.1 * expected
+    with av.open(str(target)) as c:  # every recovered packet decodes
+        decoded = list(c.decode(video=0))
+    assert len(decoded) >= 0.9 * int(frames)
