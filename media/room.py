@@ -246,6 +246,11 @@ class MediaRoom:
     def _reprogram(self) -> None:
         present = [s for s, l in self.legs.items() if l.state is LegState.CONNECTED] + list(self.phones)
         for site, leg in self.legs.items():
+            if leg.audio_out is None:
+                # Still applying its offer (no outgoing tracks yet): a program recorded now would
+                # switch nothing, and "unchanged" later would never subscribe it. It is
+                # programmed when it connects.
+                continue
             program = Program((site, None), site) if self.echo else program_for(site, self.host, present, self.speaker)
             if program == leg.program:
                 continue

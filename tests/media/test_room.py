@@ -115,3 +115,30 @@ def test_a_subscriber_waiting_for_a_key_frame_asks_again_until_one_comes():
         assert len(asks) == 2 and out._queue.empty()
         src.on_frame("VP8", 90000, bytes([0x00, 0, 0, 0x9D, 0x01, 0x2A, 64, 0, 48, 0]), 6000)
         assert out._queue.qsize() == 1
+
+
+async def test_a_program_switch_while_a_site_is_still_joining_still_reaches_it(monkeypatch):
+    # The stall CI saw once in ~6 runs: a speaker switch arrived while the third site's
+    # offer was being applied, before its outgoing tracks existed. The room recorded the
+    # program for that leg but had nothing to switch, and later saw "same program" and
+    # never subscribed it: the site stayed connected and received nothing.
+    room = MediaRoom("ses_test", "jl")
+    peers = {site: SitePeer(shade) for site, shade in (("jl", 40), ("cc", 120))}
+    late = SitePeer(200)
+    try:
+        for site, peer in peers.items():
+            await peer.accept((await room.join(site, await peer.offer()))[1])
+        await until(lambda: all(l.state is LegState.CONNECTED for l in room.legs.values()), what="legs connected")
+        original = RTCPeerConnection.setRemoteDescription
+
+        async def switch_meanwhile(pc, description):
+            room._reprogram()  # e.g. the speaker changed while this offer is applied
+            return await original(pc, description)
+        monkeypatch.setattr(RTCPeerConnection, "setRemoteDescription", switch_meanwhile)
+        await late.accept((await room.join("cc-nongan", await late.offer()))[1])
+        await until(lambda: len(late.frames) == 2 and min(late.frames.values()) >= 10, timeout=30,
+                    what="the late site receiving the program")
+    finally:
+        for p in [*peers.values(), late]:
+            await p.close()
+        await room.close()
