@@ -126,8 +126,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     # -- inbound -----------------------------------------------------------------------
     def _on_request(self, req: Request, source: Addr) -> None:
-        problem = self._malformed(req)
-        if problem is not None:
+        problem, via = self._malformed(req)
+        if via is None:
             self.stats["bad_request"] += 1
             if req.method != "ACK" and req.header("Via"):
                 try:
@@ -135,7 +135,6 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 except ValueError:
                     pass  # not even the Via is usable: nowhere to answer
             return
-        via = parse_via(req.values("Via")[0])  # _malformed checked it parses
         reply_to = _stamp_via(req, source, via)
         key = server_key(req, via)
         tx = self.server_tx.get(key)
@@ -156,18 +155,19 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.core.on_request(req, tx, source)
 
     @staticmethod
-    def _malformed(req: Request) -> str | None:
+    def _malformed(req: Request) -> tuple[str, None] | tuple[None, Via]:
+        """(why it is refused, None) or (None, its top Via, parsed once here)."""
         missing = [h for h in MANDATORY if req.header(h) is None]
         if missing:
-            return f"Bad Request (missing {', '.join(missing)})"
+            return f"Bad Request (missing {', '.join(missing)})", None
         try:
-            parse_via(req.values("Via")[0])
+            via = parse_via(req.values("Via")[0])
             number, method = req.cseq()
         except (ValueError, IndexError) as exc:
-            return f"Bad Request ({exc})"
+            return f"Bad Request ({exc})", None
         if method != req.method:
-            return "Bad Request (CSeq method does not match)"
-        return None
+            return "Bad Request (CSeq method does not match)", None
+        return None, via
 
     def _on_response(self, resp: Response) -> None:
         try:

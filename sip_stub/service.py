@@ -61,7 +61,7 @@ class SipService:
         if req.method == "OPTIONS":
             return self._respond(tx, req, 200, "OK", [("Allow", ALLOW), ("Accept", "application/sdp")])
         if req.method == "REGISTER":
-            return self._spawn(self._register(req, tx))
+            return self._register(req, tx)
         if self.gateway is None and req.method in ("INVITE", "BYE", "CANCEL"):
             return self._respond(tx, req, 404 if req.method == "INVITE" else 481,
                                  "Not Found" if req.method == "INVITE" else "Call/Transaction Does Not Exist")
@@ -213,17 +213,20 @@ class SipService:
         await self.registrations.close()
 
     # -- registrar (RFC 3261 §10.3) ---------------------------------------------------
-    async def _register(self, req: Request, tx: Transaction) -> None:
+    def _register(self, req: Request, tx: Transaction) -> None:
         now = time.time()
         try:
             to = parse_uri(parse_name_addr(req.header("To") or "").uri)
         except ValueError as exc:
             return self._respond(tx, req, 400, f"Bad Request ({exc})")
         auth = req.header("Authorization")
-        if auth is None:  # challenge before looking anything up: the first REGISTER costs no database work
+        if auth is None:  # challenged at once: no lookup, no task, for half of all REGISTERs
             return self._respond(tx, req, 401, "Unauthorized", [
                 ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, order=self.digest_order)])
-        account = await self.registrations.account(to.user or "")
+        self._spawn(self._register_authorized(req, tx, to.user or "", auth, now))
+
+    async def _register_authorized(self, req: Request, tx: Transaction, user: str, auth: str, now: float) -> None:
+        account = await self.registrations.account(user)
         if account is None:
             return self._respond(tx, req, 404, "Not Found")
         try:

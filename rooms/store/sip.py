@@ -111,7 +111,8 @@ class SipStore:
             cleared = [{"u": u.username} for u in updates if u.remove_all]
             if cleared:
                 conn.execute(delete(SB).where(SB.c.username == bindparam("u")), cleared)
-            replaced = [{"u": u.username, "c": c} for u in updates for c, _ in u.changes]
+            # one delete per (account, contact), however often the batch re-registers it
+            replaced = [{"u": u, "c": c} for u, c in dict.fromkeys((u.username, c) for u in updates for c, _ in u.changes)]
             if replaced:
                 conn.execute(delete(SB).where(SB.c.username == bindparam("u"), SB.c.contact == bindparam("c")), replaced)
             latest: dict[tuple[str, str], dict[str, object]] = {}
