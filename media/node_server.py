@@ -3,6 +3,11 @@
 It registers with the control plane (and re-registers every few seconds as a
 heartbeat), receives the key that signs grants, and serves legs at /ws for
 grants only. The control plane reads its figures at /figures.
+
+Recorded sessions are written under `recordings` (by default the control
+plane's own folder, so on one machine its API lists them; across machines,
+give both the same shared storage). What a killed node left half-written is
+recovered when it starts again.
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import asyncio
 import hmac
 import logging
 import time
+from pathlib import Path
 from typing import AsyncIterator
 
 import aiohttp
@@ -17,6 +23,7 @@ from aiohttp import web
 
 from media.grants import InvalidGrant, verify_grant
 from media.node import MediaNode
+from media.recording import recover_interrupted
 from media.signalling import Refusal, serve
 
 log = logging.getLogger("media.node_server")
@@ -45,9 +52,10 @@ async def _register_forever(app: web.Application, control: str, token: str, node
             await asyncio.sleep(HEARTBEAT_S)
 
 
-def make_node_app(control: str, token: str, node_id: str, public_url: str) -> web.Application:
+def make_node_app(control: str, token: str, node_id: str, public_url: str,
+                  recordings: Path = Path("var/recordings")) -> web.Application:
     app = web.Application()
-    app[NODE] = MediaNode()
+    app[NODE] = MediaNode(recordings=recordings)
     app[KEY] = bytearray()
 
     async def authorize(msg: dict) -> object:
@@ -71,6 +79,9 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str) -> we
         return web.json_response({"ok": True, "registered": bool(app[KEY]), "rooms": len(app[NODE].rooms)})
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        recovered = await asyncio.to_thread(recover_interrupted, recordings)  # before any room records
+        if recovered:
+            log.warning("recovered %d interrupted recording(s)", len(recovered))
         registered = asyncio.Event()
         task = asyncio.create_task(_register_forever(app, control.rstrip("/"), token, node_id, public_url, registered))
         yield

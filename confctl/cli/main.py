@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -58,7 +59,8 @@ def cmd_media_node(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     public = args.public_url or f"http://{args.host}:{args.port}"
     print(f"media node {args.id} serving on {public}, control plane {args.control}", flush=True)
-    web.run_app(make_node_app(args.control, args.token, args.id, public), host=args.host, port=args.port, print=None)
+    web.run_app(make_node_app(args.control, args.token, args.id, public, Path(args.recordings)),
+                host=args.host, port=args.port, print=None)
 
 
 def cmd_users_add(args: argparse.Namespace) -> None:
@@ -223,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=9000)
     s.add_argument("--public-url", help="URL sites and the control plane reach this node at")
+    s.add_argument("--recordings", default="var/recordings",
+                   help="where recorded sessions are written: the control plane's folder, or storage it shares")
 
     users = sub.add_parser("users", help="users and roles").add_subparsers(dest="users_cmd", required=True)
     s = add("add", cmd_users_add, "create a user; prints its token as the last line", users)

@@ -28,6 +28,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+async def eventually(read, ok, what: str, timeout: float = 30.0):
+    """Poll an HTTP read until `ok` holds for its value, with a deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not ok(value := await read()):
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}: {value}"
+        await asyncio.sleep(0.1)  # between polls of a condition; the deadline bounds it
+    return value
+
+
 @pytest.fixture
 async def plane_and_node(aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/cp.db"
@@ -38,7 +47,8 @@ async def plane_and_node(aiohttp_server, tmp_path):
               [("olga", Role.ORGANIZER), ("opal", Role.OPERATOR), ("node-jl", Role.NODE)]}
     port = free_port()
     node = subprocess.Popen([CONFCTL, "media-node", "--control", f"http://127.0.0.1:{server.port}",
-                             "--token", tokens["node-jl"], "--id", "node-jl", "--port", str(port)],
+                             "--token", tokens["node-jl"], "--id", "node-jl", "--port", str(port),
+                             "--recordings", str(tmp_path / "rec")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{server.port}"
     try:
@@ -111,3 +121,39 @@ async def test_sites_are_redirected_to_the_node_process_and_meet_there(plane_and
             await ws.close()
         for p in peers.values():
             await p.close()
+
+
+async def test_a_session_recorded_on_the_node_process_is_listed_by_the_control_plane(plane_and_node):
+    base, tokens, port, http = plane_and_node
+    olga = {"Authorization": f"Bearer {tokens['olga']}"}
+    now = datetime.now(timezone(timedelta(hours=8)))
+    s = await (await http.post(f"{base}/api/sessions", headers=olga, json={
+        "title": "Recorded on the node", "host_site": "jl", "sites": ["sp"], "start": now.isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(), "profile": "sd", "plan": "central", "record": True})).json()
+    cp = await http.ws_connect(f"{base}/ws")
+    await cp.send_json({"type": "join", "token": token_of(s, "jl")})
+    redirect = await next_of(cp, "redirect")
+    await cp.close()
+    ws = await http.ws_connect(redirect["url"])
+    peer = SitePeer(60)
+    try:
+        await ws.send_json({"type": "join", "grant": redirect["grant"]})
+        await next_of(ws, "joined")
+        await ws.send_json({"type": "offer", "sdp": await peer.offer()})
+        await peer.accept((await next_of(ws, "answer"))["sdp"])
+
+        async def node_figures() -> list:
+            r = await http.get(f"{base}/api/live", headers={"Authorization": f"Bearer {tokens['opal']}"})
+            return [leg for x in (await r.json())["sessions"] if x["session"] == s["id"] for leg in x["legs"]]
+        async def finalized() -> list:
+            r = await http.get(f"{base}/api/sessions/{s['id']}/recordings", headers=olga)
+            return [x for x in (await r.json())["recordings"] if x["duration_s"]]
+        await eventually(node_figures, lambda legs: any(l["frames_in"].get("video", 0) >= 60 for l in legs),
+                         "two seconds of video at the node")
+        await ws.close()  # leaving finalizes the files on the node
+        listed = await eventually(finalized, lambda xs: {x["kind"] for x in xs} == {"audio", "video"},
+                                  "both tracks listed, finalized, by the control plane")
+        video = next(x for x in listed if x["kind"] == "video")
+        assert video["site"] == "jl" and video["duration_s"] >= 1.5
+    finally:
+        await peer.close()
