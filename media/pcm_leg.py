@@ -94,9 +94,15 @@ class PcmLeg:
         self.upsample = av.AudioResampler(format="s16", layout="mono", rate=48000)
         self.samples_in = 0
         self.frames_out = 0
+        self.muted = False  # by the phone's keypad: the room hears silence, timing unchanged
 
     def push_pcm(self, pcm: bytes) -> int:
         """20 ms of 8 kHz PCM from the phone; returns its audio level (for speaker selection)."""
+        if self.muted:
+            pcm = bytes(len(pcm))
+        return self._encode(pcm)
+
+    def _encode(self, pcm: bytes) -> int:
         frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
         frame.planes[0].update(pcm)
         frame.sample_rate = RATE

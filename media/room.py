@@ -194,7 +194,14 @@ class MediaRoom:
         """20 ms of what the phone's microphone hears."""
         phone = self.phones.get(site)
         if phone is not None:
-            self._audio_level(site, phone.push_pcm(pcm))
+            self._audio_level(site, phone.push_pcm(pcm))  # muted: silence, never the speaker
+
+    def phone_command(self, site: SiteId, command: str) -> None:
+        """A keypad command from a phone site (sip_stub/dtmf.py)."""
+        phone = self.phones.get(site)
+        if phone is not None and command == "toggle_mute":
+            phone.muted = not phone.muted
+            log.info("room %s: phone site %s %s", self.session_id, site, "muted" if phone.muted else "unmuted")
 
     def phone_mix(self, site: SiteId) -> bytes:
         """20 ms of what the phone should hear: every other site, mixed."""
@@ -286,7 +293,8 @@ class MediaRoom:
 
 
 def phone_counters(phone: PcmLeg) -> dict[str, Any]:
-    return {"site": phone.site, "state": "phone", "kind": "sip", "frames_in": {"audio": phone.source.frames},
+    return {"site": phone.site, "state": "phone", "kind": "sip", "muted": phone.muted,
+            "frames_in": {"audio": phone.source.frames},
             "bytes_in": {"audio": phone.source.bytes}, "samples_in": phone.samples_in}
 
 

@@ -146,7 +146,8 @@ class Gateway:
         room.add_phone(site)
         loop = asyncio.get_running_loop()
         _, rtp = await loop.create_datagram_endpoint(
-            lambda: RtpSession(media, lambda pcm: room.phone_audio(site, pcm), lambda: room.phone_mix(site)),
+            lambda: RtpSession(media, lambda pcm: room.phone_audio(site, pcm), lambda: room.phone_mix(site),
+                               lambda command: room.phone_command(site, command)),
             local_addr=(self.host, 0))
         rtp.start()
         from_tag = parse_name_addr(req.header("From") or "").tag or ""
@@ -199,7 +200,8 @@ class Gateway:
         loop = asyncio.get_running_loop()
         _, rtp = await loop.create_datagram_endpoint(
             lambda: RtpSession(Negotiated(0, "PCMU", None, ("0.0.0.0", 9), "sendrecv"),
-                               lambda pcm: room.phone_audio(account.site, pcm), lambda: room.phone_mix(account.site)),
+                               lambda pcm: room.phone_audio(account.site, pcm), lambda: room.phone_mix(account.site),
+                               lambda command: room.phone_command(account.site, command)),
             local_addr=(self.host, 0))
         call_id = f"{secrets.token_hex(12)}@{self.host}"
         tag = new_tag()

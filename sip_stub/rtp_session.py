@@ -6,6 +6,7 @@ import logging
 import random
 from typing import Callable
 
+from sip_stub.dtmf import DtmfReceiver, Keypad
 from sip_stub.rtp import RtpPacket, decode_g711, encode_g711, parse_rtp
 from sip_stub.sdp import Negotiated
 
@@ -15,10 +16,15 @@ SAMPLES = 160
 
 
 class RtpSession(asyncio.DatagramProtocol):
-    def __init__(self, media: Negotiated, on_pcm: Callable[[bytes], None], pull_pcm: Callable[[], bytes]):
+    def __init__(self, media: Negotiated, on_pcm: Callable[[bytes], None], pull_pcm: Callable[[], bytes],
+                 on_command: Callable[[str], None] = lambda _command: None):
         self.media = media
         self.on_pcm = on_pcm
         self.pull_pcm = pull_pcm
+        self.on_command = on_command  # a keypad command (sip_stub/dtmf.py), e.g. "*6" to mute
+        self.dtmf = DtmfReceiver()
+        self.keypad = Keypad()
+        self.digits = ""  # the keys this call pressed (the last 32)
         self.transport: asyncio.DatagramTransport | None = None
         self._sender: asyncio.Task[None] | None = None
         self.ssrc = random.getrandbits(32)
@@ -43,8 +49,20 @@ class RtpSession(asyncio.DatagramProtocol):
         except ValueError:
             self.bad_packets += 1
             return
+        if pkt.payload_type == self.media.dtmf_payload_type:
+            try:
+                digit = self.dtmf.feed(pkt.timestamp, pkt.payload)
+            except ValueError:
+                self.bad_packets += 1
+                return
+            if digit is not None:
+                self.digits = (self.digits + digit)[-32:]
+                command = self.keypad.press(digit)
+                if command is not None:
+                    self.on_command(command)
+            return
         if pkt.payload_type != self.media.payload_type:
-            return  # telephone-event or anything else: not audio for the room
+            return  # anything else: not audio for the room
         self.packets_in += 1
         pcm = decode_g711(self.media.codec, pkt.payload)
         if self.media.direction in ("sendrecv", "recvonly"):

@@ -271,3 +271,36 @@ async def test_hold_with_reinvite_and_cancel_of_a_ringing_call(plane, monkeypatc
     finally:
         release.set()
         ringing.close()
+
+
+async def test_a_phone_mutes_and_unmutes_itself_with_star_6(plane, tmp_path):
+    """sipp presses *6 (RFC 4733 telephone-events) before it talks and again mid-way: the room hears only the second half."""
+    import asyncio
+
+    from tests.sip.test_sipp import sipp
+    s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
+    ws, jl = await browser_site(plane, s, "jl", talking=False)
+    inject = tmp_path / "caller.csv"
+    inject.write_text("SEQUENTIAL\ndesk-sp;\n")
+    call = asyncio.create_task(sipp(plane.sip_port, "invite_dtmf_mute.xml", "-s", s["dial_in"], "-inf", str(inject),
+                                    "-au", "desk-sp", "-ap", "phone-pass-1", "-mi", "127.0.0.1",
+                                    "-mp", str(free_udp_port()), calls=1, rate=1, cwd=tmp_path))  # ~14 s
+    try:
+        def phone():
+            room = plane.app[MEDIA_NODE].rooms.get(s["id"])
+            return room.phones.get("sp") if room is not None else None
+        await until(lambda: phone() is not None and phone().muted, timeout=20, what="*6 muting the phone")
+        heard, sent = jl.audio_energy, phone().samples_in
+        await until(lambda: phone() is not None and not phone().muted, timeout=20, what="*6 again unmuting it")
+        assert phone().samples_in - sent > 8000 * 2  # the phone talked for seconds while muted...
+        assert jl.audio_energy - heard < 2_000, jl.audio_energy - heard  # ...and the room heard silence
+        unmuted = jl.audio_energy
+        rc, log = await call
+        assert rc == 0, log
+        assert jl.audio_energy - unmuted > 10_000  # unmuted, its voice reached the browser site
+    finally:
+        if not call.done():
+            call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        await ws.close()
+        await jl.close()
