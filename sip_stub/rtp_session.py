@@ -24,7 +24,6 @@ class RtpSession(asyncio.DatagramProtocol):
         self.on_command = on_command  # a keypad command (sip_stub/dtmf.py), e.g. "*6" to mute
         self.dtmf = DtmfReceiver()
         self.keypad = Keypad()
-        self.digits = ""  # the keys this call pressed (the last 32)
         self.transport: asyncio.DatagramTransport | None = None
         self._sender: asyncio.Task[None] | None = None
         self.ssrc = random.getrandbits(32)
@@ -56,7 +55,6 @@ class RtpSession(asyncio.DatagramProtocol):
                 self.bad_packets += 1
                 return
             if digit is not None:
-                self.digits = (self.digits + digit)[-32:]
                 command = self.keypad.press(digit)
                 if command is not None:
                     self.on_command(command)
