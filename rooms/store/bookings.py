@@ -12,11 +12,11 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from rooms.admission import (DEFAULT_HORIZON_S, Accepted, BookingRequest, Existing, Occurrence, Refused, plan_for,
                              RequestError, SiteChoice, alternatives, evaluate, normalise)
@@ -26,6 +26,7 @@ from rooms.plan import MediaPlan
 from rooms.recurrence import iso
 from rooms.store.engine import read_transaction, write_transaction
 from rooms.store.held import Held, HeldMemo, held_from_decision, held_from_row
+from rooms.store.hot_sql import HotPath
 from rooms.store.tables import SessionOccurrence, SessionRow, TopologyRow
 from rooms.timeline import MAX_OCCURRENCE_S, Booked, Intervals
 from rooms.topology import Topology, parse_topology
@@ -35,23 +36,10 @@ ST = SessionRow.__table__
 TT = TopologyRow.__table__
 
 
-# Built once: SQLAlchemy caches their compiled form.
-# Every occurrence is at most MAX_OCCURRENCE_S long, so "start >= lo" keeps the range scan tight.
-_WINDOW_Q = select(OT.c.session_id, OT.c.rev, OT.c.start, OT.c.end).where(
-    OT.c.start >= bindparam("lo"), OT.c.start < bindparam("hi"), OT.c.end > bindparam("from"),
-    OT.c.session_id != bindparam("ex")).order_by(OT.c.start)
+# Built once: SQLAlchemy caches their compiled form. (The hot statements are in hot_sql.py.)
 _HELD_Q = select(ST.c.id, ST.c.revision, ST.c.plan_json, ST.c.sites_json).where(
     ST.c.id.in_(bindparam("ids", expanding=True)))
 _FORGET_Q = delete(OT).where(OT.c.session_id == bindparam("sid"), OT.c.start.in_(bindparam("starts", expanding=True)))
-_VERSION_Q = select(TT.c.version).where(TT.c.id == 1)
-_INSERT_SESSION = {
-    # A taken dial-in number makes the insert a no-op (no row returned) and another is drawn:
-    # no lookup before every insert, and no aborted transaction on a clash.
-    # (RETURNING, not rowcount: psycopg reports -1 for this statement.)
-    "sqlite": sqlite.insert(ST).on_conflict_do_nothing(index_elements=["dial_in"]).returning(ST.c.id),
-    "postgresql": postgresql.insert(ST).on_conflict_do_nothing(index_elements=["dial_in"]).returning(ST.c.id),
-}
-_INSERT_OCCURRENCES = insert(OT)
 _HELD_CHUNK = 500  # ids per IN list when the memo misses many sessions at once
 
 
@@ -72,7 +60,12 @@ class Outcome:
     decision: Accepted | Refused
     topology: Topology
     request: BookingRequest
-    session: dict[str, Any] | None = None  # the stored session, when committed
+    row: dict[str, Any] | None = None  # the stored session row, when committed
+
+    @cached_property
+    def session(self) -> dict[str, Any] | None:
+        """The stored session as the API shows it: built when asked for, not inside the booking lock."""
+        return None if self.row is None else session_view(self.row)
 
 
 @dataclass(frozen=True)
@@ -88,12 +81,12 @@ class BookingStore:
         self.horizon_s = horizon_s
         self._cached: tuple[int, Topology] | None = None
         self._held = HeldMemo()
-        self._insert_session = _INSERT_SESSION[engine.dialect.name]
+        self._sql = HotPath(engine.dialect.name)
         self._plans: tuple[Topology | None, dict[tuple[Any, ...], MediaPlan]] = (None, {})
 
     # -- topology ---------------------------------------------------------
     def _topology(self, conn: Connection) -> Topology:
-        version = conn.execute(_VERSION_Q).scalar()
+        version = self._sql.topology_version(conn)
         if version is None:
             raise NoTopology("no topology loaded: run `confctl topology load FILE`")
         if self._cached is None or self._cached[0] != version:
@@ -168,8 +161,8 @@ class BookingStore:
         Links: every link on the participants' paths; nodes: those either plan could use,
         so the alternatives (other profile, other plan) see everything they need.
         """
-        rows = conn.execute(_WINDOW_Q, {"lo": start - MAX_OCCURRENCE_S, "hi": end, "from": start,
-                                        "ex": exclude or ""}).all()
+        # Every occurrence is at most MAX_OCCURRENCE_S long, so that lower bound keeps the range scan tight.
+        rows = self._sql.window(conn, start - MAX_OCCURRENCE_S, end, start, exclude or "")
         held = self._holdings(conn, rows)
         links = {l for s in req.site_ids for l in topo.path(s)}
         sites = set(req.site_ids)
@@ -260,10 +253,10 @@ class BookingStore:
             row = _session_values(sid, out, meta, organizer_id, now)
             while True:
                 row["dial_in"] = f"{secrets.randbelow(900000) + 100000}"  # 6 digits, random
-                if conn.execute(self._insert_session, row).first() is not None:
+                if self._sql.insert_session(conn, row):
                     break
             self._insert_occurrences(conn, sid, row["revision"], out.decision)
-            return replace(out, session=session_view(row))
+            return replace(out, row=row)
 
     def update(self, session_id: str, req: BookingRequest, meta: SessionMeta, *, now: int | None = None) -> Outcome:
         now = int(time.time()) if now is None else now
@@ -279,7 +272,7 @@ class BookingStore:
             conn.execute(update(ST).where(ST.c.id == session_id).values(**values))
             self._forget_occurrences(conn, row)
             self._insert_occurrences(conn, SessionId(session_id), values["revision"], out.decision)
-            return replace(out, session=session_view(values))
+            return replace(out, row=values)
 
     def cancel(self, session_id: str) -> dict[str, Any]:
         with write_transaction(self.engine) as conn:
@@ -296,8 +289,7 @@ class BookingStore:
         return session_view(row._mapping) if row is not None else None
 
     def _insert_occurrences(self, conn: Connection, sid: SessionId, rev: int, acc: Accepted) -> None:
-        conn.execute(_INSERT_OCCURRENCES, [{"start": o.start, "session_id": sid, "end": o.end, "rev": rev}
-                                           for o in acc.occurrences])
+        self._sql.insert_occurrences(conn, [(o.start, sid, o.end, rev) for o in acc.occurrences])
         # Primed now, used once committed: the revision is new, so a rollback leaves only an unused entry.
         self._held.put(sid, rev, held_from_decision(acc))
 
@@ -348,7 +340,7 @@ class BookingStore:
 
     def _link_rows(self, conn: Connection, start: int, end: int, link: str | None) -> list[tuple[str, str, str, int, int, int]]:
         """(link, direction, session, start, end, kbps) of every reservation overlapping [start, end)."""
-        rows = conn.execute(_WINDOW_Q, {"lo": start - MAX_OCCURRENCE_S, "hi": end, "from": start, "ex": ""}).all()
+        rows = self._sql.window(conn, start - MAX_OCCURRENCE_S, end, start, "")
         held = self._holdings(conn, rows)
         return [(l, d.value, sid, s, e, kbps) for sid, rev, s, e in rows
                 for l, d, kbps in held[(sid, rev)].links if link is None or l == link]
