@@ -190,7 +190,10 @@ def evaluate(topo: Topology, existing: Existing, req: BookingRequest, plan: Medi
         for load in plan.loads:
             link = topo.links[load.link]
             threshold = link.limit_kbps - load.kbps
-            ex = excess(existing.link(load.link, load.direction).overlapping(o.start, o.end), o.start, o.end, threshold)
+            hits = existing.link(load.link, load.direction).overlapping(o.start, o.end)
+            if threshold >= 0 and sum(h.amount for h in hits) <= threshold:
+                continue  # even all of them at once leave room: no need for the peak
+            ex = excess(hits, o.start, o.end, threshold)
             if ex.over_start is not None or threshold < 0:
                 whole = threshold < 0 or ex.over_end is None  # the session alone is too big
                 violations.append(Violation(
@@ -199,7 +202,10 @@ def evaluate(topo: Topology, existing: Existing, req: BookingRequest, plan: Medi
                     available_kbps=max(0, link.limit_kbps - ex.peak), limit_kbps=link.limit_kbps))
         for node_id, legs in plan.node_legs.items():
             cap = topo.nodes[node_id].capacity_legs
-            ex = excess(existing.node(node_id).overlapping(o.start, o.end), o.start, o.end, cap - legs)
+            hits = existing.node(node_id).overlapping(o.start, o.end)
+            if legs <= cap and sum(h.amount for h in hits) <= cap - legs:
+                continue
+            ex = excess(hits, o.start, o.end, cap - legs)
             if ex.over_start is not None or legs > cap:
                 whole = legs > cap or ex.over_end is None
                 violations.append(Violation(
