@@ -100,7 +100,7 @@ class Gateway:
         caller = req.header("From") or ""
         record_id = await self.blocking(self.records.start, req.header("Call-ID") or "", "in", caller[:200], int(now),
                                         account.username, account.site)
-        status = 500
+        answered = False
         try:
             call = await self._admit(req, account, now, record_id, local_tag)
             if tx.key not in self.pending:
@@ -109,19 +109,25 @@ class Gateway:
                 return
             del self.pending[tx.key]
             call.invite_tx = tx
-            status = 200
             sdp = answer(call.rtp.media, self.host, call.rtp.port, call.sdp_version)
             respond(tx, req, 200, "OK", [("Contact", f"<sip:{parse_uri(req.uri).user}@{self.host}:{local_port}>"),
                                          ("Content-Type", "application/sdp"), ("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS")],
                     body=sdp, to_tag=call.local_tag)
+            answered = True
             await self.blocking(self.records.update, record_id, answered_at=int(now), result_code=200, session_id=call.session_id)
             log.info("call %s: %s joined session %s by phone", call.call_id, call.site, call.session_id)
         except Refuse as r:
-            status = r.status
             self.pending.pop(tx.key, None)
             respond(tx, req, r.status, r.reason)
             await self.blocking(self.records.update, record_id, ended_at=int(time.time()), result_code=r.status,
                                 end_reason="refused")
+        except Exception:  # a fault of ours (database, sockets): the caller gets a 500, not 32 s of silence
+            log.exception("INVITE %s failed", req.header("Call-ID"))
+            self.pending.pop(tx.key, None)
+            if not answered:
+                respond(tx, req, 500, "Server Internal Error")
+                await self.blocking(self.records.update, record_id, ended_at=int(time.time()), result_code=500,
+                                    end_reason="error")
 
     async def _admit(self, req: Request, account: Any, now: float, record_id: int, local_tag: str) -> Call:
         number = parse_uri(req.uri).user or ""

@@ -18,7 +18,6 @@ async def api(aiohttp_client, db_url):
     app = make_app(Settings(db_url=db_url))
     client = await aiohttp_client(app)
     users = UserStore(make_engine(db_url))
-    topo_sites = {s["id"] for s in []}
     tokens = {}
     from rooms.topology import demo_topology
     known = set(demo_topology().sites)

@@ -178,7 +178,8 @@ def test_migrating_down_and_up_keeps_every_reservation(db_url, topo):
         assert c.execute(text("SELECT count(*) FROM room_reservation")).scalar() == 3 * 3
     upgrade(eng)
     again = BookingStore(eng)  # a fresh instance: nothing memoised
-    assert again.link_load("cc-nongan", int(t.timestamp()), int((t + timedelta(days=3)).timestamp())) == before
+    after = again.link_load("cc-nongan", int(t.timestamp()), int((t + timedelta(days=3)).timestamp()))
+    assert after == before and after["down"]["sessions"] == [a.session["id"]]
     clash = book(again, body(["jl", "cc-nongan", "jlc"], t + timedelta(days=2)))
     assert isinstance(clash.decision, Refused)
     assert any(v.kind == "link" and v.link == "cc-nongan" for v in clash.decision.violations)

@@ -4,7 +4,8 @@ Every write runs under `write_transaction`, so the reservations `evaluate`
 sees cannot change before the new ones commit. A booking stores its session
 row and one narrow row per occurrence; what each session holds (link loads,
 rooms, node legs) comes from its plan, memoised per revision (held.py). The
-hot path is a handful of SQLAlchemy Core statements and a commit of a few pages.
+hot path is four plain statements on the driver (hot_sql.py) and a commit of
+a few pages; everything else is SQLAlchemy Core.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, up
 from rooms.admission import (DEFAULT_HORIZON_S, Accepted, BookingRequest, Existing, Occurrence, Refused, plan_for,
                              RequestError, SiteChoice, alternatives, evaluate, normalise)
 from rooms.booking_form import SessionMeta
-from rooms.ids import Direction, LinkId, NodeId, PlanKind, RoomId, SessionId, SiteId, new_session_id
+from rooms.ids import Direction, LinkId, PlanKind, RoomId, SessionId, SiteId, new_session_id
 from rooms.plan import MediaPlan
 from rooms.recurrence import iso
 from rooms.store.engine import read_transaction, write_transaction
@@ -226,8 +227,8 @@ class BookingStore:
 
     def _plan(self, topo: Topology, req: BookingRequest) -> MediaPlan:
         """The media plan, memoised per topology: a pure function of the sites, profile and plan kind."""
-        held_for, plans = self._plans
-        if held_for is not topo:
+        planned_on, plans = self._plans
+        if planned_on is not topo:
             plans = {}
             self._plans = (topo, plans)
         key = (req.profile, req.plan, tuple(req.site_ids))

@@ -16,7 +16,6 @@ the highest rate sipp sustains here (confctl saturated).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import socket

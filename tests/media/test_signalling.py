@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from aiohttp import WSMsgType
 
 from confctl.app import make_app
 from confctl.config import Settings

@@ -304,3 +304,24 @@ async def test_a_phone_mutes_and_unmutes_itself_with_star_6(plane, tmp_path):
         await asyncio.gather(call, return_exceptions=True)
         await ws.close()
         await jl.close()
+
+
+async def test_a_fault_while_admitting_a_call_answers_500_and_the_service_goes_on(plane, monkeypatch):
+    from confctl.telephony import SessionConferences
+    s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
+
+    async def broken(self, number):  # a fault-injecting fake: the session lookup fails
+        raise RuntimeError("database went away")
+    monkeypatch.setattr(SessionConferences, "by_number", broken)
+    phone = await Phone("desk-sp", "phone-pass-1", plane.sip_port).open()
+    try:
+        assert (await phone.call(s["dial_in"])).status == 500  # at once, not after timer B's 32 s
+        monkeypatch.undo()
+        assert (await phone.call(s["dial_in"])).status == 200  # the next call is served
+        assert (await phone.hang_up()).status == 200
+    finally:
+        phone.close()
+    records = CallRecords(plane.engine)
+    await until(lambda: len(records.list()) == 2 and all(r["ended_at"] for r in records.list()),
+                what="both calls recorded")
+    assert sorted((r["result_code"], r["end_reason"]) for r in records.list()) == [(200, "bye"), (500, "error")]

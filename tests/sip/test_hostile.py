@@ -17,10 +17,10 @@ def options(port: int, ua_port: int, n: int) -> bytes:
 
 def hostile(port: int, ua_port: int) -> dict[str, bytes]:
     via = f"Via: SIP/2.0/UDP 127.0.0.1:{ua_port};branch=z9hG4bKh"
-    base = (f"From: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:y@127.0.0.1>\r\nCall-ID: hostile\r\nMax-Forwards: 70\r\n")
+    base = "From: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:y@127.0.0.1>\r\nCall-ID: hostile\r\nMax-Forwards: 70\r\n"
     return {
         "huge_datagram": b"OPTIONS sip:a@b SIP/2.0\r\n" + b"X-Pad: " + b"a" * 60000 + b"\r\n\r\n",
-        "via_flood": (f"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\n" + f"{via}1\r\n" * 5000 + base + "CSeq: 1 OPTIONS\r\n\r\n").encode(),
+        "via_flood": ("OPTIONS sip:a@127.0.0.1 SIP/2.0\r\n" + f"{via}1\r\n" * 5000 + base + "CSeq: 1 OPTIONS\r\n\r\n").encode(),
         "absurd_content_length": (f"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\n{via}2\r\n{base}CSeq: 1 OPTIONS\r\n"
                                   "Content-Length: 4294967296000\r\n\r\n").encode(),
         "nul_bytes": b"\x00" * 500,

@@ -11,7 +11,6 @@ import pytest
 
 from confctl.app import make_app
 from confctl.config import Settings
-from confctl.keys import SIP_ENDPOINT
 from rooms.store.engine import make_engine
 from rooms.store.sip import SipStore
 
