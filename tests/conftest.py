@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
-from rooms.store.users import UserStore
+from rooms.store.users import Role, UserStore
 from rooms.topology import Topology, demo_topology, parse_topology
 
 PG_BASE = os.environ.get("CONFCTL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -67,6 +67,16 @@ def db_url(request, tmp_path, pg_reason) -> Iterator[str]:
         with admin.begin() as c:
             c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+def add_users(url: str, people: list[tuple[str, Role, str | None]]) -> dict[str, str]:
+    """Users of the demo network, written straight to the database; their bearer tokens by name."""
+    engine = make_engine(url)
+    try:
+        users, known = UserStore(engine), set(demo_topology().sites)
+        return {name: users.add(name, role, site, known)[1] for name, role, site in people}
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -8,27 +8,20 @@ from icalendar import Calendar
 
 from confctl.app import all_routes, make_app
 from confctl.config import Settings
-from rooms.store.users import Role, UserStore
-from rooms.store.engine import make_engine
-from tests.conftest import tomorrow_at
+from rooms.store.users import Role
+from tests.conftest import add_users, tomorrow_at
 
 
 @pytest.fixture
 async def api(aiohttp_client, db_url):
     app = make_app(Settings(db_url=db_url))
     client = await aiohttp_client(app)
-    users = UserStore(make_engine(db_url))
-    tokens = {}
-    from rooms.topology import demo_topology
-    known = set(demo_topology().sites)
-    for name, role, site in [("olga", Role.ORGANIZER, None), ("oscar", Role.ORGANIZER, None),
-                             ("tina", Role.TECHNICIAN, "cc-nongan"), ("opal", Role.OPERATOR, None),
-                             ("ada", Role.ADMIN, None)]:
-        tokens[name] = users.add(name, role, site, known)[1]
+    tokens = add_users(db_url, [("olga", Role.ORGANIZER, None), ("oscar", Role.ORGANIZER, None),
+                                ("tina", Role.TECHNICIAN, "cc-nongan"), ("opal", Role.OPERATOR, None),
+                                ("ada", Role.ADMIN, None)])
     client.tokens = tokens
     client.h = lambda who: {"Authorization": f"Bearer {tokens[who]}"}
     yield client
-    users.engine.dispose()
 
 
 def booking(sites, hour=10, hours=1, profile="hd720", **kw):

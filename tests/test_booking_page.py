@@ -8,11 +8,9 @@ from playwright.async_api import async_playwright, expect
 
 from confctl.app import make_app
 from confctl.config import Settings
-from rooms.store.engine import make_engine
-from rooms.store.users import Role, UserStore
-from rooms.topology import demo_topology
+from rooms.store.users import Role
 from tests.browser import launch
-from tests.conftest import tomorrow_at
+from tests.conftest import add_users, tomorrow_at
 
 pytestmark = pytest.mark.browser
 
@@ -21,10 +19,7 @@ pytestmark = pytest.mark.browser
 async def site(aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/page.db"
     server = await aiohttp_server(make_app(Settings(db_url=url)))
-    users = UserStore(make_engine(url))
-    _, token = users.add("olga", Role.ORGANIZER, None, set(demo_topology().sites))
-    yield server, token
-    users.engine.dispose()
+    yield server, add_users(url, [("olga", Role.ORGANIZER, None)])["olga"]
 
 
 @pytest.fixture

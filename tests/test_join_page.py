@@ -9,10 +9,9 @@ from playwright.async_api import async_playwright
 
 from confctl.app import make_app
 from confctl.config import Settings
-from rooms.store.engine import make_engine
-from rooms.store.users import Role, UserStore
-from rooms.topology import demo_topology
+from rooms.store.users import Role
 from tests.browser import launch
+from tests.conftest import add_users
 
 pytestmark = pytest.mark.browser
 
@@ -22,8 +21,7 @@ async def booked(aiohttp_server, tmp_path):
     """A running control plane and a function that books a session through its API."""
     url = f"sqlite:///{tmp_path}/join.db"
     server = await aiohttp_server(make_app(Settings(db_url=url)))
-    users = UserStore(make_engine(url))
-    _, token = users.add("olga", Role.ORGANIZER, None, set(demo_topology().sites))
+    token = add_users(url, [("olga", Role.ORGANIZER, None)])["olga"]
     base = f"http://127.0.0.1:{server.port}"
 
     async def book(sites: list[str], start: datetime) -> dict:
@@ -34,7 +32,6 @@ async def booked(aiohttp_server, tmp_path):
             assert r.status == 201
             return await r.json()
     yield book
-    users.engine.dispose()
 
 
 def now() -> datetime:

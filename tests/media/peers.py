@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import audioop
 import math
 import time
@@ -94,10 +95,13 @@ class SitePeer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll a condition with a deadline (tests never sleep to wait for a state)."""
+async def until(predicate, timeout: float = 20.0, what: str = "condition"):
+    """Poll a condition with a deadline (tests never sleep to wait for a state); returns its truthy value.
+
+    The predicate may be a coroutine function (e.g. an HTTP read of live figures)."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (value := await result if inspect.isawaitable(result := predicate()) else result):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+    return value

@@ -13,11 +13,10 @@ import pytest
 
 from confctl.app import make_app
 from confctl.config import Settings
-from rooms.store.engine import make_engine
-from rooms.store.users import Role, UserStore
-from rooms.topology import demo_topology
+from rooms.store.users import Role
 from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import next_of, token_of
+from tests.conftest import add_users
 
 CONFCTL = str(Path(sys.executable).parent / "confctl")
 
@@ -28,23 +27,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def eventually(read, ok, what: str, timeout: float = 30.0):
-    """Poll an HTTP read until `ok` holds for its value, with a deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not ok(value := await read()):
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}: {value}"
-        await asyncio.sleep(0.1)  # between polls of a condition; the deadline bounds it
-    return value
-
-
 @pytest.fixture
 async def plane_and_node(aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/cp.db"
     server = await aiohttp_server(make_app(Settings(db_url=url, recordings_dir=tmp_path / "rec")))
-    users = UserStore(make_engine(url))
-    sites = set(demo_topology().sites)
-    tokens = {n: users.add(n, r, None, sites)[1] for n, r in
-              [("olga", Role.ORGANIZER), ("opal", Role.OPERATOR), ("node-jl", Role.NODE)]}
+    tokens = add_users(url, [("olga", Role.ORGANIZER, None), ("opal", Role.OPERATOR, None), ("node-jl", Role.NODE, None)])
     port = free_port()
     node = subprocess.Popen([CONFCTL, "media-node", "--control", f"http://127.0.0.1:{server.port}",
                              "--token", tokens["node-jl"], "--id", "node-jl", "--port", str(port),
@@ -68,7 +55,6 @@ async def plane_and_node(aiohttp_server, tmp_path):
     finally:
         node.terminate()
         node.wait(timeout=10)
-        users.engine.dispose()
 
 
 async def test_sites_are_redirected_to_the_node_process_and_meet_there(plane_and_node):
@@ -142,17 +128,18 @@ async def test_a_session_recorded_on_the_node_process_is_listed_by_the_control_p
         await ws.send_json({"type": "offer", "sdp": await peer.offer()})
         await peer.accept((await next_of(ws, "answer"))["sdp"])
 
-        async def node_figures() -> list:
+        async def two_seconds_of_video_at_the_node() -> bool:
             r = await http.get(f"{base}/api/live", headers={"Authorization": f"Bearer {tokens['opal']}"})
-            return [leg for x in (await r.json())["sessions"] if x["session"] == s["id"] for leg in x["legs"]]
-        async def finalized() -> list:
+            return any(leg["frames_in"].get("video", 0) >= 60
+                       for x in (await r.json())["sessions"] if x["session"] == s["id"] for leg in x["legs"])
+
+        async def both_tracks_finalized() -> list:
             r = await http.get(f"{base}/api/sessions/{s['id']}/recordings", headers=olga)
-            return [x for x in (await r.json())["recordings"] if x["duration_s"]]
-        await eventually(node_figures, lambda legs: any(l["frames_in"].get("video", 0) >= 60 for l in legs),
-                         "two seconds of video at the node")
+            done = [x for x in (await r.json())["recordings"] if x["duration_s"]]
+            return done if {x["kind"] for x in done} == {"audio", "video"} else []
+        await until(two_seconds_of_video_at_the_node, timeout=30, what="two seconds of video at the node")
         await ws.close()  # leaving finalizes the files on the node
-        listed = await eventually(finalized, lambda xs: {x["kind"] for x in xs} == {"audio", "video"},
-                                  "both tracks listed, finalized, by the control plane")
+        listed = await until(both_tracks_finalized, timeout=30, what="both tracks listed, finalized, by the control plane")
         video = next(x for x in listed if x["kind"] == "video")
         assert video["site"] == "jl" and video["duration_s"] >= 1.5
     finally:

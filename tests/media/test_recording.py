@@ -12,11 +12,10 @@ from confctl.app import make_app
 from confctl.config import Settings
 from confctl.keys import SETTINGS
 from media.room import MediaRoom
-from rooms.store.engine import make_engine
-from rooms.store.users import Role, UserStore
-from rooms.topology import demo_topology
+from rooms.store.users import Role
 from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import next_of, token_of
+from tests.conftest import add_users
 
 
 def duration_of(path) -> float:
@@ -53,14 +52,10 @@ async def test_a_recording_plays_back_with_the_duration_it_was_recorded(tmp_path
 async def client(aiohttp_client, tmp_path):
     url = f"sqlite:///{tmp_path}/rec.db"
     c = await aiohttp_client(make_app(Settings(db_url=url, recordings_dir=tmp_path / "recordings")))
-    users = UserStore(make_engine(url))
-    sites = set(demo_topology().sites)
-    c.tokens = {n: users.add(n, r, s, sites)[1] for n, r, s in [
-        ("olga", Role.ORGANIZER, None), ("oscar", Role.ORGANIZER, None), ("opal", Role.OPERATOR, None),
-        ("tina", Role.TECHNICIAN, "jl")]}
+    c.tokens = add_users(url, [("olga", Role.ORGANIZER, None), ("oscar", Role.ORGANIZER, None),
+                               ("opal", Role.OPERATOR, None), ("tina", Role.TECHNICIAN, "jl")])
     c.h = lambda who: {"Authorization": f"Bearer {c.tokens[who]}"}
     yield c
-    users.engine.dispose()
 
 
 async def test_recordings_are_listed_downloaded_and_deleted_through_the_api(client):

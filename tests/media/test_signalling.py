@@ -11,10 +11,9 @@ from confctl.app import make_app
 from confctl.config import Settings
 from confctl.join_tokens import mint
 from confctl.keys import MEDIA_NODE
-from rooms.store.engine import make_engine
-from rooms.store.users import Role, UserStore
-from rooms.topology import demo_topology
+from rooms.store.users import Role
 from tests.media.peers import SitePeer, until
+from tests.conftest import add_users
 
 TZ = timezone(timedelta(hours=8))
 
@@ -24,12 +23,10 @@ async def client(aiohttp_client, tmp_path):
     url = f"sqlite:///{tmp_path}/sig.db"
     app = make_app(Settings(db_url=url))
     c = await aiohttp_client(app)
-    users = UserStore(make_engine(url))
-    _, token = users.add("olga", Role.ORGANIZER, None, set(demo_topology().sites))
-    c.h = {"Authorization": f"Bearer {token}"}
-    c.operator = users.add("opal", Role.OPERATOR, None, set(demo_topology().sites))[1]
+    tokens = add_users(url, [("olga", Role.ORGANIZER, None), ("opal", Role.OPERATOR, None)])
+    c.h = {"Authorization": f"Bearer {tokens['olga']}"}
+    c.operator = tokens["opal"]
     yield c
-    users.engine.dispose()
 
 
 async def book(client, sites, start: datetime, hours: float = 1) -> dict:

@@ -11,12 +11,12 @@ from confctl.keys import MEDIA_NODE
 from rooms.store.calls import CallRecords
 from rooms.store.engine import make_engine
 from rooms.store.sip import SipStore
-from rooms.store.users import Role, UserStore
-from rooms.topology import demo_topology
+from rooms.store.users import Role
 from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import next_of, token_of
 from tests.sip.phone import Phone
 from tests.sip.test_sipp import free_udp_port
+from tests.conftest import add_users
 
 
 @pytest.fixture
@@ -28,8 +28,7 @@ async def plane(aiohttp_client, tmp_path):
     sip = SipStore(engine)
     sip.add_account("desk-sp", "sp", "phone-pass-1", "confctl")
     sip.add_account("desk-ly", "ly", "phone-pass-2", "confctl")
-    token = UserStore(engine).add("olga", Role.ORGANIZER, None, set(demo_topology().sites))[1]
-    client.h = {"Authorization": f"Bearer {token}"}
+    client.h = {"Authorization": f"Bearer {add_users(url, [('olga', Role.ORGANIZER, None)])['olga']}"}
     client.sip_port = port
     client.engine = engine
     yield client
