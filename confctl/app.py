@@ -97,9 +97,7 @@ async def _retention(settings: Settings) -> None:
 async def _media(app: web.Application) -> AsyncIterator[None]:
     """The media node runs in-process by default; its rooms close with the app."""
     # Before any room records: what a killed predecessor left half-written becomes playable.
-    recovered = await asyncio.to_thread(recover_interrupted, app[SETTINGS].recordings_dir)
-    if recovered:
-        log.warning("recovered %d interrupted recording(s)", len(recovered))
+    await asyncio.to_thread(recover_interrupted, app[SETTINGS].recordings_dir)
     app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir)
     retention = asyncio.create_task(_retention(app[SETTINGS]))
     app[COMPOSITES] = recordings.CompositeJobs()

@@ -79,9 +79,7 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
         return web.json_response({"ok": True, "registered": bool(app[KEY]), "rooms": len(app[NODE].rooms)})
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        recovered = await asyncio.to_thread(recover_interrupted, recordings)  # before any room records
-        if recovered:
-            log.warning("recovered %d interrupted recording(s)", len(recovered))
+        await asyncio.to_thread(recover_interrupted, recordings)  # before any room records
         registered = asyncio.Event()
         task = asyncio.create_task(_register_forever(app, control.rstrip("/"), token, node_id, public_url, registered))
         yield

@@ -111,6 +111,8 @@ def recover_interrupted(root: Path) -> list[Path]:
             target.unlink(missing_ok=True)
             log.warning("%s could not be recovered (%r); removed", part, exc)
         part.unlink(missing_ok=True)
+    if recovered:
+        log.warning("recovered %d interrupted recording(s) in %s", len(recovered), root)
     return recovered
 
 

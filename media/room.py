@@ -196,10 +196,10 @@ class MediaRoom:
         if phone is not None:
             self._audio_level(site, phone.push_pcm(pcm))  # muted: silence, never the speaker
 
-    def phone_command(self, site: SiteId, command: str) -> None:
-        """A keypad command from a phone site (sip_stub/dtmf.py)."""
+    def toggle_phone_mute(self, site: SiteId) -> None:
+        """The phone site's microphone off or on again (its keypad's *6, sip_stub/dtmf.py)."""
         phone = self.phones.get(site)
-        if phone is not None and command == "toggle_mute":
+        if phone is not None:
             phone.muted = not phone.muted
             log.info("room %s: phone site %s %s", self.session_id, site, "muted" if phone.muted else "unmuted")
 

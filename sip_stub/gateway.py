@@ -20,6 +20,7 @@ from sip_stub.fields import parse_name_addr, parse_uri
 from sip_stub.message import Request
 from sip_stub.rtp_session import RtpSession
 from sip_stub.builders import new_branch, new_tag
+from sip_stub.dtmf import Command
 from sip_stub.sdp import Negotiated, SdpError, answer, negotiate, parse_offer
 from sip_stub.sdp import offer as sdp_offer
 from sip_stub.transactions import InviteServerTransaction, Transaction
@@ -129,6 +130,17 @@ class Gateway:
                 await self.blocking(self.records.update, record_id, ended_at=int(time.time()), result_code=500,
                                     end_reason="error")
 
+    async def _open_rtp(self, room: MediaRoom, site: str, media: Negotiated) -> RtpSession:
+        """A phone site's RTP port, wired to the room: its audio in, the room's mix out, its keypad."""
+        def keypad(command: str) -> None:
+            if command == Command.TOGGLE_MUTE:
+                room.toggle_phone_mute(site)
+
+        _, rtp = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: RtpSession(media, lambda pcm: room.phone_audio(site, pcm), lambda: room.phone_mix(site), keypad),
+            local_addr=(self.host, 0))
+        return rtp
+
     async def _admit(self, req: Request, account: Any, now: float, record_id: int, local_tag: str) -> Call:
         number = parse_uri(req.uri).user or ""
         conf = await self.conferences.by_number(number)
@@ -150,11 +162,7 @@ class Gateway:
             raise Refuse(488, f"Not Acceptable Here ({exc})") from None
         site = account.site
         room.add_phone(site)
-        loop = asyncio.get_running_loop()
-        _, rtp = await loop.create_datagram_endpoint(
-            lambda: RtpSession(media, lambda pcm: room.phone_audio(site, pcm), lambda: room.phone_mix(site),
-                               lambda command: room.phone_command(site, command)),
-            local_addr=(self.host, 0))
+        rtp = await self._open_rtp(room, site, media)
         rtp.start()
         from_tag = parse_name_addr(req.header("From") or "").tag or ""
         call = Call(req.header("Call-ID") or "", local_tag, from_tag, site, conf.session_id, room, rtp, record_id)
@@ -203,12 +211,8 @@ class Gateway:
         if account.site in room.phones or account.site in room.legs:
             raise Refuse(486, "the site is already connected")
         target = parse_uri(contact)
-        loop = asyncio.get_running_loop()
-        _, rtp = await loop.create_datagram_endpoint(
-            lambda: RtpSession(Negotiated(0, "PCMU", None, ("0.0.0.0", 9), "sendrecv"),
-                               lambda pcm: room.phone_audio(account.site, pcm), lambda: room.phone_mix(account.site),
-                               lambda command: room.phone_command(account.site, command)),
-            local_addr=(self.host, 0))
+        # Media unknown until the phone answers: a placeholder the answer's SDP replaces.
+        rtp = await self._open_rtp(room, account.site, Negotiated(0, "PCMU", None, ("0.0.0.0", 9), "sendrecv"))
         call_id = f"{secrets.token_hex(12)}@{self.host}"
         tag = new_tag()
         req = Request(method="INVITE", uri=contact, headers=[

@@ -47,31 +47,27 @@ def upgrade() -> None:
         op.drop_table(name)
 
 
+# The reservation tables 0001 made, as (name, resource columns, amount column, index name).
+_OLD_TABLES = (
+    ("link_reservation", ("link_id", "direction"), "kbps", "ix_link_reservation_link_start"),
+    ("node_reservation", ("node_id",), "legs", "ix_node_reservation_node_start"),
+    ("room_reservation", ("site_id", "room_id"), None, "ix_room_reservation_site_start"),
+)
+
+
 def downgrade() -> None:
-    link = op.create_table(
-        "link_reservation",
-        sa.Column("id", sa.Integer(), nullable=False), sa.Column("session_id", sa.String(length=40), nullable=False),
-        sa.Column("link_id", sa.String(length=100), nullable=False), sa.Column("direction", sa.String(length=4), nullable=False),
-        sa.Column("start", sa.BigInteger(), nullable=False), sa.Column("end", sa.BigInteger(), nullable=False),
-        sa.Column("kbps", sa.Integer(), nullable=False), sa.PrimaryKeyConstraint("id"))
-    op.create_index("ix_link_reservation_link_start", "link_reservation", ["link_id", "start", "end"])
-    op.create_index("ix_link_reservation_session_id", "link_reservation", ["session_id"])
-    node = op.create_table(
-        "node_reservation",
-        sa.Column("id", sa.Integer(), nullable=False), sa.Column("session_id", sa.String(length=40), nullable=False),
-        sa.Column("node_id", sa.String(length=100), nullable=False),
-        sa.Column("start", sa.BigInteger(), nullable=False), sa.Column("end", sa.BigInteger(), nullable=False),
-        sa.Column("legs", sa.Integer(), nullable=False), sa.PrimaryKeyConstraint("id"))
-    op.create_index("ix_node_reservation_node_start", "node_reservation", ["node_id", "start", "end"])
-    op.create_index("ix_node_reservation_session_id", "node_reservation", ["session_id"])
-    room = op.create_table(
-        "room_reservation",
-        sa.Column("id", sa.Integer(), nullable=False), sa.Column("session_id", sa.String(length=40), nullable=False),
-        sa.Column("site_id", sa.String(length=100), nullable=False), sa.Column("room_id", sa.String(length=100), nullable=False),
-        sa.Column("start", sa.BigInteger(), nullable=False), sa.Column("end", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id"))
-    op.create_index("ix_room_reservation_site_start", "room_reservation", ["site_id", "start", "end"])
-    op.create_index("ix_room_reservation_session_id", "room_reservation", ["session_id"])
+    tables = {}
+    for name, resource, amount, index in _OLD_TABLES:
+        columns = [sa.Column(c, sa.String(length=4 if c == "direction" else 100), nullable=False) for c in resource]
+        if amount is not None:
+            columns.append(sa.Column(amount, sa.Integer(), nullable=False))
+        tables[name] = op.create_table(
+            name, sa.Column("id", sa.Integer(), nullable=False), sa.Column("session_id", sa.String(length=40), nullable=False),
+            *columns, sa.Column("start", sa.BigInteger(), nullable=False), sa.Column("end", sa.BigInteger(), nullable=False),
+            sa.PrimaryKeyConstraint("id"))
+        op.create_index(index, name, [resource[0], "start", "end"])
+        op.create_index(f"ix_{name}_session_id", name, ["session_id"])
+    link, room, node = tables["link_reservation"], tables["room_reservation"], tables["node_reservation"]
     conn = op.get_bind()
     links, rooms, nodes = [], [], []
     for r in conn.execute(sa.select(_session).where(_session.c.status == "booked")):
