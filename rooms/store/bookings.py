@@ -41,6 +41,7 @@ TT = TopologyRow.__table__
 _HELD_Q = select(ST.c.id, ST.c.revision, ST.c.plan_json, ST.c.sites_json).where(
     ST.c.id.in_(bindparam("ids", expanding=True)))
 _FORGET_Q = delete(OT).where(OT.c.session_id == bindparam("sid"), OT.c.start.in_(bindparam("starts", expanding=True)))
+DIAL_IN_DRAWS = 50
 _HELD_CHUNK = 500  # ids per IN list when the memo misses many sessions at once
 
 
@@ -252,10 +253,12 @@ class BookingStore:
                 return out
             sid = new_session_id()
             row = _session_values(sid, out, meta, organizer_id, now)
-            while True:
+            for _ in range(DIAL_IN_DRAWS):
                 row["dial_in"] = f"{secrets.randbelow(900000) + 100000}"  # 6 digits, random
                 if self._sql.insert_session(conn, row):
                     break
+            else:  # only when nearly every number is taken: say so rather than spin under the lock
+                raise RuntimeError(f"no free dial-in number after {DIAL_IN_DRAWS} draws")
             self._insert_occurrences(conn, sid, row["revision"], out.decision)
             return replace(out, row=row)
 

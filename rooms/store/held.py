@@ -66,6 +66,3 @@ class HeldMemo:
             if len(self._items) >= self._limit:
                 self._items.clear()
             self._items[(session_id, rev)] = held
-
-    def __len__(self) -> int:
-        return len(self._items)
