@@ -11,7 +11,9 @@ import yaml
 
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
-from rooms.store.users import UserStore
+from rooms.store.migrate import upgrade
+from confctl.cli.main import build_parser
+from rooms.store.users import Role, UserStore
 from rooms.topology import demo_topology_path
 from tests.conftest import tomorrow_at
 
@@ -37,6 +39,19 @@ def test_users_add_prints_a_working_token_last(tmp_path, db):
     assert bad.returncode == 2 and "technician is bound to one site" in bad.stderr
     bad = run("users", "add", "tom", "--role", "technician", "--site", "atlantis", "--db", db, cwd=tmp_path)
     assert bad.returncode == 2 and "atlantis" in bad.stderr
+
+
+def test_every_minted_token_can_be_passed_as_a_cli_option(tmp_path):
+    # A token starting with "-" reads as an option to argparse (`--token -x...` fails);
+    # token_urlsafe starts with "-" one time in 64, so 300 tokens would all but surely show it.
+    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
+    upgrade(engine)
+    users = UserStore(engine)
+    parser = build_parser()
+    for i in range(300):
+        _, token = users.add(f"node{i}", Role.NODE, None, set())
+        args = parser.parse_args(["media-node", "--control", "http://127.0.0.1:8080", "--token", token])
+        assert args.token == token
 
 
 def _write(tmp_path: Path, sites: list[dict]) -> Path:

@@ -40,6 +40,9 @@ class User:
         return {"id": self.id, "name": self.name, "role": self.role.value, "site": self.site}
 
 
+TOKEN_PREFIX = "cct_"
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -56,7 +59,9 @@ class UserStore:
             raise UserError("a technician is bound to one site: give --site")
         if site is not None and site not in known_sites:
             raise UserError(f"site {site!r} is not in the topology")
-        token = secrets.token_urlsafe(32)
+        # The prefix keeps a token from starting with "-" (token_urlsafe does, 1 in 64), which
+        # argparse would read as an option in `--token TOKEN`; it also makes leaked tokens greppable.
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         user = User(new_user_id(), name, role, site)
         try:
             with write_transaction(self.engine) as conn:
