@@ -17,7 +17,7 @@ from confctl.auth import auth_middleware
 from confctl.config import Settings
 from confctl.errors import error_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
-                          SIP_ENDPOINT, SIP_STORE, USER_STORE, run_db)
+                          SIP_ENDPOINT, SIP_STORE, SIP_WORKERS, USER_STORE, run_db)
 from confctl.signalling import websocket
 from media.node import MediaNode
 from media.recording import purge_older_than, recover_interrupted
@@ -29,6 +29,7 @@ from rooms.store.sip import SipStore
 from confctl.telephony import SessionConferences
 from rooms.store.calls import CallRecords
 from sip_stub.endpoint import SipEndpoint
+from sip_stub.workers import SipWorkers
 from sip_stub.gateway import Gateway
 from sip_stub.service import SipService
 from rooms.store.secrets import shared_secret
@@ -125,9 +126,15 @@ async def _sip(app: web.Application) -> AsyncIterator[None]:
     service.endpoint = endpoint
     app[SIP_ENDPOINT] = endpoint
     log.info("SIP service on udp %s:%d", *endpoint.transport.get_extra_info("sockname")[:2])
-    yield
-    endpoint.close()
-    await service.close()
+    workers = app[SIP_WORKERS] = SipWorkers(endpoint, settings.sip_workers, settings.db_url, settings.sip_digest)
+    if settings.sip_workers > 0:
+        await workers.start()
+    try:
+        yield
+    finally:
+        await workers.close()
+        endpoint.close()
+        await service.close()
 
 
 def make_app(settings: Settings) -> web.Application:

@@ -24,4 +24,7 @@ class Settings:
     # Digest algorithms offered, first preferred. MD5 alone by default: baresip 1.0 (libre) and many deployed
     # phones give up when any challenge names an algorithm they lack; ("SHA-256", "MD5") per RFC 8760 otherwise.
     sip_digest: tuple[str, ...] = ("MD5",)
+    # Processes that read the SIP socket and answer REGISTER/OPTIONS (the rest comes back to this one);
+    # 0: this process reads it alone.
+    sip_workers: int = 0
     recording_retention_days: int = 30

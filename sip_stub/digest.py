@@ -13,6 +13,9 @@ import hmac
 import secrets
 
 NONCE_TTL_S = 300
+# A challenge for a known request is derived from it: a retransmission answered by another worker process
+# gets the very same 401 (same nonce), which the phone's transaction absorbs as a retransmission.
+NONCE_STEP_S = 10
 ALGORITHMS = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
 
@@ -26,8 +29,13 @@ def _h(algorithm: str, text: str) -> str:
     return ALGORITHMS[algorithm](text.encode()).hexdigest()
 
 
-def make_nonce(key: bytes, now: float) -> str:
-    stamp = f"{int(now):x}.{secrets.token_hex(4)}"
+def make_nonce(key: bytes, now: float, request_id: str | None = None) -> str:
+    """A signed, timestamped nonce; with `request_id`, the same for that request within NONCE_STEP_S."""
+    if request_id is None:
+        stamp = f"{int(now):x}.{secrets.token_hex(4)}"
+    else:
+        salt = hmac.new(key, request_id.encode(), hashlib.sha256).hexdigest()[:8]
+        stamp = f"{int(now) // NONCE_STEP_S * NONCE_STEP_S:x}.{salt}"
     return f"{stamp}.{hmac.new(key, stamp.encode(), hashlib.sha256).hexdigest()[:24]}"
 
 
@@ -42,9 +50,10 @@ def nonce_age(key: bytes, nonce: str, now: float) -> float | None:
     return now - issued if hmac.compare_digest(mac, good) else None
 
 
-def challenges(key: bytes, realm: str, now: float, stale: bool = False, order: tuple[str, ...] = ("SHA-256", "MD5")) -> list[str]:
+def challenges(key: bytes, realm: str, now: float, stale: bool = False, order: tuple[str, ...] = ("SHA-256", "MD5"),
+               request_id: str | None = None) -> list[str]:
     """WWW-Authenticate values, strongest algorithm first (RFC 8760 §2.4)."""
-    nonce = make_nonce(key, now)
+    nonce = make_nonce(key, now, request_id)
     tail = ", stale=true" if stale else ""
     return [f'Digest realm="{realm}", nonce="{nonce}", algorithm={alg}, qop="auth"{tail}' for alg in order]
 

@@ -28,6 +28,7 @@ SOCKET_BUFFER = 8 * 1024 * 1024
 class Core(Protocol):
     """What the endpoint delegates to: the registrar, the gateway, OPTIONS..."""
 
+    def stateless_answer(self, req: Request) -> Response | None: ...
     def on_request(self, req: Request, tx: Transaction, source: Addr) -> None: ...
     def on_ack(self, req: Request, source: Addr) -> None: ...
     def on_response(self, resp: Response, tx: Transaction) -> None: ...
@@ -88,7 +89,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         # (a scan of all timers made a registration storm quadratic: 100 % CPU for minutes afterwards)
         self._timers: dict[int, dict[str, asyncio.TimerHandle]] = {}
         self._dest: dict[int, Addr] = {}  # client transaction -> where its requests go
-        self.stats = {"received": 0, "dropped": 0, "bad_request": 0, "stray_responses": 0}
+        self.stats = {"received": 0, "dropped": 0, "bad_request": 0, "stray_responses": 0, "stateless": 0}
 
     # -- asyncio ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -146,6 +147,11 @@ class SipEndpoint(asyncio.DatagramProtocol):
             return
         if req.method == "ACK":
             self.core.on_ack(req, source)  # the ACK for a 2xx is its own transaction-less request
+            return
+        quick = self.core.stateless_answer(req)
+        if quick is not None:
+            self.stats["stateless"] += 1
+            self._send(quick, reply_to)
             return
         if req.method == "INVITE":
             tx = InviteServerTransaction(key, State.PROCEEDING, request=req)

@@ -48,16 +48,51 @@ class SipService:
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the Core protocol ---------------------------------------------------------------
-    def on_request(self, req: Request, tx: Transaction, source: Addr) -> None:
+    def stateless_answer(self, req: Request) -> Response | None:
+        """A final answer decided by the request alone, sent without a server transaction (RFC 3261 §8.2.7).
+
+        OPTIONS, refusals of malformed or unsupported requests, and the first challenge to a REGISTER:
+        half of a registration storm. A retransmission is answered again with the identical response
+        (the challenge is derived from the request), so a transaction would add nothing but its 32 s
+        Timer J. INVITE, ACK and CANCEL always get a transaction; None: the request needs one.
+        """
+        if req.method in ("INVITE", "ACK", "CANCEL"):
+            return None
+        refusal = self._refusal(req)
+        if refusal is not None:
+            return self._response(req, *refusal)
+        if req.method == "OPTIONS":
+            return self._response(req, 200, "OK", [("Allow", ALLOW), ("Accept", "application/sdp")])
+        if req.method == "REGISTER" and req.header("Authorization") is None:
+            try:
+                parse_uri(parse_name_addr(req.header("To") or "").uri)
+            except ValueError as exc:
+                return self._response(req, 400, f"Bad Request ({exc})")
+            return self._response(req, *self._challenge(req, time.time()))
+        return None
+
+    def _challenge(self, req: Request, now: float) -> tuple[int, str, list[tuple[str, str]]]:
+        request_id = f"{req.header('Call-ID')}|{req.header('CSeq')}|{req.header('Via')}"  # same for a retransmission
+        return 401, "Unauthorized", [("WWW-Authenticate", c) for c in challenges(
+            self.key, self.realm, now, order=self.digest_order, request_id=request_id)]
+
+    def _refusal(self, req: Request) -> tuple[int, str, list[tuple[str, str]]] | None:
+        """What any request is refused with before its method is looked at, or None."""
         unsupported = [t.strip() for v in req.header_all("Require") for t in v.split(",")
                        if t.strip() and t.strip() not in SUPPORTED]
         if unsupported and req.method not in ("ACK", "CANCEL"):
-            return self._respond(tx, req, 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
+            return 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))]
         mf = req.header("Max-Forwards")
         if mf is not None and (not mf.strip().isdigit()):
-            return self._respond(tx, req, 400, "Bad Request (Max-Forwards)")
+            return 400, "Bad Request (Max-Forwards)", []
         if mf is not None and int(mf) == 0 and req.method != "OPTIONS":
-            return self._respond(tx, req, 483, "Too Many Hops")
+            return 483, "Too Many Hops", []
+        return None
+
+    def on_request(self, req: Request, tx: Transaction, source: Addr) -> None:
+        refusal = self._refusal(req)
+        if refusal is not None:
+            return self._respond(tx, req, *refusal)
         if req.method == "OPTIONS":
             return self._respond(tx, req, 200, "OK", [("Allow", ALLOW), ("Accept", "application/sdp")])
         if req.method == "REGISTER":
@@ -183,8 +218,12 @@ class SipService:
     def _respond(self, tx: Transaction, req: Request, status: int, reason: str,
                  headers: list[tuple[str, str]] | None = None, body: bytes = b"", to_tag: str | None = None) -> None:
         if self.endpoint is not None:
-            to_tag = to_tag or (self.tag_for(req) if status > 100 else None)
-            self.endpoint.respond(tx, make_response(req, status, reason, headers, body=body, to_tag=to_tag))
+            self.endpoint.respond(tx, self._response(req, status, reason, headers, body, to_tag))
+
+    def _response(self, req: Request, status: int, reason: str, headers: list[tuple[str, str]] | None = None,
+                  body: bytes = b"", to_tag: str | None = None) -> Response:
+        to_tag = to_tag or (self.tag_for(req) if status > 100 else None)
+        return make_response(req, status, reason, headers, body=body, to_tag=to_tag)
 
     def tag_for(self, req: Request) -> str:
         """Our To tag for a caller's request: the same for every response to its Call-ID and From tag.
@@ -220,9 +259,8 @@ class SipService:
         except ValueError as exc:
             return self._respond(tx, req, 400, f"Bad Request ({exc})")
         auth = req.header("Authorization")
-        if auth is None:  # challenged at once: no lookup, no task, for half of all REGISTERs
-            return self._respond(tx, req, 401, "Unauthorized", [
-                ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, order=self.digest_order)])
+        if auth is None:  # (the endpoint answers these statelessly first; see stateless_answer)
+            return self._respond(tx, req, *self._challenge(req, now))
         self._spawn(self._register_authorized(req, tx, to.user or "", auth, now))
 
     async def _register_authorized(self, req: Request, tx: Transaction, user: str, auth: str, now: float) -> None:

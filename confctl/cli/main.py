@@ -43,11 +43,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from confctl.app import make_app
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not 0 <= args.sip_workers <= 64:
+        raise CliError("--sip-workers: 0 to 64 processes")
     if args.topology:
         load_topology_file(args.topology)  # fail fast on a bad file, before binding
     settings = Settings(db_url=args.db, topology_file=args.topology or demo_topology_path(), host=args.host, port=args.port,
                         horizon_days=args.horizon_days, sip_port=args.sip_port or None, sip_host=args.host,
-                        sip_digest=tuple(a.strip().upper() for a in args.sip_digest.split(",")))
+                        sip_digest=tuple(a.strip().upper() for a in args.sip_digest.split(",")),
+                        sip_workers=args.sip_workers)
     print(f"confctl serving on http://{args.host}:{args.port}/  (database {args.db})", flush=True)
     web.run_app(make_app(settings), host=args.host, port=args.port, print=None)
 
@@ -216,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sip-port", type=int, default=5060, help="UDP port of the SIP service (0: no SIP)")
     s.add_argument("--sip-digest", default="MD5", choices=["MD5", "SHA-256,MD5", "SHA-256"],
                    help="digest algorithms challenged, preferred first (MD5 alone suits most deployed phones)")
+    s.add_argument("--sip-workers", type=int, default=2, metavar="N",
+                   help="processes beside this one that read the SIP socket and answer REGISTER and OPTIONS, "
+                        "for registration storms (default 2; 0: this process alone)")
 
     s = add("media-node", cmd_media_node, "run a media node as its own process, registered with a control plane",
             db=False)

@@ -72,6 +72,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=5000)
     ap.add_argument("--rates", default="3000,10000", help="offered calls per second, comma-separated")
+    ap.add_argument("--workers", type=int, default=2, help="confctl serve --sip-workers (kamailio runs children=2)")
     args = ap.parse_args()
     if not shutil.which("kamailio") or not shutil.which("sipp"):
         sys.exit("needs Debian's kamailio and sip-tester (sipp): apt-get install kamailio sip-tester")
@@ -81,7 +82,8 @@ def main() -> None:
                     "--db", db], check=True, capture_output=True)
     ours, kam_port = free_port(), free_port()
     servers = [
-        subprocess.Popen([CONFCTL, "serve", "--db", db, "--port", str(free_port(socket.SOCK_STREAM)), "--sip-port", str(ours)],
+        subprocess.Popen([CONFCTL, "serve", "--db", db, "--port", str(free_port(socket.SOCK_STREAM)), "--sip-port", str(ours),
+                          "--sip-workers", str(args.workers)],
                          cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
     cfg = (HERE / "kamailio" / "kamailio.cfg").read_text().replace("KAM_PORT", str(kam_port))
@@ -92,7 +94,8 @@ def main() -> None:
     try:
         wait_options(ours)
         wait_options(kam_port)
-        print(f"sipp: {args.calls} transactions per case and rate; 2 cores shared by sipp and the server")
+        print(f"sipp: {args.calls} transactions per case and rate; 2 cores shared by sipp and the server; "
+              f"confctl with {args.workers} SIP worker processes, kamailio with children=2")
         print(f"{'case':<22} {'offered/s':>9} {'confctl tx/s':>13} {'failed':>7} {'kamailio tx/s':>14} {'failed':>7} {'ratio':>7}")
         for rate in [int(r) for r in args.rates.split(",")]:
             for name, scenario, extra in (

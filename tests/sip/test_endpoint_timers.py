@@ -14,6 +14,9 @@ from sip_stub.transactions import State, Transaction
 class AnswersOk:
     endpoint: SipEndpoint
 
+    def stateless_answer(self, req: Request) -> None:
+        return None  # every request gets a transaction here
+
     def on_request(self, req: Request, tx: Transaction, source: tuple[str, int]) -> None:
         self.endpoint.respond(tx, make_response(req, 200, "OK"))
 

@@ -19,11 +19,17 @@ from tests.sip.test_sipp import free_udp_port
 from tests.conftest import add_users
 
 
+# Tests parametrized with "plane" run twice: the main process reading the SIP socket alone, and two
+# worker processes reading it (REGISTER answered there; INVITE, ACK, BYE and responses relayed here).
+WITH_WORKERS = pytest.mark.parametrize("plane", [0, 2], ids=["in-process", "2-workers"], indirect=True)
+
+
 @pytest.fixture
-async def plane(aiohttp_client, tmp_path):
+async def plane(request, aiohttp_client, tmp_path):
     url = f"sqlite:///{tmp_path}/gw.db"
     port = free_udp_port()
-    client = await aiohttp_client(make_app(Settings(db_url=url, sip_port=port, recordings_dir=tmp_path / "rec")))
+    client = await aiohttp_client(make_app(Settings(db_url=url, sip_port=port, recordings_dir=tmp_path / "rec",
+                                                    sip_workers=getattr(request, "param", 0))))
     engine = make_engine(url)
     sip = SipStore(engine)
     sip.add_account("desk-sp", "sp", "phone-pass-1", "confctl")
@@ -54,6 +60,7 @@ async def book(client, sites, start):
     return await r.json()
 
 
+@WITH_WORKERS
 async def test_a_phone_and_a_browser_site_hear_each_other(plane):
     s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
     assert s["dial_in"] and s["dial_in"].isdigit()
@@ -82,6 +89,7 @@ async def test_a_phone_and_a_browser_site_hear_each_other(plane):
     assert record["answered_at"] and record["ended_at"] >= record["answered_at"]
 
 
+@WITH_WORKERS
 async def test_unknown_number_foreign_site_and_wrong_window_are_refused(plane):
     now = datetime.now(timezone(timedelta(hours=8)))
     s = await book(plane, ["jl", "sp"], now)
@@ -100,6 +108,7 @@ async def test_unknown_number_foreign_site_and_wrong_window_are_refused(plane):
     assert sorted(r["result_code"] for r in records.list()) == [403, 403, 404]  # a bad password gets no record
 
 
+@WITH_WORKERS
 async def test_sipp_dials_in_plays_g711_from_a_pcap_and_hangs_up(plane, tmp_path):
     from tests.sip.test_sipp import sipp
     s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
@@ -184,6 +193,7 @@ async def test_baresip_calls_a_live_session_and_audio_flows_both_ways(plane, tmp
     assert audioop.rms(pcm, width) > 300, "baresip heard silence"
 
 
+@WITH_WORKERS
 async def test_dial_out_calls_a_registered_phone_into_the_live_session(plane):
     import asyncio
     from tests.sip.phone import Callee

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from confctl.keys import SIP_ENDPOINT
 from sip_stub.message import parse_message
 from tests.sip.test_sipp import sip  # noqa: F401  (fixture)
 from tests.sip.torture import INVALID, VALID
@@ -75,14 +76,24 @@ async def test_hostile_datagrams_never_break_the_service(sip, case):  # noqa: F8
         ua.transport.close()
 
 
-async def test_retransmitted_requests_are_absorbed_and_answered_from_the_transaction(sip):  # noqa: F811
+async def test_retransmissions_get_the_same_answer_stateless_or_from_the_transaction(sip):  # noqa: F811
     port, _, server = sip
+    endpoint = server.app[SIP_ENDPOINT]
     ua = await udp_client()
     try:
-        for _ in range(3):  # the same OPTIONS three times (a lost response, retransmitted by the UA)
+        # OPTIONS is answered statelessly: every copy (a lost response, retransmitted) again, identically
+        for _ in range(3):
             ua.send(options(port, ua.port, 7), port)
-        answers = [parse_message(await ua.recv()) for _ in range(3)]
-        assert [a.status for a in answers] == [200, 200, 200]
-        assert len({a.header("To") for a in answers}) == 1  # the same response, not three new ones
+        answers = [await ua.recv() for _ in range(3)]
+        assert len(set(answers)) == 1 and answers[0].startswith(b"SIP/2.0 200")
+        assert endpoint.stats["stateless"] == 3 and endpoint.server_tx == {}
+        # an authenticated REGISTER gets a transaction, which answers its retransmissions itself
+        register = hostile(port, ua.port)["bad_register_auth"]
+        ua.send(register, port)
+        first = await ua.recv()
+        for _ in range(2):
+            ua.send(register, port)
+        assert [await ua.recv() for _ in range(2)] == [first, first] and first.startswith(b"SIP/2.0 403")
+        assert len(endpoint.server_tx) == 1
     finally:
         ua.transport.close()

@@ -1,0 +1,116 @@
+"""SIP worker processes reading the service's socket; their relayed datagrams fed to the main endpoint.
+
+One Python process answers about a third of what one kamailio does
+(scripts/bench/sip.py); registration storms after a power cut are the load
+that matters, and registrations need no call state. So with workers the main
+process stops reading the socket itself: the workers read it, answer
+REGISTER and OPTIONS, and relay the rest here over a Unix datagram pair. The
+main endpoint still sends through the same socket, so replies leave from the
+service's port. Every worker is owned: stopped and awaited on close, and
+gone by itself if this process dies (its stdin pipe closes).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from typing import Any
+
+from sip_stub.endpoint import SipEndpoint
+from sip_stub.worker_process import parse_relay_frame
+
+log = logging.getLogger("sip.workers")
+STOP_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 60.0
+
+
+class _RelayIn(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: SipEndpoint):
+        self.endpoint = endpoint
+
+    def datagram_received(self, frame: bytes, _addr: Any) -> None:
+        try:
+            data, source = parse_relay_frame(frame)
+        except ValueError as exc:
+            log.warning("dropped a relayed datagram: %s", exc)
+            return
+        self.endpoint.datagram_received(data, source)
+
+
+class SipWorkers:
+    def __init__(self, endpoint: SipEndpoint, count: int, db_url: str, digest: tuple[str, ...]):
+        self.endpoint = endpoint
+        self.count = count
+        self.db_url = db_url
+        self.digest = digest
+        self.procs: list[asyncio.subprocess.Process] = []
+        self._relay_transport: asyncio.DatagramTransport | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        assert self.endpoint.transport is not None, "start the endpoint first"
+        sip_sock = self.endpoint.transport.get_extra_info("socket")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        loop = asyncio.get_running_loop()
+        try:
+            self._relay_transport, _ = await loop.create_datagram_endpoint(lambda: _RelayIn(self.endpoint), sock=ours)
+            for _ in range(self.count):
+                self.procs.append(await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "sip_stub.worker_process", "--sip-fd", str(sip_sock.fileno()),
+                    "--relay-fd", str(theirs.fileno()), "--db", self.db_url, "--digest", ",".join(self.digest),
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    pass_fds=(sip_sock.fileno(), theirs.fileno())))
+            for p in self.procs:  # this process keeps reading until every worker reads too: no gap at start
+                try:
+                    line = await asyncio.wait_for(p.stdout.readline(), READY_TIMEOUT_S)  # type: ignore[union-attr]
+                except asyncio.TimeoutError:
+                    line = b""
+                if line != b"ready\n":
+                    raise RuntimeError(f"SIP worker {p.pid} did not start (see its log above)")
+        except BaseException:
+            await self.close()
+            raise
+        finally:
+            theirs.close()  # the workers hold their copies
+        self.endpoint.transport.pause_reading()  # from now on the workers read; this process only sends
+        self._watch = asyncio.create_task(self._watch_workers())
+        log.info("SIP: %d worker processes read the socket (pids %s)", self.count, [p.pid for p in self.procs])
+
+    async def _watch_workers(self) -> None:
+        """A worker that dies is logged; if none is left, this process reads the socket again."""
+        waits = {asyncio.ensure_future(p.wait()): p for p in self.procs}
+        try:
+            while waits:
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for fut in done:
+                    log.error("SIP worker %d exited with %s", waits.pop(fut).pid, fut.result())
+            if self.endpoint.transport is not None:
+                log.error("SIP: no worker left; the main process reads the socket again")
+                self.endpoint.transport.resume_reading()
+        finally:
+            for fut in waits:
+                fut.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
+        for p in self.procs:
+            if p.returncode is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                await asyncio.wait_for(p.wait(), STOP_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                log.error("SIP worker %d ignored SIGTERM: killed", p.pid)
+                p.kill()
+                await p.wait()
+            if p.stdin is not None:
+                p.stdin.close()
+        self.procs.clear()
+        if self._relay_transport is not None:
+            self._relay_transport.close()
+            self._relay_transport = None

@@ -1,0 +1,102 @@
+"""SIP worker processes: they answer registrations, relay calls, and never outlive the service.
+
+Calls relayed through workers are exercised by the gateway tests marked
+WITH_WORKERS (a phone and a browser, sipp dialling in, dial-out).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from confctl.app import make_app
+from confctl.config import Settings
+from confctl.keys import SIP_ENDPOINT, SIP_WORKERS
+from rooms.store.engine import make_engine
+from rooms.store.sip import SipStore
+from tests.media.peers import until
+from tests.sip.test_hostile import options
+from tests.sip.test_sipp import free_udp_port, sipp
+from tests.sip.udp_client import udp_client
+
+CONFCTL = str(Path(sys.executable).parent / "confctl")
+
+
+@pytest.fixture
+async def plane(aiohttp_server, tmp_path):
+    url = f"sqlite:///{tmp_path}/sip.db"
+    port = free_udp_port()
+    server = await aiohttp_server(make_app(Settings(db_url=url, sip_port=port, sip_workers=2)))
+    store = SipStore(make_engine(url))
+    store.add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
+    yield port, store, server.app
+    store.engine.dispose()
+
+
+async def test_workers_answer_registrations_the_main_process_never_reads_them(plane, tmp_path):
+    port, store, app = plane
+    rc, log = await sipp(port, "register_auth.xml", "-s", "desk-101", "-au", "desk-101", "-ap", "s3cret-pass",
+                         calls=40, rate=100, cwd=tmp_path)
+    assert rc == 0, log
+    (binding,) = store.bindings("desk-101", int(time.time()))
+    assert binding.contact.startswith("sip:desk-101@127.0.0.1:")
+    assert app[SIP_ENDPOINT].stats["received"] == 0  # 80 REGISTERs, every one read and answered by a worker
+    assert all(p.returncode is None for p in app[SIP_WORKERS].procs)
+
+
+async def test_when_every_worker_dies_the_main_process_reads_the_socket_again(plane):
+    port, _, app = plane
+    workers = app[SIP_WORKERS].procs
+    for p in workers:
+        os.kill(p.pid, signal.SIGKILL)
+    await until(lambda: app[SIP_ENDPOINT].transport.is_reading(), what="the main process reading again")
+    ua = await udp_client()
+    try:
+        ua.send(options(port, ua.port, 1), port)
+        assert (await ua.recv()).startswith(b"SIP/2.0 200")
+        assert app[SIP_ENDPOINT].stats["received"] == 1
+    finally:
+        ua.transport.close()
+
+
+def children(pid: int) -> set[int]:
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+async def test_a_killed_service_leaves_no_worker_behind(tmp_path):
+    port = free_udp_port()
+    serve = subprocess.Popen([CONFCTL, "serve", "--db", f"sqlite:///{tmp_path}/k.db", "--port", str(free_udp_port()),
+                              "--sip-port", str(port), "--sip-workers", "2"],
+                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        ua = await udp_client()
+        try:
+            async def answered() -> bool:  # retried until the service is up, within until's deadline
+                assert serve.poll() is None, serve.stderr.read()
+                ua.send(options(port, ua.port, 2), port)
+                return not await ua.nothing_within(0.2)
+            await until(answered, timeout=60, what="the service answering OPTIONS")
+        finally:
+            ua.transport.close()
+        workers = children(serve.pid)
+        assert len(workers) == 2
+        serve.kill()  # SIGKILL: no shutdown code runs in the parent
+        serve.wait(timeout=10)
+        await until(lambda: not any(alive(w) for w in workers), what="the workers exiting")
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait(timeout=10)
