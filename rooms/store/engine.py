@@ -21,7 +21,9 @@ class DatabaseUrlError(ValueError):
     pass
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, durable: bool = True) -> Engine:
+    """`durable=False` (SQLite): a commit survives a process crash but not a power cut (synchronous=NORMAL,
+    no fsync per commit). For soft state a device restores by itself, such as SIP registrations."""
     try:
         u = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with no common base worth naming
@@ -30,21 +32,21 @@ def make_engine(url: str) -> Engine:
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(u, connect_args={"check_same_thread": False, "timeout": 60})
-        _sqlite_setup(engine)
+        _sqlite_setup(engine, durable)
         return engine
     if u.get_backend_name() == "postgresql":
         return create_engine(u, pool_size=10, max_overflow=20, pool_pre_ping=True)
     raise DatabaseUrlError(f"unsupported database {u.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, durable: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event choose the BEGIN
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         # FULL: an accepted booking survives power loss, not only a process crash.
-        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=60000")
         cur.close()
 

@@ -11,7 +11,7 @@ sipp offers, its figure is the offered rate, not its capacity. So it runs
 at a modest rate (what a deployment sees in a registration storm) and at
 the highest rate sipp sustains here (confctl saturated).
 
-    .venv/bin/python scripts/bench/sip.py [--calls 5000] [--rates 3000,10000]
+    .venv/bin/python scripts/bench/sip.py [--calls 20000] [--repeat 3] [--rates 3000,10000] [--workers 2]
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import argparse
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,8 @@ def run_sipp(port: int, scenario: str, calls: int, rate: int, workdir: Path, *ex
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calls", type=int, default=5000)
+    ap.add_argument("--calls", type=int, default=20000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per case and server; the median is printed")
     ap.add_argument("--rates", default="3000,10000", help="offered calls per second, comma-separated")
     ap.add_argument("--workers", type=int, default=2, help="confctl serve --sip-workers (kamailio runs children=2)")
     args = ap.parse_args()
@@ -94,19 +96,24 @@ def main() -> None:
     try:
         wait_options(ours)
         wait_options(kam_port)
-        print(f"sipp: {args.calls} transactions per case and rate; 2 cores shared by sipp and the server; "
+        print(f"sipp: {args.calls} transactions per case and rate, median of {args.repeat} alternating runs; 2 cores shared by sipp and the server; "
               f"confctl with {args.workers} SIP worker processes, kamailio with children=2")
         print(f"{'case':<22} {'offered/s':>9} {'confctl tx/s':>13} {'failed':>7} {'kamailio tx/s':>14} {'failed':>7} {'ratio':>7}")
         for rate in [int(r) for r in args.rates.split(",")]:
             for name, scenario, extra in (
                     ("OPTIONS", "options.xml", ["-s", "conference"]),
                     ("REGISTER (digest)", "register_auth.xml", ["-s", "desk-101", "-au", "desk-101", "-ap", "s3cret-pass"])):
-                row = []
-                for port in (ours, kam_port):
-                    elapsed, ok, failed = run_sipp(port, scenario, args.calls, rate, work, *extra)
-                    row.append((ok / elapsed, failed))
-                print(f"{name:<22} {rate:>9} {row[0][0]:>13.0f} {row[0][1]:>7} {row[1][0]:>14.0f} {row[1][1]:>7} "
-                      f"{row[0][0] / row[1][0]:>7.2f}", flush=True)
+                rates: list[list[float]] = [[], []]
+                fails = [0, 0]
+                for _ in range(args.repeat):  # alternating, so drift on this noisy machine hits both alike
+                    for i, port in enumerate((ours, kam_port)):
+                        elapsed, ok, failed = run_sipp(port, scenario, args.calls, rate, work, *extra)
+                        rates[i].append(ok / elapsed)
+                        fails[i] += failed
+                mine, theirs = statistics.median(rates[0]), statistics.median(rates[1])
+                print(f"{name:<22} {rate:>9} {mine:>13.0f} {fails[0]:>7} {theirs:>14.0f} {fails[1]:>7} "
+                      f"{mine / theirs:>7.2f}   (confctl {'/'.join(f'{r:.0f}' for r in rates[0])}; "
+                      f"kamailio {'/'.join(f'{r:.0f}' for r in rates[1])})", flush=True)
     finally:
         for p in servers:
             p.terminate()
