@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from media.aiortc_hooks import raise_bitrate_caps
+from media.aiortc_hooks import install_fast_clock, raise_bitrate_caps
 from media.room import Leg, MediaRoom
 from rooms.ids import SessionId, SiteId
 
@@ -18,6 +18,7 @@ class MediaNode:
         self.rooms: dict[SessionId, MediaRoom] = {}
         self.recordings = recordings
         raise_bitrate_caps()  # any encoder aiortc builds in this process (tests, harness) may reach HD rates
+        install_fast_clock()
         self._ice = ice_servers or []
         self._closing: set[asyncio.Task[None]] = set()
 

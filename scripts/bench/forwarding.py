@@ -38,7 +38,7 @@ from aiortc.mediastreams import MediaStreamTrack
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from media.aiortc_hooks import raise_bitrate_caps, tap_receiver  # noqa: E402
+from media.aiortc_hooks import install_fast_clock, raise_bitrate_caps, tap_receiver  # noqa: E402
 from media.forwarding import EncodedFrame  # noqa: E402
 from media.room import MediaRoom  # noqa: E402
 
@@ -86,6 +86,7 @@ class ReplayTrack(MediaStreamTrack):
 # -- the node process --------------------------------------------------------------
 async def serve_node(mode: str, port: int) -> None:
     raise_bitrate_caps(max_bps=2_000_000, default_bps=2_000_000)  # the relay re-encodes at the sender's rate
+    install_fast_clock()  # as every media node does; the relay baseline gets it too
     room = MediaRoom("bench", "sender")
     relay = MediaRelay()
     source: list[MediaStreamTrack] = []

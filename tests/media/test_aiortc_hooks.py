@@ -27,3 +27,16 @@ async def test_a_started_receiver_cannot_be_tapped():
         aiortc_hooks.tap_receiver(t.receiver, lambda c, f: None)
     setattr(t.receiver, aiortc_hooks._THREAD_ATTR, None)
     await pc.close()
+
+
+def test_the_fast_clock_gives_aiortcs_own_values():
+    from aiortc import clock
+    aiortc_hooks.install_fast_clock()
+    # aiortc's own definitions, from the datetime they are built on
+    now = clock.current_datetime()
+    ntp, ms = clock.datetime_to_ntp(now), int((now - clock.NTP_EPOCH).total_seconds() * 1000)
+    fast_ntp, fast_ms = clock.current_ntp_time(), clock.current_ms()
+    assert clock.current_ntp_time is aiortc_hooks._fast_ntp_time  # every aiortc module calls through clock.*
+    assert abs(fast_ntp - ntp) < (1 << 32) // 100  # within 10 ms (two clock reads apart)
+    assert abs(fast_ms - ms) < 10
+    assert abs(clock.datetime_from_ntp(fast_ntp) - clock.current_datetime()).total_seconds() < 0.01
