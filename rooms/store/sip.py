@@ -15,6 +15,7 @@ from rooms.store.tables import SipAccountRow, SipBindingRow
 SA = SipAccountRow.__table__
 SB = SipBindingRow.__table__
 USERNAME = re.compile(r"^[A-Za-z0-9_.\-+]{1,64}$")
+MAX_CONTACTS = 10  # registered contacts kept per account (kamailio's max_contacts); the newest win
 
 
 class SipAccountError(ValueError):
@@ -124,8 +125,16 @@ class SipStore:
                                                           "expires_at": u.now + expires, "cseq": u.cseq}
             if latest:
                 conn.execute(insert(SB), list(latest.values()))
-            rows = conn.execute(select(SB).where(SB.c.username.in_(users)).order_by(SB.c.id))
+            rows = conn.execute(select(SB).where(SB.c.username.in_(users)).order_by(SB.c.id)).all()
             by_user: dict[str, list[Binding]] = {}
+            ids: dict[str, list[int]] = {}
             for r in rows:
                 by_user.setdefault(r.username, []).append(Binding(r.contact, r.expires_at, r.call_id, r.cseq))
+                ids.setdefault(r.username, []).append(r.id)
+            # Beyond MAX_CONTACTS the oldest bindings go: a phone that changes address keeps registering
+            # new contacts, and the 200 that lists them all must still fit in one datagram.
+            evicted = [i for user_ids in ids.values() for i in user_ids[:-MAX_CONTACTS]]
+            if evicted:
+                conn.execute(delete(SB).where(SB.c.id.in_(evicted)))
+                by_user = {u: b[-MAX_CONTACTS:] for u, b in by_user.items()}
         return [by_user.get(u.username, []) for u in updates]

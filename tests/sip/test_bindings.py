@@ -1,0 +1,28 @@
+"""Registrar bindings in the database, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+from rooms.store.engine import make_engine
+from rooms.store.sip import MAX_CONTACTS, BindingUpdate, SipStore
+
+
+def test_an_account_keeps_its_newest_contacts_and_a_refresh_counts_as_new(db_url):
+    store = SipStore(make_engine(db_url))
+    try:
+        store.add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
+        store.add_account("desk-102", "cc-nongan", "s3cret-pass", "confctl")
+        now = 1_800_000_000
+        for port in range(5000, 5000 + MAX_CONTACTS):  # a phone whose address keeps changing
+            store.update_bindings("desk-101", [(f"sip:desk-101@10.0.0.1:{port}", 3600)], "c", 1, now)
+        store.update_bindings("desk-102", [("sip:desk-102@10.0.0.2:5060", 3600)], "d", 1, now)
+        # the oldest contact re-registers: now the newest; then two new ones arrive in one batch
+        store.update_bindings_many([
+            BindingUpdate("desk-101", [("sip:desk-101@10.0.0.1:5000", 3600)], "c", 2, now + 1),
+            BindingUpdate("desk-101", [("sip:desk-101@10.0.0.1:6000", 3600), ("sip:desk-101@10.0.0.1:6001", 3600)],
+                          "c", 3, now + 2),
+        ])
+        kept = [b.contact.rsplit(":", 1)[1] for b in store.bindings("desk-101", now + 3)]
+        assert kept == [*map(str, range(5003, 5000 + MAX_CONTACTS)), "5000", "6000", "6001"]
+        assert len(kept) == MAX_CONTACTS
+        assert [b.contact for b in store.bindings("desk-102", now + 3)] == ["sip:desk-102@10.0.0.2:5060"]  # untouched
+    finally:
+        store.engine.dispose()
