@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import json
+import os
 import logging
 import signal
 import socket
@@ -33,6 +35,14 @@ from sip_stub.service import SipService
 
 log = logging.getLogger("sip.worker")
 ANSWERED_HERE = (b"REGISTER ", b"OPTIONS ")
+
+
+STATS_EVERY_S = 2.0
+STATS_PREFIX = b"#stats "  # a relay frame that carries a worker's counters, not a datagram
+
+
+def stats_frame(pid: int, stats: dict[str, int]) -> bytes:
+    return STATS_PREFIX + json.dumps({"pid": pid, **stats}).encode()
 
 
 def relay_frame(data: bytes, addr: tuple[str, int]) -> bytes:
@@ -93,10 +103,21 @@ async def serve(sip_fd: int, relay_fd: int, db_url: str, digest: tuple[str, ...]
     transport, endpoint = await loop.create_datagram_endpoint(
         lambda: WorkerEndpoint(service, relay), sock=socket.socket(fileno=sip_fd))
     service.endpoint = endpoint
+
+    async def report() -> None:  # the operators' view of this worker, through the main process
+        while True:
+            try:
+                relay.send(stats_frame(os.getpid(), {**endpoint.stats, "batches": service.registrations.batches}))
+            except OSError:
+                pass  # the main process is busy or gone: the next report, or the stdin EOF, follows
+            await asyncio.sleep(STATS_EVERY_S)
+    reporter = asyncio.create_task(report())
     print("ready", flush=True)  # the main process stops reading the socket only once every worker does
     try:
         await stop.wait()
     finally:
+        reporter.cancel()
+        await asyncio.gather(reporter, return_exceptions=True)
         endpoint.close()
         await service.close()
         relay.close()

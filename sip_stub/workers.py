@@ -12,13 +12,15 @@ gone by itself if this process dies (its stdin pipe closes).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import sys
+import time
 from typing import Any
 
 from sip_stub.endpoint import SipEndpoint
-from sip_stub.worker_process import parse_relay_frame
+from sip_stub.worker_process import STATS_PREFIX, parse_relay_frame
 
 log = logging.getLogger("sip.workers")
 STOP_TIMEOUT_S = 10.0
@@ -26,10 +28,18 @@ READY_TIMEOUT_S = 60.0
 
 
 class _RelayIn(asyncio.DatagramProtocol):
-    def __init__(self, endpoint: SipEndpoint):
+    def __init__(self, endpoint: SipEndpoint, reports: dict[int, tuple[float, dict[str, int]]]):
         self.endpoint = endpoint
+        self.reports = reports
 
     def datagram_received(self, frame: bytes, _addr: Any) -> None:
+        if frame.startswith(STATS_PREFIX):
+            try:
+                stats = json.loads(frame[len(STATS_PREFIX):])
+                self.reports[int(stats.pop("pid"))] = (time.monotonic(), stats)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("dropped a worker report: %s", exc)
+            return
         try:
             data, source = parse_relay_frame(frame)
         except ValueError as exc:
@@ -47,6 +57,7 @@ class SipWorkers:
         self.procs: list[asyncio.subprocess.Process] = []
         self._relay_transport: asyncio.DatagramTransport | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._reports: dict[int, tuple[float, dict[str, int]]] = {}  # pid -> (when, counters)
 
     async def start(self) -> None:
         assert self.endpoint.transport is not None, "start the endpoint first"
@@ -54,7 +65,7 @@ class SipWorkers:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         loop = asyncio.get_running_loop()
         try:
-            self._relay_transport, _ = await loop.create_datagram_endpoint(lambda: _RelayIn(self.endpoint), sock=ours)
+            self._relay_transport, _ = await loop.create_datagram_endpoint(lambda: _RelayIn(self.endpoint, self._reports), sock=ours)
             for _ in range(self.count):
                 self.procs.append(await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "sip_stub.worker_process", "--sip-fd", str(sip_sock.fileno()),
@@ -76,6 +87,17 @@ class SipWorkers:
         self.endpoint.transport.pause_reading()  # from now on the workers read; this process only sends
         self._watch = asyncio.create_task(self._watch_workers())
         log.info("SIP: %d worker processes read the socket (pids %s)", self.count, [p.pid for p in self.procs])
+
+    def status(self) -> dict[str, Any]:
+        """What operators see: this process's counters and every worker's latest report."""
+        now = time.monotonic()
+        workers = []
+        for p in self.procs:
+            when, stats = self._reports.get(p.pid, (None, {}))
+            workers.append({"pid": p.pid, "running": p.returncode is None, "exit_code": p.returncode,
+                            "reported_s_ago": None if when is None else round(now - when, 1), "stats": stats})
+        return {"reading_socket": bool(self.endpoint.transport and self.endpoint.transport.is_reading()),
+                "stats": dict(self.endpoint.stats), "workers": workers}
 
     async def _watch_workers(self) -> None:
         """A worker that dies is logged; if none is left, this process reads the socket again."""

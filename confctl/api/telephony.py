@@ -10,7 +10,7 @@ from confctl.api.route import Route
 from confctl.api.sessions import _session_for
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
-from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_STORE, run_db
+from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_STORE, SIP_WORKERS, run_db
 from confctl.telephony import SessionConferences
 from rooms.booking_form import FormError, validation_detail
 from rooms.store.calls import CallRecords
@@ -92,7 +92,18 @@ async def calls(request: web.Request) -> web.Response:
     return web.json_response({"calls": rows})
 
 
+async def sip_status(request: web.Request) -> web.Response:
+    require(request, Role.OPERATOR, Role.ADMIN)
+    workers = request.app.get(SIP_WORKERS)
+    if workers is None:
+        raise ApiError(503, "sip_disabled", "the SIP service is not running (confctl serve --sip-port)")
+    return web.json_response(workers.status())
+
+
 routes = [
+    Route("GET", "/api/sip/status", sip_status, "The SIP service: this process's counters (received, stateless "
+          "answers, bad requests...), whether it reads the socket, and each worker process's latest report",
+          ("operator", "admin")),
     Route("POST", "/api/sip-accounts", add_account, "Create a SIP account bound to a site (digest credentials)",
           ("admin",), NewSipAccount, {201: "the account", 422: "invalid"}),
     Route("GET", "/api/sip-accounts", list_accounts, "SIP accounts and their registered contacts", ("admin", "operator")),

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from confctl.app import make_app
@@ -19,6 +20,8 @@ from confctl.config import Settings
 from confctl.keys import SIP_ENDPOINT, SIP_WORKERS
 from rooms.store.engine import make_engine
 from rooms.store.sip import SipStore
+from rooms.store.users import Role
+from tests.conftest import add_users
 from tests.media.peers import until
 from tests.sip.test_hostile import options
 from tests.sip.test_sipp import free_udp_port, sipp
@@ -34,27 +37,41 @@ async def plane(aiohttp_server, tmp_path):
     server = await aiohttp_server(make_app(Settings(db_url=url, sip_port=port, sip_workers=2)))
     store = SipStore(make_engine(url))
     store.add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
-    yield port, store, server.app
+    token = add_users(url, [("opal", Role.OPERATOR, None)])["opal"]
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async def status() -> dict:
+            async with http.get(f"http://127.0.0.1:{server.port}/api/sip/status") as r:
+                assert r.status == 200
+                return await r.json()
+        yield port, store, server.app, status
     store.engine.dispose()
 
 
-async def test_workers_answer_registrations_the_main_process_never_reads_them(plane, tmp_path):
-    port, store, app = plane
+async def test_workers_answer_registrations_and_report_to_operators(plane, tmp_path):
+    port, store, app, status = plane
     rc, log = await sipp(port, "register_auth.xml", "-s", "desk-101", "-au", "desk-101", "-ap", "s3cret-pass",
                          calls=40, rate=100, cwd=tmp_path)
     assert rc == 0, log
     (binding,) = store.bindings("desk-101", int(time.time()))
     assert binding.contact.startswith("sip:desk-101@127.0.0.1:")
-    assert app[SIP_ENDPOINT].stats["received"] == 0  # 80 REGISTERs, every one read and answered by a worker
-    assert all(p.returncode is None for p in app[SIP_WORKERS].procs)
+
+    async def all_reported() -> dict | None:
+        s = await status()
+        return s if sum(w["stats"].get("received", 0) for w in s["workers"]) >= 80 else None
+    s = await until(all_reported, what="the workers reporting 80 REGISTERs")
+    # every REGISTER was read and answered by a worker: half statelessly (the 401s), none by this process
+    assert [w["running"] for w in s["workers"]] == [True, True] and not s["reading_socket"]
+    assert sum(w["stats"]["stateless"] for w in s["workers"]) >= 40  # (more if sipp retransmitted one)
+    assert s["stats"]["received"] == 0 and app[SIP_ENDPOINT].stats["received"] == 0
 
 
 async def test_when_every_worker_dies_the_main_process_reads_the_socket_again(plane):
-    port, _, app = plane
-    workers = app[SIP_WORKERS].procs
-    for p in workers:
+    port, _, app, status = plane
+    for p in app[SIP_WORKERS].procs:
         os.kill(p.pid, signal.SIGKILL)
     await until(lambda: app[SIP_ENDPOINT].transport.is_reading(), what="the main process reading again")
+    s = await status()
+    assert s["reading_socket"] and [w["exit_code"] for w in s["workers"]] == [-signal.SIGKILL] * 2
     ua = await udp_client()
     try:
         ua.send(options(port, ua.port, 1), port)
