@@ -113,6 +113,7 @@ async def serve(sip_fd: int, relay_fd: int, db_url: str, digest: tuple[str, ...]
             await asyncio.sleep(STATS_EVERY_S)
     reporter = asyncio.create_task(report())
     print("ready", flush=True)  # the main process stops reading the socket only once every worker does
+    os.dup2(2, 1)  # nobody reads the pipe after this line: anything printed later goes to stderr, never blocks
     try:
         await stop.wait()
     finally:
