@@ -73,7 +73,7 @@ class WorkerEndpoint(SipEndpoint):
         try:
             self.relay.send(relay_frame(data, (addr[0], addr[1])))
             self.stats["relayed"] += 1
-        except (BlockingIOError, OSError):  # main process busy or gone: dropped, as UDP may be
+        except OSError:  # the main process busy (EAGAIN) or gone: dropped, as UDP may be
             self.stats["relay_dropped"] += 1
 
 
@@ -100,7 +100,7 @@ async def serve(sip_fd: int, relay_fd: int, db_url: str, digest: tuple[str, ...]
     service = SipService(SipStore(engine), blocking, key, digest_order=digest)
     relay = socket.socket(fileno=relay_fd)
     relay.setblocking(False)
-    transport, endpoint = await loop.create_datagram_endpoint(
+    _, endpoint = await loop.create_datagram_endpoint(
         lambda: WorkerEndpoint(service, relay), sock=socket.socket(fileno=sip_fd))
     service.endpoint = endpoint
 

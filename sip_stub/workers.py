@@ -1,8 +1,8 @@
 """SIP worker processes reading the service's socket; their relayed datagrams fed to the main endpoint.
 
-One Python process answers about a third of what one kamailio does
-(scripts/bench/sip.py); registration storms after a power cut are the load
-that matters, and registrations need no call state. So with workers the main
+One Python process answered a fifth to a quarter of the REGISTERs kamailio
+(children=2) does (scripts/bench/sip.py); registration storms after a power
+cut are the load that matters, and registrations need no call state. So with workers the main
 process stops reading the socket itself: the workers read it, answer
 REGISTER and OPTIONS, and relay the rest here over a Unix datagram pair. The
 main endpoint still sends through the same socket, so replies leave from the
@@ -65,7 +65,8 @@ class SipWorkers:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         loop = asyncio.get_running_loop()
         try:
-            self._relay_transport, _ = await loop.create_datagram_endpoint(lambda: _RelayIn(self.endpoint, self._reports), sock=ours)
+            self._relay_transport, _ = await loop.create_datagram_endpoint(
+                lambda: _RelayIn(self.endpoint, self._reports), sock=ours)
             for _ in range(self.count):
                 self.procs.append(await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "sip_stub.worker_process", "--sip-fd", str(sip_sock.fileno()),
@@ -100,7 +101,10 @@ class SipWorkers:
                 "stats": dict(self.endpoint.stats), "workers": workers}
 
     async def _watch_workers(self) -> None:
-        """A worker that dies is logged; if none is left, this process reads the socket again."""
+        """A worker that dies is logged; if none is left, this process reads the socket again.
+
+        Dead workers are not restarted: the survivors (or this process) keep answering, and the
+        operators see the exit in /api/sip/status."""
         waits = {asyncio.ensure_future(p.wait()): p for p in self.procs}
         try:
             while waits:

@@ -84,8 +84,8 @@ def main() -> None:
                     "--db", db], check=True, capture_output=True)
     ours, kam_port = free_port(), free_port()
     servers = [
-        subprocess.Popen([CONFCTL, "serve", "--db", db, "--port", str(free_port(socket.SOCK_STREAM)), "--sip-port", str(ours),
-                          "--sip-workers", str(args.workers)],
+        subprocess.Popen([CONFCTL, "serve", "--db", db, "--port", str(free_port(socket.SOCK_STREAM)),
+                          "--sip-port", str(ours), "--sip-workers", str(args.workers)],
                          cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
     cfg = (HERE / "kamailio" / "kamailio.cfg").read_text().replace("KAM_PORT", str(kam_port))
@@ -96,8 +96,8 @@ def main() -> None:
     try:
         wait_options(ours)
         wait_options(kam_port)
-        print(f"sipp: {args.calls} transactions per case and rate, median of {args.repeat} alternating runs; 2 cores shared by sipp and the server; "
-              f"confctl with {args.workers} SIP worker processes, kamailio with children=2")
+        print(f"sipp: {args.calls} transactions per case and rate, median of {args.repeat} alternating runs; "
+              f"2 cores shared by sipp and the server; confctl with {args.workers} SIP worker processes, kamailio with children=2")
         print(f"{'case':<22} {'offered/s':>9} {'confctl tx/s':>13} {'failed':>7} {'kamailio tx/s':>14} {'failed':>7} {'ratio':>7}")
         for rate in [int(r) for r in args.rates.split(",")]:
             for name, scenario, extra in (
