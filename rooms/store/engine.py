@@ -15,6 +15,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 BOOKING_LOCK_KEY = 0x636F6E66  # "conf"
+# SIP registrations serialise among themselves only: a registration storm must not queue bookings behind it.
+BINDINGS_LOCK_KEY = 0x72656769  # "regi"
 
 
 class DatabaseUrlError(ValueError):
@@ -62,13 +64,14 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction holding the booking lock from its first statement to commit."""
+def write_transaction(engine: Engine, lock_key: int = BOOKING_LOCK_KEY) -> Iterator[Connection]:
+    """A transaction holding a write lock from its first statement to commit: on PostgreSQL the advisory
+    lock `lock_key` (the booking lock unless said otherwise), on SQLite the database's one write lock."""
     with engine.connect() as conn:
         conn = conn.execution_options(write_lock=True)
         with conn.begin():
             if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": BOOKING_LOCK_KEY})
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
             yield conn
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from rooms.store.engine import read_transaction, write_transaction
+from rooms.store.engine import BINDINGS_LOCK_KEY, read_transaction, write_transaction
 from rooms.store.tables import SipAccountRow, SipBindingRow
 
 SA = SipAccountRow.__table__
@@ -74,7 +74,7 @@ class SipStore:
         return acc
 
     def remove_account(self, username: str) -> bool:
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, BINDINGS_LOCK_KEY) as conn:  # no REGISTER re-adds a binding meanwhile
             conn.execute(delete(SB).where(SB.c.username == username))
             return conn.execute(delete(SA).where(SA.c.username == username)).rowcount > 0
 
@@ -107,7 +107,7 @@ class SipStore:
             return []
         users = sorted({u.username for u in updates})
         now = max(u.now for u in updates)
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, BINDINGS_LOCK_KEY) as conn:
             conn.execute(delete(SB).where(SB.c.username.in_(users), SB.c.expires_at <= now))
             cleared = [{"u": u.username} for u in updates if u.remove_all]
             if cleared:

@@ -1,8 +1,16 @@
 """Registrar bindings in the database, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from rooms.store.engine import make_engine
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from rooms.admission import Accepted
+from rooms.store.engine import BINDINGS_LOCK_KEY, make_engine, write_transaction
 from rooms.store.sip import MAX_CONTACTS, BindingUpdate, SipStore
+from tests.conftest import tomorrow_at
+from tests.test_booking_store import body, book
 
 
 def test_an_account_keeps_its_newest_contacts_and_a_refresh_counts_as_new(db_url):
@@ -26,3 +34,27 @@ def test_an_account_keeps_its_newest_contacts_and_a_refresh_counts_as_new(db_url
         assert [b.contact for b in store.bindings("desk-102", now + 3)] == ["sip:desk-102@10.0.0.2:5060"]  # untouched
     finally:
         store.engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_registration_being_stored_does_not_hold_up_a_booking(store, db_url):
+    """PostgreSQL: registrations take their own advisory lock, not the booking lock. (SQLite has one
+    write lock for the whole file by design.) The timeouts only guard against a hang."""
+    engine = make_engine(db_url)
+    inside, release = threading.Event(), threading.Event()
+
+    def registering() -> None:  # a REGISTER batch in the middle of its transaction
+        with write_transaction(engine, BINDINGS_LOCK_KEY):
+            inside.set()
+            release.wait(60)
+    holder = threading.Thread(target=registering)
+    holder.start()
+    try:
+        assert inside.wait(30)
+        with ThreadPoolExecutor(1) as pool:
+            outcome = pool.submit(book, store, body(["jl", "cc"], tomorrow_at(9))).result(timeout=60)
+        assert isinstance(outcome.decision, Accepted)
+    finally:
+        release.set()
+        holder.join(60)
+        engine.dispose()
