@@ -64,13 +64,14 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 @contextmanager
-def write_transaction(engine: Engine, lock_key: int = BOOKING_LOCK_KEY) -> Iterator[Connection]:
+def write_transaction(engine: Engine, lock_key: int | None = BOOKING_LOCK_KEY) -> Iterator[Connection]:
     """A transaction holding a write lock from its first statement to commit: on PostgreSQL the advisory
-    lock `lock_key` (the booking lock unless said otherwise), on SQLite the database's one write lock."""
+    lock `lock_key` (the booking lock unless said otherwise; None: row locks only, for writes that read
+    nothing first), on SQLite the database's one write lock."""
     with engine.connect() as conn:
         conn = conn.execution_options(write_lock=True)
         with conn.begin():
-            if engine.dialect.name == "postgresql":
+            if engine.dialect.name == "postgresql" and lock_key is not None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
             yield conn
 

@@ -1,4 +1,4 @@
-"""Registrar bindings in the database, on SQLite and PostgreSQL."""
+"""SIP state in the database (bindings, call records), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import threading
@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from rooms.admission import Accepted
-from rooms.store.engine import BINDINGS_LOCK_KEY, make_engine, write_transaction
+from rooms.store.calls import CallRecords
+from rooms.store.engine import BINDINGS_LOCK_KEY, BOOKING_LOCK_KEY, make_engine, write_transaction
 from rooms.store.sip import MAX_CONTACTS, BindingUpdate, SipStore
 from tests.conftest import tomorrow_at
 from tests.test_booking_store import body, book
@@ -54,6 +55,32 @@ def test_a_registration_being_stored_does_not_hold_up_a_booking(store, db_url):
         with ThreadPoolExecutor(1) as pool:
             outcome = pool.submit(book, store, body(["jl", "cc"], tomorrow_at(9))).result(timeout=60)
         assert isinstance(outcome.decision, Accepted)
+    finally:
+        release.set()
+        holder.join(60)
+        engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_call_record_is_written_while_a_booking_is_being_admitted(db_url):
+    """PostgreSQL: phones dialling in at a session's start are not queued behind bookings."""
+    engine = make_engine(db_url)
+    inside, release = threading.Event(), threading.Event()
+
+    def admitting() -> None:  # a booking in the middle of its transaction
+        with write_transaction(engine, BOOKING_LOCK_KEY):
+            inside.set()
+            release.wait(60)
+    holder = threading.Thread(target=admitting)
+    holder.start()
+    try:
+        assert inside.wait(30)
+        records = CallRecords(engine)
+        with ThreadPoolExecutor(1) as pool:
+            rid = pool.submit(records.start, "c1@x", "in", "desk-101", 1_800_000_000).result(timeout=60)
+            pool.submit(records.update, rid, ended_at=1_800_000_060, end_reason="bye").result(timeout=60)
+        (row,) = records.list()
+        assert row["call_id"] == "c1@x" and row["end_reason"] == "bye"
     finally:
         release.set()
         holder.join(60)
