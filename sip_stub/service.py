@@ -56,8 +56,10 @@ class SipService:
         (the challenge is derived from the request), so a transaction would add nothing but its 32 s
         Timer J. INVITE, ACK and CANCEL always get a transaction; None: the request needs one.
         """
-        if req.method in ("INVITE", "ACK", "CANCEL"):
-            return None
+        return None if req.method in ("INVITE", "ACK", "CANCEL") else self._answer_from_request(req)
+
+    def _answer_from_request(self, req: Request) -> Response | None:
+        """The response the request alone decides, whichever way it is sent; None: it needs more."""
         refusal = self._refusal(req)
         if refusal is not None:
             return self._response(req, *refusal)
@@ -90,11 +92,11 @@ class SipService:
         return None
 
     def on_request(self, req: Request, tx: Transaction, source: Addr) -> None:
-        refusal = self._refusal(req)
-        if refusal is not None:
-            return self._respond(tx, req, *refusal)
-        if req.method == "OPTIONS":
-            return self._respond(tx, req, 200, "OK", [("Allow", ALLOW), ("Accept", "application/sdp")])
+        answer = self._answer_from_request(req)  # (for all but INVITE the endpoint sent it without a transaction)
+        if answer is not None:
+            if self.endpoint is not None:
+                self.endpoint.respond(tx, answer)
+            return
         if req.method == "REGISTER":
             return self._register(req, tx)
         if self.gateway is None and req.method in ("INVITE", "BYE", "CANCEL"):
@@ -253,15 +255,12 @@ class SipService:
 
     # -- registrar (RFC 3261 §10.3) ---------------------------------------------------
     def _register(self, req: Request, tx: Transaction) -> None:
-        now = time.time()
+        """A REGISTER with credentials (one without was challenged by _answer_from_request)."""
         try:
             to = parse_uri(parse_name_addr(req.header("To") or "").uri)
         except ValueError as exc:
             return self._respond(tx, req, 400, f"Bad Request ({exc})")
-        auth = req.header("Authorization")
-        if auth is None:  # (the endpoint answers these statelessly first; see stateless_answer)
-            return self._respond(tx, req, *self._challenge(req, now))
-        self._spawn(self._register_authorized(req, tx, to.user or "", auth, now))
+        self._spawn(self._register_authorized(req, tx, to.user or "", req.header("Authorization") or "", time.time()))
 
     async def _register_authorized(self, req: Request, tx: Transaction, user: str, auth: str, now: float) -> None:
         account = await self.registrations.account(user)
