@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
+from sqlalchemy import Engine
 
 from rooms.admission import Accepted
 from rooms.store.calls import CallRecords
@@ -37,51 +40,44 @@ def test_an_account_keeps_its_newest_contacts_and_a_refresh_counts_as_new(db_url
         store.engine.dispose()
 
 
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_a_registration_being_stored_does_not_hold_up_a_booking(store, db_url):
-    """PostgreSQL: registrations take their own advisory lock, not the booking lock. (SQLite has one
-    write lock for the whole file by design.) The timeouts only guard against a hang."""
+@contextmanager
+def transaction_held_open(db_url: str, lock_key: int) -> Iterator[Engine]:
+    """Another writer in the middle of its transaction, holding `lock_key`, until the block ends.
+
+    The timeouts in these tests only guard against a hang (a shared lock would wait forever)."""
     engine = make_engine(db_url)
     inside, release = threading.Event(), threading.Event()
 
-    def registering() -> None:  # a REGISTER batch in the middle of its transaction
-        with write_transaction(engine, BINDINGS_LOCK_KEY):
+    def hold() -> None:
+        with write_transaction(engine, lock_key):
             inside.set()
             release.wait(60)
-    holder = threading.Thread(target=registering)
+    holder = threading.Thread(target=hold)
     holder.start()
     try:
         assert inside.wait(30)
-        with ThreadPoolExecutor(1) as pool:
-            outcome = pool.submit(book, store, body(["jl", "cc"], tomorrow_at(9))).result(timeout=60)
-        assert isinstance(outcome.decision, Accepted)
+        yield engine
     finally:
         release.set()
         holder.join(60)
         engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_registration_being_stored_does_not_hold_up_a_booking(store, db_url):
+    """PostgreSQL: registrations take their own advisory lock, not the booking lock. (SQLite has one
+    write lock for the whole file by design.)"""
+    with transaction_held_open(db_url, BINDINGS_LOCK_KEY), ThreadPoolExecutor(1) as pool:  # a REGISTER batch
+        outcome = pool.submit(book, store, body(["jl", "cc"], tomorrow_at(9))).result(timeout=60)
+    assert isinstance(outcome.decision, Accepted)
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_a_call_record_is_written_while_a_booking_is_being_admitted(db_url):
     """PostgreSQL: phones dialling in at a session's start are not queued behind bookings."""
-    engine = make_engine(db_url)
-    inside, release = threading.Event(), threading.Event()
-
-    def admitting() -> None:  # a booking in the middle of its transaction
-        with write_transaction(engine, BOOKING_LOCK_KEY):
-            inside.set()
-            release.wait(60)
-    holder = threading.Thread(target=admitting)
-    holder.start()
-    try:
-        assert inside.wait(30)
+    with transaction_held_open(db_url, BOOKING_LOCK_KEY) as engine, ThreadPoolExecutor(1) as pool:  # a booking
         records = CallRecords(engine)
-        with ThreadPoolExecutor(1) as pool:
-            rid = pool.submit(records.start, "c1@x", "in", "desk-101", 1_800_000_000).result(timeout=60)
-            pool.submit(records.update, rid, ended_at=1_800_000_060, end_reason="bye").result(timeout=60)
+        rid = pool.submit(records.start, "c1@x", "in", "desk-101", 1_800_000_000).result(timeout=60)
+        pool.submit(records.update, rid, ended_at=1_800_000_060, end_reason="bye").result(timeout=60)
         (row,) = records.list()
-        assert row["call_id"] == "c1@x" and row["end_reason"] == "bye"
-    finally:
-        release.set()
-        holder.join(60)
-        engine.dispose()
+    assert row["call_id"] == "c1@x" and row["end_reason"] == "bye"
