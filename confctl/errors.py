@@ -9,7 +9,7 @@ from aiohttp import web
 
 from rooms.admission import RequestError
 from rooms.booking_form import FormError
-from rooms.store.bookings import NoTopology, NotFound, SessionCancelled
+from rooms.store.bookings import DialInExhausted, NoTopology, NotFound, SessionCancelled
 from rooms.store.users import UserError
 
 log = logging.getLogger("confctl.api")
@@ -48,6 +48,8 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         return _json_error(409, "session_cancelled", str(e))
     except NoTopology as e:
         return _json_error(503, "no_topology", str(e))
+    except DialInExhausted as e:
+        return _json_error(503, "no_dial_in_number", str(e))
     except web.HTTPException as e:
         if e.status >= 400 and e.content_type != "application/json":
             return _json_error(e.status, e.reason.lower().replace(" ", "_"), e.text if e.text != f"{e.status}: {e.reason}" else None)

@@ -184,3 +184,18 @@ async def test_bad_queries_and_unknown_ids(api):
     assert r.status == 404 and (await r.json())["error"] == "not_found"
     r = await api.get("/api/no/such/route", headers=api.h("opal"))
     assert r.status == 404 and (await r.json())["error"] == "not_found"
+
+
+async def test_no_free_dial_in_number_is_a_clear_503_and_nothing_is_stored(api, monkeypatch):
+    import secrets as secrets_module
+    r = await api.post("/api/sessions", json=booking(["jl", "sp"], profile="audio"), headers=api.h("olga"))
+    assert r.status == 201
+    first = await r.json()
+    # every draw lands on the number the first session holds: the whole numbering plan taken, in effect
+    monkeypatch.setattr(secrets_module, "randbelow", lambda _n: int(first["dial_in"]) - 100000)
+    r = await api.post("/api/sessions", json=booking(["jl", "ly"], hour=13, profile="audio"), headers=api.h("olga"))
+    assert r.status == 503, await r.text()
+    payload = await r.json()
+    assert payload["error"] == "no_dial_in_number" and "dial-in" in payload["detail"]
+    sessions = (await (await api.get("/api/sessions", headers=api.h("opal"))).json())["sessions"]
+    assert [s["id"] for s in sessions] == [first["id"]]

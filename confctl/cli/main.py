@@ -18,7 +18,7 @@ from rooms.admission import Accepted, RequestError
 from rooms.booking_form import BookingBody, FormError, to_request
 from rooms.capacity import capacity, format_capacity
 from rooms.ids import PlanKind, SiteId
-from rooms.store.bookings import BookingStore, NoTopology, NotFound, SessionCancelled
+from rooms.store.bookings import BookingStore, DialInExhausted, NoTopology, NotFound, SessionCancelled
 from rooms.store.engine import DatabaseUrlError, make_engine
 from rooms.store.migrate import upgrade
 from rooms.store.users import Role, UserError, UserStore
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.close()
         sys.exit(0)
     except (CliError, TopologyError, RequestError, UserError, DatabaseUrlError, NotFound, NoTopology,
-            SessionCancelled, ValueError) as exc:  # SipAccountError is a ValueError
+            SessionCancelled, DialInExhausted, ValueError) as exc:  # SipAccountError is a ValueError
         detail = exc.detail if isinstance(exc, RequestError) and not isinstance(exc, FormError) else str(exc)
         if isinstance(exc, TopologyError):
             detail = "invalid topology:\n  " + "\n  ".join(exc.problems)

@@ -57,6 +57,10 @@ class SessionCancelled(RuntimeError):
     pass
 
 
+class DialInExhausted(RuntimeError):
+    """Nearly every dial-in number is taken: the booking is not stored."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     decision: Accepted | Refused
@@ -258,7 +262,8 @@ class BookingStore:
                 if self._sql.insert_session(conn, row):
                     break
             else:  # only when nearly every number is taken: say so rather than spin under the lock
-                raise RuntimeError(f"no free dial-in number after {DIAL_IN_DRAWS} draws")
+                raise DialInExhausted(f"no free dial-in number after {DIAL_IN_DRAWS} random draws; "
+                                      "cancel unused sessions or widen the numbering plan")
             self._insert_occurrences(conn, sid, row["revision"], out.decision)
             return replace(out, row=row)
 
