@@ -12,11 +12,11 @@ from aiohttp import web
 
 from confctl.api import calendar, live, network, nodes, people, recordings, sessions, telephony
 from confctl.api.openapi import openapi_route
-from confctl.api.route import Route
-from confctl.auth import auth_middleware
+from confctl.api.route import PUBLIC, Route
+from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
 from confctl.config import Settings
 from confctl.errors import error_middleware
-from confctl.keys import (BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
+from confctl.keys import (BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
                           SIP_ENDPOINT, SIP_STORE, SIP_WORKERS, USER_STORE, run_db)
 from confctl.signalling import websocket
 from media.node import MediaNode
@@ -61,7 +61,7 @@ def all_routes() -> list[Route]:
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
     for module in (calendar, sessions, network, people, live, recordings, nodes, telephony):
         routes.extend(module.routes)
-    routes.append(Route("GET", "/api/health", health, "Liveness", ("public",)))
+    routes.append(Route("GET", "/api/health", health, "Liveness", PUBLIC))
     routes.append(openapi_route(routes))
     return routes
 
@@ -69,7 +69,8 @@ def all_routes() -> list[Route]:
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[DB_EXECUTOR] = ThreadPoolExecutor(settings.db_threads, thread_name_prefix="confctl-db")
-    engine = make_engine(settings.db_url)
+    app[READ_EXECUTOR] = ThreadPoolExecutor(settings.read_threads, thread_name_prefix="confctl-read")
+    engine = make_engine(settings.db_url, lock_wait_s=settings.db_lock_wait_s)
     await run_db(app, upgrade, engine)
     app[BOOKINGS] = BookingStore(engine, horizon_s=settings.horizon_days * 86400)
     app[USER_STORE] = UserStore(engine)
@@ -82,6 +83,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         log.info("loaded topology %s (%d sites)", settings.topology_file, len(topo.sites))
     yield
     app[DB_EXECUTOR].shutdown(wait=True)
+    app[READ_EXECUTOR].shutdown(wait=True)
     engine.dispose()
 
 
@@ -138,12 +140,18 @@ async def _sip(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=1_000_000)
+    # aiohttp's parser answers a header field over its limit with a plain-text 400 before any
+    # middleware runs: the limit is raised so that the auth middleware sees an oversized
+    # Authorization header and refuses it in JSON (431). Beyond 32 KiB aiohttp still answers itself.
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=1_000_000,
+                          handler_args={"max_field_size": 32768, "max_line_size": 16384})
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_sip)
-    for r in all_routes():
+    routes = all_routes()
+    app[ROUTE_TABLE] = route_table(routes)
+    for r in routes:
         app.router.add_route(r.method, r.path, r.handler)
     app.router.add_get("/", home)
     app.router.add_get("/book", book_page)

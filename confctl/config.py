@@ -1,10 +1,9 @@
 """Service settings, with the defaults `confctl serve` uses."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from rooms.topology import demo_topology_path
 
 DEFAULT_DB_URL = "sqlite:///var/confctl.db"
 
@@ -12,10 +11,14 @@ DEFAULT_DB_URL = "sqlite:///var/confctl.db"
 @dataclass(frozen=True)
 class Settings:
     db_url: str = DEFAULT_DB_URL
-    topology_file: Path | None = field(default_factory=demo_topology_path)  # loaded if the database has none
+    # Loaded if the database has none. No default: only `make run` brings the demo network
+    # (`confctl serve` refuses an empty database without --topology).
+    topology_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8080
-    db_threads: int = 8
+    db_threads: int = 8  # writes
+    read_threads: int = 4  # auth and reads, never behind a long write
+    db_lock_wait_s: float = 5.0  # then 503 with Retry-After, not a hang
     horizon_days: int = 7
     join_margin_s: int = 15 * 60  # legs are admitted this long before the start and after the end
     recordings_dir: Path = Path("var/recordings")

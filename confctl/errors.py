@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import logging
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.exc import OperationalError
 
 from rooms.admission import RequestError
 from rooms.booking_form import FormError
@@ -50,9 +52,24 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         return _json_error(503, "no_topology", str(e))
     except DialInExhausted as e:
         return _json_error(503, "no_dial_in_number", str(e))
+    except (OperationalError, sqlite3.OperationalError) as e:
+        # A lock not had within the engine's lock wait, or the database out of reach: the
+        # client should come back, not take it for a bug. (SQLite's BEGIN goes straight to
+        # the driver, so its error arrives unwrapped.)
+        orig = getattr(e, "orig", e)
+        text = str(orig).lower()
+        busy = "locked" in text or "lock timeout" in text or "lock_timeout" in text
+        log.warning("database %s on %s %s: %s", "busy" if busy else "unavailable", request.method, request.path,
+                    str(orig).splitlines()[0] if str(orig) else type(orig).__name__)
+        return _json_error(503, "database_busy" if busy else "database_unavailable",
+                           "the database is busy with a long write; retry shortly" if busy
+                           else "the database cannot be reached; retry shortly",
+                           {"Retry-After": "2" if busy else "5"})
     except web.HTTPException as e:
         if e.status >= 400 and e.content_type != "application/json":
-            return _json_error(e.status, e.reason.lower().replace(" ", "_"), e.text if e.text != f"{e.status}: {e.reason}" else None)
+            kept = {k: v for k, v in e.headers.items() if k.lower() not in ("content-type", "content-length")}
+            return _json_error(e.status, e.reason.lower().replace(" ", "_"),
+                               e.text if e.text != f"{e.status}: {e.reason}" else None, kept)  # Allow stays
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -64,6 +81,21 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(413, "body_too_large", "request bodies are limited to 1 MB")
     raw = await request.read()
     try:
-        return json.loads(raw)
+        return parse_json(raw)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", str(exc)) from None
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """JSON from an untrusted peer: a ValueError with a reason for anything that is not plain JSON."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from None
+        raise ValueError(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        # json's C scanner recurses per level: thousands of [[[[ exhaust the stack
+        raise ValueError("the body nests too deeply to be a document of this API") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity)")

@@ -19,7 +19,10 @@ T = TypeVar("T")
 SETTINGS = web.AppKey("settings", Settings)
 BOOKINGS = web.AppKey("bookings", BookingStore)
 USER_STORE = web.AppKey("users", UserStore)
-DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)
+DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)  # writes: bookings, topology, SIP, call records
+# Auth and reads get threads of their own, so a long write (a topology re-admission, a SIP
+# worker's batch) never queues every API call behind it.
+READ_EXECUTOR = web.AppKey("read_executor", ThreadPoolExecutor)
 JOIN_SECRET = web.AppKey("join_secret", bytes)
 NODE_KEY = web.AppKey("node_key", bytes)  # signs grants for media node processes
 NODE_STORE = web.AppKey("node_store", MediaNodeStore)
@@ -34,3 +37,9 @@ async def run_db(app: web.Application, fn: Callable[..., T], *args: Any, **kwarg
     """Run a blocking store call on the app's database threads."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(app[DB_EXECUTOR], functools.partial(fn, *args, **kwargs))
+
+
+async def run_read(app: web.Application, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking read (auth, listings) on threads that writes never occupy."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(app[READ_EXECUTOR], functools.partial(fn, *args, **kwargs))

@@ -77,6 +77,8 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                     msg = json.loads(raw.data)
                 except json.JSONDecodeError as exc:
                     raise Refusal("invalid_json", str(exc)) from None
+                except RecursionError:  # json's scanner recurses per nesting level
+                    raise Refusal("invalid_json", "the message nests too deeply") from None
                 if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
                     raise Refusal("invalid_message", "a message is a JSON object with a string `type`")
                 kind = msg["type"]

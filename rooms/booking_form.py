@@ -9,16 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rooms.admission import BookingRequest, RequestError, SiteChoice
 from rooms.ids import PlanKind, RoomId, SiteId
 from rooms.recurrence import expand, offset_minutes, parse_instant
 
 
+# One line of printable text: a line feed in a title would break the iCalendar invite,
+# the CLI's table and every log line that names the session.
+ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+
+
 class BookingBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=200, pattern=ONE_LINE)
     host_site: str = Field(min_length=1, max_length=100)
     sites: list[str] = Field(default_factory=list, max_length=200, description="site ids, or site/room to pin a room; the host is always included")
     start: str = Field(description="ISO 8601 with offset, e.g. 2026-12-01T09:00:00+08:00")
@@ -30,8 +35,9 @@ class BookingBody(BaseModel):
 
 
 class BookingPatch(BaseModel):
+    """Only the fields given change; `null` is refused (leave a field out to keep it)."""
     model_config = ConfigDict(extra="forbid")
-    title: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    title: Optional[str] = Field(default=None, min_length=1, max_length=200, pattern=ONE_LINE)
     host_site: Optional[str] = Field(default=None, min_length=1, max_length=100)
     sites: Optional[list[str]] = Field(default=None, max_length=200)
     start: Optional[str] = None
@@ -40,6 +46,15 @@ class BookingPatch(BaseModel):
     plan: Optional[Literal["cascade", "central"]] = None
     recurrence: Optional[str] = Field(default=None, max_length=500)
     record: Optional[bool] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(k for k, v in data.items() if v is None and k != "recurrence")
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)}: null is not a value here; leave a field out to keep it")
+        return data
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import yaml
 
 from rooms.ids import LinkId, NodeId, RoomId, SiteId
 from rooms.profiles import DEFAULT_PROFILES, MediaProfile, ProfileError, parse_profiles
+from rooms.topology_document import MAX_MBPS, document_problems
 
 DEFAULT_ADMITTED_SHARE = 0.75
 DEFAULT_CASCADE_LEVELS = ("prefecture",)
@@ -123,12 +124,9 @@ class Topology:
         return self.raw
 
 
-def _as_kbps(value: Any, what: str, site: str, problems: list[str]) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        problems.append(f"site {site}: {what} must be a number of Mbit/s, got {value!r}")
-        return None
-    if value <= 0:
-        problems.append(f"site {site}: {what} must be positive, got {value}")
+def _as_kbps(value: Any) -> int | None:
+    """Mbit/s as kbit/s; None for what the schema refused (not a finite positive number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_MBPS:
         return None
     return round(value * 1000)
 
@@ -156,7 +154,11 @@ def parse_topology(doc: Any) -> Topology:
     """Validate and build a topology; raise TopologyError listing every problem."""
     if not isinstance(doc, Mapping):
         raise TopologyError(["topology: the document must be a mapping with a `sites:` list"])
-    problems: list[str] = []
+    # Types and ranges first (the schema), then the tree; both reported together. Below, a
+    # value the schema refused is skipped quietly: it is already in `problems`.
+    problems = document_problems(doc)
+    if any(not p.startswith(("site ", "sites[")) for p in problems):
+        raise TopologyError(problems)  # the document's own fields are wrong: no tree to check
     raw_sites = doc.get("sites")
     if not isinstance(raw_sites, list) or not raw_sites:
         raise TopologyError(["topology: `sites:` must be a non-empty list"])
@@ -192,16 +194,13 @@ def parse_topology(doc: Any) -> Topology:
             if "uplink_mbps" not in s:
                 problems.append(f"site {sid}: needs uplink_mbps (the rate of its link to {parent})")
             else:
-                uplink = _as_kbps(s["uplink_mbps"], "uplink_mbps", sid, problems)
+                uplink = _as_kbps(s["uplink_mbps"])
         elif "uplink_mbps" in s:
             problems.append(f"site {sid}: the root has no uplink, remove uplink_mbps")
-        if "access_mbps" in s:
-            _as_kbps(s["access_mbps"], "access_mbps", sid, problems)
         rooms_raw = s.get("rooms", default_rooms.get(level))
         rooms = _parse_rooms(rooms_raw, sid, problems)
         share = s.get("admitted_share", share_default)
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
-            problems.append(f"site {sid}: admitted_share must be in (0, 1], got {share!r}")
             share = DEFAULT_ADMITTED_SHARE
         shares[sid] = float(share)
         if "media_node_legs" in s:
@@ -247,8 +246,7 @@ def parse_topology(doc: Any) -> Topology:
         if s.id == root or s.level in cascade_levels or s.id in node_legs:
             legs = node_legs.get(s.id, DEFAULT_ROOT_NODE_LEGS if s.id == root else DEFAULT_NODE_LEGS)
             if isinstance(legs, bool) or not isinstance(legs, int) or legs <= 0:
-                problems.append(f"site {s.id}: media_node_legs must be a positive integer, got {legs!r}")
-                continue
+                continue  # the schema reported it
             nid = NodeId(f"node-{s.id}")
             nodes[nid] = MediaNode(nid, s.id, legs)
     if problems:

@@ -57,7 +57,7 @@ def parse_uri(text: str) -> SipUri:
         port_text = tail[1:] if tail.startswith(":") else ("" if not tail else "x")
     else:
         host, _, port_text = hostport.partition(":")
-    if not HOST.match(host):
+    if not HOST.fullmatch(host):
         raise ValueError(f"invalid host {host[:60]!r}")
     port = None
     if port_text:
@@ -148,7 +148,7 @@ def parse_via(value: str) -> Via:
     else:
         host, _, port_text = sent_by.partition(":")
     host, port_text = host.strip(), port_text.strip()
-    if not HOST.match(host):
+    if not HOST.fullmatch(host):
         raise ValueError(f"invalid Via host {host[:60]!r}")
     if port_text and (not port_text.isdigit() or not 0 < int(port_text) < 65536):
         raise ValueError(f"invalid Via port {port_text[:10]!r}")

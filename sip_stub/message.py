@@ -69,7 +69,7 @@ class Message:
         if raw is None:
             raise ValueError("missing CSeq")
         parts = raw.split()
-        if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10 or not TOKEN.match(parts[1]):
+        if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10 or not TOKEN.fullmatch(parts[1]):
             raise ValueError(f"malformed CSeq {raw!r}")
         number = int(parts[0])
         if number >= 2 ** 31:
@@ -166,7 +166,7 @@ def parse_message(data: bytes) -> Request | Response:
         if not colon:
             raise ValueError(f"header line without a colon: {line[:60]!r}")
         name = name.rstrip(" \t")
-        if not TOKEN.match(name):
+        if not TOKEN.fullmatch(name):
             raise ValueError(f"invalid header name {name[:40]!r}")
         headers.append((name, value.strip(" \t")))
         if len(headers) > MAX_HEADERS:
@@ -174,7 +174,7 @@ def parse_message(data: bytes) -> Request | Response:
     msg: Request | Response
     if start.upper().startswith("SIP/"):
         parts = start.split(" ", 2)
-        if len(parts) < 2 or not VERSION.match(parts[0]):
+        if len(parts) < 2 or not VERSION.fullmatch(parts[0]):
             raise ValueError(f"malformed status line {start[:60]!r}")
         if not (parts[1].isdigit() and len(parts[1]) == 3 and 100 <= int(parts[1]) <= 699):
             raise ValueError(f"invalid status code {parts[1][:10]!r}")
@@ -185,9 +185,9 @@ def parse_message(data: bytes) -> Request | Response:
         if len(parts) != 3:
             raise ValueError(f"malformed request line {start[:60]!r} (method SP uri SP version)")
         method, uri, version = parts
-        if not TOKEN.match(method):
+        if not TOKEN.fullmatch(method):
             raise ValueError(f"invalid method {method[:20]!r}")
-        if not VERSION.match(version):
+        if not VERSION.fullmatch(version):
             raise ValueError(f"invalid SIP version {version[:20]!r}")
         if not uri or ":" not in uri:
             raise ValueError(f"invalid Request-URI {uri[:60]!r}")

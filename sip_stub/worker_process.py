@@ -39,6 +39,7 @@ ANSWERED_HERE = (b"REGISTER ", b"OPTIONS ")
 
 STATS_EVERY_S = 2.0
 STATS_PREFIX = b"#stats "  # a relay frame that carries a worker's counters, not a datagram
+DB_URL_ENV = "CONFCTL_WORKER_DB_URL"
 
 
 def stats_frame(pid: int, stats: dict[str, int]) -> bytes:
@@ -130,9 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m sip_stub.worker_process")
     ap.add_argument("--sip-fd", type=int, required=True)
     ap.add_argument("--relay-fd", type=int, required=True)
-    ap.add_argument("--db", required=True)
     ap.add_argument("--digest", default="MD5")
     args = ap.parse_args(argv)
+    db_url = os.environ.pop(DB_URL_ENV, None)  # popped: a child of this worker never inherits it
+    if not db_url:
+        ap.error(f"the database URL comes in the environment variable {DB_URL_ENV}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
     # uvloop: datagrams in and out and callbacks in C; measured +24 % REGISTER/s per worker. Only here:
     # the main process runs aiortc, which is tested on asyncio's own loop.
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         run = uvloop.run
     except ImportError:  # (not on Windows)
         pass
-    run(serve(args.sip_fd, args.relay_fd, args.db, tuple(a.strip().upper() for a in args.digest.split(","))))
+    run(serve(args.sip_fd, args.relay_fd, db_url, tuple(a.strip().upper() for a in args.digest.split(","))))
 
 
 if __name__ == "__main__":

@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import sys
 import time
 from typing import Any
 
 from sip_stub.endpoint import SipEndpoint
-from sip_stub.worker_process import STATS_PREFIX, parse_relay_frame
+from sip_stub.worker_process import DB_URL_ENV, STATS_PREFIX, parse_relay_frame
 
 log = logging.getLogger("sip.workers")
 STOP_TIMEOUT_S = 10.0
@@ -70,7 +71,9 @@ class SipWorkers:
             for _ in range(self.count):
                 self.procs.append(await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "sip_stub.worker_process", "--sip-fd", str(sip_sock.fileno()),
-                    "--relay-fd", str(theirs.fileno()), "--db", self.db_url, "--digest", ",".join(self.digest),
+                    "--relay-fd", str(theirs.fileno()), "--digest", ",".join(self.digest),
+                    # the URL may hold a password: by environment, never on a command line `ps` shows
+                    env={**os.environ, DB_URL_ENV: self.db_url},
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                     pass_fds=(sip_sock.fileno(), theirs.fileno())))
             for p in self.procs:  # this process keeps reading until every worker reads too: no gap at start

@@ -116,3 +116,26 @@ def small_topology(rooms: int = 60, county_mbps: float = 10) -> Topology:
             {"id": "c", "level": "county", "parent": "f", "uplink_mbps": county_mbps, "rooms": many},
         ],
     })
+
+
+@pytest.fixture
+async def api(aiohttp_client, db_url):
+    """The app over HTTP on the demo network, with one user per role; `api.h(name)` are their headers."""
+    from confctl.app import make_app
+    from confctl.config import Settings
+    from rooms.topology import demo_topology_path
+    app = make_app(Settings(topology_file=demo_topology_path(), db_url=db_url))
+    client = await aiohttp_client(app)
+    tokens = add_users(db_url, [("olga", Role.ORGANIZER, None), ("oscar", Role.ORGANIZER, None),
+                                ("tina", Role.TECHNICIAN, "cc-nongan"), ("opal", Role.OPERATOR, None),
+                                ("ada", Role.ADMIN, None), ("nora", Role.NODE, None)])
+    client.tokens = tokens
+    client.h = lambda who: {"Authorization": f"Bearer {tokens[who]}"}
+    yield client
+
+
+def booking(sites, hour=10, hours=1, profile="hd720", **kw):
+    """A booking body for tomorrow at `hour` (+08:00); sites[0] hosts."""
+    t = tomorrow_at(hour)
+    return {"title": kw.pop("title", "Flood briefing"), "host_site": sites[0], "sites": sites[1:],
+            "start": t.isoformat(), "end": (t + timedelta(hours=hours)).isoformat(), "profile": profile, **kw}

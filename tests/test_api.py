@@ -8,26 +8,11 @@ from icalendar import Calendar
 
 from confctl.app import all_routes, make_app
 from confctl.config import Settings
+from rooms.topology import demo_topology_path
 from rooms.store.users import Role
-from tests.conftest import add_users, tomorrow_at
+from tests.conftest import api, booking, tomorrow_at  # noqa: F401 (api: a fixture)
 
 
-@pytest.fixture
-async def api(aiohttp_client, db_url):
-    app = make_app(Settings(db_url=db_url))
-    client = await aiohttp_client(app)
-    tokens = add_users(db_url, [("olga", Role.ORGANIZER, None), ("oscar", Role.ORGANIZER, None),
-                                ("tina", Role.TECHNICIAN, "cc-nongan"), ("opal", Role.OPERATOR, None),
-                                ("ada", Role.ADMIN, None)])
-    client.tokens = tokens
-    client.h = lambda who: {"Authorization": f"Bearer {tokens[who]}"}
-    yield client
-
-
-def booking(sites, hour=10, hours=1, profile="hd720", **kw):
-    t = tomorrow_at(hour)
-    return {"title": kw.pop("title", "Flood briefing"), "host_site": sites[0], "sites": sites[1:],
-            "start": t.isoformat(), "end": (t + timedelta(hours=hours)).isoformat(), "profile": profile, **kw}
 
 
 async def test_book_then_refuse_with_reasons_and_alternatives(api):

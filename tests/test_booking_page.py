@@ -8,6 +8,7 @@ from playwright.async_api import async_playwright, expect
 
 from confctl.app import make_app
 from confctl.config import Settings
+from rooms.topology import demo_topology_path
 from rooms.store.users import Role
 from tests.browser import launch
 from tests.conftest import add_users, tomorrow_at
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 async def site(aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/page.db"
-    server = await aiohttp_server(make_app(Settings(db_url=url)))
+    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url)))
     yield server, add_users(url, [("olga", Role.ORGANIZER, None)])["olga"]
 
 

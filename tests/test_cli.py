@@ -14,7 +14,7 @@ from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
 from confctl.cli.main import build_parser
 from rooms.store.users import Role, UserStore
-from rooms.topology import demo_topology_path
+from rooms.topology import demo_topology, demo_topology_path
 from tests.conftest import tomorrow_at
 
 CONFCTL = str(Path(sys.executable).parent / "confctl")
@@ -26,7 +26,13 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def db(tmp_path) -> str:
-    return f"sqlite:///{tmp_path}/cli.db"
+    """A database holding the demo network (the CLI never loads it by itself)."""
+    url = f"sqlite:///{tmp_path}/cli.db"
+    engine = make_engine(url)
+    upgrade(engine)
+    BookingStore(engine).set_topology(demo_topology())
+    engine.dispose()
+    return url
 
 
 def test_users_add_prints_a_working_token_last(tmp_path, db):
@@ -112,3 +118,12 @@ def test_capacity_prints_the_county_figures(tmp_path, db):
 def test_bad_database_url_is_one_clear_line(tmp_path):
     r = run("sessions", "list", "--db", "mysql://nowhere/x", cwd=tmp_path)
     assert r.returncode == 2 and "unsupported database" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_empty_database_gets_no_topology_behind_the_users_back(tmp_path):
+    empty = f"sqlite:///{tmp_path}/empty.db"
+    r = run("serve", "--db", empty, "--port", "0", cwd=tmp_path)
+    assert r.returncode == 2 and "--topology" in r.stderr and "Traceback" not in r.stderr
+    r = run("sessions", "list", "--db", empty, cwd=tmp_path)
+    assert r.returncode == 2 and "confctl topology load" in r.stderr
+    assert not BookingStore(make_engine(empty)).has_topology()

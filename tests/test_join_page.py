@@ -9,6 +9,7 @@ from playwright.async_api import async_playwright
 
 from confctl.app import make_app
 from confctl.config import Settings
+from rooms.topology import demo_topology_path
 from rooms.store.users import Role
 from tests.browser import launch
 from tests.conftest import add_users
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.browser
 async def booked(aiohttp_server, tmp_path):
     """A running control plane and a function that books a session through its API."""
     url = f"sqlite:///{tmp_path}/join.db"
-    server = await aiohttp_server(make_app(Settings(db_url=url)))
+    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url)))
     token = add_users(url, [("olga", Role.ORGANIZER, None)])["olga"]
     base = f"http://127.0.0.1:{server.port}"
 

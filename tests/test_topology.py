@@ -23,10 +23,10 @@ def _doc(*sites):
     ([{"id": "a"}, {"id": "b", "parent": "c", "uplink_mbps": 1}, {"id": "c", "parent": "b", "uplink_mbps": 1}],
      "cycle"),
     ([{"id": "a"}, {"id": "a", "parent": "a", "uplink_mbps": 1}], "site a: id used twice"),
-    ([{"id": "a"}, {"id": "b", "parent": "a", "uplink_mbps": 0}], "site b: uplink_mbps must be positive"),
-    ([{"id": "a"}, {"id": "b", "parent": "a", "uplink_mbps": -5}], "site b: uplink_mbps must be positive"),
+    ([{"id": "a"}, {"id": "b", "parent": "a", "uplink_mbps": 0}], "site b: uplink_mbps: Input should be greater than 0"),
+    ([{"id": "a"}, {"id": "b", "parent": "a", "uplink_mbps": -5}], "site b: uplink_mbps: Input should be greater than 0"),
     ([{"id": "a"}, {"id": "b", "parent": "a"}], "site b: needs uplink_mbps"),
-    ([{"id": "a"}, {"id": "b", "parent": "a", "uplink_mbps": 10, "admitted_share": 1.5}], "site b: admitted_share"),
+    ([{"id": "a"}, {"id": "b", "parent": "a", "uplink_mbps": 10, "admitted_share": 1.5}], "site b: admitted_share: Input should be less than or equal to 1"),
 ])
 def test_invalid_topologies_name_the_site_and_problem(sites, expected):
     with pytest.raises(TopologyError) as err:

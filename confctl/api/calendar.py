@@ -11,7 +11,7 @@ from confctl.api.route import Route
 from confctl.api.sessions import _session_for
 from confctl.auth import require
 from confctl.errors import ApiError
-from confctl.keys import BOOKINGS, run_db
+from confctl.keys import BOOKINGS, run_db, run_read
 from rooms.store.users import Role
 
 
@@ -56,7 +56,7 @@ def _ics(cal: Calendar, filename: str) -> web.Response:
 async def session_ics(request: web.Request) -> web.Response:
     user = require(request)
     session = await _session_for(request, user)
-    topo = await run_db(request.app, request.app[BOOKINGS].topology)
+    topo = await run_read(request.app, request.app[BOOKINGS].topology)
     names = {s: topo.sites[s].name for s in topo.sites}
     cal = _calendar(session["title"])
     cal.add_component(session_event(session, names, user.site if user.role is Role.TECHNICIAN else None))
@@ -68,10 +68,10 @@ async def site_feed(request: web.Request) -> web.Response:
     site = request.match_info["site"]
     if user.role is Role.TECHNICIAN and user.site != site:
         raise ApiError(403, "forbidden", f"a technician reads the calendar of site {user.site} only")
-    topo = await run_db(request.app, request.app[BOOKINGS].topology)
+    topo = await run_read(request.app, request.app[BOOKINGS].topology)
     if site not in topo.sites:
         raise ApiError(404, "not_found", f"no site {site!r}")
-    sessions = await run_db(request.app, request.app[BOOKINGS].list, None, None, site)
+    sessions = await run_read(request.app, request.app[BOOKINGS].list, None, None, site)
     names = {s: topo.sites[s].name for s in topo.sites}
     cal = _calendar(f"{topo.sites[site].name} video conferences")  # type: ignore[index]
     for s in sessions:

@@ -7,9 +7,9 @@ import time
 import aiohttp
 from aiohttp import web
 
-from confctl.api.route import Route
+from confctl.api.route import READERS, Route
 from confctl.auth import require
-from confctl.keys import MEDIA_NODE, NODE_KEY, NODE_STORE, run_db
+from confctl.keys import MEDIA_NODE, NODE_KEY, NODE_STORE, run_db, run_read
 from rooms.store.users import Role
 
 
@@ -23,9 +23,9 @@ async def _remote(http: aiohttp.ClientSession, url: str, key: bytes) -> list[dic
 
 
 async def live(request: web.Request) -> web.Response:
-    require(request, Role.OPERATOR, Role.ADMIN)
+    require(request)
     sessions = [dict(s, node="in-process") for s in await request.app[MEDIA_NODE].live_figures(time.monotonic())]
-    nodes = [n for n in await run_db(request.app, request.app[NODE_STORE].all) if n.alive(time.time())]
+    nodes = [n for n in await run_read(request.app, request.app[NODE_STORE].all) if n.alive(time.time())]
     if nodes:
         async with aiohttp.ClientSession() as http:
             remote = await asyncio.gather(*(_remote(http, n.url, request.app[NODE_KEY]) for n in nodes))
@@ -36,5 +36,5 @@ async def live(request: web.Request) -> web.Response:
 
 routes = [
     Route("GET", "/api/live", live, "Every live leg: bitrate in/out (byte deltas since the previous call), "
-          "packets lost, jitter, RTT, frames forwarded and dropped, resolution, program", ("operator", "admin")),
+          "packets lost, jitter, RTT, frames forwarded and dropped, resolution, program", READERS),
 ]

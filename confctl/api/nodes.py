@@ -6,10 +6,10 @@ import time
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from confctl.api.route import Route
+from confctl.api.route import READERS, Route
 from confctl.auth import require
 from confctl.errors import read_json
-from confctl.keys import NODE_KEY, NODE_STORE, run_db
+from confctl.keys import NODE_KEY, NODE_STORE, run_db, run_read
 from rooms.booking_form import FormError, validation_detail
 from rooms.store.users import Role
 
@@ -21,7 +21,7 @@ class NodeRegistration(BaseModel):
 
 
 async def register(request: web.Request) -> web.Response:
-    require(request, Role.NODE, Role.ADMIN)
+    require(request)
     try:
         body = NodeRegistration.model_validate(await read_json(request))
     except ValidationError as exc:
@@ -32,9 +32,9 @@ async def register(request: web.Request) -> web.Response:
 
 
 async def list_nodes(request: web.Request) -> web.Response:
-    require(request, Role.OPERATOR, Role.ADMIN)
+    require(request)
     now = time.time()
-    nodes = await run_db(request.app, request.app[NODE_STORE].all)
+    nodes = await run_read(request.app, request.app[NODE_STORE].all)
     return web.json_response({"nodes": [{"id": n.id, "url": n.url, "last_seen": n.last_seen, "alive": n.alive(now)}
                                          for n in nodes]})
 
@@ -42,5 +42,5 @@ async def list_nodes(request: web.Request) -> web.Response:
 routes = [
     Route("POST", "/api/media-nodes", register, "A media node registers (repeat every 10 s as a heartbeat)",
           ("node", "admin"), NodeRegistration, {200: "{id, grant_key}"}),
-    Route("GET", "/api/media-nodes", list_nodes, "Registered media nodes and whether they are alive", ("operator", "admin")),
+    Route("GET", "/api/media-nodes", list_nodes, "Registered media nodes and whether they are alive", READERS),
 ]

@@ -23,6 +23,21 @@ def _schema(body: Any, components: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _common_errors(r: Route, path: str) -> list[tuple[int, str]]:
+    """What any route may answer besides its own responses, as the middlewares really do."""
+    out = [(400, "malformed request (not JSON, a bad query parameter)")]
+    if not r.public:
+        out += [(401, "no or unknown token"), (403, f"role not allowed (allowed: {', '.join(r.roles)})")]
+    if "{" in path:
+        out.append((404, "no such resource"))
+    out.append((405, "method not allowed; the Allow header lists those that are"))
+    if r.body is not None:
+        out.append((422, "the body does not fit the schema; detail lists each field"))
+    out += [(431, "a header (Authorization) over 8 KiB"),
+            (503, "the database is busy (retry after Retry-After seconds) or has no topology yet")]
+    return out
+
+
 def build_openapi(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     components: dict[str, Any] = {"Error": ERROR}
@@ -37,17 +52,16 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
             op["parameters"] = params
         if r.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _schema(r.body, components)}}}
-        if r.roles == ("public",):
+        if r.public:
             op["security"] = []
-        elif r.roles:
+        else:
             op["description"] = f"roles: {', '.join(r.roles)}"
         responses: dict[str, Any] = {}
         for status, text in (r.responses or {200: "ok"}).items():
             ctype = r.content_type if status < 300 else "application/json"
             responses[str(status)] = {"description": text, "content": {ctype: {"schema": {} if status < 300 else {"$ref": "#/components/schemas/Error"}}}}
-        for status, text in ((400, "malformed request"), (401, "no or unknown token"), (403, "role not allowed")):
-            if r.roles != ("public",) or status == 400:
-                responses.setdefault(str(status), {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+        for status, text in _common_errors(r, path):
+            responses.setdefault(str(status), {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
         op["responses"] = responses
         paths.setdefault(path, {})[r.method.lower()] = op
     return {

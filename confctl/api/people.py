@@ -4,10 +4,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from confctl.api.route import Route
+from confctl.api.route import PEOPLE, Route
 from confctl.auth import require
 from confctl.errors import read_json
-from confctl.keys import BOOKINGS, USER_STORE, run_db
+from confctl.keys import BOOKINGS, USER_STORE, run_db, run_read
 from rooms.booking_form import FormError, validation_detail
 from rooms.ids import SiteId
 from rooms.store.users import Role
@@ -25,25 +25,25 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def list_users(request: web.Request) -> web.Response:
-    require(request, Role.ADMIN)
-    users = await run_db(request.app, request.app[USER_STORE].list)
+    require(request)
+    users = await run_read(request.app, request.app[USER_STORE].list)
     return web.json_response({"users": [u.to_dict() for u in users]})
 
 
 async def add_user(request: web.Request) -> web.Response:
-    require(request, Role.ADMIN)
+    require(request)
     try:
         body = NewUser.model_validate(await read_json(request))
     except ValidationError as exc:
         raise FormError(validation_detail(exc)) from None
-    topo = await run_db(request.app, request.app[BOOKINGS].topology)
+    topo = await run_read(request.app, request.app[BOOKINGS].topology)
     user, token = await run_db(request.app, request.app[USER_STORE].add, body.name, body.role,
                                SiteId(body.site) if body.site else None, set(topo.sites))
     return web.json_response({"user": user.to_dict(), "token": token}, status=201)
 
 
 routes = [
-    Route("GET", "/api/me", me, "The caller's user and role"),
+    Route("GET", "/api/me", me, "The caller's user and role", PEOPLE + ("node",)),
     Route("GET", "/api/users", list_users, "Every user (tokens are never shown again)", ("admin",)),
     Route("POST", "/api/users", add_user, "Create a user; the response holds its token, once", ("admin",), NewUser,
           {201: "{user, token}", 422: "invalid user"}),

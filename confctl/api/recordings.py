@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from confctl.api.route import Route
+from confctl.api.route import WRITERS, Route
 from confctl.api.sessions import _session_for
 from confctl.auth import require
 from confctl.errors import ApiError
@@ -17,11 +17,11 @@ from media.composite import render, tiles_in
 from media.recording import describe
 from rooms.store.users import Role, User
 
-NAME = re.compile(r"^[A-Za-z0-9_.-]+\.webm$")
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}\.webm")  # our own names; the bound keeps OSError away
 
 
 async def _folder(request: web.Request) -> tuple[User, Path]:
-    user = require(request, Role.ORGANIZER, Role.OPERATOR, Role.ADMIN)
+    user = require(request)
     session = await _session_for(request, user)
     if user.role is Role.ORGANIZER and session["organizer_id"] != user.id:
         raise ApiError(403, "forbidden", "only the session's organizer, operators and admins reach its recordings")
@@ -29,7 +29,7 @@ async def _folder(request: web.Request) -> tuple[User, Path]:
 
 
 def _file(folder: Path, name: str) -> Path:
-    if not NAME.match(name) or not (folder / name).is_file():
+    if not NAME.fullmatch(name) or not (folder / name).is_file():
         raise ApiError(404, "not_found", f"no recording {name!r} in this session")
     return folder / name
 
@@ -110,7 +110,7 @@ async def composite_status(request: web.Request) -> web.Response:
 routes = [
     Route("POST", "/api/sessions/{id}/recordings/composite", start_composite,
           "Render a grid video of every site's recording (after the session); poll its status",
-          ("organizer", "operator", "admin"), responses={202: "{state, progress}", 404: "no video recordings"}),
+          WRITERS, responses={202: "{state, progress}", 404: "no video recordings"}),
     Route("GET", "/api/sessions/{id}/recordings/composite", composite_status, "Progress of the grid render",
           ("organizer", "operator", "admin"), responses={200: "{state: none|running|done|failed, progress, file}"}),
     Route("GET", "/api/sessions/{id}/recordings", list_recordings, "A session's recordings (one file per site and track)",
@@ -118,5 +118,5 @@ routes = [
     Route("GET", "/api/sessions/{id}/recordings/{name}", download, "Download one recording (WebM)",
           ("organizer", "operator", "admin"), responses={200: "video/webm"}, content_type="video/webm"),
     Route("DELETE", "/api/sessions/{id}/recordings/{name}", delete, "Delete one recording",
-          ("organizer", "operator", "admin")),
+          WRITERS, responses={200: "deleted", 404: "no such recording"}),
 ]

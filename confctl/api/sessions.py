@@ -6,20 +6,19 @@ from typing import Any
 
 from aiohttp import web
 
-from confctl.api.route import Route
+from confctl.api.route import WRITERS, Route
 from confctl.api.views import decision_view
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
 from confctl.join_tokens import mint
-from confctl.keys import BOOKINGS, JOIN_SECRET, run_db
-from rooms.admission import Accepted
+from confctl.keys import BOOKINGS, JOIN_SECRET, run_db, run_read
+from rooms.admission import Accepted, RequestError
 from rooms.booking_form import BookingBody, BookingPatch, FormError, parse_body, to_request, validation_detail
 from rooms.recurrence import parse_instant
 from rooms.store.users import Role, User
 
 from pydantic import ValidationError
 
-WRITERS = (Role.ORGANIZER, Role.ADMIN)
 
 
 def _now() -> datetime:
@@ -27,9 +26,9 @@ def _now() -> datetime:
 
 
 async def book(request: web.Request) -> web.Response:
-    user = require(request, *WRITERS)
+    user = require(request)
     body = parse_body(await read_json(request))
-    req, meta = to_request(body, _now())
+    req, meta = await run_read(request.app, to_request, body, _now())  # RRULE expansion: CPU, off the loop
     out = await run_db(request.app, request.app[BOOKINGS].book, req, meta, user.id)
     if not isinstance(out.decision, Accepted):
         return web.json_response(decision_view(out, meta), status=409)
@@ -37,20 +36,24 @@ async def book(request: web.Request) -> web.Response:
 
 
 async def check(request: web.Request) -> web.Response:
-    require(request, *WRITERS)
+    require(request)
     body = parse_body(await read_json(request))
-    req, meta = to_request(body, _now())
-    out = await run_db(request.app, request.app[BOOKINGS].check, req)
+    req, meta = await run_read(request.app, to_request, body, _now())  # RRULE expansion: CPU, off the loop
+    out = await run_read(request.app, request.app[BOOKINGS].check, req)
     return web.json_response(decision_view(out, meta))
 
 
 def with_join_urls(request: web.Request, user: User, session: dict[str, Any]) -> dict[str, Any]:
-    """Each site's join page URL with its token; a technician gets only their own site's."""
+    """Each site's join page URL with its token, for those who hand them out or use them: the
+    session's organizer and admins get every site's, a technician their own site's, others none
+    (a join link lets its holder into the meeting as that site)."""
     secret = request.app[JOIN_SECRET]
     base = f"{request.url.origin()}/join?token="
     sites = [s["site"] for s in session["sites"]]
     if user.role is Role.TECHNICIAN:
         sites = [s for s in sites if s == user.site]
+    elif not _may_edit(user, session):
+        sites = []
     return {**session, "join_urls": {s: base + mint(secret, session["id"], s) for s in sites}}
 
 
@@ -65,7 +68,7 @@ def _may_edit(user: User, session: dict[str, Any]) -> bool:
 
 
 async def _session_for(request: web.Request, user: User) -> dict[str, Any]:
-    session = await run_db(request.app, request.app[BOOKINGS].get, request.match_info["id"])
+    session = await run_read(request.app, request.app[BOOKINGS].get, request.match_info["id"])
     if not _may_see(user, session):
         raise ApiError(403, "forbidden", f"site {user.site} does not take part in this session")
     return session
@@ -88,7 +91,7 @@ def _as_body(session: dict[str, Any]) -> dict[str, Any]:
 
 
 async def patch_session(request: web.Request) -> web.Response:
-    user = require(request, *WRITERS)
+    user = require(request)
     raw = await read_json(request)
     if not isinstance(raw, dict):
         raise ApiError(400, "invalid_body", "the change must be a JSON object")
@@ -106,7 +109,7 @@ async def patch_session(request: web.Request) -> web.Response:
         merged["host_site"] = changes.get("host_site", session["host_site"])
     merged.update(changes)
     body = BookingBody.model_validate(merged)
-    req, meta = to_request(body, _now())
+    req, meta = await run_read(request.app, to_request, body, _now())  # RRULE expansion: CPU, off the loop
     out = await run_db(request.app, request.app[BOOKINGS].update, session["id"], req, meta)
     if not isinstance(out.decision, Accepted):
         return web.json_response(decision_view(out, meta), status=409)
@@ -114,11 +117,14 @@ async def patch_session(request: web.Request) -> web.Response:
 
 
 async def delete_session(request: web.Request) -> web.Response:
-    user = require(request, *WRITERS)
+    user = require(request)
     session = await _session_for(request, user)
     if not _may_edit(user, session):
         raise ApiError(403, "forbidden", "only the session's organizer or an admin may cancel it")
     return web.json_response(await run_db(request.app, request.app[BOOKINGS].cancel, session["id"]))
+
+
+QUERY_YEARS = (2000, 2200)
 
 
 def query_instant(request: web.Request, name: str) -> datetime | None:
@@ -126,9 +132,14 @@ def query_instant(request: web.Request, name: str) -> datetime | None:
     if value is None or value == "":
         return None
     try:
-        return parse_instant(value, name)
-    except Exception:
+        t = parse_instant(value, name)
+    except RequestError:
         raise ApiError(400, "invalid_query", f"{name}={value!r} must be ISO 8601 with an offset") from None
+    # Year 1 or 9999 overflows epoch arithmetic (and asks nothing a calendar of this network holds).
+    if not QUERY_YEARS[0] <= t.year <= QUERY_YEARS[1]:
+        raise ApiError(400, "invalid_query", f"{name}={value!r}: give a time between the years "
+                       f"{QUERY_YEARS[0]} and {QUERY_YEARS[1]}")
+    return t
 
 
 def query_time(request: web.Request, name: str) -> int | None:
@@ -146,16 +157,16 @@ async def list_sessions(request: web.Request) -> web.Response:
     start, end = query_time(request, "from"), query_time(request, "to")
     if start is not None and end is not None and end <= start:
         raise ApiError(400, "invalid_query", "to must be after from")
-    rows = await run_db(request.app, request.app[BOOKINGS].list, start, end, site,
+    rows = await run_read(request.app, request.app[BOOKINGS].list, start, end, site,
                         request.query.get("include_cancelled") == "true")
     return web.json_response({"sessions": rows})
 
 
 REFUSED = "admission refused: {error, violations, alternatives}"
 routes = [
-    Route("POST", "/api/sessions", book, "Book a session (admission applied atomically)", ("organizer", "admin"),
+    Route("POST", "/api/sessions", book, "Book a session (admission applied atomically)", WRITERS,
           BookingBody, {201: "the booked session with its media plan", 409: REFUSED, 422: "invalid booking"}),
-    Route("POST", "/api/sessions/check", check, "Dry run: the decision a booking would get now", ("organizer", "admin"),
+    Route("POST", "/api/sessions/check", check, "Dry run: the decision a booking would get now", WRITERS,
           BookingBody, {200: "{decision: accepted|refused, media_plan | violations, alternatives}"}),
     Route("GET", "/api/sessions", list_sessions, "Sessions overlapping a window, optionally at one site",
           responses={200: "{sessions: [...]}"},
@@ -163,7 +174,7 @@ routes = [
                  ("include_cancelled", "true to include cancelled sessions"))),
     Route("GET", "/api/sessions/{id}", get_session, "One session", responses={200: "the session", 404: "unknown id"}),
     Route("PATCH", "/api/sessions/{id}", patch_session, "Change a session; it is admitted again",
-          ("organizer", "admin"), BookingPatch, {200: "the changed session", 409: REFUSED}),
+          WRITERS, BookingPatch, {200: "the changed session", 409: REFUSED}),
     Route("DELETE", "/api/sessions/{id}", delete_session, "Cancel a session and free its reservations",
-          ("organizer", "admin"), responses={200: "the cancelled session"}),
+          WRITERS, responses={200: "the cancelled session"}),
 ]

@@ -6,11 +6,11 @@ import time
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from confctl.api.route import Route
+from confctl.api.route import READERS, WRITERS, Route
 from confctl.api.sessions import _session_for
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
-from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_STORE, SIP_WORKERS, run_db
+from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_STORE, SIP_WORKERS, run_db, run_read
 from confctl.telephony import SessionConferences
 from rooms.booking_form import FormError, validation_detail
 from rooms.store.calls import CallRecords
@@ -39,9 +39,9 @@ def _body(model, raw):  # type: ignore[no-untyped-def]
 
 
 async def add_account(request: web.Request) -> web.Response:
-    require(request, Role.ADMIN)
+    require(request)
     body = _body(NewSipAccount, await read_json(request))
-    topo = await run_db(request.app, request.app[BOOKINGS].topology)
+    topo = await run_read(request.app, request.app[BOOKINGS].topology)
     if body.site not in topo.sites:
         raise ApiError(422, "unknown_site", f"site {body.site!r} is not in the topology")
     try:
@@ -52,21 +52,21 @@ async def add_account(request: web.Request) -> web.Response:
 
 
 async def list_accounts(request: web.Request) -> web.Response:
-    require(request, Role.ADMIN, Role.OPERATOR)
-    accounts = await run_db(request.app, request.app[SIP_STORE].accounts)
+    require(request)
+    accounts = await run_read(request.app, request.app[SIP_STORE].accounts)
     now = int(time.time())
     out = []
     for a in accounts:
-        bindings = await run_db(request.app, request.app[SIP_STORE].bindings, a.username, now)
+        bindings = await run_read(request.app, request.app[SIP_STORE].bindings, a.username, now)
         out.append({"username": a.username, "site": a.site, "registered": [b.contact for b in bindings]})
     return web.json_response({"accounts": out})
 
 
 async def dial_out(request: web.Request) -> web.Response:
-    user = require(request, Role.ORGANIZER, Role.OPERATOR, Role.ADMIN)
+    user = require(request)
     session = await _session_for(request, user)
     if user.role is Role.ORGANIZER and session["organizer_id"] != user.id:
-        raise ApiError(403, "forbidden", "only the session's organizer, operators and admins dial out")
+        raise ApiError(403, "forbidden", "only the session's organizer or an admin dials out")
     body = _body(DialOut, await read_json(request))
     endpoint = request.app.get(SIP_ENDPOINT)
     if endpoint is None:
@@ -86,14 +86,14 @@ async def dial_out(request: web.Request) -> web.Response:
 
 
 async def calls(request: web.Request) -> web.Response:
-    require(request, Role.OPERATOR, Role.ADMIN)
+    require(request)
     session = request.query.get("session") or None
-    rows = await run_db(request.app, CallRecords(request.app[BOOKINGS].engine).list, session)
+    rows = await run_read(request.app, CallRecords(request.app[BOOKINGS].engine).list, session)
     return web.json_response({"calls": rows})
 
 
 async def sip_status(request: web.Request) -> web.Response:
-    require(request, Role.OPERATOR, Role.ADMIN)
+    require(request)
     workers = request.app.get(SIP_WORKERS)
     if workers is None:
         raise ApiError(503, "sip_disabled", "the SIP service is not running (confctl serve --sip-port)")
@@ -103,13 +103,13 @@ async def sip_status(request: web.Request) -> web.Response:
 routes = [
     Route("GET", "/api/sip/status", sip_status, "The SIP service: this process's counters (received, stateless "
           "answers, bad requests...), whether it reads the socket, and each worker process's latest report",
-          ("operator", "admin")),
+          READERS),
     Route("POST", "/api/sip-accounts", add_account, "Create a SIP account bound to a site (digest credentials)",
           ("admin",), NewSipAccount, {201: "the account", 422: "invalid"}),
-    Route("GET", "/api/sip-accounts", list_accounts, "SIP accounts and their registered contacts", ("admin", "operator")),
+    Route("GET", "/api/sip-accounts", list_accounts, "SIP accounts and their registered contacts", READERS),
     Route("POST", "/api/sessions/{id}/dial-out", dial_out, "Call a registered phone into this live session",
-          ("organizer", "operator", "admin"), DialOut, {202: "{call_id}: the outcome lands in /api/calls",
+          WRITERS, DialOut, {202: "{call_id}: the outcome lands in /api/calls",
                                                         409: "not live, not registered, or busy"}),
-    Route("GET", "/api/calls", calls, "Call records of every SIP leg", ("operator", "admin"),
+    Route("GET", "/api/calls", calls, "Call records of every SIP leg", READERS,
           query=(("session", "only this session's calls"),)),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from datetime import datetime, timezone
@@ -29,30 +30,45 @@ class CliError(Exception):
     pass
 
 
+NO_TOPOLOGY = ("the database {db} has no topology: load one with `confctl topology load FILE` "
+               "(the demo network is {demo}; `make run` loads it)")
+
+
 def _store(args: argparse.Namespace, need_topology: bool = True) -> BookingStore:
     engine = make_engine(args.db)
     upgrade(engine)
     store = BookingStore(engine)
     if need_topology and not store.has_topology():
-        store.set_topology(load_topology_file(demo_topology_path()))
+        raise CliError(NO_TOPOLOGY.format(db=args.db, demo=demo_topology_path()))
     return store
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
+    from confctl.access_log import RedactingAccessLogger
     from confctl.app import make_app
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 <= args.sip_workers <= 64:
         raise CliError("--sip-workers: 0 to 64 processes")
     if args.topology:
         load_topology_file(args.topology)  # fail fast on a bad file, before binding
-    settings = Settings(db_url=args.db, topology_file=args.topology or demo_topology_path(), host=args.host, port=args.port,
+    else:
+        engine = make_engine(args.db)
+        upgrade(engine)
+        has = BookingStore(engine).has_topology()
+        engine.dispose()
+        if not has:
+            raise CliError(f"the database {args.db} has no topology: give --topology FILE "
+                           f"(the demo network: --topology {demo_topology_path()}, or `make run`)")
+    settings = Settings(db_url=args.db, topology_file=Path(args.topology) if args.topology else None,
+                        host=args.host, port=args.port,
                         horizon_days=args.horizon_days, sip_port=args.sip_port or None, sip_host=args.host,
                         sip_digest=tuple(a.strip().upper() for a in args.sip_digest.split(",")),
                         sip_workers=args.sip_workers)
     print(f"confctl serving on http://{args.host}:{args.port}/  (database {args.db})", flush=True)
-    web.run_app(make_app(settings), host=args.host, port=args.port, print=None)
+    web.run_app(make_app(settings), host=args.host, port=args.port, print=None,
+                access_log_class=RedactingAccessLogger)
 
 
 def cmd_media_node(args: argparse.Namespace) -> None:
@@ -207,12 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, fn: Callable[[argparse.Namespace], None], help: str, parent: Any = sub, db: bool = True) -> argparse.ArgumentParser:
         sp = parent.add_parser(name, help=help, description=help)
         if db:
-            sp.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
+            sp.add_argument("--db", default=os.environ.get("CONFCTL_DB", DEFAULT_DB_URL),
+                            help=f"database URL (default $CONFCTL_DB or {DEFAULT_DB_URL}; the variable keeps a password out of ps)")
         sp.set_defaults(fn=fn)
         return sp
 
     s = add("serve", cmd_serve, "run the control plane (API, pages)")
-    s.add_argument("--topology", help="topology file loaded if the database has none (default: the demo network)")
+    s.add_argument("--topology", help="topology file loaded if the database has none (required then)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--horizon-days", type=int, default=7, help="how far ahead a refusal looks for a later start")

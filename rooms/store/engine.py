@@ -23,9 +23,16 @@ class DatabaseUrlError(ValueError):
     pass
 
 
-def make_engine(url: str, durable: bool = True) -> Engine:
+DEFAULT_LOCK_WAIT_S = 5.0
+
+
+def make_engine(url: str, durable: bool = True, lock_wait_s: float = DEFAULT_LOCK_WAIT_S) -> Engine:
     """`durable=False` (SQLite): a commit survives a process crash but not a power cut (synchronous=NORMAL,
-    no fsync per commit). For soft state a device restores by itself, such as SIP registrations."""
+    no fsync per commit). For soft state a device restores by itself, such as SIP registrations.
+
+    `lock_wait_s` bounds every wait for a lock (SQLite's write lock, PostgreSQL's advisory and row
+    locks): past it the statement fails with OperationalError, which the API answers 503 with
+    Retry-After, instead of a request hanging behind a long write."""
     try:
         u = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with no common base worth naming
@@ -33,15 +40,25 @@ def make_engine(url: str, durable: bool = True) -> Engine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(u, connect_args={"check_same_thread": False, "timeout": 60})
-        _sqlite_setup(engine, durable)
+        engine = create_engine(u, connect_args={"check_same_thread": False, "timeout": lock_wait_s})
+        _sqlite_setup(engine, durable, lock_wait_s)
         return engine
     if u.get_backend_name() == "postgresql":
-        return create_engine(u, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_engine(u, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        _postgres_setup(engine, lock_wait_s)
+        return engine
     raise DatabaseUrlError(f"unsupported database {u.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
 
 
-def _sqlite_setup(engine: Engine, durable: bool = True) -> None:
+def _postgres_setup(engine: Engine, lock_wait_s: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET lock_timeout = {int(lock_wait_s * 1000)}")
+        dbapi_conn.commit()
+
+
+def _sqlite_setup(engine: Engine, durable: bool, lock_wait_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event choose the BEGIN
@@ -49,7 +66,7 @@ def _sqlite_setup(engine: Engine, durable: bool = True) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         # FULL: an accepted booking survives power loss, not only a process crash.
         cur.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute(f"PRAGMA busy_timeout={int(lock_wait_s * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")

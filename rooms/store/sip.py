@@ -14,7 +14,7 @@ from rooms.store.tables import SipAccountRow, SipBindingRow
 
 SA = SipAccountRow.__table__
 SB = SipBindingRow.__table__
-USERNAME = re.compile(r"^[A-Za-z0-9_.\-+]{1,64}$")
+USERNAME = re.compile(r"[A-Za-z0-9_.\-+]{1,64}")  # fullmatch: `$` would let a trailing newline through
 MAX_CONTACTS = 10  # registered contacts kept per account (kamailio's max_contacts); the newest win
 
 
@@ -59,7 +59,7 @@ class SipStore:
         self.engine = engine
 
     def add_account(self, username: str, site: str, password: str, realm: str) -> SipAccount:
-        if not USERNAME.match(username):
+        if not USERNAME.fullmatch(username):
             raise SipAccountError("username: 1-64 of letters, digits and _ . - +")
         if len(password) < 8:
             raise SipAccountError("password: at least 8 characters")

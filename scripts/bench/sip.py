@@ -26,6 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from rooms.topology import demo_topology_path  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE.parents[1] / "tests" / "sip" / "scenarios"
 CONFCTL = str(Path(sys.executable).parent / "confctl")
@@ -80,6 +83,7 @@ def main() -> None:
         sys.exit("needs Debian's kamailio and sip-tester (sipp): apt-get install kamailio sip-tester")
     work = Path(tempfile.mkdtemp(prefix="confctl-sipbench-"))
     db = f"sqlite:///{work}/bench.db"
+    subprocess.run([CONFCTL, "topology", "load", str(demo_topology_path()), "--db", db], check=True, capture_output=True)
     subprocess.run([CONFCTL, "sip-accounts", "add", "desk-101", "--site", "cc-nongan", "--password", "s3cret-pass",
                     "--db", db], check=True, capture_output=True)
     ours, kam_port = free_port(), free_port()

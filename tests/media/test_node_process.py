@@ -13,6 +13,7 @@ import pytest
 
 from confctl.app import make_app
 from confctl.config import Settings
+from rooms.topology import demo_topology_path
 from rooms.store.users import Role
 from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import next_of, token_of
@@ -30,7 +31,7 @@ def free_port() -> int:
 @pytest.fixture
 async def plane_and_node(aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/cp.db"
-    server = await aiohttp_server(make_app(Settings(db_url=url, recordings_dir=tmp_path / "rec")))
+    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url, recordings_dir=tmp_path / "rec")))
     tokens = add_users(url, [("olga", Role.ORGANIZER, None), ("opal", Role.OPERATOR, None), ("node-jl", Role.NODE, None)])
     port = free_port()
     node = subprocess.Popen([CONFCTL, "media-node", "--control", f"http://127.0.0.1:{server.port}",

@@ -10,6 +10,7 @@ import pytest
 
 from confctl.app import make_app
 from confctl.config import Settings
+from rooms.topology import demo_topology_path
 from confctl.keys import SETTINGS
 from media.room import MediaRoom
 from rooms.store.users import Role
@@ -51,7 +52,7 @@ async def test_a_recording_plays_back_with_the_duration_it_was_recorded(tmp_path
 @pytest.fixture
 async def client(aiohttp_client, tmp_path):
     url = f"sqlite:///{tmp_path}/rec.db"
-    c = await aiohttp_client(make_app(Settings(db_url=url, recordings_dir=tmp_path / "recordings")))
+    c = await aiohttp_client(make_app(Settings(topology_file=demo_topology_path(), db_url=url, recordings_dir=tmp_path / "recordings")))
     c.tokens = add_users(url, [("olga", Role.ORGANIZER, None), ("oscar", Role.ORGANIZER, None),
                                ("opal", Role.OPERATOR, None), ("tina", Role.TECHNICIAN, "jl")])
     c.h = lambda who: {"Authorization": f"Bearer {c.tokens[who]}"}
@@ -140,7 +141,7 @@ async def test_a_recording_cut_short_by_a_killed_process_is_recovered_when_confc
         await proc.wait()
     assert not target.exists() and target.with_name(target.name + ".part").exists()
 
-    await aiohttp_client(make_app(Settings(db_url=f"sqlite:///{tmp_path}/k.db", recordings_dir=tmp_path / "recordings")))
+    await aiohttp_client(make_app(Settings(topology_file=demo_topology_path(), db_url=f"sqlite:///{tmp_path}/k.db", recordings_dir=tmp_path / "recordings")))
     assert target.exists() and not list(folder.glob("*.part"))
     expected = float(seconds)
     assert abs(describe(target)["duration_s"] - expected) <= 0.1 * expected

@@ -9,6 +9,7 @@ import pytest
 
 from confctl.app import make_app
 from confctl.config import Settings
+from rooms.topology import demo_topology_path
 from confctl.join_tokens import mint
 from confctl.keys import MEDIA_NODE
 from rooms.store.users import Role
@@ -21,7 +22,7 @@ TZ = timezone(timedelta(hours=8))
 @pytest.fixture
 async def client(aiohttp_client, tmp_path):
     url = f"sqlite:///{tmp_path}/sig.db"
-    app = make_app(Settings(db_url=url))
+    app = make_app(Settings(topology_file=demo_topology_path(), db_url=url))
     c = await aiohttp_client(app)
     tokens = add_users(url, [("olga", Role.ORGANIZER, None), ("opal", Role.OPERATOR, None)])
     c.h = {"Authorization": f"Bearer {tokens['olga']}"}

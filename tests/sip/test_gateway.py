@@ -7,6 +7,7 @@ import pytest
 
 from confctl.app import make_app
 from confctl.config import Settings
+from rooms.topology import demo_topology_path
 from confctl.keys import MEDIA_NODE
 from rooms.store.calls import CallRecords
 from rooms.store.engine import make_engine
@@ -28,7 +29,7 @@ WITH_WORKERS = pytest.mark.parametrize("plane", [0, 2], ids=["in-process", "2-wo
 async def plane(request, aiohttp_client, tmp_path):
     url = f"sqlite:///{tmp_path}/gw.db"
     port = free_udp_port()
-    client = await aiohttp_client(make_app(Settings(db_url=url, sip_port=port, recordings_dir=tmp_path / "rec",
+    client = await aiohttp_client(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=port, recordings_dir=tmp_path / "rec",
                                                     sip_workers=getattr(request, "param", 0))))
     engine = make_engine(url)
     sip = SipStore(engine)

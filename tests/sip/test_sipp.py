@@ -11,6 +11,7 @@ import pytest
 
 from confctl.app import make_app
 from confctl.config import Settings
+from rooms.topology import demo_topology_path
 from rooms.store.engine import make_engine
 from rooms.store.sip import SipStore
 
@@ -28,7 +29,7 @@ def free_udp_port() -> int:
 async def sip(request, aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/sip.db"
     port = free_udp_port()
-    server = await aiohttp_server(make_app(Settings(db_url=url, sip_port=port, sip_digest=request.param)))
+    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=port, sip_digest=request.param)))
     store = SipStore(make_engine(url))
     store.add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
     yield port, store, server

@@ -17,6 +17,7 @@ import pytest
 
 from confctl.app import make_app
 from confctl.config import Settings
+from rooms.topology import demo_topology_path
 from confctl.keys import SIP_ENDPOINT, SIP_WORKERS
 from rooms.store.engine import make_engine
 from rooms.store.sip import SipStore
@@ -34,7 +35,7 @@ CONFCTL = str(Path(sys.executable).parent / "confctl")
 async def plane(aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/sip.db"
     port = free_udp_port()
-    server = await aiohttp_server(make_app(Settings(db_url=url, sip_port=port, sip_workers=2)))
+    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=port, sip_workers=2)))
     store = SipStore(make_engine(url))
     store.add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
     token = add_users(url, [("opal", Role.OPERATOR, None)])["opal"]
@@ -95,7 +96,7 @@ def alive(pid: int) -> bool:
 
 async def test_a_killed_service_leaves_no_worker_behind(tmp_path):
     port = free_udp_port()
-    serve = subprocess.Popen([CONFCTL, "serve", "--db", f"sqlite:///{tmp_path}/k.db", "--port", str(free_udp_port()),
+    serve = subprocess.Popen([CONFCTL, "serve", "--db", f"sqlite:///{tmp_path}/k.db", "--topology", str(demo_topology_path()), "--port", str(free_udp_port()),
                               "--sip-port", str(port), "--sip-workers", "2"],
                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -117,3 +118,12 @@ async def test_a_killed_service_leaves_no_worker_behind(tmp_path):
         if serve.poll() is None:
             serve.kill()
             serve.wait(timeout=10)
+
+
+async def test_the_database_url_is_not_on_a_workers_command_line(plane):
+    port, store, app, status = plane
+    workers = app[SIP_WORKERS].procs
+    assert len(workers) == 2
+    for p in workers:
+        cmdline = Path(f"/proc/{p.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert "sip_stub.worker_process" in cmdline and "sqlite:" not in cmdline and "--db" not in cmdline

@@ -1,0 +1,20 @@
+"""The access log, with secrets taken out: calendar feeds and join links carry `token=` in the URL."""
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+SECRET_PARAM = re.compile(r"((?:^|[?&;])(?:token|access_token|grant)=)[^&;#]*", re.IGNORECASE)
+
+
+def redact(path_qs: str) -> str:
+    return SECRET_PARAM.sub(r"\1REDACTED", path_qs)
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info('%s "%s %s HTTP/%d.%d" %d %d %.3fs', request.remote, request.method,
+                         redact(request.path_qs), *request.version, response.status,
+                         response.body_length, time)
