@@ -17,9 +17,10 @@ from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
 from confctl.config import Settings
 from confctl.errors import error_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
-                          SIP_ENDPOINT, SIP_STORE, SIP_WORKERS, USER_STORE, run_db)
+                          BACKGROUND, SIP_ENDPOINT, SIP_STORE, SIP_WORKERS, USER_STORE, run_db)
 from confctl.signalling import websocket
 from media.node import MediaNode
+from media.supervision import TaskGroup
 from media.recording import purge_older_than, recover_interrupted
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
@@ -41,7 +42,9 @@ PAGES = Path(__file__).parent / "pages"
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+    """Liveness, and every background loop's state: one failing (backing off) makes ok false."""
+    tasks = request.app[BACKGROUND]
+    return web.json_response({"ok": tasks.healthy, "tasks": tasks.status()})
 
 
 async def home(request: web.Request) -> web.Response:
@@ -102,12 +105,11 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     # Before any room records: what a killed predecessor left half-written becomes playable.
     await asyncio.to_thread(recover_interrupted, app[SETTINGS].recordings_dir)
     app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir)
-    retention = asyncio.create_task(_retention(app[SETTINGS]))
+    app[BACKGROUND].keep_alive(lambda: _retention(app[SETTINGS]), "recordings-retention")
     app[COMPOSITES] = recordings.CompositeJobs()
     yield
     await app[COMPOSITES].close()
-    retention.cancel()
-    await asyncio.gather(retention, return_exceptions=True)
+    await app[BACKGROUND].close()
     await app[MEDIA_NODE].close()
 
 
@@ -146,6 +148,7 @@ def make_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=1_000_000,
                           handler_args={"max_field_size": 32768, "max_line_size": 16384})
     app[SETTINGS] = settings
+    app[BACKGROUND] = TaskGroup("confctl")
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_sip)

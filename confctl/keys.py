@@ -10,6 +10,7 @@ from aiohttp import web
 
 from confctl.config import Settings
 from media.node import MediaNode
+from media.supervision import TaskGroup
 from rooms.store.bookings import BookingStore
 from rooms.store.media_nodes import MediaNodeStore
 from rooms.store.users import UserStore
@@ -30,6 +31,7 @@ MEDIA_NODE = web.AppKey("media_node", MediaNode)
 SIP_STORE = web.AppKey("sip_store", object)  # rooms.store.sip.SipStore
 SIP_ENDPOINT = web.AppKey("sip_endpoint", object)  # sip_stub.endpoint.SipEndpoint, when SIP runs
 SIP_WORKERS = web.AppKey("sip_workers", object)  # sip_stub.workers.SipWorkers, when SIP runs
+BACKGROUND = web.AppKey("background", TaskGroup)  # loops that must live: supervised, shown in /api/health
 COMPOSITES = web.AppKey("composites", object)  # confctl.api.recordings.CompositeJobs
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from media.aiortc_hooks import install_fast_clock, raise_bitrate_caps
 from media.room import Leg, MediaRoom
+from media.supervision import TaskGroup
 from rooms.ids import SessionId, SiteId
 
 log = logging.getLogger("media.node")
@@ -20,7 +21,7 @@ class MediaNode:
         raise_bitrate_caps()  # any encoder aiortc builds in this process (tests, harness) may reach HD rates
         install_fast_clock()
         self._ice = ice_servers or []
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing = TaskGroup("media node")
 
     def room(self, session_id: SessionId, host: SiteId, record: bool = False) -> MediaRoom:
         room = self.rooms.get(session_id)
@@ -55,19 +56,10 @@ class MediaNode:
             if room is not None:
                 await room.drop(leg)
                 await self.release(session_id)
-        task = asyncio.ensure_future(drop())
-        self._closing.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._closing.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.warning("closing leg %s of %s failed: %r", leg.site, session_id, t.exception())
-        task.add_done_callback(done)
-        return task
+        return self._closing.spawn(drop(), f"closing leg {leg.site} of {session_id}")
 
     async def close(self) -> None:
-        while self._closing:
-            await asyncio.gather(*list(self._closing), return_exceptions=True)
+        await self._closing.close()
         for sid in list(self.rooms):
             await self.rooms.pop(sid).close()
 

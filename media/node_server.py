@@ -25,21 +25,26 @@ from media.grants import InvalidGrant, verify_grant
 from media.node import MediaNode
 from media.recording import recover_interrupted
 from media.signalling import Refusal, serve
+from media.supervision import TaskGroup
 
 log = logging.getLogger("media.node_server")
 HEARTBEAT_S = 10
 
 NODE = web.AppKey("node", MediaNode)
 KEY = web.AppKey("grant_key", bytearray)  # filled at registration
+TASKS = web.AppKey("tasks", TaskGroup)
 
 
 async def _register_forever(app: web.Application, control: str, token: str, node_id: str, public_url: str,
-                            registered: asyncio.Event) -> None:
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+                            registered: asyncio.Event, heartbeat_s: float = HEARTBEAT_S) -> None:
+    """Register, then re-register every heartbeat. A control plane that is down or answers nonsense
+    is logged and retried here; anything else ends this coroutine, and its TaskGroup restarts it."""
+    timeout = aiohttp.ClientTimeout(total=max(2.0, heartbeat_s))  # a hung control plane is a failed beat
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}, timeout=timeout) as http:
         while True:
             try:
                 async with http.post(f"{control}/api/media-nodes", json={"id": node_id, "url": public_url}) as r:
-                    body = await r.json()
+                    body = await r.json(content_type=None)
                     if r.status != 200:
                         log.error("control plane refused registration: %s", body)
                     else:
@@ -47,16 +52,18 @@ async def _register_forever(app: web.Application, control: str, token: str, node
                         if not registered.is_set():
                             log.info("registered with %s as %s at %s", control, node_id, public_url)
                             registered.set()
-            except (aiohttp.ClientError, ValueError) as exc:  # control plane down: keep serving, retry
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
+                # control plane down, slow, or answering what is not a registration: keep serving, retry
                 log.warning("registration with %s failed: %r", control, exc)
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(heartbeat_s)
 
 
 def make_node_app(control: str, token: str, node_id: str, public_url: str,
-                  recordings: Path = Path("var/recordings")) -> web.Application:
+                  recordings: Path = Path("var/recordings"), heartbeat_s: float = HEARTBEAT_S) -> web.Application:
     app = web.Application()
     app[NODE] = MediaNode(recordings=recordings)
     app[KEY] = bytearray()
+    app[TASKS] = TaskGroup(f"media node {node_id}")
 
     async def authorize(msg: dict) -> object:
         if not app[KEY]:
@@ -76,15 +83,16 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
         return web.json_response({"node": node_id, "sessions": await app[NODE].live_figures(time.monotonic())})
 
     async def health(request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "registered": bool(app[KEY]), "rooms": len(app[NODE].rooms)})
+        return web.json_response({"ok": app[TASKS].healthy, "registered": bool(app[KEY]),
+                                  "rooms": len(app[NODE].rooms), "tasks": app[TASKS].status()})
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(recover_interrupted, recordings)  # before any room records
         registered = asyncio.Event()
-        task = asyncio.create_task(_register_forever(app, control.rstrip("/"), token, node_id, public_url, registered))
+        app[TASKS].keep_alive(lambda: _register_forever(app, control.rstrip("/"), token, node_id, public_url,
+                                                        registered, heartbeat_s), "heartbeat")
         yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await app[TASKS].close()
         await app[NODE].close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -151,7 +151,11 @@ def purge_older_than(root: Path, max_age_s: float, now: float) -> list[Path]:
     removed = []
     if root.is_dir():
         for f in root.glob("*/*.webm"):
-            if now - f.stat().st_mtime > max_age_s:
+            try:
+                mtime = f.stat().st_mtime
+            except FileNotFoundError:  # deleted through the API meanwhile
+                continue
+            if now - mtime > max_age_s:
                 f.unlink(missing_ok=True)
                 removed.append(f)
     return removed

@@ -24,6 +24,7 @@ from media.pcm_leg import PcmLeg, RoomMixer
 from media.program import Program, program_for
 from media.recording import TrackRecorder
 from media.speaker import SpeakerSelector
+from media.supervision import TaskGroup
 from rooms.ids import SessionId, SiteId
 
 log = logging.getLogger("media.room")
@@ -74,18 +75,10 @@ class MediaRoom:
         self._ice = ice_servers or []  # never fall back to Google's STUN: there is no internet here
         self.phones: dict[SiteId, PcmLeg] = {}  # sites on the telephone (through the SIP gateway)
         self.mixer: RoomMixer | None = None  # decodes audio for phones; exists only while one is here
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskGroup(f"room {session_id}")
 
-    # -- tasks the room owns --------------------------------------------
     def _spawn(self, coro: Awaitable[Any], what: str) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.warning("room %s: %s failed: %r", self.session_id, what, t.exception())
-        task.add_done_callback(done)
+        self._tasks.spawn(coro, what)
 
     # -- legs -----------------------------------------------------------
     async def join(self, site: SiteId, offer_sdp: str) -> tuple[Leg, str]:
@@ -235,8 +228,7 @@ class MediaRoom:
             self.remove_phone(site)
         for site in list(self.legs):
             await self.leave(site)
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.close()
 
     # -- program ----------------------------------------------------------
     @property

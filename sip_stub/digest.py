@@ -65,9 +65,12 @@ def expected_response(ha1: str, algorithm: str, method: str, params: dict[str, s
     return _h(algorithm, f"{ha1}:{params.get('nonce', '')}:{ha2}")
 
 
-def verify(key: bytes, realm: str, params: dict[str, str], method: str, ha1_by_alg: dict[str, str], now: float) -> Verdict:
+def verify(key: bytes, realm: str, params: dict[str, str], method: str, ha1_by_alg: dict[str, str], now: float,
+           allowed: tuple[str, ...] = tuple(ALGORITHMS)) -> Verdict:
+    """OK, STALE (a good response to an old nonce) or BAD. Only `allowed` algorithms count: with
+    `--sip-digest SHA-256` an MD5 response is refused even if it is right."""
     algorithm = params.get("algorithm", "MD5").upper()
-    if algorithm not in ALGORITHMS or params.get("realm") != realm or "response" not in params:
+    if algorithm not in ALGORITHMS or algorithm not in allowed or params.get("realm") != realm or "response" not in params:
         return Verdict.BAD
     age = nonce_age(key, params.get("nonce", ""), now)
     if age is None:

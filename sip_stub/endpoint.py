@@ -15,13 +15,14 @@ from typing import Any, Protocol
 
 from sip_stub.builders import MAGIC, make_ack_for, make_response
 from sip_stub.fields import Via, parse_via
-from sip_stub.message import Request, Response, parse_message
+from sip_stub.message import FramingError, Request, Response, parse_message
 from sip_stub.transactions import (Action, ClientTransaction, InviteClientTransaction, InviteServerTransaction, Send,
                                    ServerTransaction, StartTimer, State, StopTimer, TimedOut, ToTU, Transaction)
 
 log = logging.getLogger("sip.endpoint")
 Addr = tuple[str, int]
 MANDATORY = ("via", "from", "to", "call-id", "cseq")
+SINGLETONS = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
 SOCKET_BUFFER = 8 * 1024 * 1024
 
 
@@ -89,7 +90,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         # (a scan of all timers made a registration storm quadratic: 100 % CPU for minutes afterwards)
         self._timers: dict[int, dict[str, asyncio.TimerHandle]] = {}
         self._dest: dict[int, Addr] = {}  # client transaction -> where its requests go
-        self.stats = {"received": 0, "dropped": 0, "bad_request": 0, "stray_responses": 0, "stateless": 0}
+        self.stats = {"received": 0, "dropped": 0, "bad_request": 0, "stray_responses": 0, "stateless": 0,
+                      "auth_failed": 0, "auth_throttled": 0, "auth_replayed": 0, "db_errors": 0}
 
     # -- asyncio ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -108,6 +110,15 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.stats["received"] += 1
         try:
             msg = parse_message(data)
+        except FramingError as exc:
+            # The head is readable but the body's end is not: refuse at once, never act on it.
+            self.stats["bad_request"] += 1
+            if isinstance(exc.message, Request) and exc.message.method != "ACK" and exc.message.header("Via"):
+                try:
+                    self._send(make_response(exc.message, 400, f"Bad Request ({exc})"), (addr[0], addr[1]))
+                except ValueError:
+                    pass  # not even the Via is usable
+            return
         except ValueError as exc:
             self.stats["dropped"] += 1
             log.info("dropped %d bytes from %s: %s", len(data), addr, exc)
@@ -169,6 +180,10 @@ class SipEndpoint(asyncio.DatagramProtocol):
         missing = [h for h in MANDATORY if req.header(h) is None]
         if missing:
             return f"Bad Request (missing {', '.join(missing)})", None
+        # §20: these carry one value; two of them make the request ambiguous (RFC 4475 §3.3.8)
+        repeated = [h for h in SINGLETONS if len(req.values(h) if h in ("From", "To") else req.header_all(h)) > 1]
+        if repeated:
+            return f"Bad Request (more than one {', '.join(repeated)})", None
         try:
             via = parse_via(req.values("Via")[0])
             number, method = req.cseq()

@@ -131,6 +131,15 @@ def split_commas(value: str) -> list[str]:
     return [v for v in out if v]
 
 
+class FramingError(ValueError):
+    """The head parsed, but where the body ends is not certain (RFC 3261 §18.3, §20.14): the
+    request must be refused (400), never acted on. `message` holds the head, so it can be answered."""
+
+    def __init__(self, reason: str, message: "Request | Response"):
+        super().__init__(reason)
+        self.message = message
+
+
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
     for sep in (b"\r\n\r\n", b"\n\n"):
         i = data.find(sep)
@@ -192,14 +201,19 @@ def parse_message(data: bytes) -> Request | Response:
         if not uri or ":" not in uri:
             raise ValueError(f"invalid Request-URI {uri[:60]!r}")
         msg = Request(headers=headers, method=method, uri=uri, version=version)
-    length = msg.header("Content-Length")
-    if length is None:
+    lengths = msg.header_all("Content-Length")
+    if not lengths:
         msg.body = rest  # allowed over UDP (§18.3): the datagram ends the body
-    else:
-        if not length.isdigit() or len(length) > 9:
-            raise ValueError(f"invalid Content-Length {length[:20]!r}")
-        n = int(length)
-        if n > len(rest):
-            raise ValueError(f"Content-Length {n} exceeds the {len(rest)} bytes received")
-        msg.body = rest[:n]  # octets after the body are discarded (§18.3)
+        return msg
+    # Every framing doubt is a FramingError: the message is answered 400, never guessed at
+    # (RFC 4475 §3.1.2.2, §3.1.2.3, §3.3.9).
+    if len(lengths) > 1:
+        raise FramingError(f"Content-Length given {len(lengths)} times", msg)
+    length = lengths[0]
+    if not length.isdigit() or len(length) > 9:
+        raise FramingError(f"invalid Content-Length {length[:20]!r}", msg)
+    n = int(length)
+    if n > len(rest):
+        raise FramingError(f"Content-Length {n} exceeds the {len(rest)} bytes received", msg)
+    msg.body = rest[:n]  # octets after the body are discarded (§18.3)
     return msg

@@ -15,12 +15,14 @@ from email.utils import formatdate
 from typing import Any, Awaitable, Callable
 
 from sip_stub.builders import make_response
-from sip_stub.digest import Verdict, challenges, verify
+from sip_stub.digest import NONCE_TTL_S, Verdict, challenges, verify
+from sip_stub.throttle import FailureThrottle
 from sip_stub.endpoint import Addr, SipEndpoint
 from sip_stub.fields import parse_auth, parse_name_addr, parse_uri
 from sip_stub.message import Request, Response
 from sip_stub.transactions import Transaction
-from rooms.store.sip import BindingUpdate, SipStore
+from media.supervision import TaskGroup
+from rooms.store.sip import BindingUpdate, NonceUse, Replayed, SipAccount, SipStore
 from sip_stub.gateway import Gateway
 from sip_stub.registrations import Registrations
 
@@ -28,6 +30,7 @@ log = logging.getLogger("sip.service")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
 SUPPORTED: set[str] = set()  # option tags we implement (none required of peers yet)
 DEFAULT_EXPIRES, MIN_EXPIRES, MAX_EXPIRES = 3600, 60, 7200
+DB_RETRY_AFTER_S = 5
 
 Blocking = Callable[..., Awaitable[Any]]
 
@@ -45,7 +48,8 @@ class SipService:
         self.key = key
         self.realm = realm
         self.endpoint: SipEndpoint | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskGroup("SIP service")
+        self.throttle = FailureThrottle()
 
     # -- the Core protocol ---------------------------------------------------------------
     def stateless_answer(self, req: Request) -> Response | None:
@@ -80,6 +84,13 @@ class SipService:
 
     def _refusal(self, req: Request) -> tuple[int, str, list[tuple[str, str]]] | None:
         """What any request is refused with before its method is looked at, or None."""
+        if req.version.upper() != "SIP/2.0":
+            return 505, "Version Not Supported", []
+        scheme, colon, _ = req.uri.partition(":")
+        if not colon or not scheme.isascii() or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+            return 400, "Bad Request (Request-URI)", []  # e.g. <sip:...> (RFC 4475 §3.1.2.7)
+        if scheme.lower() not in ("sip", "sips", "tel"):
+            return 416, "Unsupported URI Scheme", []
         unsupported = [t.strip() for v in req.header_all("Require") for t in v.split(",")
                        if t.strip() and t.strip() not in SUPPORTED]
         if unsupported and req.method not in ("ACK", "CANCEL"):
@@ -98,12 +109,12 @@ class SipService:
                 self.endpoint.respond(tx, answer)
             return
         if req.method == "REGISTER":
-            return self._register(req, tx)
+            return self._register(req, tx, source)
         if self.gateway is None and req.method in ("INVITE", "BYE", "CANCEL"):
             return self._respond(tx, req, 404 if req.method == "INVITE" else 481,
                                  "Not Found" if req.method == "INVITE" else "Call/Transaction Does Not Exist")
         if req.method == "INVITE":
-            return self._invite(req, tx)
+            return self._invite(req, tx, source)
         if req.method == "BYE":
             return self._bye(req, tx)
         if req.method == "CANCEL":
@@ -118,7 +129,7 @@ class SipService:
             self.endpoint.run(invite_tx, invite_tx.ack_received())  # type: ignore[attr-defined]
 
     # -- calls --------------------------------------------------------------------------
-    def _invite(self, req: Request, tx: Transaction) -> None:
+    def _invite(self, req: Request, tx: Transaction, source: Addr) -> None:
         assert self.gateway is not None  # checked by on_request; a programming error otherwise
         to_tag = parse_name_addr(req.header("To") or "").tag
         if to_tag:
@@ -131,10 +142,10 @@ class SipService:
                 return self._respond(tx, req, 488, f"Not Acceptable Here ({exc})")
             return self._respond(tx, req, 200, "OK", [("Content-Type", "application/sdp")], body=sdp,
                                  to_tag=call.local_tag)
-        self._spawn(self._new_call(req, tx))
+        self._spawn(self._new_call(req, tx, source))
 
-    async def _new_call(self, req: Request, tx: Transaction) -> None:
-        account = await self._authenticate(req, tx)
+    async def _new_call(self, req: Request, tx: Transaction, source: Addr) -> None:
+        account = await self._authenticate(req, tx, source)
         if account is None or self.gateway is None or self.endpoint is None:
             return
         self.gateway.pending[tx.key] = req
@@ -160,8 +171,8 @@ class SipService:
         if invite is not None:  # still ringing: the INVITE ends with 487
             self._respond(invite_tx, invite, 487, "Request Terminated")
 
-    async def _authenticate(self, req: Request, tx: Transaction) -> Any:
-        """The account behind a request's digest credentials, or None after answering 401/403/404."""
+    async def _authenticate(self, req: Request, tx: Transaction, source: Addr) -> Any:
+        """The account behind an INVITE's digest credentials, or None after answering it."""
         now = time.time()
         auth = req.header("Authorization")
         if auth is None:
@@ -173,20 +184,59 @@ class SipService:
         except ValueError as exc:
             self._respond(tx, req, 400, f"Bad Request ({exc})")
             return None
-        account = await self.registrations.account(params.get("username", ""))
-        if scheme != "digest" or account is None:
-            self._respond(tx, req, 403, "Forbidden")
+        try:
+            outcome = await self._check_digest(req, scheme, params, source, now)
+            if isinstance(outcome, SipAccount) and not await self.blocking(
+                    self.store.use_nonce, self._nonce_use(req, params, now), int(now)):
+                outcome = self._replayed()
+        except Exception as exc:  # the database failed: answer now, never leave the phone retransmitting
+            self._db_failed(tx, req, exc)
             return None
-        verdict = verify(self.key, self.realm, params, req.method,
-                         {"MD5": account.ha1_md5, "SHA-256": account.ha1_sha256}, now)
+        if isinstance(outcome, SipAccount):
+            return outcome
+        self._respond(tx, req, *outcome)
+        return None
+
+    async def _check_digest(self, req: Request, scheme: str, params: dict[str, str], source: Addr,
+                            now: float) -> SipAccount | tuple[int, str, list[tuple[str, str]]]:
+        """The account, or the refusal to send. Unknown users and wrong passwords are answered
+        alike (403, no enumeration); failures are throttled per source and per account."""
+        username = params.get("username", "")
+        keys = (f"src:{source[0]}", f"user:{username}")
+        if self.throttle.blocked(keys, now):
+            self._count("auth_throttled")
+            return 403, "Forbidden (too many failed attempts; retry later)", []
+        account = await self.registrations.account(username) if scheme == "digest" else None
+        verdict = Verdict.BAD if account is None else verify(
+            self.key, self.realm, params, req.method, {"MD5": account.ha1_md5, "SHA-256": account.ha1_sha256}, now,
+            allowed=self.digest_order)
         if verdict is Verdict.STALE:
-            self._respond(tx, req, 401, "Unauthorized", [
-                ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, True, self.digest_order)])
-            return None
+            return 401, "Unauthorized", [
+                ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, True, self.digest_order)]
         if verdict is Verdict.BAD:
-            self._respond(tx, req, 403, "Forbidden")
-            return None
+            self.throttle.failed(keys, now)
+            self._count("auth_failed")
+            return 403, "Forbidden", []
         return account
+
+    def _nonce_use(self, req: Request, params: dict[str, str], now: float) -> NonceUse:
+        # The whole request is its identity: a retransmission is byte for byte the same, while a
+        # replay that changes anything (a Contact, to take over the binding) is not.
+        return NonceUse(params.get("nonce", "")[:100], params.get("nc", "")[:16],
+                        hashlib.sha256(bytes(req)).hexdigest()[:32], int(now) + NONCE_TTL_S + 60)
+
+    def _replayed(self) -> tuple[int, str, list[tuple[str, str]]]:
+        self._count("auth_replayed")
+        return 403, "Forbidden (digest response replayed)", []
+
+    def _db_failed(self, tx: Transaction, req: Request, exc: BaseException) -> None:
+        log.error("database error on %s from %s: %r", req.method, req.header("From"), exc)
+        self._count("db_errors")
+        self._respond(tx, req, 500, "Server Internal Error (database)", [("Retry-After", str(DB_RETRY_AFTER_S))])
+
+    def _count(self, name: str) -> None:
+        if self.endpoint is not None:
+            self.endpoint.stats[name] = self.endpoint.stats.get(name, 0) + 1
 
     def on_response(self, resp: Response, tx: Transaction) -> None:
         if self.gateway is not None:
@@ -237,48 +287,39 @@ class SipService:
         return hmac.new(self.key, f"{req.header('Call-ID')}|{from_tag}".encode(), hashlib.sha256).hexdigest()[:16]
 
     def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("SIP task failed: %r", t.exception())
-        task.add_done_callback(done)
+        self._tasks.spawn(coro, "SIP transaction work")
 
     async def close(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.close()
         if self.gateway is not None:
             await self.gateway.close()
         await self.registrations.close()
 
     # -- registrar (RFC 3261 §10.3) ---------------------------------------------------
-    def _register(self, req: Request, tx: Transaction) -> None:
+    def _register(self, req: Request, tx: Transaction, source: Addr) -> None:
         """A REGISTER with credentials (one without was challenged by _answer_from_request)."""
         try:
             to = parse_uri(parse_name_addr(req.header("To") or "").uri)
         except ValueError as exc:
             return self._respond(tx, req, 400, f"Bad Request ({exc})")
-        self._spawn(self._register_authorized(req, tx, to.user or "", req.header("Authorization") or "", time.time()))
+        self._spawn(self._register_authorized(req, tx, to.user or "", req.header("Authorization") or "", time.time(),
+                                              source))
 
-    async def _register_authorized(self, req: Request, tx: Transaction, user: str, auth: str, now: float) -> None:
-        account = await self.registrations.account(user)
-        if account is None:
-            return self._respond(tx, req, 404, "Not Found")
+    async def _register_authorized(self, req: Request, tx: Transaction, user: str, auth: str, now: float,
+                                   source: Addr) -> None:
         try:
             scheme, params = parse_auth(auth)
         except ValueError as exc:
             return self._respond(tx, req, 400, f"Bad Request ({exc})")
-        if scheme != "digest" or params.get("username") != account.username:
-            return self._respond(tx, req, 403, "Forbidden")
-        verdict = verify(self.key, self.realm, params, "REGISTER",
-                         {"MD5": account.ha1_md5, "SHA-256": account.ha1_sha256}, now)
-        if verdict is Verdict.STALE:
-            return self._respond(tx, req, 401, "Unauthorized", [
-                ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, True, self.digest_order)])
-        if verdict is Verdict.BAD:
-            return self._respond(tx, req, 403, "Forbidden")
+        if params.get("username") != user:
+            params = {**params, "username": ""}  # credentials for another user than the To: refused alike
+        try:
+            outcome = await self._check_digest(req, scheme, params, source, now)
+        except Exception as exc:  # the database failed: 500 at once, the transaction ends with it
+            return self._db_failed(tx, req, exc)
+        if not isinstance(outcome, SipAccount):
+            return self._respond(tx, req, *outcome)
+        account = outcome
         try:
             changes, remove_all = self._contacts(req)
         except ValueError as exc:
@@ -286,8 +327,14 @@ class SipService:
         if any(0 < e < MIN_EXPIRES for _, e in changes):
             return self._respond(tx, req, 423, "Interval Too Brief", [("Min-Expires", str(MIN_EXPIRES))])
         number, _ = req.cseq()
-        bindings = await self.registrations.update(BindingUpdate(account.username, changes, req.header("Call-ID") or "",
-                                                                 number, int(now), remove_all))
+        try:
+            bindings = await self.registrations.update(BindingUpdate(
+                account.username, changes, req.header("Call-ID") or "", number, int(now), remove_all,
+                self._nonce_use(req, params, now)))
+        except Exception as exc:
+            return self._db_failed(tx, req, exc)
+        if isinstance(bindings, Replayed):
+            return self._respond(tx, req, *self._replayed())
         contacts = [("Contact", f"<{b.contact}>;expires={max(0, b.expires_at - int(now))}") for b in bindings]
         self._respond(tx, req, 200, "OK", [*contacts, ("Date", formatdate(now, usegmt=True))])
 

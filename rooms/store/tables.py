@@ -124,3 +124,14 @@ class CallRecordRow(SQLModel, table=True):
     ended_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     result_code: Optional[int] = None
     end_reason: Optional[str] = Field(default=None, max_length=40)
+
+
+class SipNonceUseRow(SQLModel, table=True):
+    """A digest (nonce, nonce-count) already accepted: the same again is a replay (RFC 7616 §3.3)."""
+
+    __tablename__ = "sip_nonce_use"
+    nonce: str = Field(max_length=100, primary_key=True)
+    nc: str = Field(max_length=16, primary_key=True)
+    request_id: str = Field(max_length=32)  # the request that used it: its retransmissions are not replays
+    used_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))

@@ -1,0 +1,77 @@
+"""Background loops that must live: a failure is logged, restarted with backoff, and shown in health."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from aiohttp import web
+
+from confctl.app import make_app
+from confctl.config import Settings
+from media.node_server import KEY, make_node_app
+from media.supervision import LoopState, TaskGroup, backoff_delay
+from rooms.topology import demo_topology_path
+from tests.media.peers import until
+
+
+def test_backoff_doubles_up_to_its_cap():
+    assert [backoff_delay(n, 1, 60) for n in (1, 2, 3, 7, 8, 20)] == [1, 2, 4, 60, 60, 60]
+
+
+async def test_a_loop_that_fails_is_restarted_and_its_failures_counted():
+    runs: list[int] = []
+    steady = asyncio.Event()
+
+    async def flaky() -> None:
+        runs.append(1)
+        if len(runs) <= 2:
+            raise KeyError("grant_key")
+        steady.set()
+        await asyncio.Event().wait()  # then lives until closed
+
+    group = TaskGroup("test")
+    status = group.keep_alive(flaky, "flaky", first_backoff_s=0.01)
+    await asyncio.wait_for(steady.wait(), 10)
+    assert status.restarts == 2 and "KeyError" in (status.last_error or "") and status.state is LoopState.RUNNING
+    await group.close()
+    await group.close()  # idempotent
+    assert status.state is LoopState.STOPPED and len(group) == 0
+
+
+async def test_a_failing_retention_loop_shows_in_health(aiohttp_client, tmp_path):
+    rec = tmp_path / "rec"
+    odd = rec / "ses_x" / "old.webm"
+    odd.mkdir(parents=True)  # a directory where a recording should be: unlink fails every round
+    old = time.time() - 90 * 86400
+    os.utime(odd, (old, old))
+    client = await aiohttp_client(make_app(Settings(topology_file=demo_topology_path(),
+                                                    db_url=f"sqlite:///{tmp_path}/h.db", recordings_dir=rec)))
+
+    async def failing() -> dict | None:
+        body = await (await client.get("/api/health")).json()
+        loop = body["tasks"]["recordings-retention"]
+        return body if loop["restarts"] >= 1 else None
+    body = await until(failing, what="the retention failure reaching /api/health")
+    loop = body["tasks"]["recordings-retention"]
+    assert body["ok"] is False and loop["state"] == "backing_off" and "IsADirectoryError" in loop["last_error"]
+
+
+async def test_a_node_heartbeat_survives_a_control_plane_answering_nonsense(aiohttp_server):
+    answers = iter([web.json_response({}), web.Response(text="<html>proxy error</html>", status=200)])
+
+    async def register(request: web.Request) -> web.Response:
+        try:
+            return next(answers)
+        except StopIteration:
+            return web.json_response({"id": "node-cc", "grant_key": "ab" * 16})
+    control = web.Application()
+    control.router.add_post("/api/media-nodes", register)
+    plane = await aiohttp_server(control)
+    node_app = make_node_app(f"http://127.0.0.1:{plane.port}", "cct_x", "node-cc", "http://127.0.0.1:1",
+                             heartbeat_s=0.05)
+    node = await aiohttp_server(node_app)
+    try:
+        await until(lambda: bytes(node_app[KEY]) == bytes.fromhex("ab" * 16), what="registration after two bad beats")
+    finally:
+        await node.close()
