@@ -122,12 +122,15 @@ async def _sip(app: web.Application) -> AsyncIterator[None]:
         return
     key = await run_db(app, shared_secret, app[BOOKINGS].engine, "sip_nonce")
     blocking = lambda fn, *a, **kw: run_db(app, fn, *a, **kw)  # noqa: E731
-    gateway = Gateway(SessionConferences(app), CallRecords(app[BOOKINGS].engine), blocking, settings.sip_host)
+    gateway = Gateway(SessionConferences(app), CallRecords(app[BOOKINGS].engine), blocking, settings.sip_host,
+                      advertise=settings.sip_advertise, rtp_timeout_s=settings.sip_rtp_timeout_s,
+                      watch_s=settings.sip_watch_s)
     service = SipService(app[SIP_STORE], blocking, key, digest_order=settings.sip_digest, gateway=gateway)
     loop = asyncio.get_running_loop()
     _, endpoint = await loop.create_datagram_endpoint(lambda: SipEndpoint(service),
                                                       local_addr=(settings.sip_host, settings.sip_port))
     service.endpoint = endpoint
+    gateway.attach(endpoint, endpoint.transport.get_extra_info("sockname")[1])
     app[SIP_ENDPOINT] = endpoint
     log.info("SIP service on udp %s:%d", *endpoint.transport.get_extra_info("sockname")[:2])
     workers = app[SIP_WORKERS] = SipWorkers(endpoint, settings.sip_workers, settings.db_url, settings.sip_digest)
@@ -137,8 +140,8 @@ async def _sip(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await workers.close()
+        await service.close()  # live calls get their BYE while the socket is still open
         endpoint.close()
-        await service.close()
 
 
 def make_app(settings: Settings) -> web.Application:

@@ -24,6 +24,11 @@ class Settings:
     recordings_dir: Path = Path("var/recordings")
     sip_port: int | None = None  # UDP port of the SIP service; None: no SIP (confctl serve defaults to 5060)
     sip_host: str = "127.0.0.1"
+    # The address phones reach us at, for SDP and Contact; None: sip_host, or when that is
+    # 0.0.0.0, the address of the interface that routes to each phone.
+    sip_advertise: str | None = None
+    sip_rtp_timeout_s: float = 30.0  # a call whose phone sends no RTP this long is hung up (BYE)
+    sip_watch_s: float = 2.0  # how often live calls are checked against their session
     # Digest algorithms offered, first preferred. MD5 alone by default: baresip 1.0 (libre) and many deployed
     # phones give up when any challenge names an algorithm they lack; ("SHA-256", "MD5") per RFC 8760 otherwise.
     sip_digest: tuple[str, ...] = ("MD5",)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from typing import Callable
 
 from sip_stub.dtmf import DtmfReceiver, Keypad
@@ -30,6 +31,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.seq = random.getrandbits(16)
         self.ts = random.getrandbits(32)
         self.packets_in = self.packets_out = self.bad_packets = 0
+        self.last_rx = time.monotonic()  # the last RTP packet from the phone (or when the call was answered)
 
     @property
     def port(self) -> int:
@@ -48,6 +50,7 @@ class RtpSession(asyncio.DatagramProtocol):
         except ValueError:
             self.bad_packets += 1
             return
+        self.last_rx = time.monotonic()  # any RTP of the call's, key presses too: the phone is alive
         if pkt.payload_type == self.media.dtmf_payload_type:
             try:
                 digit = self.dtmf.feed(pkt.timestamp, pkt.payload)
@@ -65,6 +68,10 @@ class RtpSession(asyncio.DatagramProtocol):
         pcm = decode_g711(self.media.codec, pkt.payload)
         if self.media.direction in ("sendrecv", "recvonly"):
             self.on_pcm(pcm)
+
+    def answered(self) -> None:
+        """The call was answered: its RTP silence is counted from now."""
+        self.last_rx = time.monotonic()
 
     def update(self, media: Negotiated) -> None:
         """A re-INVITE changed the media (hold, resume, new address)."""

@@ -23,12 +23,12 @@ from sip_stub.message import Request, Response
 from sip_stub.transactions import Transaction
 from media.supervision import TaskGroup
 from rooms.store.sip import BindingUpdate, NonceUse, Replayed, SipAccount, SipStore
-from sip_stub.gateway import Gateway
+from sip_stub.gateway import Gateway, Refuse
 from sip_stub.registrations import Registrations
 
 log = logging.getLogger("sip.service")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
-SUPPORTED: set[str] = set()  # option tags we implement (none required of peers yet)
+SUPPORTED: set[str] = {"timer"}  # option tags we implement: RFC 4028 session timers
 DEFAULT_EXPIRES, MIN_EXPIRES, MAX_EXPIRES = 3600, 60, 7200
 DB_RETRY_AFTER_S = 5
 
@@ -137,20 +137,30 @@ class SipService:
             if call is None:
                 return self._respond(tx, req, 481, "Call/Transaction Does Not Exist")
             try:
-                sdp = self.gateway.reinvite(call, req)
+                sdp, timer = self.gateway.reinvite(call, req)
+            except Refuse as r:
+                return self._respond(tx, req, r.status, r.reason, r.headers, to_tag=call.local_tag)
             except ValueError as exc:
                 return self._respond(tx, req, 488, f"Not Acceptable Here ({exc})")
-            return self._respond(tx, req, 200, "OK", [("Content-Type", "application/sdp")], body=sdp,
+            return self._respond(tx, req, 200, "OK", [("Content-Type", "application/sdp"), *timer], body=sdp,
                                  to_tag=call.local_tag)
+        # Pending from now on, before any await: a CANCEL right behind this INVITE finds it.
+        self.gateway.pending[tx.key] = req
         self._spawn(self._new_call(req, tx, source))
 
     async def _new_call(self, req: Request, tx: Transaction, source: Addr) -> None:
-        account = await self._authenticate(req, tx, source)
-        if account is None or self.gateway is None or self.endpoint is None:
+        if self.gateway is None or self.endpoint is None:
             return
-        self.gateway.pending[tx.key] = req
+        account = await self._authenticate(req, tx, source)
+        if account is None:
+            self.gateway.pending.pop(tx.key, None)
+            return
+        if tx.key not in self.gateway.pending:
+            log.info("INVITE %s cancelled while it was being authenticated", req.header("Call-ID"))
+            return  # the 487 went out with the CANCEL's 200
         port = self.endpoint.transport.get_extra_info("sockname")[1]  # type: ignore[union-attr]
-        await self.gateway.invite(req, tx, account, self._respond, port, self.tag_for(req))  # type: ignore[arg-type]
+        await self.gateway.invite(req, tx, account, self._respond, port, self.tag_for(req),  # type: ignore[arg-type]
+                                  source)
 
     def _bye(self, req: Request, tx: Transaction) -> None:
         assert self.gateway is not None

@@ -112,6 +112,7 @@ class InviteServerTransaction(Transaction):
     request: Request | None = None
     last_response: Response | None = None
     interval: float = T1
+    acked: bool = False
 
     def on_request(self, req: Request) -> list[Action]:
         if req.method == "ACK":
@@ -142,6 +143,7 @@ class InviteServerTransaction(Transaction):
 
     def ack_received(self) -> list[Action]:
         """The dialog saw the ACK for our 2xx: stop retransmitting it."""
+        self.acked = True
         return [StopTimer("G")]
 
     def on_timer(self, name: str) -> list[Action]:
@@ -155,6 +157,8 @@ class InviteServerTransaction(Transaction):
             self._to(State.TERMINATED)
         if name == "L" and self.state is State.ACCEPTED:
             self._to(State.TERMINATED)
+            if not self.acked:
+                return [TimedOut()]  # 64*T1 of 2xx retransmissions and no ACK: the UAS core hangs up
         return []
 
 

@@ -51,6 +51,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 <= args.sip_workers <= 64:
         raise CliError("--sip-workers: 0 to 64 processes")
+    if not 1 <= args.sip_rtp_timeout <= 3600:
+        raise CliError("--sip-rtp-timeout: 1 to 3600 seconds")
     if args.topology:
         load_topology_file(args.topology)  # fail fast on a bad file, before binding
     else:
@@ -64,6 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = Settings(db_url=args.db, topology_file=Path(args.topology) if args.topology else None,
                         host=args.host, port=args.port,
                         horizon_days=args.horizon_days, sip_port=args.sip_port or None, sip_host=args.host,
+                        sip_advertise=args.sip_advertise or None, sip_rtp_timeout_s=args.sip_rtp_timeout,
                         sip_digest=tuple(a.strip().upper() for a in args.sip_digest.split(",")),
                         sip_workers=args.sip_workers)
     print(f"confctl serving on http://{args.host}:{args.port}/  (database {args.db})", flush=True)
@@ -234,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--horizon-days", type=int, default=7, help="how far ahead a refusal looks for a later start")
     s.add_argument("--sip-port", type=int, default=5060, help="UDP port of the SIP service (0: no SIP)")
+    s.add_argument("--sip-advertise", help="the address phones reach this host at, for SDP and Contact "
+                   "(default: --host, or with --host 0.0.0.0 the interface that routes to each phone)")
+    s.add_argument("--sip-rtp-timeout", type=float, default=30.0,
+                   help="seconds without RTP from a phone before its call is hung up (default 30)")
     s.add_argument("--sip-digest", default="MD5", choices=["MD5", "SHA-256,MD5", "SHA-256"],
                    help="digest algorithms challenged, preferred first (MD5 alone suits most deployed phones)")
     s.add_argument("--sip-workers", type=int, default=2, metavar="N",
