@@ -6,10 +6,12 @@ locks, and commits around these; nothing here does I/O.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from rooms.ids import Direction, LinkId, NodeId, PlanKind, RoomId, SiteId
+from rooms.later_start import Span, first_free, forbidden_shifts, intersect, merged, over_limit
 from rooms.plan import MediaPlan, media_plan
 from rooms.timeline import Booked, Intervals, excess
 from rooms.topology import Topology
@@ -221,18 +223,29 @@ def alternatives(topo: Topology, existing: Existing, req: BookingRequest, horizo
 
     `existing` must cover every occurrence extended by the horizon.
     """
-    out: list[Alternative] = []
-    names = [p.name for p in topo.profiles]
-    for name in names[names.index(req.profile) + 1:]:
-        if isinstance(evaluate(topo, existing, replace(req, profile=name)), Accepted):
-            out.append(Alternative(profile=name, plan=req.plan))
-            break
-    other = PlanKind.CENTRAL if req.plan is PlanKind.CASCADE else PlanKind.CASCADE
-    if isinstance(evaluate(topo, existing, replace(req, plan=other)), Accepted):
-        out.append(Alternative(profile=req.profile, plan=other))
+    out = list(same_time_alternatives(topo, existing, req))
     shift = earliest_shift(topo, existing, req, horizon_s)
     if shift is not None:
         out.append(Alternative(shift_s=shift))
+    return tuple(out)
+
+
+def same_time_alternatives(topo: Topology, existing: Existing, req: BookingRequest,
+                           plan_of: Callable[[BookingRequest], MediaPlan] | None = None) -> tuple[Alternative, ...]:
+    """At the same time: the best lower profile that fits, and the other plan if it fits.
+    `existing` needs to cover the occurrences only; `plan_of` may memoise plan_for."""
+    plan_of = plan_of or (lambda r: plan_for(topo, r))
+    out: list[Alternative] = []
+    names = [p.name for p in topo.profiles]
+    for name in names[names.index(req.profile) + 1:]:
+        lower = replace(req, profile=name)
+        if isinstance(evaluate(topo, existing, lower, plan_of(lower)), Accepted):
+            out.append(Alternative(profile=name, plan=req.plan))
+            break
+    other = PlanKind.CENTRAL if req.plan is PlanKind.CASCADE else PlanKind.CASCADE
+    switched = replace(req, plan=other)
+    if isinstance(evaluate(topo, existing, switched, plan_of(switched)), Accepted):
+        out.append(Alternative(profile=req.profile, plan=other))
     return tuple(out)
 
 
@@ -240,8 +253,19 @@ def earliest_shift(topo: Topology, existing: Existing, req: BookingRequest, hori
     """Smallest delay (≤ horizon) that makes every occurrence fit with the same profile and plan.
 
     Fitness only improves when a window's start passes the end of some held
-    reservation, so those ends are the only candidates worth trying.
+    reservation, so those ends are the only candidates worth trying. And each refusal
+    names, per violation, an instant inside the shifted window that stays over its limit
+    for as long as it stays inside: every candidate that keeps it inside is skipped
+    unevaluated (so the search costs a few evaluations, not one per reservation end).
     """
+    plan = plan_for(topo, req)  # shifting in time never changes the plan
+    if not fits_when_alone(topo, plan):
+        return None  # too big for a link or node on its own: no start time helps
+    found = _shift_by_intervals(topo, existing, req, plan, horizon_s)
+    # One evaluation confirms it (the two are the same constraints, written twice); were they
+    # ever to disagree, the scan below is the reference.
+    if found is None or isinstance(evaluate(topo, existing, req.shifted(found), plan), Accepted):
+        return found
     resources: list[Intervals] = [*existing.links.values(), *existing.nodes.values()]
     resources += [existing.room(c.site, r.id) for c in req.sites for r in topo.sites[c.site].rooms]
     deltas: set[int] = set()
@@ -251,8 +275,58 @@ def earliest_shift(topo: Topology, existing: Existing, req: BookingRequest, hori
                 d = b.end - o.start
                 if 0 < d <= horizon_s:
                     deltas.add(d)
-    plan = plan_for(topo, req)  # shifting in time never changes the plan
-    for d in sorted(deltas)[:MAX_SHIFT_TRIALS]:
-        if isinstance(evaluate(topo, existing, req.shifted(d), plan), Accepted):
+    candidates = sorted(deltas)
+    i = trials = 0
+    while i < len(candidates) and trials < MAX_SHIFT_TRIALS:
+        d = candidates[i]
+        trials += 1
+        decision = evaluate(topo, existing, req.shifted(d), plan)
+        if isinstance(decision, Accepted):
             return d
+        i = bisect.bisect_right(candidates, d + _must_pass(decision.violations), i + 1)
     return None
+
+
+def _shift_by_intervals(topo: Topology, existing: Existing, req: BookingRequest, plan: MediaPlan,
+                        horizon_s: int) -> int | None:
+    def shifts_blocked_by(over: list[Span]) -> list[Span]:
+        return [f for o in req.occurrences for f in forbidden_shifts(over, o.start, o.end)]
+
+    forbidden: list[Span] = []
+    for load in plan.loads:
+        limit = topo.links[load.link].limit_kbps
+        forbidden += shifts_blocked_by(over_limit(existing.link(load.link, load.direction), limit - load.kbps))
+    for node_id, legs in plan.node_legs.items():
+        forbidden += shifts_blocked_by(over_limit(existing.node(node_id), topo.nodes[node_id].capacity_legs - legs))
+    for choice in req.sites:
+        # A site keeps one room for every occurrence (as evaluate chooses it): a shift is blocked
+        # for the site where it is blocked in each of its rooms.
+        rooms = [choice.room] if choice.room else [r.id for r in topo.sites[choice.site].rooms]
+        site_blocked: list[Span] | None = None
+        for room in rooms:
+            blocked = merged(shifts_blocked_by(over_limit(existing.room(choice.site, room), 0)))
+            site_blocked = blocked if site_blocked is None else intersect(site_blocked, blocked)
+        forbidden += site_blocked or []
+    return first_free(forbidden, 1, horizon_s)
+
+
+def fits_when_alone(topo: Topology, plan: MediaPlan) -> bool:
+    """Would the plan fit on an empty network? If not, no later start can help."""
+    return all(load.kbps <= topo.links[load.link].limit_kbps for load in plan.loads) and all(
+        legs <= topo.nodes[n].capacity_legs for n, legs in plan.node_legs.items())
+
+
+def _must_pass(violations: tuple[Violation, ...]) -> int:
+    """How much further the windows must move at least: each violation's start is an instant
+    over its limit (a link's or node's first over-limit moment, a room's first taken moment)
+    inside its occurrence, which stays violated until the window starts after it. A site
+    needs only one free room, so its rooms count by their smallest distance."""
+    need = 0
+    rooms: dict[SiteId, int] = {}
+    for v in violations:
+        dist = v.start - v.occurrence_start
+        if v.kind == "room" and v.site is not None:
+            rooms[v.site] = min(rooms.get(v.site, dist), dist)
+        else:
+            need = max(need, dist)
+    return max([need, *rooms.values()])

@@ -19,8 +19,9 @@ from typing import Any, Iterable
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
-from rooms.admission import (DEFAULT_HORIZON_S, Accepted, BookingRequest, Existing, Occurrence, Refused, plan_for,
-                             RequestError, SiteChoice, alternatives, evaluate, normalise)
+from rooms.admission import (DEFAULT_HORIZON_S, Accepted, Alternative, BookingRequest, Existing, Occurrence, Refused,
+                             RequestError, SiteChoice, earliest_shift, evaluate, fits_when_alone, normalise, plan_for,
+                             same_time_alternatives)
 from rooms.booking_form import SessionMeta
 from rooms.ids import Direction, LinkId, PlanKind, RoomId, SessionId, SiteId, new_session_id
 from rooms.plan import MediaPlan
@@ -42,6 +43,7 @@ _HELD_Q = select(ST.c.id, ST.c.revision, ST.c.plan_json, ST.c.sites_json).where(
     ST.c.id.in_(bindparam("ids", expanding=True)))
 _FORGET_Q = delete(OT).where(OT.c.session_id == bindparam("sid"), OT.c.start.in_(bindparam("starts", expanding=True)))
 DIAL_IN_DRAWS = 50
+SHIFT_LOOKS_S = (86400, 2 * 86400)  # a later start is looked for this far ahead first, then the horizon
 _HELD_CHUNK = 500  # ids per IN list when the memo misses many sessions at once
 
 
@@ -170,7 +172,7 @@ class BookingStore:
         # Every occurrence is at most MAX_OCCURRENCE_S long, so that lower bound keeps the range scan tight.
         rows = self._sql.window(conn, start - MAX_OCCURRENCE_S, end, start, exclude or "")
         held = self._holdings(conn, rows)
-        links = {l for s in req.site_ids for l in topo.path(s)}
+        links = frozenset(l for s in req.site_ids for l in topo.path(s))
         sites = set(req.site_ids)
         nodes = {topo.root_node(), *(topo.cascade_node(s) for s in req.site_ids)}
         by_link: dict[Any, list[Booked]] = {}
@@ -178,15 +180,15 @@ class BookingStore:
         by_node: dict[Any, list[Booked]] = {}
         for sid, rev, s, e in rows:  # the hot loop of a booking: kept plain
             h = held[(sid, rev)]
-            if not links.isdisjoint(h.link_ids):
-                for link, d, kbps in h.links:
-                    if link not in links:
-                        continue
-                    key = (link, d)
-                    if key in by_link:
-                        by_link[key].append(Booked(sid, s, e, kbps))
-                    else:
-                        by_link[key] = [Booked(sid, s, e, kbps)]
+            shared = links & h.link_ids  # usually a few of the session's many links
+            if shared:
+                for link in shared:
+                    for d, kbps in h.by_link[link]:
+                        key = (link, d)
+                        if key in by_link:
+                            by_link[key].append(Booked(sid, s, e, kbps))
+                        else:
+                            by_link[key] = [Booked(sid, s, e, kbps)]
             for site_room in h.rooms:
                 if site_room[0] in sites:
                     by_room.setdefault(site_room, []).append(Booked(sid, s, e, 1))
@@ -223,11 +225,21 @@ class BookingStore:
         topo = self._topology(conn)
         req = normalise(topo, req)
         first, last = req.occurrences[0].start, req.occurrences[-1].end
-        decision = evaluate(topo, self._existing(conn, topo, req, first, last, exclude), req, self._plan(topo, req))
+        narrow = self._existing(conn, topo, req, first, last, exclude)
+        decision = evaluate(topo, narrow, req, self._plan(topo, req))
         if isinstance(decision, Refused):
-            # Only a refusal pays for loading the horizon the alternatives search.
-            wide = self._existing(conn, topo, req, first, last + self.horizon_s, exclude)
-            decision = Refused(decision.violations, alternatives(topo, wide, req, self.horizon_s))
+            # Only a refusal pays for the alternatives. A later start is looked for a day ahead
+            # first, and over the whole horizon only if that day has none: loading a week of a full
+            # calendar cost most of a refusal (scripts/bench/admission.py).
+            alts = list(same_time_alternatives(topo, narrow, req, lambda r: self._plan(topo, r)))
+            looks = sorted({min(ahead, self.horizon_s) for ahead in SHIFT_LOOKS_S} | {self.horizon_s})
+            for ahead in looks if fits_when_alone(topo, self._plan(topo, req)) else ():
+                wide = self._existing(conn, topo, req, first, last + ahead, exclude)
+                shift = earliest_shift(topo, wide, req, ahead)
+                if shift is not None:
+                    alts.append(Alternative(shift_s=shift))
+                    break
+            decision = Refused(decision.violations, tuple(alts))
         return Outcome(decision, topo, req)
 
     def _plan(self, topo: Topology, req: BookingRequest) -> MediaPlan:

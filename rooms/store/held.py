@@ -22,9 +22,15 @@ class Held:
     rooms: tuple[tuple[SiteId, RoomId], ...]
     nodes: tuple[tuple[NodeId, int], ...]  # (media node, legs)
     link_ids: frozenset[LinkId] = frozenset()  # for a quick "does it touch these links?"
+    # link -> ((direction, kbps), ...): admission visits only the links a request shares
+    by_link: dict[LinkId, tuple[tuple[Direction, int], ...]] = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "link_ids", frozenset(l for l, _d, _k in self.links))
+        by: dict[LinkId, list[tuple[Direction, int]]] = {}
+        for l, d, k in self.links:
+            by.setdefault(l, []).append((d, k))
+        object.__setattr__(self, "by_link", {l: tuple(v) for l, v in by.items()})
 
 
 def held_from_decision(acc: Accepted) -> Held:
