@@ -1,12 +1,19 @@
 """Which sites each site sees and hears: a pure decision, tested with synthetic inputs.
 
-Each site receives two video streams (the host's and the current speaker's,
-never its own) and one audio stream (the speaker's). Without a speaker yet,
-the most recent other arrival stands in.
+Every site of a session draws from one session-wide order (`SessionRanking`): video
+from the host, the current speaker, earlier speakers (most recent first), then the
+others (latest arrival first); audio from the speaker, earlier speakers, the host,
+then the others. Each site takes the first two videos and the first audio that are
+not its own. Because every site draws from the same order, the streams that must
+cross between two media nodes are at most two videos and one audio each way —
+exactly what the cascade plan reserves on the link between them (media/cascade.py
+computes the crossing sets; tests/media/test_cascade_program.py holds them against
+rooms/plan.py on random sessions).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from rooms.ids import SiteId
 
@@ -19,13 +26,34 @@ class Program:
     audio: SiteId | None
 
 
-def program_for(site: SiteId, host: SiteId, present: list[SiteId], speaker: SiteId | None) -> Program:
+@dataclass(frozen=True)
+class SessionRanking:
+    video: tuple[SiteId, ...]
+    audio: tuple[SiteId, ...]
+
+
+def session_ranking(host: SiteId, present: list[SiteId], speaker: SiteId | None,
+                    earlier: Iterable[SiteId] = ()) -> SessionRanking:
+    """`present` in join order; `earlier` speakers most recent first. Only present sites rank."""
+    here = set(present)
+    latest_first = present[::-1]
+    spoke = [s for s in ([speaker] if speaker else []) + list(earlier) if s in here]
+    return SessionRanking(
+        video=_dedup(([host] if host in here else []) + spoke + latest_first),
+        audio=_dedup(spoke + ([host] if host in here else []) + latest_first))
+
+
+def program_of(site: SiteId, ranking: SessionRanking) -> Program:
+    video = tuple(s for s in ranking.video if s != site)[:VIDEO_SLOTS]
+    audio = next((s for s in ranking.audio if s != site), None)
+    return Program(video + (None,) * (VIDEO_SLOTS - len(video)), audio)
+
+
+def program_for(site: SiteId, host: SiteId, present: list[SiteId], speaker: SiteId | None,
+                earlier: Iterable[SiteId] = ()) -> Program:
     """`present` in join order."""
-    others = [s for s in present if s != site]
-    ranked: list[SiteId] = []
-    for s in ([host] if host in others else []) + ([speaker] if speaker in others else []) + others[::-1]:
-        if s not in ranked:
-            ranked.append(s)
-    video = tuple(ranked[:VIDEO_SLOTS]) + (None,) * max(0, VIDEO_SLOTS - len(ranked))
-    audio = speaker if speaker in others else (ranked[0] if ranked else None)
-    return Program(video, audio)
+    return program_of(site, session_ranking(host, present, speaker, earlier))
+
+
+def _dedup(items: list[SiteId]) -> tuple[SiteId, ...]:
+    return tuple(dict.fromkeys(items))

@@ -250,7 +250,8 @@ class MediaRoom:
                 # switch nothing, and "unchanged" later would never subscribe it. It is
                 # programmed when it connects.
                 continue
-            program = Program((site, None), site) if self.echo else program_for(site, self.host, present, self.speaker)
+            program = (Program((site, None), site) if self.echo
+                       else program_for(site, self.host, present, self.speaker, self.speakers.earlier))
             if program == leg.program:
                 continue
             leg.program = program

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SILENT_DBOV = 60  # quieter than -60 dBov is not speech
+MAX_EARLIER = 8  # earlier speakers remembered (the program draws on the first one or two)
 
 
 @dataclass
@@ -18,6 +19,7 @@ class SpeakerSelector:
     margin_db: float = 6.0
     smoothing: float = 0.3  # weight of each new level in the running average
     speaker: str | None = None
+    earlier: list[str] = field(default_factory=list)  # earlier speakers, most recent first
     _loudness: dict[str, float] = field(default_factory=dict)  # dB above silence, smoothed
     _candidate: str | None = None
     _since: float = 0.0
@@ -26,6 +28,8 @@ class SpeakerSelector:
         self._loudness.pop(site, None)
         if self.speaker == site:
             self.speaker = None
+        if site in self.earlier:
+            self.earlier.remove(site)
         if self._candidate == site:
             self._candidate = None
 
@@ -46,6 +50,8 @@ class SpeakerSelector:
             self._candidate, self._since = best, now
             return None
         if now - self._since >= self.hold_s:
+            if self.speaker is not None:
+                self.earlier = [self.speaker, *(s for s in self.earlier if s not in (self.speaker, best))][:MAX_EARLIER]
             self.speaker, self._candidate = best, None
             return best
         return None
