@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from media.aiortc_hooks import install_fast_clock, raise_bitrate_caps
+from media.cascade_session import Cascade, Placement
 from media.room import Leg, MediaRoom
 from media.supervision import TaskGroup
 from rooms.ids import SessionId, SiteId
@@ -22,13 +23,33 @@ class MediaNode:
         install_fast_clock()
         self._ice = ice_servers or []
         self._closing = TaskGroup("media node")
+        self.placements: dict[SessionId, Placement] = {}  # sessions spread over several nodes
+        self.cascades: dict[SessionId, Cascade] = {}
 
-    def room(self, session_id: SessionId, host: SiteId, record: bool = False) -> MediaRoom:
+    def place(self, session_id: SessionId, placement: Placement) -> None:
+        """The control plane's word on which node each site of a session attaches to."""
+        if placement.spans_nodes:
+            self.placements[session_id] = placement
+        else:
+            self.placements.pop(session_id, None)
+
+    def room(self, session_id: SessionId, host: SiteId, record: bool = False, site: SiteId | None = None) -> MediaRoom:
+        """The room a site's leg (or phone) joins: in a cascade, its node's part of the session."""
+        where = self.recordings / session_id if record and self.recordings is not None else None
+        placement = self.placements.get(session_id)
+        if placement is not None and site is not None and session_id not in self.rooms:
+            cascade = self.cascades.get(session_id)
+            if cascade is None:
+                cascade = self.cascades[session_id] = Cascade(session_id, host, placement, self._ice, where)
+            return cascade.room(placement.node_of(site))
         room = self.rooms.get(session_id)
         if room is None:
-            where = self.recordings / session_id if record and self.recordings is not None else None
             room = self.rooms[session_id] = MediaRoom(session_id, host, self._ice, where)
         return room
+
+    def session_rooms(self) -> list[MediaRoom]:
+        """Every room here: single-node sessions and each node's part of a cascade."""
+        return [*self.rooms.values(), *(r for c in self.cascades.values() for r in c.rooms.values())]
 
     def echo_room(self, session_id: SessionId, site: SiteId) -> MediaRoom:
         """A self-test room for one site: its media goes to the node and straight back."""
@@ -39,30 +60,40 @@ class MediaNode:
         return room
 
     async def release(self, session_id: SessionId) -> None:
-        """Close a room nobody is in any more."""
+        """Close a room (or a cascade's rooms and trunks) nobody is in any more."""
         room = self.rooms.get(session_id)
-        if room is not None and not room.legs:
+        if room is not None and not room.legs and not room.phones:
             del self.rooms[session_id]
             await room.close()
+        cascade = self.cascades.get(session_id)
+        if cascade is not None and cascade.empty:
+            del self.cascades[session_id]
+            await cascade.close()
 
-    def drop_leg(self, session_id: SessionId, leg: Leg) -> asyncio.Task[None]:
+    def drop_leg(self, room: MediaRoom, leg: Leg) -> asyncio.Task[None]:
         """Close a leg whose signalling connection ended.
 
         The node owns the work, so it completes even when the connection's
         handler is cancelled (aiohttp cancels it when the client disconnects).
         """
         async def drop() -> None:
-            room = self.rooms.get(session_id)
-            if room is not None:
-                await room.drop(leg)
-                await self.release(session_id)
-        return self._closing.spawn(drop(), f"closing leg {leg.site} of {session_id}")
+            await room.drop(leg)
+            await self.release(room.session_id)
+        return self._closing.spawn(drop(), f"closing leg {leg.site} of {room.session_id}")
 
     async def close(self) -> None:
         await self._closing.close()
         for sid in list(self.rooms):
             await self.rooms.pop(sid).close()
+        for sid in list(self.cascades):
+            await self.cascades.pop(sid).close()
 
     async def live_figures(self, now: float) -> list[dict[str, Any]]:
-        return [{"session": sid, "host": room.host, "legs": await room.live_figures(now)}
-                for sid, room in list(self.rooms.items())]
+        out = [{"session": sid, "host": room.host, "legs": await room.live_figures(now)}
+               for sid, room in list(self.rooms.items())]
+        for sid, cascade in list(self.cascades.items()):
+            legs = []
+            for node_id, room in list(cascade.rooms.items()):
+                legs += [{**fig, "node": node_id} for fig in await room.live_figures(now)]
+            out.append({"session": sid, "host": cascade.host, "legs": legs, "trunks": cascade.figures()})
+        return out

@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
@@ -26,6 +26,9 @@ from media.recording import TrackRecorder
 from media.speaker import SpeakerSelector
 from media.supervision import TaskGroup
 from rooms.ids import SessionId, SiteId
+
+if TYPE_CHECKING:
+    from media.cascade_session import Cascade
 
 log = logging.getLogger("media.room")
 
@@ -65,7 +68,8 @@ class Leg:
 
 class MediaRoom:
     def __init__(self, session_id: SessionId, host: SiteId, ice_servers: list[Any] | None = None,
-                 record_dir: Path | None = None, echo: bool = False):
+                 record_dir: Path | None = None, echo: bool = False, cascade: "Cascade | None" = None,
+                 node_id: str | None = None):
         self.session_id = session_id
         self.echo = echo  # a self-test room: each site gets its own media back through the node
         self.host = host
@@ -76,6 +80,12 @@ class MediaRoom:
         self.phones: dict[SiteId, PcmLeg] = {}  # sites on the telephone (through the SIP gateway)
         self.mixer: RoomMixer | None = None  # decodes audio for phones; exists only while one is here
         self._tasks = TaskGroup(f"room {session_id}")
+        # In a cascade this room is one node's part of the session: the session-wide speaker
+        # and program live in the Cascade, and sites on other nodes reach this room through
+        # trunks, as `remote` sources.
+        self.cascade = cascade
+        self.node_id = node_id  # which node of the cascade this room is (None: the only one)
+        self.remote: dict[tuple[SiteId, str], Source] = {}
 
     def _spawn(self, coro: Awaitable[Any], what: str) -> None:
         self._tasks.spawn(coro, what)
@@ -159,7 +169,7 @@ class MediaRoom:
             for sub in list(src.subscribers):
                 sub.switch(None)
         leg.set_state(LegState.CLOSED)
-        self.speakers.forget(site)
+        self._forget_speaker(site)
         await leg.pc.close()
         for rec in leg.recorders:  # finalize the files: cues and duration written
             await asyncio.to_thread(rec.close)
@@ -206,7 +216,7 @@ class MediaRoom:
             return
         for sub in list(phone.source.subscribers):
             sub.switch(None)
-        self.speakers.forget(site)
+        self._forget_speaker(site)
         if self.mixer is not None:
             self.mixer.detach(site, phone.source)
             if not self.phones:  # nobody needs decoded audio any more
@@ -215,13 +225,16 @@ class MediaRoom:
                 self.mixer = None
         self._reprogram()
 
-    def _source(self, site: SiteId | None, kind: str) -> Source | None:
+    def source_of(self, site: SiteId | None, kind: str) -> Source | None:
+        """A site's stream as this room can reach it: its leg or phone here, or a trunk's slot."""
         if site is None:
             return None
         if site in self.legs:
             return self.legs[site].sources.get(kind)
         phone = self.phones.get(site)
-        return phone.source if phone is not None and kind == "audio" else None
+        if phone is not None:
+            return phone.source if kind == "audio" else None
+        return self.remote.get((site, kind))
 
     async def close(self) -> None:
         for site in list(self.phones):
@@ -231,36 +244,58 @@ class MediaRoom:
         await self._tasks.close()
 
     # -- program ----------------------------------------------------------
+    def _forget_speaker(self, site: SiteId) -> None:
+        (self.cascade.speakers if self.cascade is not None else self.speakers).forget(site)
+
     @property
     def speaker(self) -> SiteId | None:
+        if self.cascade is not None:
+            return self.cascade.speaker
         return SiteId(self.speakers.speaker) if self.speakers.speaker else None
 
     def _audio_level(self, site: SiteId, level: int) -> None:
         if site not in self.legs and site not in self.phones:
             return
+        if self.cascade is not None:
+            self.cascade.audio_level(site, level)
+            return
         if self.speakers.feed(site, level, time.monotonic()) is not None:
             log.info("room %s: speaker is now %s", self.session_id, site)
             self._reprogram()  # the switch asks the new source for a key frame
 
+    @property
+    def present(self) -> list[SiteId]:
+        """Sites here with media flowing, in join order (legs, then phones)."""
+        return [s for s, l in self.legs.items() if l.state is LegState.CONNECTED] + list(self.phones)
+
     def _reprogram(self) -> None:
-        present = [s for s, l in self.legs.items() if l.state is LegState.CONNECTED] + list(self.phones)
-        for site, leg in self.legs.items():
+        if self.cascade is not None:
+            self.cascade.reprogram()  # the program is session-wide: every node's room is redone
+            return
+        present = self.present
+        for site in self.legs:
+            self.apply_program(site, Program((site, None), site) if self.echo
+                               else program_for(site, self.host, present, self.speaker, self.speakers.earlier))
+
+    def apply_program(self, site: SiteId, program: Program) -> None:
+        """Feed a leg's outputs from the program's sources, wherever they are."""
+        leg = self.legs.get(site)
+        if leg is not None:
             if leg.audio_out is None:
                 # Still applying its offer (no outgoing tracks yet): a program recorded now would
                 # switch nothing, and "unchanged" later would never subscribe it. It is
                 # programmed when it connects.
-                continue
-            program = (Program((site, None), site) if self.echo
-                       else program_for(site, self.host, present, self.speaker, self.speakers.earlier))
-            if program == leg.program:
-                continue
-            leg.program = program
-            if leg.on_program is not None:
-                leg.on_program(program)
+                return
+            if program != leg.program:
+                leg.program = program
+                if leg.on_program is not None:
+                    leg.on_program(program)
+            # Switched even when the program is unchanged: a site on another node becomes
+            # reachable only once its trunk is up (switching to the same source is a no-op).
             for out, src_site in zip(leg.video_out, program.video):
-                out.switch(self._source(src_site, "video"))  # a phone site has no video: the slot stays empty
+                out.switch(self.source_of(src_site, "video"))  # a phone site has no video: the slot stays empty
             if leg.audio_out is not None:
-                leg.audio_out.switch(self._source(program.audio, "audio"))
+                leg.audio_out.switch(self.source_of(program.audio, "audio"))
 
     def figures(self) -> list[dict[str, Any]]:
         return [leg_counters(leg) for leg in self.legs.values()] + [phone_counters(p) for p in self.phones.values()]

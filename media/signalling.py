@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 from media.grants import Grant
 from media.node import MediaNode
 from media.program import Program
-from media.room import Leg, SignallingError
+from media.room import Leg, MediaRoom, SignallingError
 from rooms.ids import SessionId, SiteId
 
 log = logging.getLogger("media.signalling")
@@ -52,7 +52,7 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
     grant: Grant | None = None
     leg: Leg | None = None
-    room_key: SessionId | None = None
+    leg_room: MediaRoom | None = None
 
     async def writer() -> None:
         try:
@@ -98,12 +98,13 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                     if not isinstance(msg.get("sdp"), str):
                         raise Refusal("invalid_sdp", "offer needs an `sdp` string")
                     sid, site = SessionId(grant.session), SiteId(grant.site)
-                    room = node.echo_room(sid, site) if grant.echo else node.room(sid, SiteId(grant.host), grant.record)
+                    room = (node.echo_room(sid, site) if grant.echo
+                            else node.room(sid, SiteId(grant.host), grant.record, site))
                     try:
                         leg, answer = await room.join(site, msg["sdp"])
                     except SignallingError as exc:
                         raise Refusal("invalid_sdp", str(exc)) from None
-                    room_key = room.session_id
+                    leg_room = room
                     leg.on_program = lambda p: send(_program_msg(p))
                     send({"type": "answer", "sdp": answer})
                     if leg.program is not None:
@@ -116,9 +117,9 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
             except Refusal as exc:
                 send({"type": "error", "code": exc.code, "detail": exc.detail})
     finally:
-        if leg is not None and room_key is not None:
+        if leg is not None and leg_room is not None:
             try:
-                await asyncio.shield(node.drop_leg(room_key, leg))
+                await asyncio.shield(node.drop_leg(leg_room, leg))
             except asyncio.CancelledError:
                 pass  # the node finishes closing the leg; this handler is done either way
         writer_task.cancel()
