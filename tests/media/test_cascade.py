@@ -54,3 +54,61 @@ async def test_a_cascade_session_meets_across_three_nodes():
         for p in peers.values():
             await p.close()
         await node.close()
+
+
+def reserved_streams(sites: list[str], plan_kind: PlanKind) -> dict[tuple[str, str], tuple[int, int]]:
+    """(link, direction) -> (video streams, audio streams) the plan reserves, read off rooms/plan.py
+    with a profile priced so that kbit/s spell the counts (video in millions, audio in units)."""
+    from rooms.profiles import MediaProfile
+    counting = MediaProfile("count", 1_000_000, 1, video_overhead=0.0, audio_overhead=0.0)
+    plan = media_plan(T, counting, plan_kind, sites)
+    return {(l.link, l.direction.value): divmod(l.kbps, 1_000_000) for l in plan.loads}
+
+
+async def test_the_bytes_crossing_each_trunk_fit_the_reservation_and_central_would_carry_more():
+    plan = media_plan(T, T.profile("sd"), PlanKind.CASCADE, SITES)
+    node = MediaNode()
+    node.place("ses_b", Placement(plan.attachments, T.root_node()))
+    peers = {s: SitePeer(40 + 50 * i, talking=(s == "sp-lishu")) for i, s in enumerate(SITES)}
+    try:
+        await join_all(node, "ses_b", peers)
+        cascade = node.cascades["ses_b"]
+        await until(lambda: len(cascade.trunks) == 2 and all(t.connected for t in cascade.trunks.values()),
+                    timeout=30, what="trunks up")
+        await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 30 for p in peers.values()),
+                    timeout=40, what="media flowing everywhere")
+        legs = {s: l for r in cascade.rooms.values() for s, l in r.legs.items()}
+
+        def snapshot() -> dict[str, int]:
+            out = {f"{s}:{k}": src.bytes for s, l in legs.items() for k, src in l.sources.items()}
+            for child, t in cascade.trunks.items():
+                out[f"{child}:down"] = t.parent.bytes_sent()
+                out[f"{child}:up"] = t.child.bytes_sent()
+            out["node-cc:legs_down"] = sum(legs[s].audio_out.bytes_forwarded + sum(o.bytes_forwarded for o in
+                                           legs[s].video_out) for s in ("cc-nongan", "cc-yushu"))
+            return out
+        before, seen = snapshot(), {s: p.frames[0] for s, p in peers.items()}
+        await until(lambda: all(p.frames[0] - seen[s] >= 90 for s, p in peers.items()), timeout=30,
+                    what="a window of 90 more frames at every site")
+        after = snapshot()
+        moved = {k: after[k] - before[k] for k in after}
+        video = max(moved[f"{s}:video"] for s in SITES)  # the largest stream any site sends, in bytes
+        audio = max(moved[f"{s}:audio"] for s in SITES)
+        reserved = reserved_streams(SITES, PlanKind.CASCADE)
+        for child, link in (("node-cc", "cc"), ("node-sp", "sp")):
+            for direction in ("down", "up"):
+                v, a = reserved[(link, direction)]
+                allowed = (v * video + a * audio) * 1.15  # 15 %: senders' rates wander within the window
+                print(f"link {link} {direction}: {moved[f'{child}:{direction}']} bytes crossed, "
+                      f"reserved {v} video + {a} audio = {allowed / 1.15:.0f} bytes at the measured stream sizes")
+                assert moved[f"{child}:{direction}"] <= allowed, (link, direction, moved)
+        # central: every Changchun county's own program would cross the cc link (4 video + 2 audio down)
+        central_v, central_a = reserved_streams(SITES, PlanKind.CENTRAL)[("cc", "down")]
+        assert (central_v, central_a) == (4, 2)
+        print(f"link cc down: cascade trunk {moved['node-cc:down']} bytes; the counties' own programs, as central "
+              f"would carry them, {moved['node-cc:legs_down']} bytes")
+        assert moved["node-cc:down"] < 0.7 * moved["node-cc:legs_down"]
+    finally:
+        for p in peers.values():
+            await p.close()
+        await node.close()
