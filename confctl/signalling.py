@@ -13,6 +13,7 @@ from aiohttp import web
 from confctl.join_tokens import InvalidJoinToken, verify
 from confctl.session_windows import is_live, is_over
 from confctl.keys import BOOKINGS, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS, run_db
+from confctl.placement import place_session
 from media.grants import GRANT_TTL_S, Grant, sign_grant
 from media.signalling import Redirect, Refusal, serve
 from rooms.store.bookings import NotFound
@@ -51,14 +52,16 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
     grant = Grant(session_id, site, session["host_site"], bool(session["record"]), mode == "echo", now + GRANT_TTL_S)
     node = await _node_for(request, session)
     if node is None:
+        await place_session(app, session)  # the in-process node puts the leg on the plan's node
         return grant
     return Redirect(_ws_url(node.url), sign_grant(app[NODE_KEY], grant))
 
 
 async def _node_for(request: web.Request, session: dict[str, Any]) -> Any:
-    """A live registered node for the whole session: the one its plan puts at the root, else any.
+    """A live registered node process for the whole session: the one its plan puts at the root, else any.
 
-    Cascading between nodes is not built yet, so every site of a session meets on one node.
+    Trunks between node processes are not built: a session sent to node processes meets on one
+    of them. In-process (no node process registered), the session cascades over its plan's nodes.
     """
     nodes = [n for n in await run_db(request.app, request.app[NODE_STORE].all) if n.alive(time.time())]
     if not nodes:

@@ -130,7 +130,10 @@ class Cascade:
                 trunk.child.out[i].switch(self.rooms[child].source_of(site, KINDS[i]) if site else None)
                 if site is not None and trunk.parent.inbound[i] is not None:
                     remote[root][(site, KINDS[i])] = trunk.parent.inbound[i]
-        self.rooms[root].remote = remote[root] if root in self.rooms else {}
+        if root in self.rooms:
+            self.rooms[root].remote = remote[root]
+            self.rooms[root].set_trunk_audio({f"trunk:{c}": src for c, t in connected.items()
+                                              if (src := t.parent.inbound[0]) is not None})
         for child, trunk in connected.items():
             slots = self.slots[child]
             slots.down = assign(slots.down, crossings[child][0].video, crossings[child][0].audio)
@@ -139,9 +142,12 @@ class Cascade:
                 if site is not None and trunk.child.inbound[i] is not None:
                     remote[child][(site, KINDS[i])] = trunk.child.inbound[i]
             self.rooms[child].remote = remote[child]
+            src = trunk.child.inbound[0]
+            self.rooms[child].set_trunk_audio({"trunk": src} if src is not None else {})
         for node, room in self.rooms.items():
             if node != root and node not in connected:
                 room.remote = {}
+                room.set_trunk_audio({})
             for site in list(room.legs):
                 room.apply_program(site, program_of(site, ranking))
 

@@ -47,6 +47,22 @@ class MediaNode:
             room = self.rooms[session_id] = MediaRoom(session_id, host, self._ice, where)
         return room
 
+    def room_of(self, session_id: SessionId, site: SiteId) -> MediaRoom | None:
+        """The open room a site of the session is (or would be) in, if any."""
+        cascade = self.cascades.get(session_id)
+        if cascade is not None:
+            return cascade.rooms.get(cascade.placement.node_of(site))
+        return self.rooms.get(session_id)
+
+    def session_legs(self, session_id: SessionId) -> dict[SiteId, Leg]:
+        """Every WebRTC leg of a session on this node, whichever of its node rooms holds it."""
+        rooms = ([self.rooms[session_id]] if session_id in self.rooms else []) + (
+            list(self.cascades[session_id].rooms.values()) if session_id in self.cascades else [])
+        return {s: leg for room in rooms for s, leg in room.legs.items()}
+
+    def holds(self, session_id: SessionId) -> bool:
+        return session_id in self.rooms or session_id in self.cascades
+
     def session_rooms(self) -> list[MediaRoom]:
         """Every room here: single-node sessions and each node's part of a cascade."""
         return [*self.rooms.values(), *(r for c in self.cascades.values() for r in c.rooms.values())]

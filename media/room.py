@@ -86,6 +86,7 @@ class MediaRoom:
         self.cascade = cascade
         self.node_id = node_id  # which node of the cascade this room is (None: the only one)
         self.remote: dict[tuple[SiteId, str], Source] = {}
+        self.trunk_audio: dict[str, Source] = {}  # what each trunk brings in: phones here hear it mixed
 
     def _spawn(self, coro: Awaitable[Any], what: str) -> None:
         self._tasks.spawn(coro, what)
@@ -189,6 +190,8 @@ class MediaRoom:
                     self.mixer.attach(s, leg.sources["audio"])
             for s, other in self.phones.items():
                 self.mixer.attach(s, other.source)
+            for key, src in self.trunk_audio.items():
+                self.mixer.attach(key, src)
         self.mixer.attach(site, src)
         self._reprogram()
         return phone
@@ -222,8 +225,20 @@ class MediaRoom:
             if not self.phones:  # nobody needs decoded audio any more
                 for s, leg in self.legs.items():
                     self.mixer.detach(s, leg.sources.get("audio"))
+                for key, src in self.trunk_audio.items():
+                    self.mixer.detach(key, src)
                 self.mixer = None
         self._reprogram()
+
+    def set_trunk_audio(self, sources: dict[str, Source]) -> None:
+        """The audio each trunk brings (the program's, from other nodes), for the phones' mix here."""
+        if self.mixer is not None:
+            for key, src in self.trunk_audio.items():
+                if sources.get(key) is not src:
+                    self.mixer.detach(key, src)
+            for key, src in sources.items():
+                self.mixer.attach(key, src)
+        self.trunk_audio = dict(sources)
 
     def source_of(self, site: SiteId | None, kind: str) -> Source | None:
         """A site's stream as this room can reach it: its leg or phone here, or a trunk's slot."""

@@ -48,13 +48,14 @@ class Conference:
     sites: frozenset[str]
     windows: tuple[tuple[float, float], ...]  # epoch seconds, margin included
     active: bool
+    record: bool = False  # booked with recording: a phone opening the room starts it too
 
 
 class Conferences(Protocol):
     """What the control plane provides: sessions by number, and their rooms."""
 
     async def by_number(self, number: str) -> Conference | None: ...
-    def room(self, session_id: str, host: str) -> MediaRoom: ...
+    def room(self, session_id: str, host: str, site: str, record: bool = False) -> MediaRoom: ...
     async def release(self, session_id: str) -> None: ...
 
 
@@ -259,8 +260,8 @@ class Gateway:
             remote_target = parse_name_addr(contact or req.header("From") or "").uri
         except ValueError as exc:
             raise Refuse(400, f"Bad Request (Contact: {exc})") from None
-        room = self.conferences.room(conf.session_id, conf.host)
         site = account.site
+        room = self.conferences.room(conf.session_id, conf.host, site, conf.record)
         if site in room.phones or site in room.legs:
             await self._release_if_empty(room, conf.session_id)
             raise Refuse(486, "Busy Here (your site is already connected)")
@@ -367,7 +368,7 @@ class Gateway:
                        dial_in: str) -> str:
         """INVITE a registered phone into a live session; returns the Call-ID. The outcome lands in its record."""
         target = parse_uri(contact)
-        room = self.conferences.room(conf.session_id, conf.host)
+        room = self.conferences.room(conf.session_id, conf.host, account.site, conf.record)
         if account.site in room.phones or account.site in room.legs:
             await self._release_if_empty(room, conf.session_id)
             raise Refuse(486, "the site is already connected")

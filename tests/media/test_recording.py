@@ -77,12 +77,12 @@ async def test_recordings_are_listed_downloaded_and_deleted_through_the_api(clie
         await peer.accept((await next_of(ws, "answer"))["sdp"])
         sockets.append(ws)
         peers.append(peer)
-    await until(lambda: s["id"] in node.rooms and all(
-        any(r.frames_written >= 30 for r in node.rooms[s["id"]].legs[site].recorders) for site in ("jl", "sp")
-        if site in node.rooms[s["id"]].legs) and len(node.rooms[s["id"]].legs) == 2)
+    await until(lambda: node.holds(s["id"]) and all(
+        any(r.frames_written >= 30 for r in node.session_legs(s["id"])[site].recorders) for site in ("jl", "sp")
+        if site in node.session_legs(s["id"])) and len(node.session_legs(s["id"])) == 2)
     for ws in sockets:
         await ws.close()
-    await until(lambda: s["id"] not in node.rooms, what="room released and files finalized")
+    await until(lambda: not node.holds(s["id"]), what="room released and files finalized")
     for peer in peers:
         await peer.close()
 

@@ -66,15 +66,15 @@ async def test_three_sites_join_by_their_urls_and_receive_the_program(client):
                     timeout=30, what="program at every site")
         program = await next_of(sockets["cc-nongan"], "program")
         assert program["video"][0] == "jl"  # the host first
-        room = client.app[MEDIA_NODE].rooms[s["id"]]
-        assert all(t.decoder_inputs == 0 for leg in room.legs.values() for t in leg.taps)
+        legs = client.app[MEDIA_NODE].session_legs(s["id"])  # on the nodes their plan names
+        assert all(t.decoder_inputs == 0 for leg in legs.values() for t in leg.taps)
 
         # Operators read every leg's figures; bitrates come from byte deltas between two reads.
         assert (await client.get("/api/live", headers=client.h)).status == 403  # an organizer
         op = {"Authorization": f"Bearer {client.operator}"}
         await client.get("/api/live", headers=op)
-        before = sum(l.sources["video"].bytes for l in room.legs.values())
-        await until(lambda: sum(l.sources["video"].bytes for l in room.legs.values()) > before + 20_000)
+        before = sum(l.sources["video"].bytes for l in legs.values())
+        await until(lambda: sum(l.sources["video"].bytes for l in legs.values()) > before + 20_000)
         live = await (await client.get("/api/live", headers=op)).json()
         (entry,) = [x for x in live["sessions"] if x["session"] == s["id"]]
         legs = {l["site"]: l for l in entry["legs"]}
@@ -84,9 +84,9 @@ async def test_three_sites_join_by_their_urls_and_receive_the_program(client):
             assert leg["resolution"] == "320x240" and leg["packets_lost"] >= 0 and "rtt_ms" in leg
 
         # A site whose socket dies is cleaned up: its leg and peer connection close.
-        leg = room.legs["cc"]
+        leg = client.app[MEDIA_NODE].session_legs(s["id"])["cc"]
         await sockets.pop("cc").close()
-        await until(lambda: "cc" not in room.legs and leg.pc.connectionState == "closed",
+        await until(lambda: "cc" not in client.app[MEDIA_NODE].session_legs(s["id"]) and leg.pc.connectionState == "closed",
                     what="leg of the closed socket removed and its peer connection closed")
         assert leg.transitions[-1] == ("connected", "closed")
     finally:
@@ -94,7 +94,7 @@ async def test_three_sites_join_by_their_urls_and_receive_the_program(client):
             await ws.close()
         for p in peers.values():
             await p.close()
-    await until(lambda: s["id"] not in client.app[MEDIA_NODE].rooms, what="empty room released")
+    await until(lambda: not client.app[MEDIA_NODE].holds(s["id"]), what="empty room released")
 
 
 async def test_bad_signalling_gets_errors_and_the_connection_keeps_serving(client):
@@ -119,7 +119,7 @@ async def test_bad_signalling_gets_errors_and_the_connection_keeps_serving(clien
     assert (await next_of(ws, "joined"))["site"] == "sp"
     await ws.send_json({"type": "offer", "sdp": "garbage"})
     assert (await next_of(ws, "error"))["code"] == "invalid_sdp"
-    assert client.app[MEDIA_NODE].rooms.get(s["id"]) is None or client.app[MEDIA_NODE].rooms[s["id"]].legs == {}
+    assert client.app[MEDIA_NODE].session_legs(s["id"]) == {}
     await ws.close()
 
 
@@ -163,7 +163,7 @@ async def test_self_test_echo_returns_the_sites_own_media_before_the_meeting(cli
         await until(lambda: peer.frames.get(0, 0) >= 10, what="own video back through the node")
         room = client.app[MEDIA_NODE].rooms[f"{s['id']}/echo/sp"]
         assert room.legs["sp"].program.video == ("sp", None)
-        assert s["id"] not in client.app[MEDIA_NODE].rooms  # the meeting room is untouched
+        assert not client.app[MEDIA_NODE].holds(s["id"])  # the meeting room is untouched
     finally:
         await ws.close()
         await peer.close()

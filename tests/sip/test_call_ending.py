@@ -79,7 +79,7 @@ async def test_a_phone_whose_rtp_stops_is_sent_bye_and_its_record_closed(gw):
     phone = await Phone("desk-sp", "phone-pass-1", gw.sip_port).open()
     try:
         assert (await phone.call(s["dial_in"])).status == 200
-        room = gw.app[MEDIA_NODE].rooms[s["id"]]
+        room = gw.app[MEDIA_NODE].room_of(s["id"], "sp")
         assert "sp" in room.phones
         for t in phone._tasks:  # the phone loses power: no RTP, no BYE
             t.cancel()
@@ -90,7 +90,7 @@ async def test_a_phone_whose_rtp_stops_is_sent_bye_and_its_record_closed(gw):
         phone.close()
     record = await ended(gw, s["id"])
     assert record["end_reason"] == "rtp_timeout" and record["result_code"] == 200
-    assert s["id"] not in gw.app[MEDIA_NODE].rooms  # the room it opened is gone with it
+    assert not gw.app[MEDIA_NODE].holds(s["id"])  # the room it opened is gone with it
 
 
 @pytest.mark.parametrize("change, reason", [("cancel", "session_cancelled"), ("drop_site", "site_removed")])
@@ -217,7 +217,7 @@ async def test_a_488_after_the_room_opened_gives_the_room_and_the_slot_back(gw):
         assert (await phone.call(s["dial_in"])).status == 488
     finally:
         phone.close()
-    assert s["id"] not in gw.app[MEDIA_NODE].rooms
+    assert not gw.app[MEDIA_NODE].holds(s["id"])
     phone = await Phone("desk-sp", "phone-pass-1", gw.sip_port).open()
     try:
         assert (await phone.call(s["dial_in"])).status == 200  # not "486 already connected"
@@ -253,7 +253,7 @@ async def test_a_cancel_while_the_invite_is_authenticated_cancels_it(gw):
         assert answers == {"CANCEL": 200, "INVITE": 487}
     finally:
         phone.close()
-    assert s["id"] not in gw.app[MEDIA_NODE].rooms
+    assert not gw.app[MEDIA_NODE].holds(s["id"])
 
 
 async def test_a_register_during_a_database_fault_gets_500_with_retry_after(aiohttp_client, tmp_path):

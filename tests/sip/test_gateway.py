@@ -70,7 +70,7 @@ async def test_a_phone_and_a_browser_site_hear_each_other(plane):
     try:
         ok = await phone.call(s["dial_in"])
         assert ok.status == 200 and b"PCMU" in ok.body
-        room = plane.app[MEDIA_NODE].rooms[s["id"]]
+        room = plane.app[MEDIA_NODE].room_of(s["id"], "sp")
         assert "sp" in room.phones
         # the phone hears the room (jl's tone, mixed), and the room hears the phone
         await until(lambda: phone.packets_heard > 50 and phone.heard_energy > 50 * 500, timeout=20,
@@ -168,7 +168,7 @@ async def test_baresip_calls_a_live_session_and_audio_flows_both_ways(plane, tmp
         return output.decode(errors="replace")[-3000:]
     try:
         try:
-            await until(lambda: s["id"] in plane.app[MEDIA_NODE].rooms and "sp" in plane.app[MEDIA_NODE].rooms[s["id"]].phones,
+            await until(lambda: (r := plane.app[MEDIA_NODE].room_of(s["id"], "sp")) is not None and "sp" in r.phones,
                         timeout=30, what="baresip connected to the room")
             await until(lambda: jl.audio_energy > 100_000, timeout=20, what="baresip's tone at the browser site")
             # the decoded-audio file grows as baresip plays what it hears from the room
@@ -240,7 +240,7 @@ async def test_hold_with_reinvite_and_cancel_of_a_ringing_call(plane, monkeypatc
         assert (await phone.call(s["dial_in"])).status == 200
         held = await reinvite(phone, "sendonly")
         assert held.status == 200 and b"a=recvonly" in held.body  # we stop sending while held
-        call = next(iter(plane.app[MEDIA_NODE].rooms[s["id"]].phones))
+        call = next(iter(plane.app[MEDIA_NODE].room_of(s["id"], "sp").phones))
         assert call == "sp"
         resumed = await reinvite(phone, "sendrecv")
         assert resumed.status == 200 and b"a=sendrecv" in resumed.body
@@ -276,7 +276,7 @@ async def test_hold_with_reinvite_and_cancel_of_a_ringing_call(plane, monkeypatc
                     what="the cancelled call recorded")
         (rec,) = [r for r in records.list(session=s["id"]) if r["account"] == "desk-ly"]
         assert rec["result_code"] == 487 and rec["end_reason"] == "cancelled"
-        room = plane.app[MEDIA_NODE].rooms.get(s["id"])
+        room = plane.app[MEDIA_NODE].room_of(s["id"], "ly")
         assert room is None or "ly" not in room.phones
     finally:
         release.set()
@@ -297,7 +297,7 @@ async def test_a_phone_mutes_and_unmutes_itself_with_star_6(plane, tmp_path):
                                     "-mp", str(free_udp_port()), calls=1, rate=1, cwd=tmp_path))  # ~14 s
     try:
         def phone():
-            room = plane.app[MEDIA_NODE].rooms.get(s["id"])
+            room = plane.app[MEDIA_NODE].room_of(s["id"], "sp")
             return room.phones.get("sp") if room is not None else None
         await until(lambda: phone() is not None and phone().muted, timeout=20, what="*6 muting the phone")
         heard, sent = jl.audio_energy, phone().samples_in
