@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from confctl.api.route import READERS, Route
 from confctl.auth import require
-from confctl.errors import read_json
-from confctl.keys import NODE_KEY, NODE_STORE, run_db, run_read
+from confctl.errors import ApiError, read_json
+from confctl.keys import BOOKINGS, MEDIA_NODE, NODE_KEY, NODE_STORE, run_db, run_read
 from rooms.booking_form import FormError, validation_detail
 from rooms.store.users import Role
 
@@ -26,7 +26,16 @@ async def register(request: web.Request) -> web.Response:
         body = NodeRegistration.model_validate(await read_json(request))
     except ValidationError as exc:
         raise FormError(validation_detail(exc)) from None
-    await run_db(request.app, request.app[NODE_STORE].register, body.id, body.url, int(time.time()))
+    topo = await run_read(request.app, request.app[BOOKINGS].topology)
+    if body.id not in topo.nodes:
+        raise ApiError(422, "unknown_node", f"node {body.id!r} is not in the topology; its nodes are "
+                       f"{sorted(topo.nodes)}")
+    now = time.time()
+    same = [n for n in await run_read(request.app, request.app[NODE_STORE].all) if n.id == body.id]
+    if same and same[0].alive(now) and same[0].url != body.url:
+        raise ApiError(409, "node_id_in_use", f"node {body.id} is alive at {same[0].url}; a second process "
+                       "may not take its id (stop that one, or wait until it is taken for dead)")
+    await run_db(request.app, request.app[NODE_STORE].register, body.id, body.url, int(now))
     # The key the node verifies grants with, and that the control plane uses to read its figures.
     return web.json_response({"id": body.id, "grant_key": request.app[NODE_KEY].hex()})
 
@@ -35,12 +44,24 @@ async def list_nodes(request: web.Request) -> web.Response:
     require(request)
     now = time.time()
     nodes = await run_read(request.app, request.app[NODE_STORE].all)
-    return web.json_response({"nodes": [{"id": n.id, "url": n.url, "last_seen": n.last_seen, "alive": n.alive(now)}
-                                         for n in nodes]})
+    out = [{"id": n.id, "url": n.url, "last_seen": n.last_seen, "alive": n.alive(now), "in_process": False}
+           for n in nodes]
+    # The nodes that run inside this control plane: every node of the topology, with its load here.
+    topo = await run_read(request.app, request.app[BOOKINGS].topology)
+    media = request.app[MEDIA_NODE]
+    for node_id, spec in topo.nodes.items():
+        rooms = [r for r in media.session_rooms() if (r.node_id or topo.root_node()) == node_id and not r.echo]
+        out.append({"id": node_id, "site": spec.site, "in_process": True, "alive": True,
+                    "capacity_legs": spec.capacity_legs, "rooms": len(rooms),
+                    "legs": sum(len(r.legs) + len(r.phones) for r in rooms),
+                    "trunks": sum(1 for c in media.cascades.values() for child, t in c.trunks.items()
+                                  if node_id in (child, c.placement.root))})
+    return web.json_response({"nodes": out})
 
 
 routes = [
     Route("POST", "/api/media-nodes", register, "A media node registers (repeat every 10 s as a heartbeat)",
-          ("node", "admin"), NodeRegistration, {200: "{id, grant_key}"}),
+          ("node", "admin"), NodeRegistration, {200: "{id, grant_key}", 409: "the id is alive at another URL",
+                                                422: "invalid, or not a node of the topology"}),
     Route("GET", "/api/media-nodes", list_nodes, "Registered media nodes and whether they are alive", READERS),
 ]

@@ -46,7 +46,7 @@ async def plane_and_node(aiohttp_server, tmp_path):
             async def registered() -> bool:
                 r = await http.get(f"{base}/api/media-nodes", headers={"Authorization": f"Bearer {tokens['opal']}"})
                 state["nodes"] = (await r.json())["nodes"]
-                return any(n["id"] == "node-jl" and n["alive"] for n in state["nodes"])
+                return any(n["id"] == "node-jl" and n["alive"] and not n["in_process"] for n in state["nodes"])
             deadline = datetime.now() + timedelta(seconds=30)
             while not await registered():
                 assert node.poll() is None, node.stderr.read()
