@@ -35,10 +35,15 @@ class PatternTrack(VideoStreamTrack):
 
 
 class ToneTrack(AudioStreamTrack):
-    """A site whose microphone hears someone talking: a 440 Hz tone at about -10 dBov."""
+    """A site whose microphone hears someone talking: a 440 Hz tone at about -10 dBov (`talking`
+    may be switched off and on: the site falls silent and speaks again)."""
+
+    talking = True
 
     async def recv(self) -> AudioFrame:
         frame = await super().recv()  # silence with the right timing
+        if not self.talking:
+            return frame
         n = frame.samples
         start = frame.pts
         pcm = array("h", (int(10000 * math.sin(2 * math.pi * 440 * (start + i) / frame.sample_rate)) for i in range(n)))
@@ -49,7 +54,9 @@ class ToneTrack(AudioStreamTrack):
 class SitePeer:
     def __init__(self, shade: int, talking: bool = False):
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        self.pc.addTransceiver(ToneTrack() if talking else AudioStreamTrack(), direction="sendrecv")
+        self.microphone = ToneTrack()
+        self.microphone.talking = talking
+        self.pc.addTransceiver(self.microphone, direction="sendrecv")
         self.pc.addTransceiver(PatternTrack(shade), direction="sendrecv")
         self.pc.addTransceiver("video", direction="recvonly")
         self.frames: dict[int, int] = {}  # index of received video track -> frames decoded
