@@ -17,7 +17,7 @@ from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
 from confctl.config import Settings
 from confctl.errors import error_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
-                          BACKGROUND, SIP_ENDPOINT, SIP_STORE, SIP_WORKERS, USER_STORE, run_db)
+                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, run_db)
 from confctl.signalling import websocket
 from media.node import MediaNode
 from media.supervision import TaskGroup
@@ -43,8 +43,12 @@ PAGES = Path(__file__).parent / "pages"
 
 async def health(request: web.Request) -> web.Response:
     """Liveness, and every background loop's state: one failing (backing off) makes ok false."""
-    tasks = request.app[BACKGROUND]
-    return web.json_response({"ok": tasks.healthy, "tasks": tasks.status()})
+    groups = [request.app[BACKGROUND]]
+    gateway = request.app.get(SIP_GATEWAY)
+    if gateway is not None:
+        groups.append(gateway.tasks)  # the SIP call watchdog
+    return web.json_response({"ok": all(g.healthy for g in groups),
+                              "tasks": {name: s for g in groups for name, s in g.status().items()}})
 
 
 async def home(request: web.Request) -> web.Response:
@@ -131,6 +135,7 @@ async def _sip(app: web.Application) -> AsyncIterator[None]:
                                                       local_addr=(settings.sip_host, settings.sip_port))
     service.endpoint = endpoint
     gateway.attach(endpoint, endpoint.transport.get_extra_info("sockname")[1])
+    app[SIP_GATEWAY] = gateway
     app[SIP_ENDPOINT] = endpoint
     log.info("SIP service on udp %s:%d", *endpoint.transport.get_extra_info("sockname")[:2])
     workers = app[SIP_WORKERS] = SipWorkers(endpoint, settings.sip_workers, settings.db_url, settings.sip_digest)

@@ -30,6 +30,7 @@ NODE_STORE = web.AppKey("node_store", MediaNodeStore)
 MEDIA_NODE = web.AppKey("media_node", MediaNode)
 SIP_STORE = web.AppKey("sip_store", object)  # rooms.store.sip.SipStore
 SIP_ENDPOINT = web.AppKey("sip_endpoint", object)  # sip_stub.endpoint.SipEndpoint, when SIP runs
+SIP_GATEWAY = web.AppKey("sip_gateway", object)  # sip_stub.gateway.Gateway, when SIP runs
 SIP_WORKERS = web.AppKey("sip_workers", object)  # sip_stub.workers.SipWorkers, when SIP runs
 BACKGROUND = web.AppKey("background", TaskGroup)  # loops that must live: supervised, shown in /api/health
 COMPOSITES = web.AppKey("composites", object)  # confctl.api.recordings.CompositeJobs

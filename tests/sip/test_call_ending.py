@@ -277,3 +277,8 @@ async def test_a_register_during_a_database_fault_gets_500_with_retry_after(aioh
     finally:
         ua.transport.close()
         engine.dispose()
+
+
+async def test_the_call_watchdog_shows_in_health(gw):
+    body = await (await gw.get("/api/health")).json()
+    assert body["ok"] is True and body["tasks"]["call watchdog"]["state"] == "running"
