@@ -22,13 +22,13 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
-from forwarding import CONFIG, counting_receiver, cpu_ticks, encode_clip, free_port, publisher_pc  # noqa: E402
+from forwarding import cpu_ticks, encode_clip, free_port, offer_to, publisher_pc, receiver_pc  # noqa: E402
 from media.cascade_session import Placement  # noqa: E402
 from media.node import MediaNode  # noqa: E402
 from rooms.ids import PlanKind  # noqa: E402
@@ -78,20 +78,9 @@ async def run(plan_kind: str, clip: list[tuple[bytes, bool]], seconds: float) ->
     counters: dict[str, list[list[int]]] = {}
     try:
         async with aiohttp.ClientSession() as http:
-            async def connect(site: str, pc: RTCPeerConnection) -> None:
-                pcs.append(pc)
-                await pc.setLocalDescription(await pc.createOffer())
-                r = await http.post(f"http://127.0.0.1:{port}/offer", json={"site": site, "sdp": pc.localDescription.sdp})
-                await pc.setRemoteDescription(RTCSessionDescription((await r.json())["sdp"], "answer"))
-
-            await connect("jl", publisher_pc(clip, True))
+            await offer_to(http, port, "jl", publisher_pc(clip, True), pcs)
             for site in RECEIVERS:
-                pc = RTCPeerConnection(CONFIG)
-                pc.addTransceiver("audio", direction="recvonly")
-                pc.addTransceiver("video", direction="recvonly")
-                pc.addTransceiver("video", direction="recvonly")
-                counting_receiver(pc, counters)
-                await connect(site, pc)
+                await offer_to(http, port, site, receiver_pc(counters), pcs)
             deadline = time.monotonic() + 60
             # one sender: each county's program holds one video (its second slot stays empty)
             while sum(c[0] > 30 for c in counters.get("video", [])) < len(RECEIVERS):

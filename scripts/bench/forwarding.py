@@ -326,6 +326,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+async def offer_to(http: aiohttp.ClientSession, port: int, site: str, pc: RTCPeerConnection,
+                   pcs: list[RTCPeerConnection]) -> None:
+    """Join a site to a bench node process over its /offer endpoint."""
+    pcs.append(pc)
+    await pc.setLocalDescription(await pc.createOffer())
+    r = await http.post(f"http://127.0.0.1:{port}/offer", json={"site": site, "sdp": pc.localDescription.sdp})
+    await pc.setRemoteDescription(RTCSessionDescription((await r.json())["sdp"], "answer"))
+
+
+def receiver_pc(counters: dict[str, list[list[int]]]) -> RTCPeerConnection:
+    """A receiving site: the program's audio and two videos, counted, never decoded."""
+    pc = RTCPeerConnection(CONFIG)
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    counting_receiver(pc, counters)
+    return pc
+
+
 async def run_case(receivers: int, clip: list[tuple[bytes, bool]], seconds: float) -> dict[str, float]:
     port = free_port()
     node = subprocess.Popen([sys.executable, __file__, "--serve-node", str(port)], stdout=subprocess.PIPE, text=True)
@@ -334,21 +353,10 @@ async def run_case(receivers: int, clip: list[tuple[bytes, bool]], seconds: floa
     counters: dict[str, list[list[int]]] = {}
     try:
         async with aiohttp.ClientSession() as http:
-            async def connect(site: str, pc: RTCPeerConnection) -> None:
-                pcs.append(pc)
-                await pc.setLocalDescription(await pc.createOffer())
-                r = await http.post(f"http://127.0.0.1:{port}/offer", json={"site": site, "sdp": pc.localDescription.sdp})
-                await pc.setRemoteDescription(RTCSessionDescription((await r.json())["sdp"], "answer"))
-
-            await connect("host", publisher_pc(clip, False))
-            await connect("speaker", publisher_pc(clip, True))
+            await offer_to(http, port, "host", publisher_pc(clip, False), pcs)
+            await offer_to(http, port, "speaker", publisher_pc(clip, True), pcs)
             for i in range(receivers):
-                pc = RTCPeerConnection(CONFIG)
-                pc.addTransceiver("audio", direction="recvonly")
-                pc.addTransceiver("video", direction="recvonly")
-                pc.addTransceiver("video", direction="recvonly")
-                counting_receiver(pc, counters)
-                await connect(f"r{i}", pc)
+                await offer_to(http, port, f"r{i}", receiver_pc(counters), pcs)
             return await measure(node.pid, counters, receivers, seconds)
     finally:
         for pc in pcs:
