@@ -6,7 +6,6 @@ core starts is kept and awaited on close.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging

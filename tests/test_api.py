@@ -1,16 +1,11 @@
 """The REST API end to end over HTTP (aiohttp test server, real SQLite / PostgreSQL)."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from icalendar import Calendar
 
-from confctl.app import all_routes, make_app
-from confctl.config import Settings
-from rooms.topology import demo_topology_path
-from rooms.store.users import Role
-from tests.conftest import api, booking, tomorrow_at  # noqa: F401 (api: a fixture)
+from confctl.app import all_routes
+from tests.conftest import booking, tomorrow_at
 
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from tests.conftest import api, booking  # noqa: F401 (api: a fixture)
+from tests.conftest import booking
 
 
 async def _error(r, status: int) -> dict:

@@ -1,7 +1,6 @@
 """Media nodes as operators and node processes meet them: registration checked, every node listed."""
 from __future__ import annotations
 
-from tests.conftest import api  # noqa: F401 (api: a fixture)
 
 
 async def test_a_node_registers_only_with_a_topology_id_and_an_id_in_use_is_refused(api):

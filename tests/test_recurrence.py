@@ -9,7 +9,7 @@ import pytest
 
 from rooms.admission import RequestError
 from rooms.recurrence import expand
-from tests.conftest import api, booking, tomorrow_at  # noqa: F401 (api: a fixture)
+from tests.conftest import booking, tomorrow_at
 
 NEVER = ["FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;COUNT=1", "FREQ=WEEKLY;BYMONTH=4;BYMONTHDAY=31;COUNT=2",
          "FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30;UNTIL=20270301T000000Z", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=31;COUNT=1"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from confctl.app import all_routes
-from tests.conftest import api, booking  # noqa: F401 (api: a fixture)
+from tests.conftest import booking
 
 WHO = {"organizer": "olga", "technician": "tina", "operator": "opal", "admin": "ada", "node": "nora"}
 

@@ -11,7 +11,7 @@ from confctl.api.route import Route
 from confctl.api.sessions import _session_for
 from confctl.auth import require
 from confctl.errors import ApiError
-from confctl.keys import BOOKINGS, run_db, run_read
+from confctl.keys import BOOKINGS, run_read
 from rooms.store.users import Role
 
 

@@ -9,8 +9,7 @@ from aiohttp import web
 
 from confctl.api.route import READERS, Route
 from confctl.auth import require
-from confctl.keys import MEDIA_NODE, NODE_KEY, NODE_STORE, run_db, run_read
-from rooms.store.users import Role
+from confctl.keys import MEDIA_NODE, NODE_KEY, NODE_STORE, run_read
 
 
 async def _remote(http: aiohttp.ClientSession, url: str, key: bytes) -> list[dict]:

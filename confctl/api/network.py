@@ -14,7 +14,6 @@ from confctl.keys import BOOKINGS, run_db, run_read
 from rooms.capacity import capacity
 from rooms.ids import PlanKind
 from rooms.recurrence import iso, offset_minutes
-from rooms.store.users import Role
 from rooms.topology import Topology, TopologyError, parse_topology
 from rooms.topology_document import TopologyDocument
 

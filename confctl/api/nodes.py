@@ -11,7 +11,6 @@ from confctl.auth import require
 from confctl.errors import ApiError, read_json
 from confctl.keys import BOOKINGS, MEDIA_NODE, NODE_KEY, NODE_STORE, run_db, run_read
 from rooms.booking_form import FormError, validation_detail
-from rooms.store.users import Role
 
 
 class NodeRegistration(BaseModel):

@@ -12,7 +12,6 @@ import pytest
 
 from media.cascade_session import Placement
 from media.node import MediaNode
-from media.room import LegState
 from rooms.ids import PlanKind
 from rooms.plan import media_plan
 from rooms.topology import demo_topology
