@@ -36,10 +36,11 @@ async def sip(request, aiohttp_server, tmp_path):
     store.engine.dispose()
 
 
-async def sipp(port: int, scenario: str, *extra: str, calls: int = 5, rate: int = 10, cwd: Path) -> tuple[int, str]:
+async def sipp(port: int, scenario: str, *extra: str, calls: int = 5, rate: int = 10, cwd: Path,
+               timeout: int = 30) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         SIPP, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-m", str(calls), "-r", str(rate),
-        "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "30", "-timeout_error", "-trace_err", *extra,
+        "-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", str(timeout), "-timeout_error", "-trace_err", *extra,
         cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
     errors = "".join(p.read_text(errors="replace") for p in cwd.glob("*_errors.log"))
@@ -106,8 +107,11 @@ async def test_register_with_sha256_digest(sip):
 async def test_retransmissions_recover_from_loss(sip, tmp_path):
     """sipp drops a fifth of what it sends and receives; its retransmissions still complete every transaction."""
     port, store, _ = sip
-    rc, log = await sipp(port, "options.xml", "-s", "conference", "-lost", "20", calls=20, rate=20, cwd=tmp_path)
+    rc, log = await sipp(port, "options.xml", "-s", "conference", "-lost", "20", calls=20, rate=20, cwd=tmp_path,
+                         timeout=90)
     assert rc == 0, log
+    # Random loss makes a run take 6 to 30 s here (a message lost three times waits 0.5+1+2 s):
+    # sipp's whole-run timeout is raised so that only a transaction that never completes fails.
     rc, log = await sipp(port, "register_auth.xml", "-s", "desk-101", "-au", "desk-101", "-ap", "s3cret-pass",
-                         "-lost", "20", calls=10, rate=10, cwd=tmp_path)
+                         "-lost", "20", calls=10, rate=10, cwd=tmp_path, timeout=90)
     assert rc == 0, log
