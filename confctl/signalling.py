@@ -6,6 +6,7 @@ checked against the database; the offer/answer loop itself is media.signalling's
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -54,7 +55,7 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
     if node is None:
         await place_session(app, session)  # the in-process node puts the leg on the plan's node
         return grant
-    return Redirect(_ws_url(node.url), sign_grant(app[NODE_KEY], grant))
+    return Redirect(_ws_url(node.url), sign_grant(app[NODE_KEY], replace(grant, node=node.id)))
 
 
 async def _node_for(request: web.Request, session: dict[str, Any]) -> Any:

@@ -26,6 +26,7 @@ class Grant:
     record: bool
     echo: bool
     expires: float  # epoch seconds
+    node: str | None = None  # the node it was issued for: another node refuses it
 
 
 def _b64(data: bytes) -> str:
@@ -41,7 +42,7 @@ def sign_grant(key: bytes, grant: Grant) -> str:
     return f"{body}.{_b64(hmac.new(key, body.encode(), hashlib.sha256).digest())}"
 
 
-def verify_grant(key: bytes, text: object, now: float) -> Grant:
+def verify_grant(key: bytes, text: object, now: float, node: str | None = None) -> Grant:
     if not isinstance(text, str) or text.count(".") != 1 or len(text) > 2000:
         raise InvalidGrant("malformed grant")
     body, sig = text.split(".")
@@ -58,4 +59,6 @@ def verify_grant(key: bytes, text: object, now: float) -> Grant:
         raise InvalidGrant("malformed grant") from None
     if grant.expires < now:
         raise InvalidGrant("grant expired: join again through the control plane")
+    if node is not None and grant.node not in (None, node):
+        raise InvalidGrant(f"grant issued for node {grant.node}, not {node}: join again through the control plane")
     return grant

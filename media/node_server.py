@@ -69,7 +69,7 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
         if not app[KEY]:
             raise Refusal("not_ready", "this node has not registered with its control plane yet")
         try:
-            return verify_grant(bytes(app[KEY]), msg.get("grant"), time.time())
+            return verify_grant(bytes(app[KEY]), msg.get("grant"), time.time(), node_id)
         except InvalidGrant as exc:
             raise Refusal("invalid_grant", str(exc)) from None
 

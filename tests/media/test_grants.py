@@ -25,3 +25,10 @@ def test_a_grant_from_another_key_or_altered_is_refused():
     forged = sign_grant(b"other", Grant("ses_1", "cc", "jl", True, False, 1e12)).split(".")[0]
     with pytest.raises(InvalidGrant):
         verify_grant(b"key", f"{forged}.{sig}", now=0)
+
+
+def test_a_grant_for_one_node_is_refused_by_another():
+    text = sign_grant(b"key", Grant("ses_1", "cc", "jl", False, False, 1e12, node="node-cc"))
+    assert verify_grant(b"key", text, 0, "node-cc").site == "cc"
+    with pytest.raises(InvalidGrant, match="issued for node node-cc, not node-sp"):
+        verify_grant(b"key", text, 0, "node-sp")
