@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import time
 from pathlib import Path
 from typing import AsyncIterator
@@ -28,7 +29,7 @@ from media.signalling import Refusal, serve
 from media.supervision import TaskGroup
 
 log = logging.getLogger("media.node_server")
-HEARTBEAT_S = 10
+HEARTBEAT_S = 2  # the control plane marks a node down after 5 s without a beat (rooms/store/media_nodes.py)
 
 NODE = web.AppKey("node", MediaNode)
 KEY = web.AppKey("grant_key", bytearray)  # filled at registration
@@ -40,10 +41,12 @@ async def _register_forever(app: web.Application, control: str, token: str, node
     """Register, then re-register every heartbeat. A control plane that is down or answers nonsense
     is logged and retried here; anything else ends this coroutine, and its TaskGroup restarts it."""
     timeout = aiohttp.ClientTimeout(total=max(2.0, heartbeat_s))  # a hung control plane is a failed beat
+    meter = LoadMeter(app[NODE])
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}, timeout=timeout) as http:
         while True:
             try:
-                async with http.post(f"{control}/api/media-nodes", json={"id": node_id, "url": public_url}) as r:
+                beat = {"id": node_id, "url": public_url, "load": meter.sample(time.monotonic())}
+                async with http.post(f"{control}/api/media-nodes", json=beat) as r:
                     body = await r.json(content_type=None)
                     if r.status != 200:
                         log.error("control plane refused registration: %s", body)
@@ -56,6 +59,31 @@ async def _register_forever(app: web.Application, control: str, token: str, node
                 # control plane down, slow, or answering what is not a registration: keep serving, retry
                 log.warning("registration with %s failed: %r", control, exc)
             await asyncio.sleep(heartbeat_s)
+
+
+class LoadMeter:
+    """The node's load between two beats: legs and rooms now, CPU and kbit/s from counter deltas."""
+
+    def __init__(self, node: MediaNode):
+        self.node = node
+        self._last: tuple[float, float, int, int] | None = None  # (time, cpu seconds, bytes in, bytes out)
+
+    def sample(self, now: float) -> dict[str, float | int]:
+        rooms = self.node.session_rooms()
+        legs = [leg for room in rooms for leg in room.legs.values()]
+        bytes_in = sum(src.bytes for leg in legs for src in leg.sources.values())
+        bytes_out = sum(t.bytes_forwarded for leg in legs for t in [*leg.video_out, leg.audio_out] if t is not None)
+        t = os.times()
+        cpu = t.user + t.system
+        load: dict[str, float | int] = {"legs": len(legs) + sum(len(r.phones) for r in rooms), "rooms": len(rooms),
+                                        "cpu_percent": 0.0, "kbps_in": 0, "kbps_out": 0}
+        if self._last is not None and now > self._last[0]:
+            dt = now - self._last[0]
+            load["cpu_percent"] = round(100 * max(0.0, cpu - self._last[1]) / dt, 1)
+            load["kbps_in"] = max(0, round(8 * (bytes_in - self._last[2]) / dt / 1000))
+            load["kbps_out"] = max(0, round(8 * (bytes_out - self._last[3]) / dt / 1000))
+        self._last = (now, cpu, bytes_in, bytes_out)
+        return load
 
 
 def make_node_app(control: str, token: str, node_id: str, public_url: str,

@@ -13,10 +13,21 @@ from confctl.keys import BOOKINGS, MEDIA_NODE, NODE_KEY, NODE_STORE, run_db, run
 from rooms.booking_form import FormError, validation_detail
 
 
+class NodeLoad(BaseModel):
+    """What a node process carries, reported with each heartbeat."""
+    model_config = ConfigDict(extra="forbid")
+    legs: int = Field(ge=0, le=100_000)
+    rooms: int = Field(ge=0, le=100_000)
+    cpu_percent: float = Field(ge=0, le=10_000, allow_inf_nan=False)  # of one core, over the last beat
+    kbps_in: int = Field(ge=0, le=100_000_000)
+    kbps_out: int = Field(ge=0, le=100_000_000)
+
+
 class NodeRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     url: str = Field(min_length=8, max_length=300, pattern=r"^https?://[^/\s]+$")
+    load: NodeLoad | None = None
 
 
 async def register(request: web.Request) -> web.Response:
@@ -34,7 +45,8 @@ async def register(request: web.Request) -> web.Response:
     if same and same[0].alive(now) and same[0].url != body.url:
         raise ApiError(409, "node_id_in_use", f"node {body.id} is alive at {same[0].url}; a second process "
                        "may not take its id (stop that one, or wait until it is taken for dead)")
-    await run_db(request.app, request.app[NODE_STORE].register, body.id, body.url, int(now))
+    await run_db(request.app, request.app[NODE_STORE].register, body.id, body.url, int(now),
+                 body.load.model_dump() if body.load is not None else None)
     # The key the node verifies grants with, and that the control plane uses to read its figures.
     return web.json_response({"id": body.id, "grant_key": request.app[NODE_KEY].hex()})
 
@@ -43,8 +55,8 @@ async def list_nodes(request: web.Request) -> web.Response:
     require(request)
     now = time.time()
     nodes = await run_read(request.app, request.app[NODE_STORE].all)
-    out = [{"id": n.id, "url": n.url, "last_seen": n.last_seen, "alive": n.alive(now), "in_process": False}
-           for n in nodes]
+    out = [{"id": n.id, "url": n.url, "last_seen": n.last_seen, "alive": n.alive(now), "in_process": False,
+            "load": n.load} for n in nodes]
     # The nodes that run inside this control plane: every node of the topology, with its load here.
     topo = await run_read(request.app, request.app[BOOKINGS].topology)
     media = request.app[MEDIA_NODE]
@@ -59,7 +71,8 @@ async def list_nodes(request: web.Request) -> web.Response:
 
 
 routes = [
-    Route("POST", "/api/media-nodes", register, "A media node registers (repeat every 10 s as a heartbeat)",
+    Route("POST", "/api/media-nodes", register, "A media node registers, then beats every 2 s with its load "
+          "(missing 5 s of beats marks it down)",
           ("node", "admin"), NodeRegistration, {200: "{id, grant_key}", 409: "the id is alive at another URL",
                                                 422: "invalid, or not a node of the topology"}),
     Route("GET", "/api/media-nodes", list_nodes, "Registered media nodes and whether they are alive", READERS),

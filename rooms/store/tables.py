@@ -82,6 +82,7 @@ class MediaNodeRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=100)
     url: str = Field(max_length=300)  # its HTTP base, e.g. http://10.1.2.3:9000
     last_seen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    load_json: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))  # its last heartbeat's load
 
 
 class SipAccountRow(SQLModel, table=True):

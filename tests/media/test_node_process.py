@@ -5,6 +5,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -52,6 +53,7 @@ async def plane_and_node(aiohttp_server, tmp_path):
                 assert node.poll() is None, node.stderr.read()
                 assert datetime.now() < deadline, state
                 await asyncio.sleep(0.1)  # polling a condition, with the deadline above
+            http.node_process = node  # for the test that kills it
             yield base, tokens, port, http
     finally:
         node.terminate()
@@ -96,6 +98,14 @@ async def test_sites_are_redirected_to_the_node_process_and_meet_there(plane_and
         live = await (await http.get(f"{base}/api/live", headers={"Authorization": f"Bearer {tokens['opal']}"})).json()
         (entry,) = [x for x in live["sessions"] if x["session"] == s["id"]]
         assert entry["node"] == "node-jl" and {l["site"] for l in entry["legs"]} == {"jl", "sp", "ly"}
+
+        async def load_reported() -> dict | None:  # the node's heartbeat carries its load
+            r = await http.get(f"{base}/api/media-nodes", headers={"Authorization": f"Bearer {tokens['opal']}"})
+            (node,) = [n for n in (await r.json())["nodes"] if n["id"] == "node-jl" and not n["in_process"]]
+            load = node["load"]
+            return load if load and load["legs"] == 3 and load["kbps_in"] > 0 and load["kbps_out"] > 0 else None
+        load = await until(load_reported, timeout=20, what="the node process reporting three legs and traffic")
+        assert load["rooms"] == 1 and load["cpu_percent"] > 0
 
         bad = await http.ws_connect(f"ws://127.0.0.1:{port}/ws")
         await bad.send_json({"type": "join", "grant": redirect["grant"][:-4] + "AAAA"})
@@ -145,3 +155,22 @@ async def test_a_session_recorded_on_the_node_process_is_listed_by_the_control_p
         assert video["site"] == "jl" and video["duration_s"] >= 1.5
     finally:
         await peer.close()
+
+
+async def test_a_killed_node_process_is_marked_down_within_five_seconds(plane_and_node):
+    base, tokens, port, http = plane_and_node
+    op = {"Authorization": f"Bearer {tokens['opal']}"}
+
+    async def process_node() -> dict:
+        r = await http.get(f"{base}/api/media-nodes", headers=op)
+        return next(n for n in (await r.json())["nodes"] if n["id"] == "node-jl" and not n["in_process"])
+    assert (await process_node())["alive"]
+    http.node_process.kill()  # SIGKILL: no goodbye
+    killed = time.monotonic()
+
+    async def down() -> bool:
+        return not (await process_node())["alive"]
+    await until(down, timeout=15, what="the killed node marked down")
+    took = time.monotonic() - killed
+    print(f"killed node process marked down after {took:.1f} s")
+    assert took <= 5.5  # the bound: down within 5 s (polling adds a little)
