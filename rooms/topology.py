@@ -163,10 +163,11 @@ def parse_topology(doc: Any) -> Topology:
     if not isinstance(raw_sites, list) or not raw_sites:
         raise TopologyError(["topology: `sites:` must be a non-empty list"])
     default_rooms = doc.get("default_rooms") or {}
-    share_default = doc.get("admitted_share", DEFAULT_ADMITTED_SHARE)
-    cascade_levels = tuple(doc.get("cascade_levels", DEFAULT_CASCADE_LEVELS))
+    # null stands for "not given" wherever the schema allows it (a JSON client sends every key)
+    share_default = doc.get("admitted_share") or DEFAULT_ADMITTED_SHARE
+    cascade_levels = tuple(doc.get("cascade_levels") or DEFAULT_CASCADE_LEVELS)
     try:
-        profiles = parse_profiles(doc["profiles"]) if "profiles" in doc else DEFAULT_PROFILES
+        profiles = parse_profiles(doc["profiles"]) if doc.get("profiles") is not None else DEFAULT_PROFILES
     except ProfileError as exc:
         raise TopologyError([str(exc)]) from None
 
@@ -197,17 +198,17 @@ def parse_topology(doc: Any) -> Topology:
                 uplink = _as_kbps(s["uplink_mbps"])
         elif "uplink_mbps" in s:
             problems.append(f"site {sid}: the root has no uplink, remove uplink_mbps")
-        rooms_raw = s.get("rooms", default_rooms.get(level))
+        rooms_raw = s.get("rooms") if s.get("rooms") is not None else default_rooms.get(level)
         rooms = _parse_rooms(rooms_raw, sid, problems)
-        share = s.get("admitted_share", share_default)
+        share = s.get("admitted_share") if s.get("admitted_share") is not None else share_default
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
             share = DEFAULT_ADMITTED_SHARE
         shares[sid] = float(share)
-        if "media_node_legs" in s:
+        if s.get("media_node_legs") is not None:
             node_legs[sid] = s["media_node_legs"]
         rtt = s.get("rtt_ms")
         sites[sid] = Site(
-            id=sid, level=level, name=str(s.get("name", sid)), parent=SiteId(parent) if parent else None,
+            id=sid, level=level, name=str(s.get("name") or sid), parent=SiteId(parent) if parent else None,
             rooms=rooms, uplink_kbps=uplink, rtt_ms=int(rtt) if isinstance(rtt, (int, float)) else None,
             name_zh=s.get("name_zh"),
         )
@@ -252,7 +253,7 @@ def parse_topology(doc: Any) -> Topology:
     if problems:
         raise TopologyError(problems)
     return Topology(
-        network=str(doc.get("network", "network")), name=str(doc.get("name", "")), sites=sites,
+        network=str(doc.get("network") or "network"), name=str(doc.get("name") or ""), sites=sites,
         links=links, nodes=nodes, root=root, profiles=profiles, raw=dict(doc),
     )
 
