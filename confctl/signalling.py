@@ -14,7 +14,7 @@ from aiohttp import web
 from confctl.join_tokens import InvalidJoinToken, verify
 from confctl.session_windows import is_live, is_over
 from confctl.keys import BOOKINGS, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS, run_db
-from confctl.placement import place_session
+from confctl.placement import attachments_of, place
 from media.grants import GRANT_TTL_S, Grant, sign_grant
 from media.signalling import Redirect, Refusal, serve
 from rooms.store.bookings import NotFound
@@ -53,7 +53,7 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
     grant = Grant(session_id, site, session["host_site"], bool(session["record"]), mode == "echo", now + GRANT_TTL_S)
     node = await _node_for(request, session)
     if node is None:
-        await place_session(app, session)  # the in-process node puts the leg on the plan's node
+        await place(app, session_id, attachments_of(session))  # the in-process node uses the plan's node
         return grant
     return Redirect(_ws_url(node.url), sign_grant(app[NODE_KEY], replace(grant, node=node.id)))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from confctl.placement import place_session
+from confctl.placement import attachments_of, place
 from confctl.session_windows import windows
 from confctl.keys import BOOKINGS, MEDIA_NODE, SETTINGS, run_db
 from media.room import MediaRoom
@@ -21,14 +21,14 @@ class SessionConferences:
         session = await run_db(self.app, self.app[BOOKINGS].by_dial_in, number)
         if session is None:
             return None
-        await place_session(self.app, session)
         return Conference(session["id"], session["host_site"], frozenset(s["site"] for s in session["sites"]),
                           windows(session, self.app[SETTINGS].join_margin_s), session["status"] == "booked",
-                          bool(session["record"]))
+                          bool(session["record"]), tuple(attachments_of(session).items()))
 
-    def room(self, session_id: str, host: str, site: str, record: bool = False) -> MediaRoom:
+    async def room(self, conf: Conference, site: str) -> MediaRoom:
         """The room of the phone's site: its node's part of the session, recorded if booked so."""
-        return self.app[MEDIA_NODE].room(SessionId(session_id), SiteId(host), record, SiteId(site))
+        await place(self.app, conf.session_id, dict(conf.attachments))
+        return self.app[MEDIA_NODE].room(SessionId(conf.session_id), SiteId(conf.host), conf.record, SiteId(site))
 
     async def release(self, session_id: str) -> None:
         await self.app[MEDIA_NODE].release(SessionId(session_id))

@@ -19,13 +19,14 @@ class Conference:
     windows: tuple[tuple[float, float], ...]  # epoch seconds, margin included
     active: bool
     record: bool = False  # booked with recording: a phone opening the room starts it too
+    attachments: tuple[tuple[str, str], ...] = ()  # (site, media node) from the booked plan
 
 
 class Conferences(Protocol):
     """What the control plane provides: sessions by number, and their rooms."""
 
     async def by_number(self, number: str) -> Conference | None: ...
-    def room(self, session_id: str, host: str, site: str, record: bool = False) -> MediaRoom: ...
+    async def room(self, conf: Conference, site: str) -> MediaRoom: ...
     async def release(self, session_id: str) -> None: ...
 
 

@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable
 
 from media.room import MediaRoom
 from media.supervision import TaskGroup
-from sip_stub.call_policy import (DEFAULT_RTP_TIMEOUT_S, MIN_SE_S, CallFacts, ConferenceFacts, EndReason, end_reason,
+from sip_stub.call_policy import (DB_RETRY_AFTER_S, DEFAULT_RTP_TIMEOUT_S, MIN_SE_S, CallFacts, ConferenceFacts, EndReason, end_reason,
                                   session_interval)
 from sip_stub.fields import parse_name_addr, parse_uri
 from sip_stub.netaddr import local_address_towards
@@ -86,7 +86,7 @@ class Gateway:
         except Exception as exc:  # the database failed: 500 at once, nothing taken yet
             log.error("INVITE %s: no call record: %r", req.header("Call-ID"), exc)
             self.pending.pop(tx.key, None)
-            respond(tx, req, 500, "Server Internal Error (database)", [("Retry-After", "5")])
+            respond(tx, req, 500, "Server Internal Error (database)", [("Retry-After", str(DB_RETRY_AFTER_S))])
             return
         try:
             call = await self._admit(req, account, now, record_id, local_tag, source)
@@ -190,7 +190,7 @@ class Gateway:
         except ValueError as exc:
             raise Refuse(400, f"Bad Request (Contact: {exc})") from None
         site = account.site
-        room = self.conferences.room(conf.session_id, conf.host, site, conf.record)
+        room = await self.conferences.room(conf, site)
         if site in room.phones or site in room.legs:
             await self._release_if_empty(room, conf.session_id)
             raise Refuse(486, "Busy Here (your site is already connected)")
@@ -297,7 +297,7 @@ class Gateway:
                        dial_in: str) -> str:
         """INVITE a registered phone into a live session; returns the Call-ID. The outcome lands in its record."""
         target = parse_uri(contact)
-        room = self.conferences.room(conf.session_id, conf.host, account.site, conf.record)
+        room = await self.conferences.room(conf, account.site)
         if account.site in room.phones or account.site in room.legs:
             await self._release_if_empty(room, conf.session_id)
             raise Refuse(486, "the site is already connected")
@@ -337,7 +337,7 @@ class Gateway:
         del self.outgoing[id(tx)]
         now = int(time.time())
         if resp.status >= 300:
-            return await self._failed(out, resp.status, "refused")
+            return await self._failed(out, resp.status, EndReason.REFUSED)
         req = out.request
         remote_tag = parse_name_addr(resp.header("To") or "").tag or ""
         contact = parse_name_addr(resp.header("Contact") or f"<{req.uri}>").uri
@@ -352,7 +352,7 @@ class Gateway:
         try:
             media = negotiate(parse_offer(resp.body))
         except SdpError:
-            return await self._failed(out, 488, "bad answer")
+            return await self._failed(out, 488, EndReason.NOT_ACCEPTABLE)
         out.rtp.update(media)
         out.room.add_phone(out.site)  # type: ignore[arg-type]
         out.rtp.start()
@@ -364,11 +364,10 @@ class Gateway:
         self.calls[(call.call_id, call.local_tag)] = call
         await self.blocking(self.records.update, out.record_id, answered_at=now, result_code=resp.status)
 
-    async def _failed(self, out: Outgoing, code: int, reason: str) -> None:
+    async def _failed(self, out: Outgoing, code: int, reason: EndReason) -> None:
         await out.rtp.close()
         await self._release_if_empty(out.room, out.session_id)
-        await self.blocking(self.records.update, out.record_id, ended_at=int(time.time()), result_code=code,
-                            end_reason=reason)
+        await self._record_end(out.record_id, reason, code)
 
     def reack(self, resp: Any) -> None:
         """The callee retransmitted its 2xx: our ACK was lost, send it again."""
@@ -380,7 +379,7 @@ class Gateway:
     async def on_timeout(self, tx: Transaction) -> None:
         out = self.outgoing.pop(id(tx), None)
         if out is not None:
-            await self._failed(out, 408, "no answer")
+            await self._failed(out, 408, EndReason.NO_ANSWER)
             return
         for call in list(self.calls.values()):
             if call.invite_tx is tx and not call.confirmed:  # our 2xx was never ACKed (§13.3.1.4)
@@ -396,5 +395,5 @@ class Gateway:
         for call in list(self.calls.values()):
             await self.hang_up(call, EndReason.SHUTDOWN)
         for out in list(self.outgoing.values()):
-            await self._failed(out, 487, EndReason.SHUTDOWN.value)
+            await self._failed(out, 487, EndReason.SHUTDOWN)
         self.outgoing.clear()

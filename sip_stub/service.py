@@ -14,6 +14,7 @@ from email.utils import formatdate
 from typing import Any, Awaitable, Callable
 
 from sip_stub.builders import make_response
+from sip_stub.call_policy import DB_RETRY_AFTER_S
 from sip_stub.digest import NONCE_TTL_S, Verdict, challenges, verify
 from sip_stub.throttle import FailureThrottle
 from sip_stub.endpoint import Addr, SipEndpoint
@@ -29,7 +30,6 @@ log = logging.getLogger("sip.service")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
 SUPPORTED: set[str] = {"timer"}  # option tags we implement: RFC 4028 session timers
 DEFAULT_EXPIRES, MIN_EXPIRES, MAX_EXPIRES = 3600, 60, 7200
-DB_RETRY_AFTER_S = 5
 
 Blocking = Callable[..., Awaitable[Any]]
 
