@@ -13,13 +13,13 @@ import logging
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from media.aiortc_hooks import (EncodedTap, on_audio_level, on_keyframe_request, request_keyframe, sender_started,
-                                start_idle_senders, tap_receiver)
+from media.aiortc_hooks import EncodedTap, on_audio_level, sender_started, start_idle_senders
 from media.forwarding import ForwardedTrack, Source
+from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
 from media.pcm_leg import PcmLeg, RoomMixer
 from media.program import Program, program_for
 from media.recording import TrackRecorder
@@ -88,9 +88,6 @@ class MediaRoom:
         self.remote: dict[tuple[SiteId, str], Source] = {}
         self.trunk_audio: dict[str, Source] = {}  # what each trunk brings in: phones here hear it mixed
 
-    def _spawn(self, coro: Awaitable[Any], what: str) -> None:
-        self._tasks.spawn(coro, what)
-
     # -- legs -----------------------------------------------------------
     async def join(self, site: SiteId, offer_sdp: str) -> tuple[Leg, str]:
         """Answer a site's offer; replaces any leg the site already has."""
@@ -104,9 +101,10 @@ class MediaRoom:
 
         @pc.on("track")
         def on_track(track: Any) -> None:
-            receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
-            src = Source(track.kind, lambda: self._spawn(request_keyframe(receiver), "keyframe request"))
+            receiver = receiver_of(pc, track)
+            src, tap = source_of_receiver(receiver, track.kind, self._tasks.spawn)
             leg.sources[track.kind] = src
+            leg.taps.append(tap)
             if track.kind == "audio":
                 on_audio_level(receiver, lambda level: self._audio_level(site, level))
                 if self.mixer is not None:
@@ -115,8 +113,6 @@ class MediaRoom:
                 rec = TrackRecorder(self.record_dir / f"{site}-{track.kind}-{int(time.time() * 1000)}.webm", track.kind)
                 leg.recorders.append(rec)
                 src.sinks.append(rec.push)
-            leg.taps.append(tap_receiver(receiver, lambda codec, frame: src.on_frame(
-                codec.name, codec.clockRate, frame.data, frame.timestamp)))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -145,12 +141,8 @@ class MediaRoom:
                 out = ForwardedTrack("video")
                 leg.video_out.append(out)
                 pc.addTrack(out)
-                vp8 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/VP8", "video/rtx")]
-                t.setCodecPreferences(vp8)  # one codec end to end: frames are forwarded, not transcoded
-        for t in pc.getTransceivers():
-            track = t.sender.track
-            if isinstance(track, ForwardedTrack):
-                on_keyframe_request(t.sender, track.keyframe_requested)
+        prefer_vp8(pc)
+        relay_keyframe_requests(pc)
         await pc.setLocalDescription(await pc.createAnswer())
         leg.set_state(LegState.CONNECTING)
         return leg, pc.localDescription.sdp

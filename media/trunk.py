@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from media.aiortc_hooks import on_keyframe_request, request_keyframe, tap_receiver
 from media.forwarding import ForwardedTrack, Source
+from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
 from media.supervision import TaskGroup
 
 log = logging.getLogger("media.trunk")
@@ -35,28 +35,12 @@ class TrunkSide:
 
         @pc.on("track")
         def on_track(track: Any) -> None:
-            transceivers = pc.getTransceivers()
-            receiver = next(t.receiver for t in transceivers if t.receiver.track is track)
-            slot = next(i for i, t in enumerate(transceivers) if t.receiver is receiver)
-            src = Source(track.kind, lambda: self._tasks.spawn(request_keyframe(receiver), "trunk key frame"))
-            self.inbound[slot] = src
-            tap_receiver(receiver, lambda codec, frame: src.on_frame(codec.name, codec.clockRate, frame.data,
-                                                                     frame.timestamp))
-
-    def hook_keyframes(self) -> None:
-        for t in self.pc.getTransceivers():
-            if isinstance(t.sender.track, ForwardedTrack):
-                on_keyframe_request(t.sender, t.sender.track.keyframe_requested)
+            receiver = receiver_of(pc, track)
+            slot = next(i for i, t in enumerate(pc.getTransceivers()) if t.receiver is receiver)
+            self.inbound[slot], _ = source_of_receiver(receiver, track.kind, self._tasks.spawn)
 
     def bytes_sent(self) -> int:
         return sum(t.bytes_forwarded for t in self.out)
-
-
-def _vp8_only(pc: RTCPeerConnection) -> None:
-    vp8 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/VP8", "video/rtx")]
-    for t in pc.getTransceivers():
-        if t.kind == "video":
-            t.setCodecPreferences(vp8)  # one codec end to end: frames are forwarded, not transcoded
 
 
 class Trunk:
@@ -79,18 +63,18 @@ class Trunk:
     async def open(self) -> None:
         for track in self.child.out:
             self.child.pc.addTransceiver(track, direction="sendrecv")
-        _vp8_only(self.child.pc)
+        prefer_vp8(self.child.pc)
         await self.child.pc.setLocalDescription(await self.child.pc.createOffer())
         await self.parent.pc.setRemoteDescription(
             RTCSessionDescription(self.child.pc.localDescription.sdp, "offer"))
         for track in self.parent.out:
             self.parent.pc.addTrack(track)
-        _vp8_only(self.parent.pc)
+        prefer_vp8(self.parent.pc)
         await self.parent.pc.setLocalDescription(await self.parent.pc.createAnswer())
         await self.child.pc.setRemoteDescription(
             RTCSessionDescription(self.parent.pc.localDescription.sdp, "answer"))
-        self.child.hook_keyframes()
-        self.parent.hook_keyframes()
+        relay_keyframe_requests(self.child.pc)
+        relay_keyframe_requests(self.parent.pc)
 
     async def close(self) -> None:
         for side in (self.child, self.parent):
