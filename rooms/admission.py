@@ -6,7 +6,7 @@ locks, and commits around these; nothing here does I/O.
 """
 from __future__ import annotations
 
-import bisect
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -17,7 +17,7 @@ from rooms.timeline import Booked, Intervals, excess
 from rooms.topology import Topology
 
 DEFAULT_HORIZON_S = 7 * 24 * 3600
-MAX_SHIFT_TRIALS = 2000
+log = logging.getLogger("rooms.admission")
 
 
 class RequestError(ValueError):
@@ -250,41 +250,18 @@ def same_time_alternatives(topo: Topology, existing: Existing, req: BookingReque
 
 
 def earliest_shift(topo: Topology, existing: Existing, req: BookingRequest, horizon_s: int) -> int | None:
-    """Smallest delay (≤ horizon) that makes every occurrence fit with the same profile and plan.
-
-    Fitness only improves when a window's start passes the end of some held
-    reservation, so those ends are the only candidates worth trying. And each refusal
-    names, per violation, an instant inside the shifted window that stays over its limit
-    for as long as it stays inside: every candidate that keeps it inside is skipped
-    unevaluated (so the search costs a few evaluations, not one per reservation end).
-    """
+    """Smallest delay (≤ horizon) that makes every occurrence fit with the same profile and plan,
+    by interval arithmetic (rooms/later_start.py); tests/test_later_start.py holds it against a
+    scan of every candidate start on random calendars."""
     plan = plan_for(topo, req)  # shifting in time never changes the plan
     if not fits_when_alone(topo, plan):
         return None  # too big for a link or node on its own: no start time helps
     found = _shift_by_intervals(topo, existing, req, plan, horizon_s)
-    # One evaluation confirms it (the two are the same constraints, written twice); were they
-    # ever to disagree, the scan below is the reference.
-    if found is None or isinstance(evaluate(topo, existing, req.shifted(found), plan), Accepted):
-        return found
-    resources: list[Intervals] = [*existing.links.values(), *existing.nodes.values()]
-    resources += [existing.room(c.site, r.id) for c in req.sites for r in topo.sites[c.site].rooms]
-    deltas: set[int] = set()
-    for o in req.occurrences:
-        for iv in resources:
-            for b in iv.overlapping(o.start, o.start + horizon_s + (o.end - o.start)):
-                d = b.end - o.start
-                if 0 < d <= horizon_s:
-                    deltas.add(d)
-    candidates = sorted(deltas)
-    i = trials = 0
-    while i < len(candidates) and trials < MAX_SHIFT_TRIALS:
-        d = candidates[i]
-        trials += 1
-        decision = evaluate(topo, existing, req.shifted(d), plan)
-        if isinstance(decision, Accepted):
-            return d
-        i = bisect.bisect_right(candidates, d + _must_pass(decision.violations), i + 1)
-    return None
+    # One evaluation confirms it: the interval sets and evaluate() state the same constraints twice.
+    if found is not None and not isinstance(evaluate(topo, existing, req.shifted(found), plan), Accepted):
+        log.error("later-start search disagrees with admission at +%d s for %s; no later start offered", found, req)
+        return None
+    return found
 
 
 def _shift_by_intervals(topo: Topology, existing: Existing, req: BookingRequest, plan: MediaPlan,
@@ -314,19 +291,3 @@ def fits_when_alone(topo: Topology, plan: MediaPlan) -> bool:
     """Would the plan fit on an empty network? If not, no later start can help."""
     return all(load.kbps <= topo.links[load.link].limit_kbps for load in plan.loads) and all(
         legs <= topo.nodes[n].capacity_legs for n, legs in plan.node_legs.items())
-
-
-def _must_pass(violations: tuple[Violation, ...]) -> int:
-    """How much further the windows must move at least: each violation's start is an instant
-    over its limit (a link's or node's first over-limit moment, a room's first taken moment)
-    inside its occurrence, which stays violated until the window starts after it. A site
-    needs only one free room, so its rooms count by their smallest distance."""
-    need = 0
-    rooms: dict[SiteId, int] = {}
-    for v in violations:
-        dist = v.start - v.occurrence_start
-        if v.kind == "room" and v.site is not None:
-            rooms[v.site] = min(rooms.get(v.site, dist), dist)
-        else:
-            need = max(need, dist)
-    return max([need, *rooms.values()])
