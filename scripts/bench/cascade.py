@@ -28,7 +28,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
-from forwarding import cpu_ticks, encode_clip, free_port, offer_to, publisher_pc, receiver_pc  # noqa: E402
+from forwarding import (cpu_ticks, encode_clip, free_port, offer_to, publisher_pc, receiver_pc,  # noqa: E402
+                        serve_forever)
 from media.cascade_session import Placement  # noqa: E402
 from media.node import MediaNode  # noqa: E402
 from rooms.ids import PlanKind  # noqa: E402
@@ -62,11 +63,7 @@ async def serve_node(port: int, plan_kind: str) -> None:
     app = web.Application()
     app.router.add_post("/offer", offer)
     app.router.add_get("/figures", figures)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    print("ready", flush=True)
-    await asyncio.Event().wait()
+    await serve_forever(app, port)
 
 
 async def run(plan_kind: str, clip: list[tuple[bytes, bool]], seconds: float) -> dict[str, float]:

@@ -141,6 +141,11 @@ async def serve_node(port: int) -> None:
 
     app = web.Application()
     app.router.add_post("/offer", offer)
+    await serve_forever(app, port)
+
+
+async def serve_forever(app: web.Application, port: int) -> None:
+    """A bench node process: serve on loopback, say ready to the driver on stdout, run until killed."""
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
