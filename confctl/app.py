@@ -16,11 +16,12 @@ from confctl.api.route import PUBLIC, Route
 from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
 from confctl.config import Settings
 from confctl.errors import error_middleware
-from confctl.keys import (BOOKINGS, COMPOSITES, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
+from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
                           BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, run_db)
 from confctl.signalling import websocket
 from media.node import MediaNode
 from media.supervision import TaskGroup
+from confctl.node_watch import watch_nodes
 from media.recording import purge_older_than, recover_interrupted
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
@@ -84,6 +85,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[JOIN_SECRET] = await run_db(app, shared_secret, engine, "join_token")
     app[NODE_KEY] = await run_db(app, shared_secret, engine, "node_grant")
     app[NODE_STORE] = MediaNodeStore(engine)
+    app[FALLBACKS] = {}
     if settings.topology_file is not None and not await run_db(app, app[BOOKINGS].has_topology):
         topo = load_topology_file(settings.topology_file)
         await run_db(app, app[BOOKINGS].set_topology, topo)
@@ -108,8 +110,9 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     """The media node runs in-process by default; its rooms close with the app."""
     # Before any room records: what a killed predecessor left half-written becomes playable.
     await asyncio.to_thread(recover_interrupted, app[SETTINGS].recordings_dir)
-    app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir)
+    app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir, grant_key=lambda: app[NODE_KEY])
     app[BACKGROUND].keep_alive(lambda: _retention(app[SETTINGS]), "recordings-retention")
+    app[BACKGROUND].keep_alive(lambda: watch_nodes(app), "media node watch")
     app[COMPOSITES] = recordings.CompositeJobs()
     yield
     await app[COMPOSITES].close()

@@ -1,22 +1,81 @@
-"""Where each site of a session attaches: the booked plan's attachments, handed to the media node."""
+"""Where each site of a session attaches: the booked plan's attachments, or a fallback when nodes are down.
+
+Three cases, decided by `effective_placement` (pure) from which node processes are alive:
+- no node process registered: every node runs in this control plane (`confctl serve` alone);
+  the session cascades over its plan's nodes in-process;
+- the plan's root node is alive: each site goes to its planned node, or to the root when
+  that node is down (a county of a dead prefecture node attaches to the province node);
+- the root node is down: the whole session runs on this control plane's own node, at the
+  root's site, as a central session (the one node that cannot be down while joins work).
+
+A fallback may cost more than was booked (a county's full program now crosses its
+prefecture's uplink): `fallback_cost` says which links, by how much, and it is reported.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from aiohttp import web
 
 from confctl.keys import BOOKINGS, MEDIA_NODE, run_read
 from media.cascade_session import Placement
-from rooms.ids import NodeId, SessionId, SiteId
+from rooms.ids import Direction, NodeId, PlanKind, SessionId, SiteId
+from rooms.plan import media_plan
+from rooms.topology import Topology
+
+IN_PROCESS = "in-process"  # confctl serve's own media node
 
 
-def attachments_of(session: dict[str, Any]) -> dict[str, str]:
-    return dict(session["media_plan"]["attachments"])
+@dataclass(frozen=True)
+class EffectivePlacement:
+    attachments: dict[SiteId, NodeId]
+    root: NodeId
+    in_process: bool  # run by the control plane's own media node
+    down: tuple[NodeId, ...]  # planned nodes that are down (their sites moved)
+
+    def node_of(self, site: SiteId) -> NodeId:
+        return self.attachments.get(site, self.root)
 
 
-async def place(app: web.Application, session_id: str, attachments: Mapping[str, str]) -> None:
+def attachments_of(session: dict[str, Any]) -> dict[SiteId, NodeId]:
+    return {SiteId(s): NodeId(n) for s, n in session["media_plan"]["attachments"].items()}
+
+
+def effective_placement(planned: Mapping[SiteId, NodeId], root: NodeId, alive: set[str],
+                        processes: bool) -> EffectivePlacement:
+    """`processes`: node processes are registered at all; `alive`: those beating now."""
+    if not processes:
+        return EffectivePlacement(dict(planned), root, True, ())
+    down = tuple(sorted({n for n in [*planned.values(), root] if n not in alive}))
+    if root not in alive:
+        return EffectivePlacement({s: root for s in planned}, root, True, down)
+    return EffectivePlacement({s: (n if n in alive else root) for s, n in planned.items()}, root, False, down)
+
+
+def fallback_cost(topo: Topology, session: dict[str, Any], placement: EffectivePlacement) -> list[dict[str, Any]]:
+    """Links where the fallback carries more than the session's reservation, per direction."""
+    profile = topo.profile(session["profile"])
+    if profile is None or not placement.down:
+        return []
+    plan = media_plan(topo, profile, PlanKind(session["plan"]), list(placement.attachments), placement.attachments)
+    booked = {(row["link"], d): row[f"{d}_kbps"] for row in session["media_plan"]["links"] for d in ("up", "down")}
+    out = []
+    for link in sorted({x.link for x in plan.loads}):
+        for d in (Direction.UP, Direction.DOWN):
+            now, was = plan.load(link, d), booked.get((link, d.value), 0)
+            if now > was:
+                out.append({"link": link, "direction": d.value, "booked_kbps": was, "fallback_kbps": now,
+                            "limit_kbps": topo.links[link].limit_kbps, "over_limit": now > topo.links[link].limit_kbps})
+    return out
+
+
+async def place(app: web.Application, session_id: str, placement: EffectivePlacement) -> None:
     """Tell the in-process media node where the session's sites attach (a cascade spans several).
     Called where a leg or a phone is about to open a room, not on every lookup of the session."""
+    app[MEDIA_NODE].place(SessionId(session_id), Placement(placement.attachments, placement.root))
+
+
+async def planned(app: web.Application, session: dict[str, Any]) -> tuple[Topology, dict[SiteId, NodeId], NodeId]:
     topo = await run_read(app, app[BOOKINGS].topology)  # parsed once per topology version
-    placement = Placement({SiteId(s): NodeId(n) for s, n in attachments.items()}, topo.root_node())
-    app[MEDIA_NODE].place(SessionId(session_id), placement)
+    return topo, attachments_of(session), topo.root_node()

@@ -5,6 +5,7 @@ checked against the database; the offer/answer loop itself is media.signalling's
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from typing import Any
@@ -13,11 +14,15 @@ from aiohttp import web
 
 from confctl.join_tokens import InvalidJoinToken, verify
 from confctl.session_windows import is_live, is_over
-from confctl.keys import BOOKINGS, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS, run_db
-from confctl.placement import attachments_of, place
+from confctl.keys import BOOKINGS, FALLBACKS, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS, run_db, run_read
+from confctl.placement import effective_placement, fallback_cost, place, planned
+from media.cascade_session import Placement
 from media.grants import GRANT_TTL_S, Grant, sign_grant
 from media.signalling import Redirect, Refusal, serve
+from rooms.ids import SiteId
 from rooms.store.bookings import NotFound
+
+log = logging.getLogger("confctl.signalling")
 
 
 def _ws_url(http_url: str) -> str:
@@ -51,24 +56,38 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
         raise Refusal("outside_window", f"session {session_id} runs {session['start']} .. {session['end']}; "
                       f"legs are admitted from {margin // 60} min before to {margin // 60} min after")
     grant = Grant(session_id, site, session["host_site"], bool(session["record"]), mode == "echo", now + GRANT_TTL_S)
-    node = await _node_for(request, session)
-    if node is None:
-        await place(app, session_id, attachments_of(session))  # the in-process node uses the plan's node
-        return grant
-    return Redirect(_ws_url(node.url), sign_grant(app[NODE_KEY], replace(grant, node=node.id)))
+    registered = await run_read(app, app[NODE_STORE].all)
+    alive = {n.id: n for n in registered if n.alive(now)}
+    topo, plan, root = await planned(app, session)
+    where = effective_placement(plan, root, set(alive), processes=bool(registered))
+    notice = await _report_fallback(app, topo, session, where, SiteId(site))
+    if where.in_process:
+        await place(app, session_id, where)
+        return replace(grant, notice=notice)
+    node = alive[where.node_of(SiteId(site))]
+    cascade = Placement(where.attachments, where.root, alive[where.root].url)
+    return Redirect(_ws_url(node.url), sign_grant(app[NODE_KEY], replace(
+        grant, node=node.id, cascade=cascade.to_dict() if cascade.spans_nodes else None)), notice)
 
 
-async def _node_for(request: web.Request, session: dict[str, Any]) -> Any:
-    """A live registered node process for the whole session: the one its plan puts at the root, else any.
-
-    Trunks between node processes are not built: a session sent to node processes meets on one
-    of them. In-process (no node process registered), the session cascades over its plan's nodes.
-    """
-    nodes = [n for n in await run_db(request.app, request.app[NODE_STORE].all) if n.alive(time.time())]
-    if not nodes:
+async def _report_fallback(app: web.Application, topo: Any, session: dict[str, Any], where: Any,
+                           site: SiteId) -> str | None:
+    """Sessions re-placed around a node that is down: what it costs, logged and kept for /api/live."""
+    if not where.down:
+        app[FALLBACKS].pop(session["id"], None)
         return None
-    attached = set(session["media_plan"]["attachments"].values())
-    return next((n for n in nodes if n.id in attached), nodes[0])
+    cost = fallback_cost(topo, session, where)
+    app[FALLBACKS][session["id"]] = {"down": list(where.down), "attachments": dict(where.attachments),
+                                     "in_process": where.in_process, "over_reservation": cost}
+    if cost:
+        log.warning("session %s re-placed around %s costs more than booked: %s", session["id"], where.down, cost)
+    planned_node = session["media_plan"]["attachments"].get(site)
+    if planned_node not in where.down and where.root not in where.down:
+        return None
+    extra = "; ".join(f"link {c['link']} {c['direction']} carries {c['fallback_kbps']} kbit/s, "
+                      f"{c['booked_kbps']} booked" for c in cost)
+    return (f"media node {', '.join(where.down)} is down: {site} joins through "
+            f"{'the control plane' if where.in_process else where.node_of(site)}" + (f" ({extra})" if extra else ""))
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:

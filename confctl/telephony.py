@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from confctl.placement import attachments_of, place
+import time
+
+from confctl.placement import attachments_of, effective_placement, place
 from confctl.session_windows import windows
-from confctl.keys import BOOKINGS, MEDIA_NODE, SETTINGS, run_db
+from confctl.keys import BOOKINGS, MEDIA_NODE, NODE_STORE, SETTINGS, run_db, run_read
+from media.cascade_session import Placement
 from media.room import MediaRoom
-from rooms.ids import SessionId, SiteId
+from rooms.ids import NodeId, SessionId, SiteId
 from sip_stub.gateway import Conference
 
 
@@ -26,9 +29,20 @@ class SessionConferences:
                           bool(session["record"]), tuple(attachments_of(session).items()))
 
     async def room(self, conf: Conference, site: str) -> MediaRoom:
-        """The room of the phone's site: its node's part of the session, recorded if booked so."""
-        await place(self.app, conf.session_id, dict(conf.attachments))
-        return self.app[MEDIA_NODE].room(SessionId(conf.session_id), SiteId(conf.host), conf.record, SiteId(site))
+        """The room of the phone's site, recorded if booked so: its node's part of the session when
+        every node runs here; when the session runs on node processes, the gateway's own room here,
+        linked to the session's root node like a child node (media/cascade_link.py)."""
+        registered = await run_read(self.app, self.app[NODE_STORE].all)
+        alive = {n.id: n for n in registered if n.alive(time.time())}
+        topo = await run_read(self.app, self.app[BOOKINGS].topology)
+        planned = {SiteId(s): NodeId(n) for s, n in conf.attachments}
+        where = effective_placement(planned, topo.root_node(), set(alive), processes=bool(registered))
+        node, sid = self.app[MEDIA_NODE], SessionId(conf.session_id)
+        if where.in_process:
+            await place(self.app, conf.session_id, where)
+            return node.room(sid, SiteId(conf.host), conf.record, SiteId(site))
+        return node.gateway_room(sid, SiteId(conf.host), conf.record,
+                                 Placement(where.attachments, where.root, alive[where.root].url))
 
     async def release(self, session_id: str) -> None:
         await self.app[MEDIA_NODE].release(SessionId(session_id))

@@ -10,7 +10,9 @@ import hashlib
 import hmac
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
+MAX_GRANT = 16_000  # a cascade's placement of a province-wide session (~80 sites) fits
 GRANT_TTL_S = 60  # long enough to reconnect to the node, short enough not to be reused later
 
 
@@ -27,6 +29,10 @@ class Grant:
     echo: bool
     expires: float  # epoch seconds
     node: str | None = None  # the node it was issued for: another node refuses it
+    # A session spread over node processes: {"attachments": {site: node}, "root": node, "root_url": url}
+    cascade: dict[str, Any] | None = None
+    trunk: bool = False  # a child node's leg to its session's root node (site is the child node's id)
+    notice: str | None = None  # told to the site on joining (e.g. its node is down and it joins elsewhere)
 
 
 def _b64(data: bytes) -> str:
@@ -43,7 +49,7 @@ def sign_grant(key: bytes, grant: Grant) -> str:
 
 
 def verify_grant(key: bytes, text: object, now: float, node: str | None = None) -> Grant:
-    if not isinstance(text, str) or text.count(".") != 1 or len(text) > 2000:
+    if not isinstance(text, str) or text.count(".") != 1 or len(text) > MAX_GRANT:
         raise InvalidGrant("malformed grant")
     body, sig = text.split(".")
     try:

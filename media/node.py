@@ -1,22 +1,36 @@
-"""A media node: the rooms of the sessions it serves. Runs inside `confctl serve`."""
+"""A media node: the rooms of the sessions it serves.
+
+Inside `confctl serve` (node_id None) it is every node of the topology at once: a cascade's
+node rooms and trunks all run here. As `confctl media-node --id X` it is node X only: the
+sessions whose root is X get a Cascade here, the others a ChildBranch linked to their root.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from media.aiortc_hooks import install_fast_clock, raise_bitrate_caps
+from media.cascade_link import GATEWAY, ChildBranch
 from media.cascade_session import Cascade, Placement
 from media.room import Leg, MediaRoom
 from media.supervision import TaskGroup
-from rooms.ids import SessionId, SiteId
+from rooms.ids import NodeId, SessionId, SiteId
 
 log = logging.getLogger("media.node")
 
 
+class WrongNode(ValueError):
+    """A leg whose site the session's placement attaches to another node."""
+
+
 class MediaNode:
-    def __init__(self, ice_servers: list[Any] | None = None, recordings: Path | None = None):
+    def __init__(self, ice_servers: list[Any] | None = None, recordings: Path | None = None,
+                 node_id: NodeId | None = None, grant_key: Callable[[], bytes] | None = None):
+        self.node_id = node_id  # None: every node of the topology, in this process
+        self._grant_key = grant_key or (lambda: b"")
+        self.branches: dict[SessionId, ChildBranch] = {}  # sessions rooted on another node process
         self.rooms: dict[SessionId, MediaRoom] = {}
         self.recordings = recordings
         raise_bitrate_caps()  # any encoder aiortc builds in this process (tests, harness) may reach HD rates
@@ -30,42 +44,74 @@ class MediaNode:
         """The control plane's word on which node each site of a session attaches to."""
         if placement.spans_nodes:
             self.placements[session_id] = placement
+            if session_id in self.cascades:  # a fallback moved sites (a node died): the root follows
+                self.cascades[session_id].placement = placement
         else:
             self.placements.pop(session_id, None)
+
+    def cascade_root(self, session_id: SessionId, host: SiteId, record: bool = False) -> Cascade:
+        """The session's Cascade on this node, its root (a child node process's trunk lands here)."""
+        cascade = self.cascades.get(session_id)
+        if cascade is None or cascade.closed:
+            where = self.recordings / session_id if record and self.recordings is not None else None
+            cascade = self.cascades[session_id] = Cascade(session_id, host, self.placements[session_id], self._ice,
+                                                          where, local=self.node_id)
+        return cascade
 
     def room(self, session_id: SessionId, host: SiteId, record: bool = False, site: SiteId | None = None) -> MediaRoom:
         """The room a site's leg (or phone) joins: in a cascade, its node's part of the session."""
         where = self.recordings / session_id if record and self.recordings is not None else None
         placement = self.placements.get(session_id)
         if placement is not None and site is not None and session_id not in self.rooms:
-            cascade = self.cascades.get(session_id)
-            if cascade is None:
-                cascade = self.cascades[session_id] = Cascade(session_id, host, placement, self._ice, where)
-            return cascade.room(placement.node_of(site))
+            node = placement.node_of(site)
+            if self.node_id is not None and node != self.node_id:
+                raise WrongNode(f"site {site} of session {session_id} attaches to node {node}, not {self.node_id}: "
+                                "join through the control plane")
+            if self.node_id is None or placement.root == self.node_id:
+                return self.cascade_root(session_id, host, record).room(node)
+            branch = self.branches.get(session_id)
+            if branch is None or branch.closed:
+                branch = self.branches[session_id] = ChildBranch(session_id, host, self.node_id, placement,
+                                                                 self._grant_key, self._ice, where)
+            return branch.room
         room = self.rooms.get(session_id)
         if room is None:
             room = self.rooms[session_id] = MediaRoom(session_id, host, self._ice, where)
         return room
+
+    def gateway_room(self, session_id: SessionId, host: SiteId, record: bool, placement: Placement) -> MediaRoom:
+        """Phones of a session that runs on node processes: a room here (where the SIP gateway
+        decodes and mixes), linked to the session's root node as its child `gateway`."""
+        where = self.recordings / session_id if record and self.recordings is not None else None
+        branch = self.branches.get(session_id)
+        if branch is None or branch.closed:
+            branch = self.branches[session_id] = ChildBranch(session_id, host, GATEWAY, placement, self._grant_key,
+                                                             self._ice, where)
+        return branch.room
 
     def room_of(self, session_id: SessionId, site: SiteId) -> MediaRoom | None:
         """The open room a site of the session is (or would be) in, if any."""
         cascade = self.cascades.get(session_id)
         if cascade is not None:
             return cascade.rooms.get(cascade.placement.node_of(site))
+        if session_id in self.branches:
+            return self.branches[session_id].room
         return self.rooms.get(session_id)
 
     def session_legs(self, session_id: SessionId) -> dict[SiteId, Leg]:
         """Every WebRTC leg of a session on this node, whichever of its node rooms holds it."""
         rooms = ([self.rooms[session_id]] if session_id in self.rooms else []) + (
-            list(self.cascades[session_id].rooms.values()) if session_id in self.cascades else [])
+            list(self.cascades[session_id].rooms.values()) if session_id in self.cascades else []) + (
+            [self.branches[session_id].room] if session_id in self.branches else [])
         return {s: leg for room in rooms for s, leg in room.legs.items()}
 
     def holds(self, session_id: SessionId) -> bool:
-        return session_id in self.rooms or session_id in self.cascades
+        return session_id in self.rooms or session_id in self.cascades or session_id in self.branches
 
     def session_rooms(self) -> list[MediaRoom]:
         """Every room here: single-node sessions and each node's part of a cascade."""
-        return [*self.rooms.values(), *(r for c in self.cascades.values() for r in c.rooms.values())]
+        return [*self.rooms.values(), *(r for c in self.cascades.values() for r in c.rooms.values()),
+                *(b.room for b in self.branches.values())]
 
     def echo_room(self, session_id: SessionId, site: SiteId) -> MediaRoom:
         """A self-test room for one site: its media goes to the node and straight back."""
@@ -85,6 +131,10 @@ class MediaNode:
         if cascade is not None and cascade.empty:
             del self.cascades[session_id]
             await cascade.close()
+        branch = self.branches.get(session_id)
+        if branch is not None and branch.empty:
+            del self.branches[session_id]
+            await branch.close()
 
     def drop_leg(self, room: MediaRoom, leg: Leg) -> asyncio.Task[None]:
         """Close a leg whose signalling connection ended.
@@ -103,6 +153,8 @@ class MediaNode:
             await self.rooms.pop(sid).close()
         for sid in list(self.cascades):
             await self.cascades.pop(sid).close()
+        for sid in list(self.branches):
+            await self.branches.pop(sid).close()
 
     async def live_figures(self, now: float) -> list[dict[str, Any]]:
         out = [{"session": sid, "host": room.host, "legs": await room.live_figures(now)}
@@ -112,4 +164,7 @@ class MediaNode:
             for node_id, room in list(cascade.rooms.items()):
                 legs += [{**fig, "node": node_id} for fig in await room.live_figures(now)]
             out.append({"session": sid, "host": cascade.host, "legs": legs, "trunks": cascade.figures()})
+        for sid, branch in list(self.branches.items()):
+            legs = [{**fig, "node": branch.node_id} for fig in await branch.room.live_figures(now)]
+            out.append({"session": sid, "host": branch.host, "legs": legs, "link": branch.figures()})
         return out

@@ -2,7 +2,9 @@
 
 It registers with the control plane (and re-registers every few seconds as a
 heartbeat), receives the key that signs grants, and serves legs at /ws for
-grants only. The control plane reads its figures at /figures.
+grants only. A session that spans several node processes is linked at /trunk:
+each child node dials its session's root node there (media/cascade_link.py).
+The control plane reads its figures at /figures.
 
 Recorded sessions are written under `recordings` (by default the control
 plane's own folder, so on one machine its API lists them; across machines,
@@ -22,11 +24,13 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from media.cascade_link import serve_trunk
 from media.grants import InvalidGrant, verify_grant
 from media.node import MediaNode
-from media.recording import recover_interrupted
+from media.recording import recover_interrupted, set_owner
 from media.signalling import Refusal, serve
 from media.supervision import TaskGroup
+from rooms.ids import NodeId
 
 log = logging.getLogger("media.node_server")
 HEARTBEAT_S = 2  # the control plane marks a node down after 5 s without a beat (rooms/store/media_nodes.py)
@@ -89,8 +93,8 @@ class LoadMeter:
 def make_node_app(control: str, token: str, node_id: str, public_url: str,
                   recordings: Path = Path("var/recordings"), heartbeat_s: float = HEARTBEAT_S) -> web.Application:
     app = web.Application()
-    app[NODE] = MediaNode(recordings=recordings)
     app[KEY] = bytearray()
+    app[NODE] = MediaNode(recordings=recordings, node_id=NodeId(node_id), grant_key=lambda: bytes(app[KEY]))
     app[TASKS] = TaskGroup(f"media node {node_id}")
 
     async def authorize(msg: dict) -> object:
@@ -104,6 +108,11 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
     async def ws(request: web.Request) -> web.WebSocketResponse:
         return await serve(request, app[NODE], authorize)  # type: ignore[arg-type]
 
+    async def trunk(request: web.Request) -> web.WebSocketResponse:
+        if not app[KEY]:
+            raise web.HTTPServiceUnavailable(text="this node has not registered with its control plane yet")
+        return await serve_trunk(request, app[NODE], lambda: bytes(app[KEY]), node_id)
+
     async def figures(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not app[KEY] or not hmac.compare_digest(given, bytes(app[KEY]).hex()):
@@ -112,10 +121,11 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"ok": app[TASKS].healthy, "registered": bool(app[KEY]),
-                                  "rooms": len(app[NODE].rooms), "tasks": app[TASKS].status()})
+                                  "rooms": len(app[NODE].session_rooms()), "tasks": app[TASKS].status()})
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await asyncio.to_thread(recover_interrupted, recordings)  # before any room records
+        set_owner(node_id)
+        await asyncio.to_thread(recover_interrupted, recordings, node_id)  # before any room records
         registered = asyncio.Event()
         app[TASKS].keep_alive(lambda: _register_forever(app, control.rstrip("/"), token, node_id, public_url,
                                                         registered, heartbeat_s), "heartbeat")
@@ -125,6 +135,7 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/ws", ws)
+    app.router.add_get("/trunk", trunk)
     app.router.add_get("/figures", figures)
     app.router.add_get("/health", health)
     return app

@@ -9,6 +9,10 @@ A file is written as `NAME.webm.part` and renamed when finalized, so a process
 that was killed leaves `.part` files behind: short, flushed clusters keep all
 but the last moments of them readable, and `recover_interrupted` (run when
 the node starts) remuxes each into a finalized `NAME.webm` with its duration.
+
+A node process tags its partial files with its id (`NAME.webm.node-cc.part`, see `set_owner`):
+when it dies and the control plane marks it down, the control plane recovers that node's
+files alone (confctl/node_watch.py) while other nodes keep writing theirs in the same folder.
 """
 from __future__ import annotations
 
@@ -27,6 +31,17 @@ QUEUE_FRAMES = 300  # ~10 s of video: a disk slower than that loses frames, not 
 # Short clusters, flushed as they close: a killed process loses at most ~0.5 s of a file.
 PART = ".part"
 MUX_OPTIONS = {"cluster_time_limit": "500", "flush_packets": "1"}
+_owner: str | None = None  # this process's node id, when it is a node process
+
+
+def set_owner(node_id: str | None) -> None:
+    """Tag this process's partial files (a node process calls it once, at start)."""
+    global _owner
+    _owner = node_id
+
+
+def _part_suffix(owner: str | None) -> str:
+    return f".{owner}{PART}" if owner else PART
 
 
 class TrackRecorder:
@@ -35,7 +50,7 @@ class TrackRecorder:
     def __init__(self, path: Path, kind: str):
         self.path = path
         self.kind = kind
-        self.partial = path.with_name(path.name + PART)
+        self.partial = path.with_name(path.name + _part_suffix(_owner))
         self.frames_written = 0
         self.frames_dropped = 0
         self._queue: queue.Queue[EncodedFrame | None] = queue.Queue(QUEUE_FRAMES)
@@ -92,14 +107,16 @@ class TrackRecorder:
                     log.exception("finalizing %s failed; recovery will remux it at the next start", self.partial)
 
 
-def recover_interrupted(root: Path) -> list[Path]:
+def recover_interrupted(root: Path, owner: str | None = None) -> list[Path]:
     """Finalize what a killed process left half-written; returns the recovered recordings.
 
-    Call before any recorder of this process starts (it takes every `.part` as abandoned).
+    `owner`: the node whose files these are (None: the control plane's own). Call before any
+    recorder of that owner starts (it takes every such partial file as abandoned).
     """
     recovered = []
-    for part in sorted(root.glob(f"*/*.webm{PART}")) if root.is_dir() else []:
-        target = part.with_name(part.name.removesuffix(PART))
+    suffix = _part_suffix(owner)
+    for part in sorted(root.glob(f"*/*.webm{suffix}")) if root.is_dir() else []:
+        target = part.with_name(part.name.removesuffix(suffix))
         try:
             if _remux(part, target) > 0:
                 recovered.append(target)

@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
@@ -27,8 +27,19 @@ from media.speaker import SpeakerSelector
 from media.supervision import TaskGroup
 from rooms.ids import SessionId, SiteId
 
-if TYPE_CHECKING:
-    from media.cascade_session import Cascade
+
+class SessionWide(Protocol):
+    """Where a cascade room's speaker and program are decided: the root's Cascade, or a child
+    node's link to it (media/cascade_link.py)."""
+
+    @property
+    def speaker(self) -> SiteId | None: ...
+
+    def audio_level(self, site: SiteId, level: int) -> None: ...
+
+    def forget(self, site: SiteId) -> None: ...
+
+    def reprogram(self) -> None: ...
 
 log = logging.getLogger("media.room")
 
@@ -56,6 +67,7 @@ class Leg:
     audio_out: ForwardedTrack | None = None
     program: Program | None = None
     on_program: Callable[[Program], None] | None = None  # the signalling connection's listener
+    on_rejoin: Callable[[str], None] | None = None  # tell the site to join again through the control plane
     last_sample: tuple[float, int, int] | None = None  # (time, bytes in, bytes out) of the last live figures
     transitions: list[tuple[str, str]] = field(default_factory=list)
 
@@ -68,7 +80,7 @@ class Leg:
 
 class MediaRoom:
     def __init__(self, session_id: SessionId, host: SiteId, ice_servers: list[Any] | None = None,
-                 record_dir: Path | None = None, echo: bool = False, cascade: "Cascade | None" = None,
+                 record_dir: Path | None = None, echo: bool = False, cascade: SessionWide | None = None,
                  node_id: str | None = None):
         self.session_id = session_id
         self.echo = echo  # a self-test room: each site gets its own media back through the node
@@ -252,7 +264,7 @@ class MediaRoom:
 
     # -- program ----------------------------------------------------------
     def _forget_speaker(self, site: SiteId) -> None:
-        (self.cascade.speakers if self.cascade is not None else self.speakers).forget(site)
+        (self.cascade if self.cascade is not None else self.speakers).forget(site)
 
     @property
     def speaker(self) -> SiteId | None:

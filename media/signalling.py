@@ -15,8 +15,9 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
+from media.cascade_session import Placement
 from media.grants import Grant
-from media.node import MediaNode
+from media.node import MediaNode, WrongNode
 from media.program import Program
 from media.room import Leg, MediaRoom, SignallingError
 from rooms.ids import SessionId, SiteId
@@ -37,6 +38,7 @@ class Refusal(Exception):
 class Redirect:
     url: str  # the media node's WebSocket
     grant: str
+    notice: str | None = None  # said to the site: e.g. its node is down and it joins elsewhere
 
 
 Authorize = Callable[[dict[str, Any]], Awaitable[Grant | Redirect]]
@@ -87,25 +89,35 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                         raise Refusal("already_joined", f"this connection is site {grant.site}")
                     decision = await authorize(msg)
                     if isinstance(decision, Redirect):
-                        send({"type": "redirect", "url": decision.url, "grant": decision.grant})
+                        send({"type": "redirect", "url": decision.url, "grant": decision.grant,
+                              **({"notice": decision.notice} if decision.notice else {})})
                         continue
+                    if decision.trunk:
+                        raise Refusal("invalid_grant", "a trunk grant opens /trunk, not a site's leg")
                     grant = decision
+                    if grant.cascade is not None:
+                        node.place(SessionId(grant.session), Placement.from_dict(grant.cascade))
                     send({"type": "joined", "session": grant.session, "site": grant.site, "host": grant.host,
-                          "mode": "echo" if grant.echo else "meeting"})
+                          "mode": "echo" if grant.echo else "meeting",
+                          **({"notice": grant.notice} if grant.notice else {})})
                 elif kind == "offer":
                     if grant is None:
                         raise Refusal("not_joined", "send join first")
                     if not isinstance(msg.get("sdp"), str):
                         raise Refusal("invalid_sdp", "offer needs an `sdp` string")
                     sid, site = SessionId(grant.session), SiteId(grant.site)
-                    room = (node.echo_room(sid, site) if grant.echo
-                            else node.room(sid, SiteId(grant.host), grant.record, site))
+                    try:
+                        room = (node.echo_room(sid, site) if grant.echo
+                                else node.room(sid, SiteId(grant.host), grant.record, site))
+                    except WrongNode as exc:
+                        raise Refusal("wrong_node", str(exc)) from None
                     try:
                         leg, answer = await room.join(site, msg["sdp"])
                     except SignallingError as exc:
                         raise Refusal("invalid_sdp", str(exc)) from None
                     leg_room = room
                     leg.on_program = lambda p: send(_program_msg(p))
+                    leg.on_rejoin = lambda reason: send({"type": "rejoin", "reason": reason})
                     send({"type": "answer", "sdp": answer})
                     if leg.program is not None:
                         # chosen while the offer was being answered, before anyone listened

@@ -16,7 +16,7 @@ and sends one main stream.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from rooms.ids import Direction, LinkId, NodeId, PlanKind, SiteId
 from rooms.profiles import MediaProfile
@@ -91,10 +91,14 @@ def _program_from(senders: int, p: MediaProfile) -> _Streams:
     return _Streams(min(PROGRAM_VIDEO_STREAMS, senders) if p.has_video else 0, 1)
 
 
-def media_plan(topo: Topology, profile: MediaProfile, kind: PlanKind, sites: Iterable[SiteId]) -> MediaPlan:
+def media_plan(topo: Topology, profile: MediaProfile, kind: PlanKind, sites: Iterable[SiteId],
+               attachments: Mapping[SiteId, NodeId] | None = None) -> MediaPlan:
+    """`attachments` overrides where sites attach (a fallback when a node is down): what that costs."""
     participants = list(dict.fromkeys(sites))
     n = len(participants)
-    if kind is PlanKind.CENTRAL:
+    if attachments is not None:
+        attach = {s: attachments[s] for s in participants}
+    elif kind is PlanKind.CENTRAL:
         root = topo.root_node()
         attach = {s: root for s in participants}
     else:

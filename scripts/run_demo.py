@@ -1,14 +1,24 @@
-"""`make run`: the demo network on SQLite, one demo user per role, then `confctl serve`.
+"""`make run`: the demo network on SQLite, one demo user per role, `confctl serve`, and every media node.
 
 Tokens are stored only as hashes, so the demo users are recreated on every
 run and their fresh tokens printed.
+
+Each media node of the topology (the province's and one per prefecture) runs as its own
+`confctl media-node` process on its own port: a node's CPU is its own, as on the real
+network, a cascade session spanning two prefectures crosses real trunks between processes,
+and killing one shows the failover (its sites rejoin through the province's node). Ctrl-C
+stops them all.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import secrets
+import signal
+import subprocess
 import sys
+import time
+import urllib.request
 
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
@@ -23,6 +33,7 @@ DEMO_USERS = [
     ("demo-operator", Role.OPERATOR, None),
     ("demo-admin", Role.ADMIN, None),
 ]
+NODE_USER = "demo-nodes"  # the media node processes register with this role-node token
 
 
 def main() -> None:
@@ -31,6 +42,9 @@ def main() -> None:
     p.add_argument("--host", default=os.environ.get("CONFCTL_HOST", "127.0.0.1"))
     p.add_argument("--port", default=os.environ.get("CONFCTL_PORT", "8080"))
     p.add_argument("--sip-port", default=os.environ.get("CONFCTL_SIP_PORT", "5060"))
+    p.add_argument("--node-ports", type=int, default=int(os.environ.get("CONFCTL_NODE_PORTS", "9100")),
+                   help="the first media node's port; the others follow")
+    p.add_argument("--no-nodes", action="store_true", help="every media node inside confctl serve instead")
     args = p.parse_args()
     engine = make_engine(args.db)
     upgrade(engine)
@@ -53,11 +67,53 @@ def main() -> None:
     password = secrets.token_urlsafe(12)
     sip.add_account("demo-phone", "cc-nongan", password, "confctl")
     print(f"\n  SIP: udp {args.host}:{args.sip_port}, phone account demo-phone (site cc-nongan), password {password}")
-    print(f"\n  try: curl -H 'Authorization: Bearer <organizer token>' {base}/api/capacity?plan=cascade\n", flush=True)
+    users.remove_named(NODE_USER)
+    _, node_token = users.add(NODE_USER, Role.NODE, None, sites)
+    nodes = sorted(store.topology().nodes)
     engine.dispose()
     confctl = os.path.join(os.path.dirname(sys.executable), "confctl")
-    os.execv(confctl, [confctl, "serve", "--db", args.db, "--host", args.host, "--port", str(args.port),
-                       "--sip-port", str(args.sip_port)])
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: object) -> None:
+        for c in reversed(children):
+            if c.poll() is None:
+                c.terminate()
+        for c in children:
+            try:
+                c.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                c.kill()
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    children.append(subprocess.Popen([confctl, "serve", "--db", args.db, "--host", args.host, "--port", str(args.port),
+                                      "--sip-port", str(args.sip_port)]))
+    _wait_healthy(f"{base}/api/health", children[0])
+    if not args.no_nodes:
+        print(f"\n  media nodes (one process each; GET {base}/api/media-nodes lists them with their load):")
+        for i, node in enumerate(nodes):
+            port = args.node_ports + i
+            children.append(subprocess.Popen(
+                [confctl, "media-node", "--control", base, "--token", node_token, "--id", node, "--host", args.host,
+                 "--port", str(port)], stdout=subprocess.DEVNULL))
+            print(f"    {node:<10} http://{args.host}:{port}")
+    print(f"\n  try: curl -H 'Authorization: Bearer <organizer token>' {base}/api/capacity?plan=cascade\n", flush=True)
+    while all(c.poll() is None for c in children[:1]):
+        time.sleep(1)
+    stop()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    """The control plane answers before the nodes register with it (they would retry anyway)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    if proc.poll() is not None:
+        sys.exit(f"confctl serve exited with {proc.returncode}")
 
 
 if __name__ == "__main__":

@@ -25,3 +25,28 @@ async def test_every_node_is_listed_in_process_ones_too(api):
     in_process = {n["id"]: n for n in nodes if n["in_process"]}
     assert {"node-jl", "node-cc", "node-sp"} <= set(in_process)
     assert in_process["node-cc"]["site"] == "cc" and in_process["node-cc"]["legs"] == 0
+
+
+def test_a_dead_prefecture_node_sends_its_sites_to_the_root_and_the_extra_load_is_reported():
+    from confctl.placement import effective_placement, fallback_cost
+    from rooms.ids import PlanKind
+    from rooms.plan import media_plan
+    from rooms.topology import demo_topology
+    topo = demo_topology()
+    sites = ["jl", "cc-nongan", "cc-yushu", "sp-lishu"]
+    plan = media_plan(topo, topo.profile("hd720"), PlanKind.CASCADE, sites)
+    session = {"profile": "hd720", "plan": "cascade", "media_plan": plan.to_dict(topo)}
+    every = {"node-jl", "node-cc", "node-sp"}
+    assert effective_placement(plan.attachments, "node-jl", every, True).attachments == plan.attachments
+    where = effective_placement(plan.attachments, "node-jl", every - {"node-cc"}, True)
+    assert where.down == ("node-cc",) and not where.in_process
+    assert where.attachments == {"jl": "node-jl", "cc-nongan": "node-jl", "cc-yushu": "node-jl", "sp-lishu": "node-sp"}
+    cost = {(c["link"], c["direction"]): c for c in fallback_cost(topo, session, where)}
+    # Both Changchun counties now get their own program down the cc link instead of one shared one.
+    assert set(cost) == {("cc", "down"), ("cc", "up")}
+    assert cost[("cc", "down")]["fallback_kbps"] > cost[("cc", "down")]["booked_kbps"] > 0
+    # The root down: the whole session on the control plane's own node, central.
+    central = effective_placement(plan.attachments, "node-jl", every - {"node-jl"}, True)
+    assert central.in_process and set(central.attachments.values()) == {"node-jl"} and central.down == ("node-jl",)
+    # No node processes at all: every node in-process, the plan as booked.
+    assert effective_placement(plan.attachments, "node-jl", set(), False).attachments == plan.attachments

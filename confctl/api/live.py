@@ -9,7 +9,7 @@ from aiohttp import web
 
 from confctl.api.route import READERS, Route
 from confctl.auth import require
-from confctl.keys import MEDIA_NODE, NODE_KEY, NODE_STORE, run_read
+from confctl.keys import FALLBACKS, MEDIA_NODE, NODE_KEY, NODE_STORE, run_read
 
 
 async def _remote(http: aiohttp.ClientSession, url: str, key: bytes) -> list[dict]:
@@ -30,7 +30,7 @@ async def live(request: web.Request) -> web.Response:
             remote = await asyncio.gather(*(_remote(http, n.url, request.app[NODE_KEY]) for n in nodes))
         for n, rows in zip(nodes, remote):
             sessions += [dict(s, node=n.id) for s in rows]
-    return web.json_response({"sessions": sessions})
+    return web.json_response({"sessions": sessions, "fallbacks": request.app[FALLBACKS]})
 
 
 routes = [

@@ -65,7 +65,7 @@ async def list_nodes(request: web.Request) -> web.Response:
         out.append({"id": node_id, "site": spec.site, "in_process": True, "alive": True,
                     "capacity_legs": spec.capacity_legs, "rooms": len(rooms),
                     "legs": sum(len(r.legs) + len(r.phones) for r in rooms),
-                    "trunks": sum(1 for c in media.cascades.values() for child, t in c.trunks.items()
+                    "trunks": sum(1 for c in media.cascades.values() for child in c.branches
                                   if node_id in (child, c.placement.root))})
     return web.json_response({"nodes": out})
 

@@ -1,11 +1,16 @@
 // Technician's join page: one WebRTC leg to the media node, signalled over /ws with the site's join token.
+// The leg rejoins on its own when its media node goes away (the node process died, or the node tells
+// it to): back through the control plane, which places it on a healthy node.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token") || "";
-window.confctlStats = { framesDecoded: 0, sendKbps: 0, recvKbps: 0 };
+window.confctlStats = { framesDecoded: 0, sendKbps: 0, recvKbps: 0, rejoins: 0 };
 let pc = null, ws = null, timer = null, last = null;
+let stream = null, wanted = null, retry = null, backoff = 1000;
+let framesBefore = 0;  // frames decoded by earlier peer connections (each rejoin starts a new one)
 
 function status(text) { $("status").textContent = text; }
+function notice(text) { $("notice").hidden = !text; $("notice").textContent = text || ""; }
 
 function patternStream() {
   // A moving test pattern from a canvas, for rooms without a camera.
@@ -37,9 +42,18 @@ function waitIce() {
 }
 
 async function join(useCamera, mode = "meeting") {
-  const stream = useCamera ? await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } })
-                           : patternStream();
+  stream = useCamera ? await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } })
+                     : patternStream();
   $("self").srcObject = stream;
+  wanted = { mode };
+  start();
+  $("leave").disabled = false;
+  timer = setInterval(figures, 1000);
+}
+
+function start() {
+  retry = null;
+  last = null;
   pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
   pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendrecv" });
   pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendrecv" });
@@ -49,23 +63,43 @@ async function join(useCamera, mode = "meeting") {
     if (ev.track.kind === "audio") { $("program_audio").srcObject = new MediaStream([ev.track]); return; }
     $("program" + (slot++ % 2)).srcObject = new MediaStream([ev.track]);
   };
-  pc.onconnectionstatechange = () => status(pc.connectionState);
-  connect(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, { type: "join", token, mode });
-  $("leave").disabled = false;
-  timer = setInterval(figures, 1000);
+  const mine = pc;
+  pc.onconnectionstatechange = () => {
+    if (pc !== mine) return;
+    status(mine.connectionState);
+    if (mine.connectionState === "connected") backoff = 1000;
+    if (mine.connectionState === "failed") rejoin("the media connection failed");
+  };
+  connect(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
+          { type: "join", token, mode: wanted.mode });
+}
+
+function rejoin(reason) {
+  // Tear this leg down and join again through the control plane, a little later each time.
+  if (!wanted || retry) return;
+  window.confctlStats.rejoins += 1;
+  notice(`${reason} — joining again…`);
+  status("rejoining");
+  if (ws) { ws.onclose = null; ws.close(); ws = null; }
+  if (pc) { framesBefore = window.confctlStats.framesDecoded; pc.close(); pc = null; }
+  retry = setTimeout(start, backoff);
+  backoff = Math.min(backoff * 2, 5000);
 }
 
 function connect(url, hello) {
-  ws = new WebSocket(url);
-  ws.onopen = () => ws.send(JSON.stringify(hello));
-  ws.onclose = () => { if (pc) status("signalling closed"); };
+  const sock = ws = new WebSocket(url);
+  ws.onopen = () => sock.send(JSON.stringify(hello));
+  ws.onclose = () => { if (ws === sock && wanted) rejoin("the connection to the media node was lost"); };
   ws.onmessage = async (ev) => {
     const msg = JSON.parse(ev.data);
+    if (msg.notice) notice(msg.notice);
     if (msg.type === "redirect") {
       // The control plane placed this session on a media node: continue there with its grant.
-      ws.onclose = null;
-      ws.close();
+      sock.onclose = null;
+      sock.close();
       connect(msg.url, { type: "join", grant: msg.grant });
+    } else if (msg.type === "rejoin") {
+      rejoin(msg.reason);
     } else if (msg.type === "joined") {
       status(msg.mode === "echo" ? `self-test for ${msg.site}: sending to the node…` : `joined as ${msg.site}`);
       window.confctlStats.mode = msg.mode;
@@ -78,6 +112,10 @@ function connect(url, hello) {
       $("program").textContent = msg.video.filter(Boolean).join(" and ") || "nobody else yet";
     } else if (msg.type === "error") {
       status(`${msg.code}: ${msg.detail}`);
+      // A node's refusal (not registered yet, a grant for another node): through the control plane
+      // again. The control plane's (token, session, window): said, and final.
+      if (["not_ready", "invalid_grant", "wrong_node"].includes(msg.code)) rejoin(msg.detail);
+      else if (msg.code !== "already_joined") wanted = null;
     }
   };
 }
@@ -105,6 +143,7 @@ async function figures() {
     window.confctlStats.recvKbps = Math.round((8 * (received - last.received)) / dt / 1000);
   }
   last = { t: now, sent, received };
+  frames += framesBefore;
   window.confctlStats.framesDecoded = frames;
   if (window.confctlStats.mode === "echo" && frames > 0) {
     status(`self-test passed: your picture reached the node and came back (${frames} frames, ` +
@@ -119,7 +158,10 @@ async function figures() {
 }
 
 function leave() {
-  if (ws) ws.send(JSON.stringify({ type: "leave" }));
+  wanted = null;
+  if (retry) clearTimeout(retry);
+  retry = null;
+  if (ws) { ws.onclose = null; ws.send(JSON.stringify({ type: "leave" })); }
   if (pc) pc.close();
   pc = null;
   clearInterval(timer);

@@ -56,8 +56,8 @@ async def serve_node(port: int, plan_kind: str) -> None:
         legs = node.session_legs("bench")
         cc_legs = sum(sum(o.bytes_forwarded for o in [*l.video_out, l.audio_out] if o is not None)
                       + sum(s.bytes for s in l.sources.values()) for site, l in legs.items() if site.startswith("cc-"))
-        trunk = node.cascades["bench"].trunks.get("node-cc") if "bench" in node.cascades else None
-        trunk_bytes = trunk.parent.bytes_sent() + trunk.child.bytes_sent() if trunk is not None else 0
+        branch = node.cascades["bench"].branches.get("node-cc") if "bench" in node.cascades else None
+        trunk_bytes = branch.parent.bytes_sent() + branch.figures()["bytes_up"] if branch is not None else 0
         return web.json_response({"cc_legs": cc_legs, "cc_trunk": trunk_bytes})
 
     app = web.Application()

@@ -48,7 +48,7 @@ async def test_a_cascade_session_meets_across_three_nodes(cascaded):
     cascade, peers = cascaded
     assert {n: sorted(r.legs) for n, r in cascade.rooms.items()} == {
         "node-jl": ["jl"], "node-cc": ["cc-nongan", "cc-yushu"], "node-sp": ["sp-lishu"]}
-    await until(lambda: all(t.connected for t in cascade.trunks.values()) and len(cascade.trunks) == 2,
+    await until(lambda: all(t.connected for t in cascade.branches.values()) and len(cascade.branches) == 2,
                 timeout=30, what="trunks to node-cc and node-sp")
     await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 15 for p in peers.values()),
                 timeout=40, what="two videos flowing at every site")
@@ -78,7 +78,7 @@ def reserved_streams(sites: list[str], plan_kind: PlanKind) -> dict[tuple[str, s
 @pytest.mark.parametrize("cascaded", ["sp-lishu"], indirect=True)
 async def test_the_bytes_crossing_each_trunk_fit_the_reservation_and_central_would_carry_more(cascaded):
     cascade, peers = cascaded
-    await until(lambda: len(cascade.trunks) == 2 and all(t.connected for t in cascade.trunks.values()),
+    await until(lambda: len(cascade.branches) == 2 and all(t.connected for t in cascade.branches.values()),
                 timeout=30, what="trunks up")
     await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 30 for p in peers.values()),
                 timeout=40, what="media flowing everywhere")
@@ -86,9 +86,9 @@ async def test_the_bytes_crossing_each_trunk_fit_the_reservation_and_central_wou
 
     def snapshot() -> dict[str, int]:
         out = {f"{s}:{k}": src.bytes for s, l in legs.items() for k, src in l.sources.items()}
-        for child, t in cascade.trunks.items():
-            out[f"{child}:down"] = t.parent.bytes_sent()
-            out[f"{child}:up"] = t.child.bytes_sent()
+        for child, b in cascade.branches.items():
+            out[f"{child}:down"] = b.parent.bytes_sent()
+            out[f"{child}:up"] = b.figures()["bytes_up"]
         out["node-cc:legs_down"] = sum(legs[s].audio_out.bytes_forwarded + sum(o.bytes_forwarded for o in
                                        legs[s].video_out) for s in ("cc-nongan", "cc-yushu"))
         return out

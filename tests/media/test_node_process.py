@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,18 +13,10 @@ from confctl.app import make_app
 from confctl.config import Settings
 from rooms.topology import demo_topology_path
 from rooms.store.users import Role
+from tests.media.node_processes import CONFCTL, free_port
 from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import next_of, token_of
 from tests.conftest import add_users
-
-CONFCTL = str(Path(sys.executable).parent / "confctl")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
 async def plane_and_node(aiohttp_server, tmp_path):

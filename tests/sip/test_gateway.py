@@ -15,6 +15,7 @@ from rooms.store.sip import SipStore
 from rooms.store.users import Role
 from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import next_of, token_of
+from tests.sip.baresip import Baresip
 from tests.sip.phone import Phone
 from tests.sip.test_sipp import free_udp_port
 from tests.conftest import add_users
@@ -133,65 +134,23 @@ async def test_sipp_dials_in_plays_g711_from_a_pcap_and_hangs_up(plane, tmp_path
 
 async def test_baresip_calls_a_live_session_and_audio_flows_both_ways(plane, tmp_path):
     """A real UA (baresip): its sine tone reaches the browser site; the site's tone reaches baresip."""
-    import asyncio
-    import audioop
-    import shutil
-    import signal
-    import wave
     s = await book(plane, ["jl", "sp"], datetime.now(timezone(timedelta(hours=8))))
     ws, jl = await browser_site(plane, s, "jl", talking=True)
-    conf = tmp_path / "baresip"
-    conf.mkdir()
-    (conf / "config").write_text("\n".join([
-        "poll_method epoll", f"sip_listen 127.0.0.1:{free_udp_port()}", "net_interface 127.0.0.1",
-        "audio_player aubridge,nil", "audio_source ausine,440", "audio_alert aubridge,nil",
-        "ausrc_srate 48000", "ausrc_channels 2", "module_path /usr/lib/baresip/modules",
-        "module menu.so", "module g711.so", "module ausine.so", "module aubridge.so", "module sndfile.so",
-        "module account.so", f"snd_path {conf}", ""]))
-    (conf / "accounts").write_text(
-        f"<sip:desk-sp@127.0.0.1:{plane.sip_port}>;auth_pass=phone-pass-1;regint=0;audio_codecs=PCMU,PCMA\n")
-    # No "-t": a fixed lifetime raced a loaded machine (CI once saw baresip quit before it had
-    # called). It runs until the test has heard it, then SIGINT stops it cleanly, which
-    # closes the recorded .wav. "-s" traces SIP so a failure shows what was said.
-    proc = await asyncio.create_subprocess_exec(
-        shutil.which("baresip") or "/usr/bin/baresip", "-f", str(conf), "-s",
-        "-e", f"/dial sip:{s['dial_in']}@127.0.0.1:{plane.sip_port}",
-        cwd=conf, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    output = bytearray()
-
-    async def collect() -> None:
-        while chunk := await proc.stdout.read(4096):
-            output.extend(chunk)
-    collecting = asyncio.create_task(collect())
-
-    def trace() -> str:
-        return output.decode(errors="replace")[-3000:]
+    phone = Baresip(tmp_path / "baresip", plane.sip_port, "desk-sp", "phone-pass-1")
+    await phone.dial(s["dial_in"])
     try:
         try:
             await until(lambda: (r := plane.app[MEDIA_NODE].room_of(s["id"], "sp")) is not None and "sp" in r.phones,
                         timeout=30, what="baresip connected to the room")
             await until(lambda: jl.audio_energy > 100_000, timeout=20, what="baresip's tone at the browser site")
-            # the decoded-audio file grows as baresip plays what it hears from the room
-            await until(lambda: sum(p.stat().st_size for p in conf.glob("*dec*.wav")) > 48_000, timeout=20,
-                        what="baresip recording what it hears")
+            await until(lambda: phone.recorded_bytes() > 48_000, timeout=20, what="baresip recording what it hears")
         except AssertionError as e:
-            raise AssertionError(f"{e}\n--- baresip ---\n{trace()}") from None
-        proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), 20)
-        await collecting
+            raise AssertionError(f"{e}\n--- baresip ---\n{phone.trace()}") from None
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await collecting
+        await phone.stop()
         await ws.close()
         await jl.close()
-    heard = [p for p in conf.glob("*.wav") if "dec" in p.name]
-    assert heard, trace()
-    with wave.open(str(heard[0])) as w:
-        pcm = w.readframes(w.getnframes())
-        width = w.getsampwidth()
-    assert audioop.rms(pcm, width) > 300, "baresip heard silence"
+    assert phone.heard_rms() > 300, "baresip heard silence"
 
 
 @WITH_WORKERS

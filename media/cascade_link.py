@@ -1,0 +1,351 @@
+"""The trunk between two media node processes: a child node's link to its session's root node.
+
+The child (a prefecture's node) dials the root's /trunk WebSocket when the session's first leg
+arrives and keeps the link while its room is open. Over it:
+
+  child -> root   {"type": "trunk", "grant": G}    a grant the child signs with the node key
+                  {"type": "offer", "sdp": S}       its end of the trunk (1 audio + 2 video, sendrecv)
+                  {"type": "present", "sites": [..]} its sites with media flowing, on every change
+                  {"type": "levels", "levels": [[site, level], ..]}  audio levels, batched every 100 ms
+  root -> child   {"type": "answer", "sdp": S}
+                  {"type": "order", "ranking": {"video": [..], "audio": [..]}, "speaker": s,
+                   "up": [3 slots], "down": [3 slots]}   the session-wide decision (media/cascade_session.py)
+                  {"type": "error", "code": c, "detail": d}  then the root closes
+
+The speaker is elected at the root from every node's levels; the child applies each order with
+the same `apply_order` as an in-process branch. If the root cannot be reached for
+ROOT_LOST_S, the child tells its sites to rejoin through the control plane, which places
+them on a healthy node (confctl/placement.py); until then its own sites keep seeing each other.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from media.cascade_session import Cascade, Placement, Slots, apply_order
+from media.grants import GRANT_TTL_S, Grant, InvalidGrant, sign_grant, verify_grant
+from media.program import SessionRanking, session_ranking
+from media.room import MediaRoom
+from media.speaker import SpeakerSelector
+from media.supervision import TaskGroup
+from media.trunk import KINDS, NO_SLOTS, TrunkSide, trunk_pc
+from rooms.ids import NodeId, SessionId, SiteId
+
+log = logging.getLogger("media.cascade_link")
+# The SIP gateway's room in the control plane, for a session on node processes: a child of the
+# root whose sites are whichever phones are in (any site of the session may dial in).
+GATEWAY = NodeId("gateway")
+ROOT_LOST_S = 5.0  # the control plane takes a node for dead 4-5 s after its last beat
+LEVELS_EVERY_S = 0.1
+RETRY_S = 1.0
+MAX_MESSAGE = 256 * 1024
+
+
+class LinkRefused(Exception):
+    pass
+
+
+def _order_msg(ranking: SessionRanking, speaker: SiteId | None, up: Slots, down: Slots) -> dict[str, Any]:
+    return {"type": "order", "ranking": {"video": list(ranking.video), "audio": list(ranking.audio)},
+            "speaker": speaker, "up": list(up), "down": list(down)}
+
+
+def _parse_order(msg: dict[str, Any]) -> tuple[SessionRanking, SiteId | None, list[SiteId | None], list[SiteId | None]]:
+    r = msg["ranking"]
+    ranking = SessionRanking(tuple(SiteId(str(s)) for s in r["video"]), tuple(SiteId(str(s)) for s in r["audio"]))
+    up = [SiteId(s) if isinstance(s, str) else None for s in msg["up"]]
+    down = [SiteId(s) if isinstance(s, str) else None for s in msg["down"]]
+    if len(up) != len(KINDS) or len(down) != len(KINDS):
+        raise ValueError("an order carries three slots each way")
+    speaker = msg.get("speaker")
+    return ranking, SiteId(speaker) if isinstance(speaker, str) else None, up, down
+
+
+# -- the root's side -----------------------------------------------------------------------
+class RemoteBranch:
+    """A child node process, as its session's root Cascade sees it."""
+
+    def __init__(self, child: NodeId, side: TrunkSide, send: Callable[[dict[str, Any]], None],
+                 speaker: Callable[[], SiteId | None]):
+        self.child, self.parent = child, side
+        self._send, self._speaker = send, speaker
+        self.reported: list[SiteId] = []
+        self._last: dict[str, Any] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.parent.connected
+
+    @property
+    def present(self) -> list[SiteId]:
+        return list(self.reported)
+
+    def order(self, ranking: SessionRanking, up: Slots, down: Slots) -> None:
+        msg = _order_msg(ranking, self._speaker(), up, down)
+        if msg != self._last:  # the root reprograms often; the child hears only changes
+            self._last = msg
+            self._send(msg)
+
+    def figures(self) -> dict[str, Any]:
+        return {"bytes_up": sum(s.bytes for s in self.parent.inbound if s is not None), "process": "node process"}
+
+
+async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes], node_id: str,
+                      ice_servers: list[Any] | None = None) -> web.WebSocketResponse:
+    """The root node's /trunk: one child node's link for one session."""
+    ws = web.WebSocketResponse(heartbeat=2, max_msg_size=MAX_MESSAGE)  # a vanished child is noticed in seconds
+    await ws.prepare(request)
+    tasks = TaskGroup(f"trunk from child at {request.remote}")
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=200)
+
+    def send(msg: dict[str, Any]) -> None:
+        if not outbox.full():
+            outbox.put_nowait(msg)
+
+    async def writer() -> None:
+        try:
+            while True:
+                await ws.send_json(await outbox.get())
+        except ConnectionError:
+            pass
+
+    async def next_msg(kind: str) -> dict[str, Any]:
+        raw = await asyncio.wait_for(ws.receive(), timeout=10)
+        if raw.type != WSMsgType.TEXT:
+            raise LinkRefused("closed")
+        msg = json.loads(raw.data)
+        if not isinstance(msg, dict) or msg.get("type") != kind:
+            raise LinkRefused(f"expected {kind}")
+        return msg
+
+    writer_task = asyncio.create_task(writer())
+    cascade: Cascade | None = None
+    branch: RemoteBranch | None = None
+    side: TrunkSide | None = None
+    session_id: SessionId | None = None
+    try:
+        try:
+            hello = await next_msg("trunk")
+            grant = verify_grant(key(), hello.get("grant"), time.time(), node_id)
+            if not grant.trunk or grant.cascade is None:
+                raise LinkRefused("a trunk needs a trunk grant")
+            placement = Placement.from_dict(grant.cascade)
+            child = NodeId(grant.site)
+            if placement.root != node_id or child == node_id or (
+                    child != GATEWAY and child not in set(placement.attachments.values())):
+                raise LinkRefused(f"node {child} is not a child of root {node_id} in this session's placement")
+            session_id = SessionId(grant.session)
+            node.place(session_id, placement)
+            cascade = node.cascade_root(session_id, SiteId(grant.host), grant.record)
+            offer = await next_msg("offer")
+            side = TrunkSide(f"{node_id} from {child}", trunk_pc(ice_servers), tasks,
+                             on_connected=cascade.reprogram)
+            send({"type": "answer", "sdp": await side.answer(str(offer.get("sdp")))})
+        except (InvalidGrant, LinkRefused, ValueError, KeyError, TypeError, asyncio.TimeoutError) as exc:
+            log.warning("trunk refused: %r", exc)
+            send({"type": "error", "code": "trunk_refused", "detail": str(exc)})
+            await asyncio.sleep(0)  # let the writer take it before closing
+            return ws
+        cascade_ = cascade
+        branch = RemoteBranch(child, side, send, lambda: cascade_.speaker)
+        cascade.attach(child, branch)
+        log.info("session %s: child node %s linked", session_id, child)
+        def allowed(child: NodeId) -> set[SiteId]:
+            return set(placement.attachments) if child == GATEWAY else cascade_.placement_below(child)
+        async for raw in ws:
+            if raw.type != WSMsgType.TEXT:
+                continue
+            try:
+                msg = json.loads(raw.data)
+                if msg.get("type") == "present":
+                    mine = allowed(child)
+                    sites = [SiteId(s) for s in msg["sites"] if isinstance(s, str) and s in mine]
+                    for gone in set(branch.reported) - set(sites):
+                        cascade.forget(gone)
+                    branch.reported = sites
+                    cascade.reprogram()
+                elif msg.get("type") == "levels":
+                    for site, level in msg["levels"]:
+                        if site in branch.reported and isinstance(level, int):
+                            cascade.audio_level(SiteId(site), level)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("trunk from %s: bad message ignored: %r", child, exc)
+    finally:
+        if cascade is not None and branch is not None:
+            cascade.detach(branch.child, branch)
+        if side is not None:
+            await side.close()
+        await tasks.close()
+        writer_task.cancel()
+        await asyncio.gather(writer_task, return_exceptions=True)
+        await ws.close()
+        if session_id is not None:
+            await node.release(session_id)
+    return ws
+
+
+# -- the child's side ----------------------------------------------------------------------
+class ChildBranch:
+    """This node process's part of a session whose root is another node process."""
+
+    def __init__(self, session_id: SessionId, host: SiteId, node_id: NodeId, placement: Placement,
+                 key: Callable[[], bytes], ice_servers: list[Any] | None = None, record_dir: Path | None = None):
+        self.session_id, self.host, self.node_id, self.placement = session_id, host, node_id, placement
+        self._key = key
+        self._ice = ice_servers or []
+        self.room = MediaRoom(session_id, host, self._ice, record_dir, cascade=self, node_id=node_id)
+        self._local = SpeakerSelector()  # the speaker among our own sites while the root is out of reach
+        self._root_speaker: SiteId | None = None
+        self.side: TrunkSide | None = None
+        self.linked = False
+        self._send: Callable[[dict[str, Any]], None] | None = None
+        self._levels: list[list[Any]] = []
+        self._reported: list[SiteId] | None = None
+        self.lost_since: float | None = time.monotonic()
+        self.told_rejoin = False
+        self.closed = False
+        self._tasks = TaskGroup(f"link {session_id} {node_id}->{placement.root}")
+        self._link = self._tasks.spawn(self._link_forever(), "link to the root node")
+
+    # -- what the room reports (room.SessionWide) -----------------------------------------
+    @property
+    def speaker(self) -> SiteId | None:
+        if self.linked:
+            return self._root_speaker
+        return SiteId(self._local.speaker) if self._local.speaker else None
+
+    def audio_level(self, site: SiteId, level: int) -> None:
+        changed = self._local.feed(site, level, time.monotonic()) is not None
+        if self.linked:
+            self._levels.append([site, level])
+        elif changed:
+            self._program_locally()
+
+    def forget(self, site: SiteId) -> None:
+        self._local.forget(site)
+
+    def reprogram(self) -> None:
+        if self.closed:
+            return
+        if self.linked:
+            present = self.room.present
+            if present != self._reported and self._send is not None:
+                self._reported = present
+                self._send({"type": "present", "sites": present})
+        else:
+            self._program_locally()
+
+    @property
+    def empty(self) -> bool:
+        return not self.room.legs and not self.room.phones
+
+    def _program_locally(self) -> None:
+        ranking = session_ranking(self.host, self.room.present, self.speaker, self._local.earlier)
+        apply_order(self.room, None, ranking, NO_SLOTS, NO_SLOTS)  # type: ignore[arg-type]
+
+    # -- the link ------------------------------------------------------------------------------
+    async def _link_forever(self) -> None:
+        while not self.closed:
+            try:
+                await self._link_once()
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, LinkRefused, ValueError, KeyError,
+                    TypeError) as exc:
+                log.warning("session %s: link %s -> %s: %r", self.session_id, self.node_id, self.placement.root, exc)
+            self._unlinked()
+            if self.closed:
+                return
+            if self.lost_since is not None and time.monotonic() - self.lost_since >= ROOT_LOST_S \
+                    and not self.told_rejoin:
+                self.told_rejoin = True
+                reason = f"media node {self.placement.root} cannot be reached: join again to be placed on a healthy node"
+                log.warning("session %s: %s; telling %d sites", self.session_id, reason, len(self.room.legs))
+                for leg in list(self.room.legs.values()):
+                    if leg.on_rejoin is not None:
+                        leg.on_rejoin(reason)
+            await asyncio.sleep(RETRY_S)
+
+    def _unlinked(self) -> None:
+        was = self.linked
+        self.linked, self.side, self._send, self._reported = False, None, None, None
+        if self.lost_since is None:
+            self.lost_since = time.monotonic()
+        if was and not self.closed:
+            log.warning("session %s: link to root %s lost", self.session_id, self.placement.root)
+            self._program_locally()
+
+    def _on_linked(self) -> None:
+        self.linked, self.lost_since, self.told_rejoin = True, None, False
+        log.info("session %s: linked %s -> %s", self.session_id, self.node_id, self.placement.root)
+        self.reprogram()
+
+    async def _link_once(self) -> None:
+        url = str(self.placement.root_url or "").rstrip("/")
+        if not url:
+            raise LinkRefused("the placement names no URL for the root node")
+        url = ("wss://" + url[8:] if url.startswith("https://") else "ws://" + url.removeprefix("http://")) + "/trunk"
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=200)
+
+        def send(msg: dict[str, Any]) -> None:
+            if not outbox.full():
+                outbox.put_nowait(msg)
+
+        grant = Grant(self.session_id, self.node_id, self.host, False, False, time.time() + GRANT_TTL_S,
+                      node=self.placement.root, cascade=self.placement.to_dict(), trunk=True)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=3)) as http:
+            async with http.ws_connect(url, heartbeat=2, max_msg_size=MAX_MESSAGE) as ws:
+                side = TrunkSide(f"{self.node_id} to {self.placement.root}", trunk_pc(self._ice), self._tasks)
+
+                async def writer() -> None:
+                    while True:
+                        await ws.send_json(await outbox.get())
+
+                async def flush_levels() -> None:
+                    while True:
+                        await asyncio.sleep(LEVELS_EVERY_S)
+                        if self._levels and self.linked:
+                            levels, self._levels = self._levels, []
+                            send({"type": "levels", "levels": levels})
+
+                helpers = [asyncio.create_task(writer()), asyncio.create_task(flush_levels())]
+                try:
+                    send({"type": "trunk", "grant": sign_grant(self._key(), grant)})
+                    send({"type": "offer", "sdp": await side.offer()})
+                    self.side = side
+                    async for raw in ws:
+                        if raw.type != WSMsgType.TEXT:
+                            continue
+                        msg = json.loads(raw.data)
+                        if msg.get("type") == "answer":
+                            await side.accept(str(msg["sdp"]))
+                            self._send = send
+                            self._on_linked()  # the trunk's media starts as soon as ICE completes
+                        elif msg.get("type") == "order":
+                            ranking, self._root_speaker, up, down = _parse_order(msg)
+                            apply_order(self.room, side, ranking, up, down)
+                        elif msg.get("type") == "error":
+                            raise LinkRefused(f"{msg.get('code')}: {msg.get('detail')}")
+                finally:
+                    for t in helpers:
+                        t.cancel()
+                    await asyncio.gather(*helpers, return_exceptions=True)
+                    self.side = None
+                    await side.close()
+
+    def figures(self) -> dict[str, Any]:
+        side = self.side
+        return {"child": self.node_id, "parent": self.placement.root, "linked": self.linked,
+                "bytes_up": side.bytes_sent() if side else 0,
+                "bytes_down": sum(s.bytes for s in side.inbound if s is not None) if side else 0}
+
+    async def close(self) -> None:
+        self.closed = True
+        self._link.cancel()
+        await self.room.close()
+        await self._tasks.close()
