@@ -1,12 +1,14 @@
-"""Backbone bytes and media-node CPU: one session placed central, then cascade, same run.
+"""Backbone bytes and each media node's CPU: one session placed central, then cascade, same run.
 
-The province (jl) sends a pre-encoded 1280x720 VP8 clip at 2 Mbit/s and Opus; eight
-counties receive, four under Changchun (cc) and four under Siping (sp), each getting its
-program (2 video + 1 audio). The node runs in its own process (in cascade, the session's
-three node rooms and two trunks live there, as in `confctl serve`). Over a window it
-measures the process's CPU and the bytes that cross the Changchun backbone link
-(province <-> cc): in central, every cc county's own leg; in cascade, the trunk between
-node-cc and node-jl. Prints both, the ratio, and what the plan reserves on that link.
+The real system: the control plane (in this process) and three `confctl media-node`
+processes (node-jl, node-cc, node-sp). The province (jl) sends a pre-encoded 1280x720 VP8
+clip at 2 Mbit/s and Opus; eight counties receive, four under Changchun (cc) and four under
+Siping (sp), each getting its program. Every site joins as a browser does: its join token
+at the control plane's /ws, then the node its placement names. Over a window it measures
+each node process's CPU and the bytes crossing the Changchun backbone link (province <-> cc),
+from the nodes' own figures (/api/live): in central, the cc counties' own legs at node-jl;
+in cascade, the trunk between node-cc and node-jl. Prints both, the ratio, and what the plan
+reserves on that link.
 
     .venv/bin/python scripts/bench/cascade.py [--seconds 10]
 """
@@ -17,67 +19,90 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import aiohttp
 from aiohttp import web
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
-from forwarding import (cpu_ticks, encode_clip, free_port, offer_to, publisher_pc, receiver_pc,  # noqa: E402
-                        serve_forever)
-from media.cascade_session import Placement  # noqa: E402
-from media.node import MediaNode  # noqa: E402
+from forwarding import cpu_ticks, encode_clip, free_port, publisher_pc, receiver_pc  # noqa: E402
+from confctl.app import make_app  # noqa: E402
+from confctl.config import Settings  # noqa: E402
 from rooms.ids import PlanKind  # noqa: E402
 from rooms.plan import media_plan  # noqa: E402
-from rooms.topology import demo_topology  # noqa: E402
+from rooms.store.engine import make_engine  # noqa: E402
+from rooms.store.migrate import upgrade  # noqa: E402
+from rooms.store.users import Role, UserStore  # noqa: E402
+from rooms.topology import demo_topology, demo_topology_path  # noqa: E402
 
 T = demo_topology()
 RECEIVERS = [*T.children["cc"][1:5], *T.children["sp"][1:5]]  # counties (the first child is the mobile unit)
 SITES = ["jl", *RECEIVERS]
+NODES = ("node-jl", "node-cc", "node-sp")
+CONFCTL = str(Path(sys.executable).parent / "confctl")
 
 
-async def serve_node(port: int, plan_kind: str) -> None:
-    plan = media_plan(T, T.profile("hd720"), PlanKind(plan_kind), SITES)
-    node = MediaNode()
-    node.place("bench", Placement(plan.attachments, T.root_node()))
-
-    async def offer(request: web.Request) -> web.Response:
-        body = await request.json()
-        room = node.room("bench", "jl", site=body["site"])
-        _, answer = await room.join(body["site"], body["sdp"])
-        return web.json_response({"sdp": answer})
-
-    async def figures(request: web.Request) -> web.Response:
-        legs = node.session_legs("bench")
-        cc_legs = sum(sum(o.bytes_forwarded for o in [*l.video_out, l.audio_out] if o is not None)
-                      + sum(s.bytes for s in l.sources.values()) for site, l in legs.items() if site.startswith("cc-"))
-        branch = node.cascades["bench"].branches.get("node-cc") if "bench" in node.cascades else None
-        trunk_bytes = branch.parent.bytes_sent() + branch.figures()["bytes_up"] if branch is not None else 0
-        return web.json_response({"cc_legs": cc_legs, "cc_trunk": trunk_bytes})
-
-    app = web.Application()
-    app.router.add_post("/offer", offer)
-    app.router.add_get("/figures", figures)
-    await serve_forever(app, port)
+async def join(http: aiohttp.ClientSession, base: str, session: dict, site: str, pc: RTCPeerConnection) -> str:
+    """A site joins as the join page does: token at the control plane, grant at its node. Returns the node URL."""
+    token = parse_qs(urlparse(session["join_urls"][site]).query)["token"][0]
+    async with http.ws_connect(f"{base}/ws") as cp:
+        await cp.send_json({"type": "join", "token": token})
+        redirect = await cp.receive_json()
+    assert redirect["type"] == "redirect", redirect
+    ws = await http.ws_connect(redirect["url"])
+    await ws.send_json({"type": "join", "grant": redirect["grant"]})
+    assert (await ws.receive_json())["type"] == "joined"
+    await pc.setLocalDescription(await pc.createOffer())
+    await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+    while (msg := await ws.receive_json())["type"] != "answer":
+        pass
+    await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
+    http.sockets.append(ws)  # type: ignore[attr-defined]
+    return redirect["url"]
 
 
-async def run(plan_kind: str, clip: list[tuple[bytes, bool]], seconds: float) -> dict[str, float]:
-    port = free_port()
-    node = subprocess.Popen([sys.executable, __file__, "--serve-node", str(port), plan_kind],
-                            stdout=subprocess.PIPE, text=True)
-    assert node.stdout is not None and node.stdout.readline().strip() == "ready"
+def backbone_bytes(live: dict, session_id: str, plan: str) -> int:
+    total = 0
+    for s in live["sessions"]:
+        if s["session"] != session_id or s["node"] != "node-jl":
+            continue
+        if plan == "central":
+            total += sum(sum(leg["bytes_in"].values()) + leg["bytes_forwarded"] for leg in s["legs"]
+                         if leg["site"].startswith("cc-"))
+        else:
+            total += sum(t["bytes_down"] + t["bytes_up"] for t in s.get("trunks", []) if t["child"] == "node-cc")
+    return total
+
+
+async def run(plan_kind: str, clip: list[tuple[bytes, bool]], seconds: float, base: str, tokens: dict[str, str],
+              pids: dict[str, int]) -> dict[str, object]:
     pcs: list[RTCPeerConnection] = []
     counters: dict[str, list[list[int]]] = {}
-    try:
-        async with aiohttp.ClientSession() as http:
-            await offer_to(http, port, "jl", publisher_pc(clip, True), pcs)
+    start = datetime.now(timezone(timedelta(hours=8)))
+    async with aiohttp.ClientSession() as http:
+        http.sockets = []  # type: ignore[attr-defined]
+        organizer = {"Authorization": f"Bearer {tokens['organizer']}"}
+        operator = {"Authorization": f"Bearer {tokens['operator']}"}
+        r = await http.post(f"{base}/api/sessions", headers=organizer, json={
+            "title": f"bench {plan_kind}", "host_site": "jl", "sites": RECEIVERS, "start": start.isoformat(),
+            "end": (start + timedelta(hours=1)).isoformat(), "profile": "hd720", "plan": plan_kind})
+        session = await r.json()
+        assert r.status == 201, session
+        try:
+            pcs.append(publisher_pc(clip, True))
+            await join(http, base, session, "jl", pcs[-1])
+            placed = {}
             for site in RECEIVERS:
-                await offer_to(http, port, site, receiver_pc(counters), pcs)
+                pcs.append(receiver_pc(counters))
+                placed[site] = await join(http, base, session, site, pcs[-1])
             deadline = time.monotonic() + 60
             # one sender: each county's program holds one video (its second slot stays empty)
             while sum(c[0] > 30 for c in counters.get("video", [])) < len(RECEIVERS):
@@ -86,40 +111,76 @@ async def run(plan_kind: str, clip: list[tuple[bytes, bool]], seconds: float) ->
                 await asyncio.sleep(0.2)
             await asyncio.sleep(2)
 
-            async def figures() -> dict[str, int]:
-                async with http.get(f"http://127.0.0.1:{port}/figures") as r:
-                    return await r.json()
-            c0, f0, t0 = cpu_ticks(node.pid), await figures(), time.monotonic()
+            async def live() -> dict:
+                async with http.get(f"{base}/api/live", headers=operator) as resp:
+                    return await resp.json()
+            c0, b0, t0 = {n: cpu_ticks(p) for n, p in pids.items()}, backbone_bytes(await live(), session["id"],
+                                                                                    plan_kind), time.monotonic()
             await asyncio.sleep(seconds)
-            c1, f1, t1 = cpu_ticks(node.pid), await figures(), time.monotonic()
-        key = "cc_trunk" if plan_kind == "cascade" else "cc_legs"
-        return {"cpu": 100 * (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0),
-                "backbone_kbps": 8 * (f1[key] - f0[key]) / (t1 - t0) / 1000}
-    finally:
-        for pc in pcs:
-            await pc.close()
-        node.terminate()
-        node.wait()
+            c1, b1, t1 = {n: cpu_ticks(p) for n, p in pids.items()}, backbone_bytes(await live(), session["id"],
+                                                                                    plan_kind), time.monotonic()
+            return {"cpu": {n: 100 * (c1[n] - c0[n]) / os.sysconf("SC_CLK_TCK") / (t1 - t0) for n in pids},
+                    "backbone_kbps": 8 * (b1 - b0) / (t1 - t0) / 1000,
+                    "nodes_used": len(set(placed.values()))}
+        finally:
+            for ws in http.sockets:  # type: ignore[attr-defined]
+                await ws.close()
+            for pc in pcs:
+                await pc.close()
+            await http.delete(f"{base}/api/sessions/{session['id']}", headers=organizer)
 
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--serve-node", nargs=2, metavar=("PORT", "PLAN"))
     args = ap.parse_args()
-    if args.serve_node:
-        await serve_node(int(args.serve_node[0]), args.serve_node[1])
-        return
     clip = encode_clip()
-    print(f"1 sender (jl, 720p VP8 ~2 Mbit/s + Opus) -> 8 counties (4 under cc, 4 under sp); window {args.seconds:g} s; "
-          "payload kbit/s on the province <-> cc backbone link")
-    results = {kind: await run(kind, clip, args.seconds) for kind in ("central", "cascade")}
+    work = Path(tempfile.mkdtemp(prefix="confctl-bench-"))
+    url = f"sqlite:///{work}/bench.db"
+    engine = make_engine(url)
+    upgrade(engine)
+    users, known = UserStore(engine), set(T.sites)
+    tokens = {role.value: users.add(f"bench-{role.value}", role, None, known)[1]
+              for role in (Role.ORGANIZER, Role.OPERATOR, Role.NODE)}
+    engine.dispose()
+    runner = web.AppRunner(make_app(Settings(topology_file=demo_topology_path(), db_url=url,
+                                             recordings_dir=work / "rec")))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}"
+    procs = {n: subprocess.Popen([CONFCTL, "media-node", "--control", base, "--token", tokens["node"], "--id", n,
+                                  "--port", str(free_port()), "--recordings", str(work / "rec")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n in NODES}
+    try:
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 60
+            while True:
+                async with http.get(f"{base}/api/media-nodes",
+                                    headers={"Authorization": f"Bearer {tokens['operator']}"}) as r:
+                    alive = {n["id"] for n in (await r.json())["nodes"] if n["alive"] and not n["in_process"]}
+                if set(NODES) <= alive:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"node processes did not register: {sorted(alive)}")
+                await asyncio.sleep(0.2)
+        print(f"1 sender (jl, 720p VP8 ~2 Mbit/s + Opus) -> 8 counties (4 under cc, 4 under sp); window "
+              f"{args.seconds:g} s; three node processes; payload kbit/s on the province <-> cc backbone link")
+        pids = {n: p.pid for n, p in procs.items()}
+        results = {kind: await run(kind, clip, args.seconds, base, tokens, pids) for kind in ("central", "cascade")}
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            p.wait()
+        await runner.cleanup()
     for kind, r in results.items():
         plan = media_plan(T, T.profile("hd720"), PlanKind(kind), SITES)
         reserved = {l.direction.value: (l.kbps, l.streams) for l in plan.loads if l.link == "cc"}
-        print(f"{kind:>8}: media process {r['cpu']:5.1f} % of a core; backbone cc {r['backbone_kbps']:7.0f} kbit/s "
+        cpu = "  ".join(f"{n} {c:5.1f} %" for n, c in r["cpu"].items())  # type: ignore[union-attr]
+        print(f"{kind:>8}: CPU of a core: {cpu}; backbone cc {r['backbone_kbps']:7.0f} kbit/s "
               f"(plan reserves at HD720: down {reserved.get('down')}, up {reserved.get('up')})")
-    ratio = results["cascade"]["backbone_kbps"] / results["central"]["backbone_kbps"]
+    ratio = results["cascade"]["backbone_kbps"] / results["central"]["backbone_kbps"]  # type: ignore[operator]
     print(f"cascade / central backbone bytes: {ratio:.2f}  (the program's share: 1 stream of 4 counties' "
           f"programs -> about 1/4)")
 
