@@ -144,6 +144,7 @@ class Cascade:
         self.slots: dict[NodeId, TrunkSlots] = {}
         self.speakers = SpeakerSelector()
         self.joined: list[SiteId] = []  # join order across every node
+        self._samples: dict[NodeId, tuple[float, int, int]] = {}  # the trunk figures' previous sample
         self._tasks = TaskGroup(f"cascade {session_id}")
         self.closed = False
 
@@ -271,12 +272,21 @@ class Cascade:
                 raise
         self._tasks.spawn(open_it(), f"opening trunk {child}")
 
-    def figures(self) -> list[dict[str, Any]]:
-        """Each trunk's bytes forwarded each way and the sites its slots carry."""
-        return [{"child": c, "parent": self.placement.root, "connected": b.connected,
-                 "bytes_down": b.parent.bytes_sent(), **b.figures(),
-                 "down": list(self.slots.get(c, TrunkSlots()).down), "up": list(self.slots.get(c, TrunkSlots()).up)}
-                for c, b in self.branches.items()]
+    def figures(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Each trunk's bytes each way, its kbit/s since the previous call, and the sites its slots carry."""
+        now = time.monotonic() if now is None else now
+        out = []
+        for c, b in self.branches.items():
+            fig = {"child": c, "parent": self.placement.root, "connected": b.connected,
+                   "bytes_down": b.parent.bytes_sent(), **b.figures(),
+                   "down": list(self.slots.get(c, TrunkSlots()).down), "up": list(self.slots.get(c, TrunkSlots()).up)}
+            prev = self._samples.get(c)
+            if prev is not None and now > prev[0]:
+                fig["kbps_down"] = max(0, round(8 * (fig["bytes_down"] - prev[1]) / (now - prev[0]) / 1000))
+                fig["kbps_up"] = max(0, round(8 * (fig["bytes_up"] - prev[2]) / (now - prev[0]) / 1000))
+            self._samples[c] = (now, fig["bytes_down"], fig["bytes_up"])
+            out.append(fig)
+        return out
 
     async def close(self) -> None:
         self.closed = True

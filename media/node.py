@@ -163,7 +163,7 @@ class MediaNode:
             legs = []
             for node_id, room in list(cascade.rooms.items()):
                 legs += [{**fig, "node": node_id} for fig in await room.live_figures(now)]
-            out.append({"session": sid, "host": cascade.host, "legs": legs, "trunks": cascade.figures()})
+            out.append({"session": sid, "host": cascade.host, "legs": legs, "trunks": cascade.figures(now)})
         for sid, branch in list(self.branches.items()):
             legs = [{**fig, "node": branch.node_id} for fig in await branch.room.live_figures(now)]
             out.append({"session": sid, "host": branch.host, "legs": legs, "link": branch.figures()})

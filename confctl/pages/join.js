@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token") || "";
 window.confctlStats = { framesDecoded: 0, sendKbps: 0, recvKbps: 0, rejoins: 0 };
 let pc = null, ws = null, timer = null, last = null;
-let stream = null, wanted = null, retry = null, backoff = 1000;
+let stream = null, wanted = null, retry = null, failures = 0;
 let framesBefore = 0;  // frames decoded by earlier peer connections (each rejoin starts a new one)
 
 function status(text) { $("status").textContent = text; }
@@ -67,7 +67,7 @@ function start() {
   pc.onconnectionstatechange = () => {
     if (pc !== mine) return;
     status(mine.connectionState);
-    if (mine.connectionState === "connected") backoff = 1000;
+    if (mine.connectionState === "connected") failures = 0;
     if (mine.connectionState === "failed") rejoin("the media connection failed");
   };
   connect(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
@@ -82,8 +82,10 @@ function rejoin(reason) {
   status("rejoining");
   if (ws) { ws.onclose = null; ws.close(); ws = null; }
   if (pc) { framesBefore = window.confctlStats.framesDecoded; pc.close(); pc = null; }
-  retry = setTimeout(start, backoff);
-  backoff = Math.min(backoff * 2, 5000);
+  // Every second for the first tries (a dead node is taken for down within 5 s, then the control
+  // plane places the site elsewhere), then backing off to every 5 s.
+  failures += 1;
+  retry = setTimeout(start, failures <= 6 ? 1000 : Math.min(1000 * 2 ** (failures - 6), 5000));
 }
 
 function connect(url, hello) {

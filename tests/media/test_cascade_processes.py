@@ -111,6 +111,11 @@ async def test_sites_meet_across_node_processes_and_speaker_changes_cross_them(p
         assert set(trunks) == {"node-cc", "node-sp"} and all(t["connected"] for t in trunks.values())
         assert all(t["bytes_down"] > 0 and t["bytes_up"] > 0 and t["process"] == "node process" for t in trunks.values())
         assert trunks["node-sp"]["up"][0] == "sp-lishu"  # Siping's audio goes up: it is the speaker
+
+        async def trunk_rates() -> bool:  # kbit/s each way for operators, from the previous reading
+            again = [t for x in (await live(plane))["sessions"] if x["node"] == "node-jl" for t in x["trunks"]]
+            return len(again) == 2 and all(t.get("kbps_down", 0) > 0 and t.get("kbps_up", 0) > 0 for t in again)
+        await until(trunk_rates, timeout=10, what="trunk kbit/s in /api/live")
         on = {x["node"]: {leg["site"] for leg in x["legs"]} for x in view["sessions"] if x["session"] == s["id"]}
         assert on == {"node-jl": {"jl"}, "node-cc": {"cc-nongan"}, "node-sp": {"sp-lishu"}}
         # A grant for node-cc replayed at node-sp is refused; the session keeps flowing.
@@ -216,3 +221,42 @@ async def test_a_phone_meets_browsers_whose_session_runs_on_node_processes(plane
         await phone.stop()
         await nongan.close()
     assert phone.heard_rms() > 300, "baresip heard silence: Nong'an's tone did not cross the cascade"
+
+
+@pytest.mark.browser
+async def test_a_killed_root_node_puts_the_session_on_the_control_planes_own_node(plane):
+    """node-jl (the root) dies: the province's page rejoins at once, node-cc tells Nong'an to rejoin
+    once the root is out of reach for 5 s, and the control plane runs the session itself, central."""
+    s = await book(plane, ["jl", "cc-nongan"])
+    async with async_playwright() as pw:
+        browser = await launch(pw, fake_devices=True)
+        try:
+            pages = {}
+            for site in ("jl", "cc-nongan"):
+                pages[site] = await (await browser.new_context(permissions=["camera", "microphone"])).new_page()
+                await pages[site].goto(s["join_urls"][site])
+                await pages[site].click("#pattern")
+
+            async def frames() -> dict[str, int]:
+                return {site: await p.evaluate("window.confctlStats.framesDecoded") for site, p in pages.items()}
+            await until(lambda: frames_ok(frames, 30), timeout=40, what="both pages decoding each other")
+            plane["procs"]["node-jl"].kill()
+            killed = time.monotonic()
+            before = await frames()
+
+            async def flowing_again() -> bool:
+                now = await frames()
+                return all(now[site] >= before[site] + 60 for site in now)
+            await until(flowing_again, timeout=60, what="both sites flowing again without the root node")
+            print(f"root node-jl killed: both sites flowing again after {time.monotonic() - killed:.1f} s")
+            view = await live(plane)
+            on = {leg["site"]: x["node"] for x in view["sessions"] if x["session"] == s["id"] for leg in x["legs"]}
+            assert on == {"jl": "in-process", "cc-nongan": "in-process"}
+            assert view["fallbacks"][s["id"]]["in_process"] and "node-jl" in view["fallbacks"][s["id"]]["down"]
+            assert "node-jl" in await pages["cc-nongan"].text_content("#notice")
+        finally:
+            await browser.close()
+
+
+async def frames_ok(frames, n: int) -> bool:
+    return all(v >= n for v in (await frames()).values())
