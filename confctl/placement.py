@@ -47,7 +47,13 @@ def effective_placement(planned: Mapping[SiteId, NodeId], root: NodeId, alive: s
     """`processes`: node processes are registered at all; `alive`: those beating now."""
     if not processes:
         return EffectivePlacement(dict(planned), root, True, ())
-    down = tuple(sorted({n for n in [*planned.values(), root] if n not in alive}))
+    used = set(planned.values())
+    if len(used) == 1 and used <= alive:
+        # Every site on one node (a prefecture's own meeting): that node is the session's root;
+        # the province node is not involved and need not even run.
+        only = next(iter(used))
+        return EffectivePlacement(dict(planned), only, False, ())
+    down = tuple(sorted({n for n in [*used, root] if n not in alive}))
     if root not in alive:
         return EffectivePlacement({s: root for s in planned}, root, True, down)
     return EffectivePlacement({s: (n if n in alive else root) for s, n in planned.items()}, root, False, down)

@@ -32,6 +32,8 @@ class BookingBody(BaseModel):
     plan: Literal["cascade", "central"] = "cascade"
     recurrence: Optional[str] = Field(default=None, max_length=500, description="RFC 5545 RRULE with COUNT or UNTIL")
     record: bool = False
+    override: bool = Field(default=False, description="admins only: book even where admission refuses (the "
+                           "capacity harness ramps past the model); recorded on the session with what it overrode")
 
 
 class BookingPatch(BaseModel):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real; installed only when missing.
 set -euo pipefail
-packages=(chromium sip-tester baresip)
+packages=(chromium sip-tester baresip iproute2)  # iproute2: the capacity harness emulates the WAN with ip and tc
 # (scripts/bench/sip.py also uses kamailio; it is not needed by the tests)
 missing=()
 for p in "${packages[@]}"; do

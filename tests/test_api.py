@@ -179,3 +179,24 @@ async def test_no_free_dial_in_number_is_a_clear_503_and_nothing_is_stored(api, 
     assert payload["error"] == "no_dial_in_number" and "dial-in" in payload["detail"]
     sessions = (await (await api.get("/api/sessions", headers=api.h("opal"))).json())["sessions"]
     assert [s["id"] for s in sessions] == [first["id"]]
+
+
+async def test_an_admin_books_past_admission_and_the_override_is_recorded(api):
+    first = await api.post("/api/sessions", json=booking(["cc", "cc-nongan", "cc-yushu"]), headers=api.h("olga"))
+    assert first.status == 201 and (await first.json())["admission_override"] is None
+    second = booking(["cc", "cc-nongan", "cc-yushu"], title="Past the model")
+    refused = await api.post("/api/sessions", json=second, headers=api.h("olga"))
+    assert refused.status == 409  # Nong'an's 10 Mbit/s link takes one HD720 program, not two
+    organizer = await api.post("/api/sessions", json={**second, "override": True}, headers=api.h("olga"))
+    assert organizer.status == 403 and "admin" in (await organizer.json())["detail"]
+    forced = await api.post("/api/sessions", json={**second, "override": True}, headers=api.h("ada"))
+    assert forced.status == 201
+    body = await forced.json()
+    assert body["admission_override"]["by"] and {v["link"] for v in body["admission_override"]["violations"]} >= {
+        "cc-nongan"}
+    listed = await api.get(f"/api/sessions/{body['id']}", headers=api.h("opal"))
+    assert (await listed.json())["admission_override"] == body["admission_override"]  # stored, visible to operators
+    too_big = booking(["jl", *[f"cc-{c}" for c in ("nongan", "yushu", "dehui", "jiutai")]], profile="hd1080",
+                      title="Never fits", override=True)
+    alone = await api.post("/api/sessions", json=too_big, headers=api.h("ada"))
+    assert alone.status == 409  # too big for a county link even on an empty network: nothing to override

@@ -48,5 +48,9 @@ def test_a_dead_prefecture_node_sends_its_sites_to_the_root_and_the_extra_load_i
     # The root down: the whole session on the control plane's own node, central.
     central = effective_placement(plan.attachments, "node-jl", every - {"node-jl"}, True)
     assert central.in_process and set(central.attachments.values()) == {"node-jl"} and central.down == ("node-jl",)
+    # A prefecture's own meeting runs on its node alone, even with the province node down.
+    local = media_plan(topo, topo.profile("hd720"), PlanKind.CASCADE, ["cc", "cc-nongan", "cc-yushu"])
+    alone = effective_placement(local.attachments, "node-jl", {"node-cc"}, True)
+    assert alone.root == "node-cc" and not alone.in_process and alone.down == ()
     # No node processes at all: every node in-process, the plan as booked.
     assert effective_placement(plan.attachments, "node-jl", set(), False).attachments == plan.attachments

@@ -28,8 +28,10 @@ def _now() -> datetime:
 async def book(request: web.Request) -> web.Response:
     user = require(request)
     body = parse_body(await read_json(request))
+    if body.override and user.role is not Role.ADMIN:
+        raise ApiError(403, "forbidden", "only an admin may book past admission (override)")
     req, meta = await run_read(request.app, to_request, body, _now())  # RRULE expansion: CPU, off the loop
-    out = await run_db(request.app, request.app[BOOKINGS].book, req, meta, user.id)
+    out = await run_db(request.app, request.app[BOOKINGS].book, req, meta, user.id, override=body.override)
     if not isinstance(out.decision, Accepted):
         return web.json_response(decision_view(out, meta), status=409)
     return web.json_response(with_join_urls(request, user, out.session), status=201)

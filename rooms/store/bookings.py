@@ -261,14 +261,26 @@ class BookingStore:
         with read_transaction(self.engine) as conn:
             return self._decide(conn, req, None)
 
-    def book(self, req: BookingRequest, meta: SessionMeta, organizer_id: str, *, now: int | None = None) -> Outcome:
+    def book(self, req: BookingRequest, meta: SessionMeta, organizer_id: str, *, now: int | None = None,
+             override: bool = False) -> Outcome:
+        """`override` (an admin's): book even where admission refuses, if the session fits on an empty
+        network; the refusal's violations are stored with the session, so the override stays visible."""
         now = int(time.time()) if now is None else now
         with write_transaction(self.engine) as conn:
             out = self._decide(conn, req, None)
+            overridden: Refused | None = None
             if isinstance(out.decision, Refused):
-                return out
+                if not override:
+                    return out
+                alone = evaluate(out.topology, Existing(), out.request, self._plan(out.topology, out.request))
+                if isinstance(alone, Refused):
+                    return replace(out, decision=alone)  # too big for the network even alone: nothing to override
+                overridden, out = out.decision, replace(out, decision=alone)
             sid = new_session_id()
             row = _session_values(sid, out, meta, organizer_id, now)
+            if overridden is not None:
+                row["override_by"] = organizer_id
+                row["override_json"] = json.dumps([v.to_dict(out.topology) for v in overridden.violations])
             for _ in range(DIAL_IN_DRAWS):
                 row["dial_in"] = f"{secrets.randbelow(900000) + 100000}"  # 6 digits, random
                 if self._sql.insert_session(conn, row):
@@ -439,6 +451,7 @@ def _session_values(sid: SessionId, out: Outcome, meta: SessionMeta, organizer_i
         "plan_json": json.dumps(acc.plan.to_dict(out.topology)),
         "occurrences_json": json.dumps([[o.start, o.end] for o in acc.occurrences]),
         "revision": new_revision(),
+        "override_by": None, "override_json": None,  # admitted: no override (a re-admitted PATCH clears one)
     }
 
 
@@ -456,6 +469,8 @@ def session_view(row: Any) -> dict[str, Any]:
         "sites": json.loads(row["sites_json"]), "start": iso(row["start"], off), "end": iso(row["end"], off),
         "profile": row["profile"], "plan": row["plan"], "recurrence": row["recurrence"], "record": bool(row["record"]),
         "organizer_id": row["organizer_id"],
+        "admission_override": None if not row.get("override_by") else {
+            "by": row["override_by"], "violations": json.loads(row.get("override_json") or "[]")},
         "created_at": datetime.fromtimestamp(row["created_at"], timezone.utc).isoformat(),
         "occurrences": [{"start": iso(s, off), "end": iso(e, off)} for s, e in occ],
         "media_plan": json.loads(row["plan_json"]),

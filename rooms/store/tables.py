@@ -37,6 +37,10 @@ class SessionRow(SQLModel, table=True):
     dial_in: Optional[str] = Field(default=None, max_length=12, unique=True)  # the number phones dial
     # Random, never reused: names one version of plan_json/sites_json for the held memo.
     revision: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    # Booked by an admin past admission (the capacity harness ramps past the model): who, and the
+    # violations that admission reported and the booking overrode.
+    override_by: Optional[str] = Field(default=None, max_length=40)
+    override_json: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class SessionOccurrence(SQLModel, table=True):
