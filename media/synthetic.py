@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
@@ -213,6 +214,8 @@ class _Replay:
         self.start = start_at
         self.keyframe_requests = 0
         self._keys = clip.keyframes
+        self.on_segment: Callable[[float, int], None] | None = None  # (when, clip position) a run of the schedule starts
+        self._jumped = True
 
     def request_keyframe(self) -> None:
         """Jump to the nearest key frame ahead: the receiver gets a picture soonest, the schedule holds."""
@@ -221,6 +224,7 @@ class _Replay:
             return
         ahead = [k for k in self._keys if k > self.pos]
         self.pos = ahead[0] if ahead else 0
+        self._jumped = True
 
     async def next(self) -> EncodedFrame:
         if self.start is None:
@@ -229,6 +233,9 @@ class _Replay:
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        if self._jumped and self.on_segment is not None:
+            self.on_segment(due, self.pos)
+        self._jumped = False
         data, key = self.clip.frames[self.pos]
         ts = round(self.sent * self.clock / self.clip.fps)
         self.sent += 1

@@ -1,0 +1,277 @@
+"""The measured run: real control plane, media node processes and synthetic sites over the emulated WAN.
+
+For each case (link × profile × plan, harness/cases.py) it books 1, 2, ... identical sessions
+through the API (past admission with an admin override, recorded on each session), runs them
+with one synthetic-site process per site inside the site's namespace (harness/site_agent.py),
+measures every stream over a window and the link's bytes from the kernel, and ramps past what
+the model says the link carries until a step fails (loss >= 1 % or a freeze). A `rich` display
+shows where it is. Everything is torn down afterwards, also on failure and Ctrl-C.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlparse
+
+import aiohttp
+from aiohttp import web
+
+from harness.cases import Case, link_class, measured_capacity, model, session_sites, step_passes
+from harness.wan import Wan, remove_leftovers, require_root
+from harness.wan_plan import HARNESS_ADDR, plan_wan
+from media.synthetic import DEFAULT_CACHE, audio_clip, video_clip
+from rooms.ids import SiteId
+from rooms.topology import Topology
+
+log = logging.getLogger("harness.run")
+CONFCTL = str(Path(sys.executable).parent / "confctl")
+NODE_PORT = 9000
+
+
+@dataclass
+class RunConfig:
+    topology: Topology
+    cases: list[Case]
+    scale: float = 1.0
+    scale_above_kbps: int = 0
+    window_s: float = 10.0
+    warmup_s: float = 20.0
+    beyond: int = 1  # steps past the model's carried count (the ramp stops at the first failure after it)
+    cache: Path = DEFAULT_CACHE
+
+
+@dataclass
+class RunResult:
+    config: dict[str, Any]
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    link_series: dict[str, list[list[float]]] = field(default_factory=dict)  # "link dir" -> [[t, kbps]]
+    notes: list[str] = field(default_factory=list)
+    partial: bool = True  # until the last case is done
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config, "cases": self.cases, "link_series": self.link_series, "notes": self.notes,
+                "partial": self.partial}
+
+
+Progress = Callable[[str, float], None]  # (what is happening, fraction done)
+
+
+async def _control_plane(topo_file: Path, work: Path) -> tuple[web.AppRunner, str, dict[str, str]]:
+    from confctl.app import make_app
+    from confctl.config import Settings
+    from rooms.store.engine import make_engine
+    from rooms.store.migrate import upgrade
+    from rooms.store.users import Role, UserStore
+    from rooms.topology import load_topology_file
+    url = f"sqlite:///{work}/harness.db"
+    engine = make_engine(url)
+    upgrade(engine)
+    users, known = UserStore(engine), set(load_topology_file(topo_file).sites)
+    tokens = {r.value: users.add(f"harness-{r.value}", r, None, known)[1] for r in (Role.ADMIN, Role.NODE)}
+    engine.dispose()
+    runner = web.AppRunner(make_app(Settings(topology_file=topo_file, db_url=url, recordings_dir=work / "rec")))
+    await runner.setup()
+    site = web.TCPSite(runner, HARNESS_ADDR, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://{HARNESS_ADDR}:{port}", tokens
+
+
+async def measure(cfg: RunConfig, topo_file: Path, progress: Progress = lambda what, done: None,
+                  result: RunResult | None = None) -> RunResult:
+    require_root()
+    remove_leftovers()
+    topo = cfg.topology
+    result = result or RunResult({})
+    result.config = {"scale": cfg.scale, "scale_above_kbps": cfg.scale_above_kbps, "window_s": cfg.window_s,
+                     "cases": [c.name for c in cfg.cases], "started": datetime.now(timezone.utc).isoformat()}
+    selection = sorted({s for c in cfg.cases for i in range(_max_steps(topo, c, cfg)) for s in session_sites(topo, c.link, i)}
+                       | {c.link for c in cfg.cases})
+    plan = plan_wan(topo, selection, cfg.scale, f"ccw{secrets.token_hex(2)}", cfg.scale_above_kbps, expand=False)
+    for c in cfg.cases:
+        video_clip(*_profile_size(topo, c.profile), cache=cfg.cache)  # encoded once, before anything runs
+    audio_clip(cache=cfg.cache)
+    work = Path(tempfile.mkdtemp(prefix="confctl-capacity-"))
+    with Wan(plan) as wan:
+        result.notes += wan.notes
+        runner, control, tokens = await _control_plane(topo_file, work)
+        try:
+            nodes = {n.id: n.site for n in topo.nodes.values() if n.site in plan.namespaces}
+            for node_id, site in nodes.items():
+                wan.spawn(site, [CONFCTL, "media-node", "--control", control, "--token", tokens["node"], "--id",
+                                 node_id, "--host", "0.0.0.0", "--port", str(NODE_PORT), "--public-url",
+                                 f"http://{plan.address(site)}:{NODE_PORT}", "--recordings", str(work / "rec")],
+                          stdout=subprocess.DEVNULL, stderr=open(work / f"{node_id}.log", "w"))
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {tokens['admin']}"}) as http:
+                await _until_registered(http, control, set(nodes))
+                total = sum(model(topo, c, cfg.scale, cfg.scale_above_kbps).carried + cfg.beyond for c in cfg.cases)
+                done = 0
+                for case in cfg.cases:
+                    figures = model(topo, case, cfg.scale, cfg.scale_above_kbps)
+                    entry = {"case": case.name, "link": case.link, "link_class": link_class(topo, case.link),
+                             "profile": case.profile, "plan": case.plan.value, "sites": session_sites(topo, case.link),
+                             "model": {**figures.__dict__, "direction": figures.direction.value}, "steps": []}
+                    result.cases.append(entry)
+                    k = 1
+                    while True:
+                        progress(f"{case.name}: {k} session{'s' * (k > 1)}", done / max(1, total))
+                        step = await _step(http, control, wan, case, k, cfg, work, result)
+                        entry["steps"].append(step)
+                        done += 1
+                        if not step["passed"] and k > figures.carried:
+                            break
+                        if k >= _max_steps(topo, case, cfg):  # enough past the model either way
+                            break
+                        k += 1
+                    entry["measured"] = measured_capacity(entry["steps"])
+                    done = sum(len(c["steps"]) for c in result.cases)
+            result.partial = False
+            progress("done", 1.0)
+        finally:
+            await runner.cleanup()
+    return result
+
+
+def _max_steps(topo: Topology, case: Case, cfg: RunConfig) -> int:
+    return model(topo, case, cfg.scale, cfg.scale_above_kbps).carried + cfg.beyond + 2
+
+
+def _profile_size(topo: Topology, name: str) -> tuple[int, int, int]:
+    p = topo.profile(name)
+    if p is None or not p.has_video:
+        raise ValueError(f"profile {name!r}: the harness measures video profiles")
+    return p.width, p.height, p.video_kbps
+
+
+async def _until_registered(http: aiohttp.ClientSession, control: str, nodes: set[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        async with http.get(f"{control}/api/media-nodes") as r:
+            alive = {n["id"] for n in (await r.json())["nodes"] if n["alive"] and not n["in_process"]}
+        if nodes <= alive:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"media nodes did not register in the emulated network: {sorted(nodes - alive)}")
+
+
+async def _step(http: aiohttp.ClientSession, control: str, wan: Wan, case: Case, k: int, cfg: RunConfig,
+                work: Path, result: RunResult) -> dict[str, Any]:
+    topo = cfg.topology
+    start = datetime.now(timezone(timedelta(hours=8)))
+    sessions = []
+    for i in range(k):
+        sites = session_sites(topo, case.link, i)
+        async with http.post(f"{control}/api/sessions", json={
+                "title": f"capacity {case.name} #{i + 1}", "host_site": sites[0], "sites": sites[1:],
+                "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(),
+                "profile": case.profile, "plan": case.plan.value, "override": True}) as r:
+            body = await r.json()
+            if r.status != 201:
+                raise RuntimeError(f"booking refused even with the override: {body}")
+            sessions.append(body)
+    overridden = sum(1 for s in sessions if s["admission_override"])
+    step_dir = work / f"{case.link}-{case.profile}-{case.plan.value}-{k}"
+    (step_dir / "sched").mkdir(parents=True)
+    width, height, kbps = _profile_size(topo, case.profile)
+    agents = {}
+    sites = sorted({s["site"] for sess in sessions for s in sess["sites"]})
+    for site in sites:
+        spec = {"site": site, "control": control, "cache": str(cfg.cache.resolve()), "sched_dir": str(step_dir / "sched"),
+                "profile": {"width": width, "height": height, "video_kbps": kbps},
+                "warmup_s": cfg.warmup_s, "window_s": cfg.window_s,
+                "legs": [{"session": s["id"], "token": parse_qs(urlparse(s["join_urls"][site]).query)["token"][0],
+                          "send": True} for s in sessions if site in s["join_urls"]]}
+        (step_dir / f"{site}.spec.json").write_text(json.dumps(spec))
+        agents[site] = wan.spawn(site, [sys.executable, "-m", "harness.site_agent", "--spec",
+                                        str(step_dir / f"{site}.spec.json"), "--out", str(step_dir / f"{site}.json")],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=open(step_dir / f"{site}.log", "w"), text=True,
+                                 cwd=str(Path(__file__).resolve().parents[1]))
+    series_key = {d: f"{case.link} {d}" for d in ("up", "down")}
+    samples: list[tuple[float, dict[tuple[str, str], int]]] = []
+    window: list[float] = []
+
+    async def sample_links() -> None:
+        while True:
+            samples.append((time.monotonic(), await asyncio.to_thread(wan.link_bytes)))
+            await asyncio.sleep(0.5)
+
+    async def all_say(word: str) -> bool:
+        lines = await asyncio.gather(*(asyncio.to_thread(p.stdout.readline) for p in agents.values()))  # type: ignore[union-attr]
+        return all(line.strip() == word for line in lines)
+
+    def tell(word: str) -> None:
+        for p in agents.values():
+            try:
+                p.stdin.write(word + "\n")  # type: ignore[union-attr]
+                p.stdin.flush()  # type: ignore[union-attr]
+            except (BrokenPipeError, OSError):
+                pass
+    sampler = asyncio.create_task(sample_links())
+    try:
+        if await asyncio.wait_for(all_say("ready"), timeout=cfg.warmup_s + 60):
+            window.append(time.monotonic())
+            tell("go")  # one window for every site
+            await asyncio.wait_for(all_say("done"), timeout=cfg.window_s + 60)
+        tell("bye")
+        deadline = time.monotonic() + 30
+        while any(p.poll() is None for p in agents.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        for p in agents.values():
+            if p.poll() is None:
+                p.kill()
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+    reports = []
+    for site in sites:
+        path = step_dir / f"{site}.json"
+        reports.append(json.loads(path.read_text()) if path.exists() else {"site": site, "error": "no report"})
+    passed, why = step_passes(reports)
+    t0 = window[0] if window else samples[0][0]
+    t1 = t0 + cfg.window_s
+    kbps = {}
+    for d in ("up", "down"):
+        inside = [(t, b[(case.link, d)]) for t, b in samples if t0 <= t <= t1 + 0.5]
+        kbps[d] = round(8 * (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) / 1000) \
+            if len(inside) >= 2 and inside[-1][0] > inside[0][0] else None
+        series = result.link_series.setdefault(series_key[d], [])
+        base = samples[0][0]
+        offset = series[-1][0] + 1 if series else 0.0
+        for (ta, ba), (tb, bb) in zip(samples, samples[1:]):
+            series.append([round(offset + tb - base, 2), round(8 * (bb[(case.link, d)] - ba[(case.link, d)]) / (tb - ta) / 1000)])
+    drops = wan.link_drops()
+    for s in sessions:  # the next step starts from an idle network
+        await http.delete(f"{control}/api/sessions/{s['id']}")
+    await _until_idle(http, control)
+    streams = [st for r in reports for leg in r.get("legs", []) for st in leg["streams"]]
+    legs = [leg for r in reports for leg in r.get("legs", [])]
+    return {"sessions": k, "passed": passed, "why": why, "overridden": overridden, "link_kbps": kbps,
+            "link_drops": {d: drops[(case.link, d)] for d in ("up", "down")},
+            "worst_loss_pct": max((leg["loss_pct"] for leg in legs), default=None),
+            "freezes": sum(s["freezes"] for s in streams), "min_fps": min((s["fps"] for s in streams), default=0),
+            "delay_ms_p95": max((s["delay_ms_p95"] for s in streams if s["delay_ms_p95"] is not None), default=None),
+            "reports": reports}
+
+
+async def _until_idle(http: aiohttp.ClientSession, control: str) -> None:
+    """Cancelled sessions' legs leave when their agents exit; wait until no leg is live anywhere."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        async with http.get(f"{control}/api/live") as r:
+            live = await r.json()
+        if not any(x["legs"] for x in live["sessions"]):
+            return
+        await asyncio.sleep(0.3)
