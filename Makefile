@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -q
 
-.PHONY: run test sysdeps bench clean
+.PHONY: run test sysdeps bench capacity clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ run: $(STAMP)
 
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+capacity: $(STAMP) sysdeps  # synthetic HD streams over an emulated copy of the WAN (root); report in var/capacity
+	$(BIN)/confctl capacity --measure $(CAPACITY_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench/admission.py

@@ -10,7 +10,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from confctl.api import calendar, live, network, nodes, people, recordings, sessions, telephony
+from confctl.api import calendar, dry_runs, live, network, nodes, people, recordings, sessions, telephony
 from confctl.api.openapi import openapi_route
 from confctl.api.route import PUBLIC, Route
 from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
@@ -67,7 +67,7 @@ async def join_page(request: web.Request) -> web.FileResponse:
 def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
-    for module in (calendar, sessions, network, people, live, recordings, nodes, telephony):
+    for module in (calendar, sessions, dry_runs, network, people, live, recordings, nodes, telephony):
         routes.extend(module.routes)
     routes.append(Route("GET", "/api/health", health, "Liveness", PUBLIC))
     routes.append(openapi_route(routes))
@@ -114,8 +114,10 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     app[BACKGROUND].keep_alive(lambda: _retention(app[SETTINGS]), "recordings-retention")
     app[BACKGROUND].keep_alive(lambda: watch_nodes(app), "media node watch")
     app[COMPOSITES] = recordings.CompositeJobs()
+    app[dry_runs.DRY_RUNS] = dry_runs.DryRuns()
     yield
     await app[COMPOSITES].close()
+    await app[dry_runs.DRY_RUNS].close()
     await app[BACKGROUND].close()
     await app[MEDIA_NODE].close()
 

@@ -91,11 +91,11 @@ class WanPlan:
 
 
 def plan_wan(topo: Topology, selection: list[str], scale: float, prefix: str,
-             scale_above_kbps: int = 0, expand: bool = True) -> WanPlan:
+             scale_above_kbps: int = 0, expand: bool = True, only: str | None = None) -> WanPlan:
     """Raises SelectionError naming what is wrong (unknown sites, a scale that is not in (0, 1]).
 
     `scale` applies to links faster than `scale_above_kbps` (0: every link): the backbone can be
-    scaled to fit this machine while a county keeps its real 10 Mbit/s."""
+    scaled to fit this machine while a county keeps its real 10 Mbit/s. `only`: scale that link alone."""
     if not isinstance(scale, (int, float)) or not 0 < scale <= 1:
         raise SelectionError(f"rate scale {scale!r}: give a factor above 0 and at most 1 (e.g. 0.1)")
     unknown = [s for s in selection if s not in topo.sites]
@@ -124,7 +124,8 @@ def plan_wan(topo: Topology, selection: list[str], scale: float, prefix: str,
             continue
         i = len(links) + 1
         rtt = topo.sites[s].rtt_ms or 0
-        rate = round(link.rate_kbps * scale) if link.rate_kbps > scale_above_kbps else link.rate_kbps
+        scaled = link.rate_kbps > scale_above_kbps and (only is None or s == only)
+        rate = round(link.rate_kbps * scale) if scaled else link.rate_kbps
         links.append(EmulatedLink(i, s, link.parent, max(8, rate), rtt // 2,
                                   f"{prefix}u{i}", f"{prefix}d{i}"))
     return WanPlan(prefix, float(scale), topo.root, ns, tuple(links))

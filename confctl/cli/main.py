@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from confctl.config import DEFAULT_DB_URL, Settings
+from harness.wan import WanError as HarnessError
 from rooms.admission import Accepted, RequestError
 from rooms.booking_form import BookingBody, FormError, to_request
 from rooms.capacity import capacity, format_capacity
@@ -203,6 +204,10 @@ def cmd_sessions_list(args: argparse.Namespace) -> None:
 
 
 def cmd_capacity(args: argparse.Namespace) -> None:
+    if args.measure:
+        from harness.cli import measure_capacity
+        measure_capacity(args)
+        return
     topo = load_topology_file(args.topology) if args.topology else _store(args).topology()
     if args.profile and topo.profile(args.profile) is None:
         raise CliError(f"unknown profile {args.profile!r}; known: {[p.name for p in topo.profiles]}")
@@ -212,6 +217,16 @@ def cmd_capacity(args: argparse.Namespace) -> None:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     else:
         print(format_capacity(rows))
+
+
+def cmd_dryrun(args: argparse.Namespace) -> None:
+    from harness.dry_run import cmd_dryrun as run
+    store = _store(args)
+    store.get(args.session)  # NotFound: a clear line before any namespace is made
+    if not 5 <= args.seconds <= 3600:
+        raise CliError("--seconds: between 5 and 3600")
+    store.engine.dispose()
+    sys.exit(run(args.db, args.session, args.seconds, args.json))
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
@@ -313,6 +328,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sites-below", type=int, default=1, help="participants beneath each link in a session")
     s.add_argument("--topology", help="a topology file instead of the database's")
     s.add_argument("--json", action="store_true")
+    m = s.add_argument_group("measured (--measure: synthetic HD streams over an emulated copy of the WAN; needs root)")
+    m.add_argument("--measure", action="store_true", help="measure with real traffic instead of computing")
+    m.add_argument("--select", default="cc", help="comma-separated sites whose uplinks are measured; a prefecture "
+                   "brings one of its counties too (default cc: Changchun's backbone link and Nong'an's county link)")
+    m.add_argument("--profiles", default="hd720,sd", help="comma-separated profiles (default hd720,sd)")
+    m.add_argument("--plans", default="cascade,central", help="comma-separated plans (default cascade,central)")
+    m.add_argument("--scale", type=float, default=0.1, help="factor for links above --scale-above (default 0.1)")
+    m.add_argument("--scale-above", type=float, default=20, help="Mbit/s; slower links keep their rate (default 20)")
+    m.add_argument("--window", type=float, default=10, help="seconds measured per step (default 10)")
+    m.add_argument("--out", default="var/capacity", help="where report.md, report.html and plots go")
+    m.add_argument("--cleanup", action="store_true", help="only remove namespaces a killed run left behind")
+
+    s = add("dryrun", cmd_dryrun, "rehearse a booked session over the emulated WAN with synthetic sites and every "
+            "other session at that time as background load (needs root); exit 0 pass, 1 fail")
+    s.add_argument("session")
+    s.add_argument("--seconds", type=float, default=60, help="how long the meeting is measured (default 60)")
+    s.add_argument("--json", action="store_true")
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_cmd", required=True)
     add("upgrade", cmd_db_upgrade, "apply migrations", db)
@@ -327,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.close()
         sys.exit(0)
     except (CliError, TopologyError, RequestError, UserError, DatabaseUrlError, NotFound, NoTopology,
-            SessionCancelled, DialInExhausted, ValueError) as exc:  # SipAccountError is a ValueError
+            SessionCancelled, DialInExhausted, ValueError, HarnessError) as exc:  # SipAccountError is a ValueError
         detail = exc.detail if isinstance(exc, RequestError) and not isinstance(exc, FormError) else str(exc)
         if isinstance(exc, TopologyError):
             detail = "invalid topology:\n  " + "\n  ".join(exc.problems)

@@ -150,12 +150,48 @@ async function book() {
   if (r.status === 201) {
     $("result").className = "accepted";
     $("result").textContent = `Booked ${r.data.id}: ${r.data.title}, ${r.data.start}`;
-    $("result").append(" ", el("a", { href: `/api/sessions/${r.data.id}.ics?token=${encodeURIComponent(tokenInput.value.trim())}` }, "calendar invite"));
+    $("result").append(" ", el("a", { href: `/api/sessions/${r.data.id}.ics?token=${encodeURIComponent(tokenInput.value.trim())}` }, "calendar invite"),
+      " ", el("button", { id: "dryrun", onclick: () => dryRun(r.data.id) }, "Dry run over the emulated network"),
+      el("div", { id: "dryrun_result" }));
   } else {
     $("result").className = "refused";
     $("result").textContent = `Not booked (${r.status}): ${r.data.error}`;
   }
   schedule();
+}
+
+async function dryRun(id) {
+  // A minute of the meeting's media with synthetic sites over an emulated copy of the WAN, the other
+  // sessions at that time as background: pass or fail per link and per site.
+  $("dryrun").disabled = true;
+  const out = $("dryrun_result");
+  const seconds = new URLSearchParams(location.search).get("dryrun_seconds") || "60";
+  const r = await api("POST", `/api/sessions/${id}/dryrun?seconds=${encodeURIComponent(seconds)}`);
+  if (r.status !== 202) {
+    out.textContent = `Dry run not started: ${r.data.detail || r.data.error}`;
+    $("dryrun").disabled = false;
+    return;
+  }
+  out.textContent = `Dry run running (${r.data.seconds} s of media, plus setting up the emulated network)…`;
+  for (;;) {
+    await new Promise((done) => setTimeout(done, 2000));
+    const s = await api("GET", `/api/sessions/${id}/dryrun`);
+    if (s.status !== 200 || s.data.state === "running") continue;
+    $("dryrun").disabled = false;
+    if (s.data.state === "failed") { out.textContent = `Dry run could not run: ${s.data.error}`; return; }
+    const d = s.data.result;
+    out.replaceChildren(el("p", { id: "dryrun_verdict", class: d.passed ? "accepted" : "refused" },
+      d.passed ? "Dry run passed: every link and site carried the meeting beside the others booked then."
+               : "Dry run FAILED: see the links and sites marked below."),
+      el("table", { id: "dryrun_links" }, el("tr", {}, ...["link", "direction", "this session kbit/s", "others kbit/s",
+        "measured kbit/s", "dropped", ""].map((h) => el("th", {}, h))),
+        ...d.links.map((x) => el("tr", {}, el("td", {}, x.link), el("td", {}, x.direction), el("td", {}, x.session_kbps),
+          el("td", {}, x.background_kbps), el("td", {}, x.measured_kbps ?? "–"), el("td", {}, x.dropped_packets),
+          el("td", {}, x.passed ? "ok" : "FAIL")))),
+      el("ul", { id: "dryrun_sites" }, ...d.sites.map((x) => el("li", {},
+        `${x.site}: ${x.passed ? "ok" : "FAIL — " + x.problems.join("; ")}`))));
+    return;
+  }
 }
 
 async function start() {

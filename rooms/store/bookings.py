@@ -396,10 +396,11 @@ class BookingStore:
                             "sessions": sorted({r[2] for r in mine})}
         return out
 
-    def all_link_peaks(self, start: int, end: int) -> dict[tuple[str, str], int]:
-        """Peak reserved load per (link, direction) over a window: for audits and tests."""
+    def all_link_peaks(self, start: int, end: int, exclude: str | None = None) -> dict[tuple[str, str], int]:
+        """Peak reserved load per (link, direction) over a window: for audits, tests, and a dry run's
+        background (every session but `exclude`)."""
         with read_transaction(self.engine) as conn:
-            rows = self._link_rows(conn, start, end, None)
+            rows = [r for r in self._link_rows(conn, start, end, None) if r[2] != exclude]
         groups: dict[tuple[str, str], list[Any]] = {}
         for r in rows:
             groups.setdefault((r[0], r[1]), []).append(r)

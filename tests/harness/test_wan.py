@@ -114,3 +114,18 @@ def test_an_interrupted_run_leaves_no_namespace_behind(tmp_path):
     assert left
     assert set(left) <= set(remove_leftovers())
     assert mine(p) == []
+
+
+def test_a_freeze_is_charged_to_the_link_only_when_the_link_did_something():
+    from harness.cases import step_passes
+
+    def report(loss: float, freezes: int, delay: float = 80.0) -> list[dict]:
+        return [{"site": "cc-nongan", "legs": [{"session": "s1", "loss_pct": loss, "streams": [
+            {"from": "cc", "fps": 30.0, "freezes": freezes, "max_gap_ms": 300, "delay_ms_p95": delay}]}]}]
+    assert step_passes(report(0, 0)) == (True, "every stream within 1 % loss, no freeze")
+    passed, why = step_passes(report(0, 1))
+    assert passed and "machine stalls" in why  # nothing lost, nothing dropped, delay normal
+    assert not step_passes(report(0, 1), link_drops=40)[0]  # the link dropped: its freeze
+    assert not step_passes(report(0.4, 1))[0]  # something was lost somewhere
+    assert not step_passes(report(0, 1, delay=2000))[0]  # the machine is overloaded: no capacity there
+    assert not step_passes(report(1.5, 0))[0]
