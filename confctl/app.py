@@ -10,18 +10,19 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from confctl.api import calendar, dry_runs, live, network, nodes, people, recordings, sessions, telephony
+from confctl.api import calendar, dry_runs, live, metrics, network, nodes, people, recordings, sessions, telephony
 from confctl.api.openapi import openapi_route
 from confctl.api.route import PUBLIC, Route
 from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
 from confctl.config import Settings
 from confctl.errors import error_middleware
-from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
+from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
                           BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, run_db)
 from confctl.signalling import websocket
 from media.node import MediaNode
 from media.supervision import TaskGroup
 from confctl.node_watch import watch_nodes
+from monitoring.pipeline import QualityPipeline
 from media.recording import purge_older_than, recover_interrupted
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
@@ -67,7 +68,7 @@ async def join_page(request: web.Request) -> web.FileResponse:
 def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
-    for module in (calendar, sessions, dry_runs, network, people, live, recordings, nodes, telephony):
+    for module in (calendar, sessions, dry_runs, network, people, live, metrics, recordings, nodes, telephony):
         routes.extend(module.routes)
     routes.append(Route("GET", "/api/health", health, "Liveness", PUBLIC))
     routes.append(openapi_route(routes))
@@ -113,6 +114,8 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir, grant_key=lambda: app[NODE_KEY])
     app[BACKGROUND].keep_alive(lambda: _retention(app[SETTINGS]), "recordings-retention")
     app[BACKGROUND].keep_alive(lambda: watch_nodes(app), "media node watch")
+    app[QUALITY] = QualityPipeline()
+    app[BACKGROUND].keep_alive(lambda: app[QUALITY].run(app), "quality pipeline")  # type: ignore[attr-defined]
     app[COMPOSITES] = recordings.CompositeJobs()
     app[dry_runs.DRY_RUNS] = dry_runs.DryRuns()
     yield

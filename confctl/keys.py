@@ -33,6 +33,7 @@ SIP_ENDPOINT = web.AppKey("sip_endpoint", object)  # sip_stub.endpoint.SipEndpoi
 SIP_GATEWAY = web.AppKey("sip_gateway", object)  # sip_stub.gateway.Gateway, when SIP runs
 SIP_WORKERS = web.AppKey("sip_workers", object)  # sip_stub.workers.SipWorkers, when SIP runs
 BACKGROUND = web.AppKey("background", TaskGroup)  # loops that must live: supervised, shown in /api/health
+QUALITY = web.AppKey("quality", object)  # monitoring.pipeline.QualityPipeline
 FALLBACKS = web.AppKey("fallbacks", dict)  # session id -> how it was re-placed around nodes that are down
 COMPOSITES = web.AppKey("composites", object)  # confctl.api.recordings.CompositeJobs
 

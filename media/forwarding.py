@@ -18,6 +18,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 log = logging.getLogger("media.forwarding")
 
 KEYFRAME_RETRY_S = 0.5  # ask again while no key frame has come
+FREEZE_S = 0.2  # a gap between forwarded video frames longer than this is a freeze a viewer sees
 VIDEO_QUEUE = 60  # ~2 s at 30 fps: a receiver further behind is slow, not late
 AUDIO_QUEUE = 50  # 1 s of 20 ms packets
 
@@ -96,6 +97,8 @@ class ForwardedTrack(MediaStreamTrack):
         self.frames_dropped = 0
         self.bytes_forwarded = 0
         self.recv_calls = 0
+        self.freezes = 0  # gaps > FREEZE_S between forwarded frames of one source (a switch starts afresh)
+        self._last_frame_at: float | None = None
 
     def switch(self, source: Source | None) -> None:
         if source is self.source:
@@ -104,6 +107,7 @@ class ForwardedTrack(MediaStreamTrack):
             self.source.subscribers.discard(self)
         self.source = source
         self._rebase = True
+        self._last_frame_at = None
         if source is not None:
             source.subscribers.add(self)
             if self.kind == "video":
@@ -154,6 +158,11 @@ class ForwardedTrack(MediaStreamTrack):
             raise MediaStreamError
         self.frames_forwarded += 1
         self.bytes_forwarded += len(frame.data)
+        if self.kind == "video":
+            now = time.monotonic()
+            if self._last_frame_at is not None and now - self._last_frame_at > FREEZE_S:
+                self.freezes += 1
+            self._last_frame_at = now
         return frame
 
     def stop(self) -> None:

@@ -354,6 +354,7 @@ def leg_counters(leg: Leg) -> dict[str, Any]:
         "resolution": None if video is None or video.resolution is None else "%dx%d" % video.resolution,
         "frames_forwarded": sum(t.frames_forwarded for t in leg.video_out),
         "frames_dropped": sum(t.frames_dropped for t in leg.video_out),
+        "freezes": sum(t.freezes for t in leg.video_out),
         "bytes_forwarded": sum(t.bytes_forwarded for t in [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]),
         "program": None if leg.program is None else {"video": list(leg.program.video), "audio": leg.program.audio},
         "senders_started": sum(sender_started(t.sender) for t in leg.pc.getTransceivers() if t.sender.track is not None),
@@ -365,15 +366,16 @@ def leg_counters(leg: Leg) -> dict[str, Any]:
 
 def rtcp_figures(report: Any) -> dict[str, Any]:
     """Loss and jitter of what the site sends us; RTT from its receiver reports about what we send."""
-    lost = 0
+    lost = received = 0
     jitter_ms = 0.0
     rtts = []
     for s in report.values():
         if s.type == "inbound-rtp":
             lost += s.packetsLost or 0
+            received += s.packetsReceived or 0
             clock = 90000 if s.kind == "video" else 48000
             jitter_ms = max(jitter_ms, 1000 * (s.jitter or 0) / clock)
         elif s.type == "remote-inbound-rtp" and s.roundTripTime is not None:
             rtts.append(s.roundTripTime)
-    return {"packets_lost": lost, "jitter_ms": round(jitter_ms, 1),
+    return {"packets_lost": lost, "packets_received": received, "jitter_ms": round(jitter_ms, 1),
             "rtt_ms": round(1000 * max(rtts), 1) if rtts else None}

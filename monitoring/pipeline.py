@@ -1,0 +1,157 @@
+"""The quality pipeline: every leg sampled every SAMPLE_S, scored, and kept for 15 minutes.
+
+Each sample reads the nodes' cumulative counters (the in-process node directly, node processes
+through their /figures) and turns the differences since the previous sample into rates: loss %
+of what the site sends, jitter and RTT from RTCP, kbit/s each way, the frame rate the site
+delivers, freezes the node saw while forwarding to it, an audio MOS (monitoring/emodel.py) and a
+video score (monitoring/video_score.py). Node-to-node legs (trunks) are sampled for kbit/s.
+`sample` is pure over the figures it is given, so it is tested without a network.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from monitoring.emodel import OPUS, G711, audio_mos
+from monitoring.video_score import video_score
+
+log = logging.getLogger("monitoring.pipeline")
+SAMPLE_S = 3.0
+HISTORY_S = 15 * 60
+PLAYOUT_MS = 40  # jitter buffer and codec delay added to half the RTT for the E-model's mouth-to-ear delay
+
+
+@dataclass(frozen=True)
+class LegSample:
+    t: float  # epoch seconds
+    session: str
+    node: str
+    site: str  # a trunk's "child->parent"
+    kind: str  # webrtc | sip | trunk
+    kbps_in: float
+    kbps_out: float
+    loss_pct: float | None = None
+    jitter_ms: float | None = None
+    rtt_ms: float | None = None
+    fps: float | None = None
+    resolution: str | None = None
+    freezes: int = 0
+    mos: float | None = None
+    video_score: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.session, self.node, self.site)
+
+
+async def gather_figures(app: web.Application) -> list[dict[str, Any]]:
+    """Every session's live figures: the in-process node's and each live node process's."""
+    from confctl.keys import MEDIA_NODE, NODE_KEY, NODE_STORE, run_read
+    sessions = [dict(s, node="in-process") for s in await app[MEDIA_NODE].live_figures(time.monotonic())]
+    nodes = [n for n in await run_read(app, app[NODE_STORE].all) if n.alive(time.time())]
+    if nodes:
+        async with aiohttp.ClientSession() as http:
+            remote = await asyncio.gather(*(_remote(http, n.url, app[NODE_KEY]) for n in nodes))
+        for n, rows in zip(nodes, remote):
+            sessions += [dict(s, node=n.id) for s in rows]
+    return sessions
+
+
+async def _remote(http: aiohttp.ClientSession, url: str, key: bytes) -> list[dict[str, Any]]:
+    try:
+        async with http.get(f"{url}/figures", headers={"Authorization": f"Bearer {key.hex()}"},
+                            timeout=aiohttp.ClientTimeout(total=3)) as r:
+            return (await r.json())["sessions"] if r.status == 200 else []
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError):
+        return []  # a node that does not answer is shown by /api/media-nodes, not here
+
+
+def _pixels(resolution: str | None) -> int | None:
+    try:
+        w, h = (int(x) for x in (resolution or "").split("x"))
+        return w * h
+    except ValueError:
+        return None
+
+
+class QualityPipeline:
+    def __init__(self) -> None:
+        self.history: dict[tuple[str, str, str], deque[LegSample]] = {}
+        self.latest: dict[tuple[str, str, str], LegSample] = {}
+        self._prev: dict[tuple[str, str, str], tuple[float, dict[str, float]]] = {}
+
+    def sample(self, sessions: list[dict[str, Any]], now: float) -> list[LegSample]:
+        """One sample of every leg in `sessions` (the nodes' figures); legs gone since are dropped."""
+        out: list[LegSample] = []
+        seen: set[tuple[str, str, str]] = set()
+        for s in sessions:
+            node = str(s.get("node", "in-process"))
+            for leg in s.get("legs", []):
+                node_of_leg = str(leg.get("node", node))
+                key = (str(s["session"]), node_of_leg, str(leg["site"]))
+                counters = {"in": sum(leg.get("bytes_in", {}).values()), "out": leg.get("bytes_forwarded", 0),
+                            "lost": leg.get("packets_lost", 0), "received": leg.get("packets_received", 0),
+                            "frames": leg.get("frames_in", {}).get("video", 0), "freezes": leg.get("freezes", 0)}
+                seen.add(key)
+                sample = self._leg(key, counters, leg, now)
+                if sample is not None:
+                    out.append(sample)
+            for trunk in s.get("trunks", []):
+                key = (str(s["session"]), node, f"{trunk['child']}->{trunk['parent']}")
+                seen.add(key)
+                counters = {"in": trunk.get("bytes_up", 0), "out": trunk.get("bytes_down", 0)}
+                prev = self._prev.get(key)
+                self._prev[key] = (now, counters)
+                if prev is not None and now > prev[0]:
+                    dt = now - prev[0]
+                    out.append(LegSample(now, key[0], node, key[2], "trunk",
+                                         _rate(counters["in"], prev[1]["in"], dt), _rate(counters["out"], prev[1]["out"], dt)))
+        for key in set(self._prev) - seen:  # a leg that vanished between samples: forget it, keep its history
+            del self._prev[key]
+            self.latest.pop(key, None)
+        for smp in out:
+            self.latest[smp.key] = smp
+            self.history.setdefault(smp.key, deque(maxlen=int(HISTORY_S / SAMPLE_S))).append(smp)
+        return out
+
+    def _leg(self, key: tuple[str, str, str], c: dict[str, float], leg: dict[str, Any], now: float) -> LegSample | None:
+        prev = self._prev.get(key)
+        self._prev[key] = (now, c)
+        if prev is None or now <= prev[0]:
+            return None
+        dt, p = now - prev[0], prev[1]
+        sip = leg.get("kind") == "sip"
+        lost, got = max(0.0, c["lost"] - p["lost"]), max(0.0, c["received"] - p["received"])
+        loss = 100 * lost / (lost + got) if lost + got else (None if sip else 0.0)
+        rtt = leg.get("rtt_ms")
+        one_way = (rtt / 2 if rtt is not None else 0) + PLAYOUT_MS
+        fps = None if sip else round(max(0.0, c["frames"] - p["frames"]) / dt, 1)
+        freezes = int(max(0, c["freezes"] - p["freezes"]))
+        resolution = leg.get("resolution")
+        return LegSample(
+            now, key[0], key[1], key[2], "sip" if sip else "webrtc",
+            _rate(c["in"], p["in"], dt), _rate(c["out"], p["out"], dt),
+            None if loss is None else round(loss, 2), leg.get("jitter_ms"), rtt, fps, resolution, freezes,
+            audio_mos(G711 if sip else OPUS, loss or 0.0, one_way),
+            None if sip else video_score(fps or 0.0, freezes, loss or 0.0, _pixels(resolution), None))
+
+    def leg_history(self, key: tuple[str, str, str]) -> list[dict[str, Any]]:
+        return [asdict(s) for s in self.history.get(key, ())]
+
+    async def run(self, app: web.Application) -> None:
+        """The sampling loop (kept alive by the app's TaskGroup)."""
+        while True:
+            started = time.monotonic()
+            self.sample(await gather_figures(app), time.time())
+            await asyncio.sleep(max(0.5, SAMPLE_S - (time.monotonic() - started)))
+
+
+def _rate(now_bytes: float, then_bytes: float, dt: float) -> float:
+    return round(8 * max(0.0, now_bytes - then_bytes) / dt / 1000, 1)
