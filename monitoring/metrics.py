@@ -31,8 +31,8 @@ LEG_GAUGES = (("loss_percent", "loss_pct", "Packets the site sent that did not a
 
 
 class ConfctlCollector(Collector):
-    def __init__(self, pipeline: QualityPipeline, reserved: Any, bookings: Any):
-        self.pipeline, self._reserved, self._bookings = pipeline, reserved, bookings
+    def __init__(self, pipeline: QualityPipeline, reserved: Any, bookings: Any, live: Any):
+        self.pipeline, self._reserved, self._bookings, self._live = pipeline, reserved, bookings, live
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         samples = list(self.pipeline.latest.values())
@@ -59,11 +59,16 @@ class ConfctlCollector(Collector):
         for (link, direction), kbps in sorted(self._reserved().items()):
             reserved.add_metric([link, direction], kbps)
         yield reserved
+        live = GaugeMetricFamily("confctl_link_live_kbps", "kbit/s the live legs routed over a link carry now",
+                                 labels=["link", "direction"])
+        for (link, direction), kbps in sorted(self._live().items()):
+            live.add_metric([link, direction], kbps)
+        yield live
         yield GaugeMetricFamily("confctl_bookings", "Sessions booked (not cancelled) that have not ended",
                                 value=self._bookings())
 
 
-def render(pipeline: QualityPipeline, reserved: Any, bookings: Any) -> bytes:
+def render(pipeline: QualityPipeline, reserved: Any, bookings: Any, live: Any) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ConfctlCollector(pipeline, reserved, bookings))
+    registry.register(ConfctlCollector(pipeline, reserved, bookings, live))
     return generate_latest(registry)

@@ -70,3 +70,46 @@ async def test_metrics_show_live_legs_with_their_quality_to_an_operator_only(cli
             await ws.close()
         for p in peers.values():
             await p.close()
+
+
+def test_live_link_load_follows_each_leg_and_trunk_along_its_path():
+    from monitoring.link_load import live_link_load
+    from monitoring.pipeline import LegSample
+    from rooms.topology import demo_topology
+    samples = [LegSample(0, "s", "node-cc", "cc-nongan", "webrtc", 1000, 2000),
+               LegSample(0, "s", "in-process", "node-cc->node-jl", "trunk", 500, 600),
+               LegSample(0, "s", "node-jl", "jl", "webrtc", 900, 1800)]
+    load = live_link_load(demo_topology(), samples)
+    assert load == {("cc-nongan", "up"): 1000, ("cc-nongan", "down"): 2000, ("cc", "up"): 500, ("cc", "down"): 600}
+
+
+async def test_utilization_shows_live_beside_reserved_on_every_link_of_a_cascade(client):  # noqa: F811
+    s = await book(client, ["jl", "cc-nongan"], datetime.now(TZ))  # cascade: Nong'an on node-cc, a trunk to node-jl
+    peers, sockets = {}, []
+    try:
+        for site in ("jl", "cc-nongan"):
+            ws = await client.ws_connect("/ws")
+            sockets.append(ws)
+            await ws.send_json({"type": "join", "token": token_of(s, site)})
+            await next_of(ws, "joined")
+            peers[site] = SitePeer(80, talking=True)
+            await ws.send_json({"type": "offer", "sdp": await peers[site].offer()})
+            await peers[site].accept((await next_of(ws, "answer"))["sdp"])
+        op = {"Authorization": f"Bearer {client.operator}"}
+
+        async def both_links_live() -> dict | None:
+            rows = {(x["link"], x["direction"]): x for x in (await (await client.get(
+                "/api/links/utilization", headers=op)).json())["links"]}
+            keys = [("cc-nongan", "down"), ("cc-nongan", "up"), ("cc", "down"), ("cc", "up")]
+            return rows if all(rows.get(k, {}).get("live_kbps", 0) > 0 for k in keys) else None
+        rows = await until(both_links_live, timeout=30, what="live load on Nong'an's link and on the trunk's")
+        for key in (("cc-nongan", "down"), ("cc", "down"), ("cc", "up")):
+            row = rows[key]
+            print(key, row["live_kbps"], "live of", row["reserved_kbps"], "reserved")
+            assert 0 < row["live_kbps"] <= 1.15 * row["reserved_kbps"]  # what crosses fits what was reserved
+        assert rows[("cc", "down")]["to"] == "jl" and not rows[("cc", "down")]["live_over_90pct"]
+    finally:
+        for ws in sockets:
+            await ws.close()
+        for p in peers.values():
+            await p.close()

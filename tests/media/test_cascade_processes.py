@@ -166,6 +166,10 @@ async def test_a_killed_node_process_is_replaced_and_the_join_page_rejoins_on_it
                   for leg in x["legs"] if leg["site"] == "cc-nongan"}
             assert on == {"node-cc"}
 
+            async def three_seconds_recorded_on_node_cc() -> bool:  # so the recording has something to keep
+                return any(leg["site"] == "cc-nongan" and leg["frames_in"].get("video", 0) >= 90
+                           for x in (await live(plane))["sessions"] if x["node"] == "node-cc" for leg in x["legs"])
+            await until(three_seconds_recorded_on_node_cc, timeout=30, what="3 s of Nong'an's video at node-cc")
             plane["procs"]["node-cc"].kill()  # SIGKILL mid-session: no goodbye
             killed = time.monotonic()
             await until(lambda: not jl_sees_nongan(), timeout=15, what="Nong'an gone from the province's program")
