@@ -19,6 +19,7 @@ from typing import Sequence
 from harness.wan_plan import HARNESS_ADDR, ROOT_ADDR, WanPlan, tc_commands
 
 log = logging.getLogger("harness.wan")
+OWNERS = Path("/run/confctl-wan")  # <prefix>.pid: which process an emulated network belongs to
 
 
 class WanError(RuntimeError):
@@ -51,16 +52,28 @@ def namespaces() -> list[str]:
     return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
 
 
+def _owner_alive(prefix: str) -> bool:
+    try:
+        os.kill(int((OWNERS / f"{prefix}.pid").read_text()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def remove_leftovers(prefix_pattern: str = r"^ccw[0-9a-f]{4}-") -> list[str]:
-    """Namespaces (and their processes) left by runs that could not clean up (SIGKILL)."""
+    """Namespaces (and their processes) left by runs that could not clean up (SIGKILL); a network
+    whose owner is still running (another capacity run or dry run) is left alone."""
     gone = []
     for ns in namespaces():
-        if re.match(prefix_pattern, ns):
+        if re.match(prefix_pattern, ns) and not _owner_alive(ns.split("-")[0]):
             _kill_inside(ns)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
             gone.append(ns)
+    for owner in OWNERS.glob("*.pid") if OWNERS.is_dir() else []:
+        if not _owner_alive(owner.stem):
+            owner.unlink(missing_ok=True)
     for dev in Path("/sys/class/net").iterdir():
-        if re.match(prefix_pattern.replace("-", "r$"), dev.name):
+        if re.match(prefix_pattern.replace("-", "r$"), dev.name) and not _owner_alive(dev.name[:-1]):
             subprocess.run(["ip", "link", "del", dev.name], capture_output=True)
     return gone
 
@@ -108,7 +121,14 @@ class Wan:
     def build(self) -> None:
         require_root()
         p = self.plan
+        OWNERS.mkdir(parents=True, exist_ok=True)
+        # One at a time: every emulated network uses the harness address and 10.201.0.0/16 here.
+        running = [f.stem for f in OWNERS.glob("*.pid") if _owner_alive(f.stem)]
+        if running:
+            raise WanError(f"another emulated network ({running[0]}, process "
+                           f"{(OWNERS / (running[0] + '.pid')).read_text()}) is running: one at a time on this machine")
         self.built = True  # from here on, teardown has something to remove
+        (OWNERS / f"{p.prefix}.pid").write_text(str(os.getpid()))
         try:
             _batch([f"netns add {ns}" for ns in p.namespaces.values()])
             root_ns = p.namespaces[p.root]
@@ -198,4 +218,5 @@ class Wan:
         _batch([f"netns del {ns}" for ns in self.plan.namespaces.values() if ns in set(namespaces())])
         subprocess.run(["ip", "link", "del", f"{self.plan.prefix}r"], capture_output=True)  # gone with its peer, mostly
         subprocess.run(["ip", "route", "del", "10.201.0.0/16"], capture_output=True)
+        (OWNERS / f"{self.plan.prefix}.pid").unlink(missing_ok=True)
         self.built = False

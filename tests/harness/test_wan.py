@@ -129,3 +129,13 @@ def test_a_freeze_is_charged_to_the_link_only_when_the_link_did_something():
     assert not step_passes(report(0.4, 1))[0]  # something was lost somewhere
     assert not step_passes(report(0, 1, delay=2000))[0]  # the machine is overloaded: no capacity there
     assert not step_passes(report(1.5, 0))[0]
+
+
+def test_one_emulated_network_at_a_time():
+    first = Wan(plan_wan(T, ["cc-nongan"], 0.5, prefix()))
+    with first:
+        with pytest.raises(WanError, match="one at a time"):
+            Wan(plan_wan(T, ["sp-lishu"], 0.5, prefix())).build()
+        assert remove_leftovers() == []  # its owner is alive: not a leftover
+        assert mine(first.plan.prefix)
+    assert mine(first.plan.prefix) == []
