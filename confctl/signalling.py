@@ -16,17 +16,13 @@ from confctl.join_tokens import InvalidJoinToken, verify
 from confctl.session_windows import is_live, is_over
 from confctl.keys import BOOKINGS, FALLBACKS, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS, run_db, run_read
 from confctl.placement import effective_placement, fallback_cost, place, planned
-from media.cascade_session import Placement
+from media.cascade_session import Placement, ws_url
 from media.grants import GRANT_TTL_S, Grant, sign_grant
 from media.signalling import Redirect, Refusal, serve
 from rooms.ids import SiteId
 from rooms.store.bookings import NotFound
 
 log = logging.getLogger("confctl.signalling")
-
-
-def _ws_url(http_url: str) -> str:
-    return ("wss://" + http_url[8:] if http_url.startswith("https://") else "ws://" + http_url.removeprefix("http://")) + "/ws"
 
 
 async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redirect:
@@ -66,7 +62,7 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
         return replace(grant, notice=notice)
     node = alive[where.node_of(SiteId(site))]
     cascade = Placement(where.attachments, where.root, alive[where.root].url)
-    return Redirect(_ws_url(node.url), sign_grant(app[NODE_KEY], replace(
+    return Redirect(ws_url(node.url, "/ws"), sign_grant(app[NODE_KEY], replace(
         grant, node=node.id, cascade=cascade.to_dict() if cascade.spans_nodes else None)), notice)
 
 

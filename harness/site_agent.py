@@ -26,6 +26,7 @@ import aiohttp
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from media.aiortc_hooks import on_keyframe_request, raise_bitrate_caps, tap_receiver
+from media.room import rtcp_figures
 from media.synthetic import KEY_EVERY_S, ClipIndex, ReplayAudio, ReplayVideo, audio_clip, video_clip
 
 FREEZE_S = 0.2
@@ -141,16 +142,9 @@ async def join(http: aiohttp.ClientSession, control: str, leg: Leg, clip: Any, o
     leg.follower = asyncio.create_task(follow())
 
 
-async def rtp_counters(pc: RTCPeerConnection) -> dict[str, float]:
-    lost = received = 0
-    jitter = 0.0
-    for s in (await pc.getStats()).values():
-        if s.type == "inbound-rtp":
-            lost += s.packetsLost or 0
-            received += s.packetsReceived or 0
-            if s.kind == "video":
-                jitter = max(jitter, 1000 * (s.jitter or 0) / 90000)
-    return {"lost": lost, "received": received, "jitter_ms": jitter}
+async def rtp_counters(pc: RTCPeerConnection) -> dict[str, Any]:
+    """What the node reports for a leg (media/room.py), read at this end of it."""
+    return rtcp_figures(await pc.getStats())
 
 
 def stream_figures(rec: Received, t0: float, t1: float, schedule: dict[str, Any] | None, wall_offset: float) -> dict:
@@ -204,7 +198,8 @@ async def main() -> None:
             wall_offset = time.time() - time.monotonic()
             out["program_changed"] = changed  # a window where the program moved measures a switch, not a link
             for leg, b, a, program in zip(legs, before, after, programs):
-                lost, got = a["lost"] - b["lost"], a["received"] - b["received"]
+                lost = a["packets_lost"] - b["packets_lost"]
+                got = a["packets_received"] - b["packets_received"]
                 streams = []
                 for slot, source in enumerate(program):
                     if source is None:

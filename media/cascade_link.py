@@ -29,7 +29,7 @@ from typing import Any, Callable
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from media.cascade_session import Cascade, Placement, Slots, apply_order
+from media.cascade_session import Cascade, Placement, Slots, apply_order, ws_url
 from media.grants import GRANT_TTL_S, Grant, InvalidGrant, sign_grant, verify_grant
 from media.program import SessionRanking, session_ranking
 from media.room import MediaRoom
@@ -286,10 +286,9 @@ class ChildBranch:
         self.reprogram()
 
     async def _link_once(self) -> None:
-        url = str(self.placement.root_url or "").rstrip("/")
-        if not url:
+        if not self.placement.root_url:
             raise LinkRefused("the placement names no URL for the root node")
-        url = ("wss://" + url[8:] if url.startswith("https://") else "ws://" + url.removeprefix("http://")) + "/trunk"
+        url = ws_url(self.placement.root_url, "/trunk")
         outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=200)
 
         def send(msg: dict[str, Any]) -> None:

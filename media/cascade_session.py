@@ -57,6 +57,12 @@ class Placement:
                          d.get("root_url"))
 
 
+def ws_url(http_url: str, path: str) -> str:
+    """A node's WebSocket endpoint (`/ws` for legs, `/trunk` for child nodes) from its HTTP URL."""
+    base = http_url.rstrip("/")
+    return ("wss://" + base[8:] if base.startswith("https://") else "ws://" + base.removeprefix("http://")) + path
+
+
 @dataclass
 class TrunkSlots:
     """Which site's stream each slot of a trunk carries, per direction (slot 0 audio, 1-2 video)."""

@@ -35,18 +35,23 @@ def test_a_sample_is_the_difference_since_the_previous_one_and_scores_move_with_
     assert len(q.leg_history(("ses_1", "in-process", "cc-nongan"))) == 2
 
 
+async def join_talking(client, s: dict, sites: tuple[str, ...], peers: dict, sockets: list) -> None:  # noqa: F811
+    """Each site joins through /ws as the join page does, with a talking SitePeer (closed by the caller)."""
+    for site in sites:
+        ws = await client.ws_connect("/ws")
+        sockets.append(ws)
+        await ws.send_json({"type": "join", "token": token_of(s, site)})
+        await next_of(ws, "joined")
+        peers[site] = SitePeer(80, talking=True)
+        await ws.send_json({"type": "offer", "sdp": await peers[site].offer()})
+        await peers[site].accept((await next_of(ws, "answer"))["sdp"])
+
+
 async def test_metrics_show_live_legs_with_their_quality_to_an_operator_only(client, tmp_path):  # noqa: F811
     s = await book(client, ["jl", "cc-nongan"], datetime.now(TZ))
     peers, sockets = {}, []
     try:
-        for site in ("jl", "cc-nongan"):
-            ws = await client.ws_connect("/ws")
-            sockets.append(ws)
-            await ws.send_json({"type": "join", "token": token_of(s, site)})
-            await next_of(ws, "joined")
-            peers[site] = SitePeer(80, talking=True)
-            await ws.send_json({"type": "offer", "sdp": await peers[site].offer()})
-            await peers[site].accept((await next_of(ws, "answer"))["sdp"])
+        await join_talking(client, s, ("jl", "cc-nongan"), peers, sockets)
         pipeline = client.app[QUALITY]
         await until(lambda: {k[2] for k, v in pipeline.latest.items() if v.kbps_in > 0 and v.mos} >= {"jl", "cc-nongan"},
                     timeout=30, what="both legs sampled by the quality pipeline")
@@ -87,14 +92,7 @@ async def test_utilization_shows_live_beside_reserved_on_every_link_of_a_cascade
     s = await book(client, ["jl", "cc-nongan"], datetime.now(TZ))  # cascade: Nong'an on node-cc, a trunk to node-jl
     peers, sockets = {}, []
     try:
-        for site in ("jl", "cc-nongan"):
-            ws = await client.ws_connect("/ws")
-            sockets.append(ws)
-            await ws.send_json({"type": "join", "token": token_of(s, site)})
-            await next_of(ws, "joined")
-            peers[site] = SitePeer(80, talking=True)
-            await ws.send_json({"type": "offer", "sdp": await peers[site].offer()})
-            await peers[site].accept((await next_of(ws, "answer"))["sdp"])
+        await join_talking(client, s, ("jl", "cc-nongan"), peers, sockets)
         op = {"Authorization": f"Bearer {client.operator}"}
 
         async def both_links_live() -> dict | None:

@@ -17,7 +17,7 @@ async def metrics(request: web.Request) -> web.Response:
     store = request.app[BOOKINGS]
     now = int(time.time())
     peaks = await run_read(request.app, store.all_link_peaks, now, now + 1)
-    booked = await run_read(request.app, lambda: len(store.list(now, None)))
+    booked = await run_read(request.app, store.count_booked, now)
     topo = await run_read(request.app, store.topology)
     live = live_link_load(topo, request.app[QUALITY].latest.values())
     body = render(request.app[QUALITY], lambda: peaks, lambda: booked, lambda: live)

@@ -17,7 +17,7 @@ from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 
 from rooms.admission import (DEFAULT_HORIZON_S, Accepted, Alternative, BookingRequest, Existing, Occurrence, Refused,
                              RequestError, SiteChoice, earliest_shift, evaluate, fits_when_alone, normalise, plan_for,
@@ -105,6 +105,12 @@ class BookingStore:
     def topology(self) -> Topology:
         with read_transaction(self.engine) as conn:
             return self._topology(conn)
+
+    def count_booked(self, after: int) -> int:
+        """Booked sessions whose last occurrence ends after `after` (for /metrics: a count, not the rows)."""
+        with read_transaction(self.engine) as conn:
+            return conn.execute(select(func.count()).select_from(ST).where(
+                ST.c.status == "booked", ST.c.last_end > after)).scalar_one()
 
     def has_topology(self) -> bool:
         with read_transaction(self.engine) as conn:
