@@ -5,23 +5,27 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import AsyncIterator
 
 from aiohttp import web
 
-from confctl.api import calendar, dry_runs, live, metrics, network, nodes, people, recordings, sessions, telephony
+from confctl.api import (calendar, dry_runs, live, metrics, network, nodes, operators, people, recordings, sessions,
+                         signin, telephony)
 from confctl.api.openapi import openapi_route
 from confctl.api.route import PUBLIC, Route
 from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
 from confctl.config import Settings
 from confctl.errors import error_middleware
-from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS,
-                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, run_db)
+from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, SETTINGS,
+                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, run_db,
+                          run_read)
+from confctl.page_routes import PAGES, add_pages
 from confctl.signalling import websocket
 from media.node import MediaNode
 from media.supervision import TaskGroup
 from confctl.node_watch import watch_nodes
+from monitoring.alarm_config import load_config
+from monitoring.operations import Operations
 from monitoring.pipeline import QualityPipeline
 from media.recording import purge_older_than, recover_interrupted
 from rooms.store.bookings import BookingStore
@@ -37,10 +41,10 @@ from sip_stub.gateway import Gateway
 from sip_stub.service import SipService
 from rooms.store.secrets import shared_secret
 from rooms.store.users import UserStore
+from rooms.store.web_sessions import FeedTokens, WebSessions
 from rooms.topology import load_topology_file
 
 log = logging.getLogger("confctl")
-PAGES = Path(__file__).parent / "pages"
 
 
 async def health(request: web.Request) -> web.Response:
@@ -57,18 +61,11 @@ async def home(request: web.Request) -> web.Response:
     raise web.HTTPFound("/book")
 
 
-async def book_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(PAGES / "book.html")
-
-
-async def join_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(PAGES / "join.html")
-
-
 def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
-    for module in (calendar, sessions, dry_runs, network, people, live, metrics, recordings, nodes, telephony):
+    for module in (calendar, sessions, dry_runs, network, people, live, metrics, operators, signin, recordings, nodes,
+                   telephony):
         routes.extend(module.routes)
     routes.append(Route("GET", "/api/health", health, "Liveness", PUBLIC))
     routes.append(openapi_route(routes))
@@ -83,6 +80,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await run_db(app, upgrade, engine)
     app[BOOKINGS] = BookingStore(engine, horizon_s=settings.horizon_days * 86400)
     app[USER_STORE] = UserStore(engine)
+    app[WEB_SESSIONS] = WebSessions(engine)
+    app[FEED_TOKENS] = FeedTokens(engine)
     app[JOIN_SECRET] = await run_db(app, shared_secret, engine, "join_token")
     app[NODE_KEY] = await run_db(app, shared_secret, engine, "node_grant")
     app[NODE_STORE] = MediaNodeStore(engine)
@@ -107,6 +106,19 @@ async def _retention(settings: Settings) -> None:
         await asyncio.sleep(6 * 3600)
 
 
+async def _record_retention(app: web.Application) -> None:
+    """Call records, cleared alarms and per-minute quality past their retention, now and daily."""
+    s, ops = app[SETTINGS], app[OPERATIONS]
+    while True:
+        now = int(time.time())
+        gone = [await run_db(app, ops.calls.purge, now - s.call_record_retention_days * 86400),
+                await run_db(app, ops.alarm_store.purge, now - s.alarm_retention_days * 86400),
+                await run_db(app, ops.minutes_store.purge, now - s.quality_retention_days * 86400)]
+        if any(gone):
+            log.info("retention: deleted %d call record(s), %d alarm(s), %d quality minute(s)", *gone)
+        await asyncio.sleep(86400)
+
+
 async def _media(app: web.Application) -> AsyncIterator[None]:
     """The media node runs in-process by default; its rooms close with the app."""
     # Before any room records: what a killed predecessor left half-written becomes playable.
@@ -114,14 +126,20 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir, grant_key=lambda: app[NODE_KEY])
     app[BACKGROUND].keep_alive(lambda: _retention(app[SETTINGS]), "recordings-retention")
     app[BACKGROUND].keep_alive(lambda: watch_nodes(app), "media node watch")
-    app[QUALITY] = QualityPipeline()
-    app[BACKGROUND].keep_alive(lambda: app[QUALITY].run(app), "quality pipeline")  # type: ignore[attr-defined]
+    topo = await run_read(app, app[BOOKINGS].topology) if await run_read(app, app[BOOKINGS].has_topology) else None
+    config = load_config(app[SETTINGS].alarms_file, set(topo.sites) if topo is not None else None)
+    app[QUALITY] = pipeline = QualityPipeline()
+    app[OPERATIONS] = operations = Operations(app, config, pipeline, app[SETTINGS].quality_sample_s)
+    await operations.start()
+    app[BACKGROUND].keep_alive(operations.run, "quality pipeline")
+    app[BACKGROUND].keep_alive(lambda: _record_retention(app), "records retention")
     app[COMPOSITES] = recordings.CompositeJobs()
     app[dry_runs.DRY_RUNS] = dry_runs.DryRuns()
     yield
     await app[COMPOSITES].close()
     await app[dry_runs.DRY_RUNS].close()
     await app[BACKGROUND].close()
+    await operations.close()
     await app[MEDIA_NODE].close()
 
 
@@ -173,8 +191,7 @@ def make_app(settings: Settings) -> web.Application:
     for r in routes:
         app.router.add_route(r.method, r.path, r.handler)
     app.router.add_get("/", home)
-    app.router.add_get("/book", book_page)
-    app.router.add_get("/join", join_page)
+    add_pages(app)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", PAGES)
     return app

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from confctl.api.route import Route
 from confctl.errors import ApiError
-from confctl.keys import USER_STORE, run_read
+from confctl.keys import USER_STORE, WEB_SESSIONS, FEED_TOKENS, run_read
 from rooms.store.users import User
+from rooms.store.web_sessions import FEED_PREFIX
 
 USER = web.RequestKey("user", User)
 ROUTE_TABLE = web.AppKey("route_table", dict)  # (method, canonical path) -> Route
@@ -19,6 +21,10 @@ ROUTE_TABLE = web.AppKey("route_table", dict)  # (method, canonical path) -> Rou
 # the database: a non-ASCII header no longer becomes a UnicodeEncodeError.
 TOKEN_SHAPE = re.compile(r"(cct_)?[A-Za-z0-9_-]{43}")
 MAX_AUTHORIZATION = 8192
+COOKIE = "confctl_session"  # a browser's sign-in (HttpOnly, SameSite=Strict): pages never hold a bearer token
+COOKIE_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+FEED_SHAPE = re.compile(FEED_PREFIX + r"[A-Za-z0-9_-]{43}")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def route_table(routes: list[Route]) -> dict[tuple[str, str], Route]:
@@ -39,11 +45,45 @@ def _token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     if len(header) > MAX_AUTHORIZATION:
         raise ApiError(431, "header_too_large", f"the Authorization header is limited to {MAX_AUTHORIZATION} bytes")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if not token and request.path.endswith(".ics"):
-        token = request.query.get("token", "")  # calendar clients cannot send headers
-    # (On /join, ?token= is a site's join token, verified by the signalling server, not a user's.)
-    return token
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
+
+
+async def _feed_user(request: web.Request) -> User | None:
+    """Calendar clients cannot send headers: a .ics URL carries a feed token, which reads feeds only.
+    (On /join, ?token= is a site's join token, verified by the signalling server, not a user's.)"""
+    token = request.query.get("token", "")
+    if not token or not request.path.endswith(".ics"):
+        return None
+    user = None
+    if FEED_SHAPE.fullmatch(token):
+        user_id = await run_read(request.app, request.app[FEED_TOKENS].user_of, token)
+        user = None if user_id is None else await run_read(request.app, request.app[USER_STORE].by_id, user_id)
+    elif TOKEN_SHAPE.fullmatch(token):  # a personal token in a URL: still read, for links made before feed tokens
+        user = await run_read(request.app, request.app[USER_STORE].by_token, token)
+    if user is None:
+        raise _unknown_token()
+    return user
+
+
+async def _cookie_user(request: web.Request) -> User | None:
+    value = request.cookies.get(COOKIE, "")
+    if not COOKIE_SHAPE.fullmatch(value):
+        return None
+    user_id = await run_read(request.app, request.app[WEB_SESSIONS].user_of, value, int(time.time()))
+    if user_id is None:
+        return None  # signed out or expired: as if no cookie (pages send the browser to sign in)
+    if request.method not in SAFE_METHODS:
+        # SameSite=Strict keeps other sites' requests from carrying the cookie; an Origin that is not
+        # ours is refused as well, for browsers that predate SameSite.
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.split("://", 1)[-1] != request.host:
+            raise ApiError(403, "cross_origin", "a signed-in browser's changes must come from confctl's own pages")
+    return await run_read(request.app, request.app[USER_STORE].by_id, user_id)
+
+
+async def page_user(request: web.Request) -> User | None:
+    """The signed-in user of a page request (pages are not API routes: the middleware leaves them be)."""
+    return await _cookie_user(request)
 
 
 def _unknown_token() -> ApiError:
@@ -62,6 +102,10 @@ async def auth_middleware(request: web.Request, handler: Callable[[web.Request],
         if user is None:
             raise _unknown_token()
         request[USER] = user
+    elif route is not None and not route.public:
+        user = await _feed_user(request) or await _cookie_user(request)
+        if user is not None:
+            request[USER] = user
     if route is not None and not route.public:
         user = require(request)
         if user.role.value not in route.roles:

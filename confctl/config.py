@@ -36,3 +36,11 @@ class Settings:
     # 0: this process reads it alone.
     sip_workers: int = 0
     recording_retention_days: int = 30
+    # Operators (monitoring/): how often every leg is sampled, the alarm thresholds and webhooks
+    # (a YAML file, monitoring/alarm_config.py; None: the defaults, no webhooks), and how long records stay.
+    quality_sample_s: float = 3.0
+    alarms_file: Path | None = None
+    call_record_retention_days: int = 400  # a year of call records and the month after, for audits
+    alarm_retention_days: int = 90  # cleared alarms
+    quality_retention_days: int = 31  # per-minute quality aggregates
+    web_session_hours: int = 12  # a browser's sign-in lasts a working day

@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import OperationalError
 
 from rooms.admission import RequestError
-from rooms.booking_form import FormError
+from rooms.booking_form import FormError, validation_detail
 from rooms.store.bookings import DialInExhausted, NoTopology, NotFound, SessionCancelled
 from rooms.store.users import UserError
 
@@ -84,6 +85,18 @@ async def read_json(request: web.Request) -> Any:
         return parse_json(raw)
     except ValueError as exc:
         raise ApiError(400, "invalid_json", str(exc)) from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body as `model`, or a 4xx naming what is wrong."""
+    raw = await read_json(request)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise FormError(validation_detail(exc)) from None
 
 
 def parse_json(raw: bytes | str) -> Any:

@@ -11,15 +11,19 @@ from aiohttp import web
 from confctl.config import Settings
 from media.node import MediaNode
 from media.supervision import TaskGroup
+from monitoring.operations import Operations
 from rooms.store.bookings import BookingStore
 from rooms.store.media_nodes import MediaNodeStore
 from rooms.store.users import UserStore
+from rooms.store.web_sessions import FeedTokens, WebSessions
 
 T = TypeVar("T")
 
 SETTINGS = web.AppKey("settings", Settings)
 BOOKINGS = web.AppKey("bookings", BookingStore)
 USER_STORE = web.AppKey("users", UserStore)
+WEB_SESSIONS = web.AppKey("web_sessions", WebSessions)  # browsers' sign-ins
+FEED_TOKENS = web.AppKey("feed_tokens", FeedTokens)  # calendar feed tokens
 DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)  # writes: bookings, topology, SIP, call records
 # Auth and reads get threads of their own, so a long write (a topology re-admission, a SIP
 # worker's batch) never queues every API call behind it.
@@ -34,6 +38,7 @@ SIP_GATEWAY = web.AppKey("sip_gateway", object)  # sip_stub.gateway.Gateway, whe
 SIP_WORKERS = web.AppKey("sip_workers", object)  # sip_stub.workers.SipWorkers, when SIP runs
 BACKGROUND = web.AppKey("background", TaskGroup)  # loops that must live: supervised, shown in /api/health
 QUALITY = web.AppKey("quality", object)  # monitoring.pipeline.QualityPipeline
+OPERATIONS = web.AppKey("operations", Operations)  # alarms, call records, minutes, the dashboards' live push
 FALLBACKS = web.AppKey("fallbacks", dict)  # session id -> how it was re-placed around nodes that are down
 COMPOSITES = web.AppKey("composites", object)  # confctl.api.recordings.CompositeJobs
 

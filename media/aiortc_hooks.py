@@ -20,6 +20,8 @@ TESTED_AIORTC = ("1.16.",)
 _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 _THREAD_ATTR = "_RTCRtpReceiver__decoder_thread"
 _SSRC_ATTR = "_RTCRtpReceiver__active_ssrc"
+_STREAMS_ATTR = "_RTCRtpReceiver__remote_streams"  # ssrc -> StreamStatistics, RTX streams included
+_RTX_ATTR = "_RTCRtpReceiver__rtx_ssrc"  # rtx ssrc -> media ssrc
 
 FrameHandler = Callable[[Any, Any], None]  # (RTCRtpCodecParameters, JitterFrame)
 
@@ -160,3 +162,22 @@ async def start_idle_senders(pc: Any) -> int:
             await t.sender.send(pc._RTCPeerConnection__localRtp(t))
             started += 1
     return started
+
+
+def inbound_streams(pc: Any) -> list[dict[str, Any]]:
+    """Loss and jitter of each media stream a peer receives, retransmission (RTX) streams left out.
+
+    aiortc's getStats puts every stream of a receiver under one id, so once RTX packets arrive the
+    RTX stream's figures replace the media stream's (and freeze when retransmissions stop): read
+    its per-SSRC statistics instead.
+    """
+    out = []
+    for t in pc.getTransceivers():
+        r = t.receiver
+        rtx = set(getattr(r, _RTX_ATTR, {}))
+        for ssrc, st in list(getattr(r, _STREAMS_ATTR, {}).items()):
+            if ssrc in rtx:
+                continue
+            out.append({"kind": t.kind, "ssrc": ssrc, "packets_received": st.packets_received,
+                        "packets_lost": max(0, st.packets_lost), "jitter_ms": 1000 * st.jitter / st._clockrate})
+    return out

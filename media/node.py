@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
 from media.aiortc_hooks import install_fast_clock, raise_bitrate_caps
 from media.cascade_link import GATEWAY, ChildBranch
 from media.cascade_session import Cascade, Placement
-from media.room import Leg, MediaRoom
+from media.room import EndReason, Leg, MediaRoom
 from media.supervision import TaskGroup
 from rooms.ids import NodeId, SessionId, SiteId
 
 log = logging.getLogger("media.node")
+ENDED_KEPT = 500
 
 
 class WrongNode(ValueError):
@@ -39,6 +41,9 @@ class MediaNode:
         self._closing = TaskGroup("media node")
         self.placements: dict[SessionId, Placement] = {}  # sessions spread over several nodes
         self.cascades: dict[SessionId, Cascade] = {}
+        # Legs that ended lately (for call records): kept so that every control plane that asks
+        # within a few minutes sees them; the reader ignores ids it has recorded.
+        self.ended: deque[dict[str, Any]] = deque(maxlen=ENDED_KEPT)
 
     def place(self, session_id: SessionId, placement: Placement) -> None:
         """The control plane's word on which node each site of a session attaches to."""
@@ -121,8 +126,28 @@ class MediaNode:
             room = self.rooms[key] = MediaRoom(key, site, self._ice, echo=True)
         return room
 
+    def ended_legs(self) -> list[dict[str, Any]]:
+        """Legs (and phones) that ended lately, newest last."""
+        self._collect_ended(self.session_rooms())
+        return list(self.ended)
+
+    def _collect_ended(self, rooms: list[MediaRoom]) -> None:
+        for room in rooms:
+            self.ended.extend(room.ended)
+            room.ended.clear()
+
+    async def end_leg(self, session_id: SessionId, site: SiteId, reason: EndReason = EndReason.ENDED_BY_ADMIN) -> bool:
+        """An administrator ends a site's leg: the site's page is told why and does not rejoin."""
+        room = self.room_of(session_id, site)
+        if room is None or site not in room.legs:
+            return False
+        await room.leave(site, reason)
+        await self.release(session_id)
+        return True
+
     async def release(self, session_id: SessionId) -> None:
         """Close a room (or a cascade's rooms and trunks) nobody is in any more."""
+        self._collect_ended([r for r in self.session_rooms() if r.session_id == session_id])
         room = self.rooms.get(session_id)
         if room is not None and not room.legs and not room.phones:
             del self.rooms[session_id]
@@ -136,14 +161,14 @@ class MediaNode:
             del self.branches[session_id]
             await branch.close()
 
-    def drop_leg(self, room: MediaRoom, leg: Leg) -> asyncio.Task[None]:
+    def drop_leg(self, room: MediaRoom, leg: Leg, reason: EndReason = EndReason.DISCONNECTED) -> asyncio.Task[None]:
         """Close a leg whose signalling connection ended.
 
         The node owns the work, so it completes even when the connection's
         handler is cancelled (aiohttp cancels it when the client disconnects).
         """
         async def drop() -> None:
-            await room.drop(leg)
+            await room.drop(leg, reason)
             await self.release(room.session_id)
         return self._closing.spawn(drop(), f"closing leg {leg.site} of {room.session_id}")
 

@@ -30,7 +30,7 @@ from media.node import MediaNode
 from media.recording import recover_interrupted, set_owner
 from media.signalling import Refusal, serve
 from media.supervision import TaskGroup
-from rooms.ids import NodeId
+from rooms.ids import NodeId, SessionId, SiteId
 
 log = logging.getLogger("media.node_server")
 HEARTBEAT_S = 2  # the control plane marks a node down after 5 s without a beat (rooms/store/media_nodes.py)
@@ -113,11 +113,27 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
             raise web.HTTPServiceUnavailable(text="this node has not registered with its control plane yet")
         return await serve_trunk(request, app[NODE], lambda: bytes(app[KEY]), node_id)
 
-    async def figures(request: web.Request) -> web.Response:
+    def from_control_plane(request: web.Request) -> bool:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not app[KEY] or not hmac.compare_digest(given, bytes(app[KEY]).hex()):
-            return web.json_response({"error": "forbidden", "detail": "the control plane's key is required"}, status=403)
-        return web.json_response({"node": node_id, "sessions": await app[NODE].live_figures(time.monotonic())})
+        return bool(app[KEY]) and hmac.compare_digest(given, bytes(app[KEY]).hex())
+
+    forbidden = {"error": "forbidden", "detail": "the control plane's key is required"}
+
+    async def figures(request: web.Request) -> web.Response:
+        if not from_control_plane(request):
+            return web.json_response(forbidden, status=403)
+        return web.json_response({"node": node_id, "sessions": await app[NODE].live_figures(time.monotonic()),
+                                  "ended": app[NODE].ended_legs()})
+
+    async def end_leg(request: web.Request) -> web.Response:
+        if not from_control_plane(request):
+            return web.json_response(forbidden, status=403)
+        try:
+            body = await request.json()
+            session, site = SessionId(str(body["session"])), SiteId(str(body["site"]))
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "invalid", "detail": "send {session, site}"}, status=422)
+        return web.json_response({"ended": await app[NODE].end_leg(session, site)})
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"ok": app[TASKS].healthy, "registered": bool(app[KEY]),
@@ -137,5 +153,6 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
     app.router.add_get("/ws", ws)
     app.router.add_get("/trunk", trunk)
     app.router.add_get("/figures", figures)
+    app.router.add_post("/legs/end", end_leg)
     app.router.add_get("/health", health)
     return app

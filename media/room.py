@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import secrets
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any, Callable, Protocol
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from media.aiortc_hooks import EncodedTap, on_audio_level, sender_started, start_idle_senders
+from media.aiortc_hooks import EncodedTap, inbound_streams, on_audio_level, sender_started, start_idle_senders
 from media.forwarding import ForwardedTrack, Source
 from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
 from media.pcm_leg import PcmLeg, RoomMixer
@@ -51,6 +52,22 @@ class LegState(str, enum.Enum):
     CLOSED = "closed"
 
 
+class EndReason(str, enum.Enum):
+    """Why a leg ended, as its call record and the site's page say."""
+    LEFT = "left"  # the page said it leaves
+    DISCONNECTED = "disconnected"  # its signalling connection ended without a word
+    REPLACED = "replaced"  # the site joined again from another connection
+    CONNECTION_FAILED = "connection_failed"  # ICE/DTLS failed
+    CLOSED = "closed"
+    BAD_OFFER = "bad_offer"
+    SESSION_CLOSED = "session_closed"
+    ENDED_BY_ADMIN = "ended_by_admin"
+    HUNG_UP = "hung_up"  # a phone's call ended
+
+
+TOLD = (EndReason.REPLACED, EndReason.ENDED_BY_ADMIN)  # the site's page is told, and does not rejoin
+
+
 class SignallingError(ValueError):
     """The peer sent something we cannot use (garbage SDP, wrong media sections)."""
 
@@ -70,6 +87,9 @@ class Leg:
     on_rejoin: Callable[[str], None] | None = None  # tell the site to join again through the control plane
     last_sample: tuple[float, int, int] | None = None  # (time, bytes in, bytes out) of the last live figures
     transitions: list[tuple[str, str]] = field(default_factory=list)
+    id: str = field(default_factory=lambda: "leg_" + secrets.token_hex(8))  # its call record's key
+    joined_at: float = field(default_factory=time.time)
+    on_ended: Callable[[str], None] | None = None  # tell the site why the node ended its leg
 
     def set_state(self, new: LegState) -> None:
         if new is not self.state:
@@ -99,12 +119,14 @@ class MediaRoom:
         self.node_id = node_id  # which node of the cascade this room is (None: the only one)
         self.remote: dict[tuple[SiteId, str], Source] = {}
         self.trunk_audio: dict[str, Source] = {}  # what each trunk brings in: phones here hear it mixed
+        self.ended: list[dict[str, Any]] = []  # legs that ended, for their call records (the node collects them)
+        self._phone_since: dict[SiteId, float] = {}
 
     # -- legs -----------------------------------------------------------
     async def join(self, site: SiteId, offer_sdp: str) -> tuple[Leg, str]:
         """Answer a site's offer; replaces any leg the site already has."""
         if site in self.legs:
-            await self.leave(site)
+            await self.leave(site, EndReason.REPLACED)
         # MAX_BUNDLE: with aiortc's default (balanced) a second video m-line stays on a transport
         # that never connects (aiortc 1.16 marks it bundled before the BUNDLE group is applied).
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -134,17 +156,17 @@ class MediaRoom:
                     log.warning("leg %s: started senders aiortc had left idle", site)
                 self._reprogram()
             elif pc.connectionState in ("failed", "closed") and self.legs.get(site) is leg:
-                await self.leave(site)
+                await self.leave(site, EndReason.CONNECTION_FAILED if pc.connectionState == "failed" else EndReason.CLOSED)
 
         try:
             offer = RTCSessionDescription(sdp=offer_sdp, type="offer")
             await pc.setRemoteDescription(offer)
         except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError... on garbage SDP
-            await self.leave(site)
+            await self.leave(site, EndReason.BAD_OFFER)
             raise SignallingError(f"unusable offer: {exc!r}") from None
         kinds = [t.kind for t in pc.getTransceivers()]
         if kinds.count("video") < 1 or kinds.count("audio") < 1:
-            await self.leave(site)
+            await self.leave(site, EndReason.BAD_OFFER)
             raise SignallingError("the offer needs an audio and a video section (and a second video to see two sites)")
         leg.audio_out = ForwardedTrack("audio")
         pc.addTrack(leg.audio_out)
@@ -159,15 +181,22 @@ class MediaRoom:
         leg.set_state(LegState.CONNECTING)
         return leg, pc.localDescription.sdp
 
-    async def drop(self, leg: Leg) -> None:
+    async def drop(self, leg: Leg, reason: EndReason | None = None) -> None:
         """Close this leg if it is still the site's current one (not a replacement)."""
         if self.legs.get(leg.site) is leg:
-            await self.leave(leg.site)
+            await self.leave(leg.site, reason or EndReason.LEFT)
 
-    async def leave(self, site: SiteId) -> None:
+    async def leave(self, site: SiteId, reason: EndReason | None = None) -> None:
         leg = self.legs.pop(site, None)
         if leg is None:
             return
+        reason = reason or EndReason.LEFT
+        if not self.echo:  # a self-test is not a call
+            self.ended.append({"id": leg.id, "session": self.session_id, "site": site, "kind": "webrtc",
+                               "node": self.node_id, "joined_at": leg.joined_at, "left_at": time.time(),
+                               "reason": reason.value})
+        if leg.on_ended is not None and reason in TOLD:
+            leg.on_ended(reason.value)
         for t in [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]:
             t.stop()
         for src in leg.sources.values():
@@ -184,6 +213,7 @@ class MediaRoom:
     def add_phone(self, site: SiteId) -> PcmLeg:
         """A site joins by telephone: its PCM becomes an Opus source, it hears a mix of the others."""
         self.remove_phone(site)
+        self._phone_since[site] = time.time()
         src = Source("audio", lambda: None)
         phone = PcmLeg(site, src)
         self.phones[site] = phone
@@ -221,6 +251,9 @@ class MediaRoom:
         phone = self.phones.pop(site, None)
         if phone is None:
             return
+        self.ended.append({"id": "phone_" + secrets.token_hex(8), "session": self.session_id, "site": site,
+                           "kind": "sip", "node": self.node_id, "joined_at": self._phone_since.pop(site, time.time()),
+                           "left_at": time.time(), "reason": EndReason.HUNG_UP.value})
         for sub in list(phone.source.subscribers):
             sub.switch(None)
         self._forget_speaker(site)
@@ -259,7 +292,7 @@ class MediaRoom:
         for site in list(self.phones):
             self.remove_phone(site)
         for site in list(self.legs):
-            await self.leave(site)
+            await self.leave(site, EndReason.SESSION_CLOSED)
         await self._tasks.close()
 
     # -- program ----------------------------------------------------------
@@ -332,7 +365,7 @@ class MediaRoom:
                 fig["bitrate_out_kbps"] = round(8 * (bytes_out - prev[2]) / (now - prev[0]) / 1000)
             leg.last_sample = (now, bytes_in, bytes_out)
             try:
-                fig.update(rtcp_figures(await leg.pc.getStats()))
+                fig.update(rtcp_figures(leg.pc, await leg.pc.getStats()))
             except Exception as exc:  # a leg closing under us has no stats; the rest still report
                 fig["stats_error"] = repr(exc)
             out.append(fig)
@@ -364,18 +397,12 @@ def leg_counters(leg: Leg) -> dict[str, Any]:
     }
 
 
-def rtcp_figures(report: Any) -> dict[str, Any]:
-    """Loss and jitter of what the site sends us; RTT from its receiver reports about what we send."""
-    lost = received = 0
-    jitter_ms = 0.0
-    rtts = []
-    for s in report.values():
-        if s.type == "inbound-rtp":
-            lost += s.packetsLost or 0
-            received += s.packetsReceived or 0
-            clock = 90000 if s.kind == "video" else 48000
-            jitter_ms = max(jitter_ms, 1000 * (s.jitter or 0) / clock)
-        elif s.type == "remote-inbound-rtp" and s.roundTripTime is not None:
-            rtts.append(s.roundTripTime)
-    return {"packets_lost": lost, "packets_received": received, "jitter_ms": round(jitter_ms, 1),
+def rtcp_figures(pc: RTCPeerConnection, report: Any) -> dict[str, Any]:
+    """Loss and jitter of what the site sends us (its media streams, not retransmissions); RTT from
+    its receiver reports about what we send."""
+    streams = inbound_streams(pc)
+    rtts = [s.roundTripTime for s in report.values() if s.type == "remote-inbound-rtp" and s.roundTripTime is not None]
+    return {"packets_lost": sum(x["packets_lost"] for x in streams),
+            "packets_received": sum(x["packets_received"] for x in streams),
+            "jitter_ms": round(max((x["jitter_ms"] for x in streams), default=0.0), 1),
             "rtt_ms": round(1000 * max(rtts), 1) if rtts else None}

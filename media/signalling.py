@@ -19,11 +19,13 @@ from media.cascade_session import Placement
 from media.grants import Grant
 from media.node import MediaNode, WrongNode
 from media.program import Program
-from media.room import Leg, MediaRoom, SignallingError
+from media.room import EndReason, Leg, MediaRoom, SignallingError
 from rooms.ids import SessionId, SiteId
 
 log = logging.getLogger("media.signalling")
 MAX_MESSAGE = 256 * 1024  # an SDP offer is a few kB
+ENDED = {"replaced": "this site joined again from another window or device; this one has stopped",
+         "ended_by_admin": "an administrator ended this site's connection"}
 
 
 class Refusal(Exception):
@@ -55,6 +57,7 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
     grant: Grant | None = None
     leg: Leg | None = None
     leg_room: MediaRoom | None = None
+    left = False
 
     async def writer() -> None:
         try:
@@ -118,11 +121,13 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                     leg_room = room
                     leg.on_program = lambda p: send(_program_msg(p))
                     leg.on_rejoin = lambda reason: send({"type": "rejoin", "reason": reason})
+                    leg.on_ended = lambda reason: send({"type": "ended", "reason": reason, "detail": ENDED[reason]})
                     send({"type": "answer", "sdp": answer})
                     if leg.program is not None:
                         # chosen while the offer was being answered, before anyone listened
                         send(_program_msg(leg.program))
                 elif kind == "leave":
+                    left = True
                     break
                 else:
                     raise Refusal("unknown_type", f"unknown message type {kind!r}")
@@ -131,7 +136,7 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
     finally:
         if leg is not None and leg_room is not None:
             try:
-                await asyncio.shield(node.drop_leg(leg_room, leg))
+                await asyncio.shield(node.drop_leg(leg_room, leg, EndReason.LEFT if left else EndReason.DISCONNECTED))
             except asyncio.CancelledError:
                 pass  # the node finishes closing the leg; this handler is done either way
         writer_task.cancel()

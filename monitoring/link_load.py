@@ -45,3 +45,22 @@ def live_link_load(topo: Topology, samples: Iterable[LegSample]) -> dict[tuple[s
             add(SiteId(s.site), node, s.kbps_in)
             add(node, SiteId(s.site), s.kbps_out)
     return {k: round(v, 1) for k, v in load.items()}
+
+
+def utilization_rows(topo: Topology, reserved: dict[tuple[str, str], int],
+                     live: dict[tuple[str, str], float]) -> list[dict[str, object]]:
+    """Every link with reserved or live load, per direction: reserved beside live, against the rate."""
+    rows: list[dict[str, object]] = []
+    for link, d in sorted(set(reserved) | set(live)):
+        l = topo.links[LinkId(link)]
+        r, v = reserved.get((link, d), 0), live.get((link, d), 0.0)
+        rows.append({"link": link, "from": l.child, "to": l.parent, "direction": d, "rate_kbps": l.rate_kbps,
+                     "limit_kbps": l.limit_kbps, "reserved_kbps": r, "live_kbps": v,
+                     "utilization_pct": round(100 * v / l.rate_kbps, 1),
+                     "live_over_reserved": v > over_reserved_threshold(r), "live_over_90pct": v > 0.9 * l.rate_kbps})
+    return rows
+
+
+def over_reserved_threshold(reserved_kbps: float) -> float:
+    """Live load counts as over its reservation past 10 % (senders' rates wander) and 50 kbit/s (RTCP)."""
+    return max(1.1 * reserved_kbps, reserved_kbps + 50)

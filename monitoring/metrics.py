@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitoring.pipeline import QualityPipeline
@@ -31,8 +31,10 @@ LEG_GAUGES = (("loss_percent", "loss_pct", "Packets the site sent that did not a
 
 
 class ConfctlCollector(Collector):
-    def __init__(self, pipeline: QualityPipeline, reserved: Any, bookings: Any, live: Any):
+    def __init__(self, pipeline: QualityPipeline, reserved: Any, bookings: Any, live: Any,
+                 alarms_raised: dict[str, int] | None = None, alarms_open: int = 0, sip: dict[str, int] | None = None):
         self.pipeline, self._reserved, self._bookings, self._live = pipeline, reserved, bookings, live
+        self._raised, self._open, self._sip = alarms_raised or {}, alarms_open, sip or {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         samples = list(self.pipeline.latest.values())
@@ -66,9 +68,20 @@ class ConfctlCollector(Collector):
         yield live
         yield GaugeMetricFamily("confctl_bookings", "Sessions booked (not cancelled) that have not ended",
                                 value=self._bookings())
+        raised = CounterMetricFamily("confctl_alarms_raised", "Alarms raised since this process started, by kind",
+                                     labels=["kind"])
+        for kind, n in sorted(self._raised.items()):
+            raised.add_metric([kind], n)
+        yield raised
+        yield GaugeMetricFamily("confctl_alarms_open", "Alarms raised and not yet cleared", value=self._open)
+        sip = CounterMetricFamily("confctl_sip_messages", "SIP messages the service handled, by outcome "
+                                  "(this process and its workers)", labels=["outcome"])
+        for outcome, n in sorted(self._sip.items()):
+            sip.add_metric([outcome], n)
+        yield sip
 
 
-def render(pipeline: QualityPipeline, reserved: Any, bookings: Any, live: Any) -> bytes:
+def render(pipeline: QualityPipeline, reserved: Any, bookings: Any, live: Any, **counters: Any) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ConfctlCollector(pipeline, reserved, bookings, live))
+    registry.register(ConfctlCollector(pipeline, reserved, bookings, live, **counters))
     return generate_latest(registry)

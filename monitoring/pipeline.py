@@ -51,26 +51,36 @@ class LegSample:
         return (self.session, self.node, self.site)
 
 
-async def gather_figures(app: web.Application) -> list[dict[str, Any]]:
+@dataclass
+class Figures:
+    """What the nodes said in one round: each session's live legs and trunks, and legs that ended lately."""
+    sessions: list[dict[str, Any]]
+    ended: list[dict[str, Any]]
+
+
+async def gather_figures(app: web.Application) -> Figures:
     """Every session's live figures: the in-process node's and each live node process's."""
     from confctl.keys import MEDIA_NODE, NODE_KEY, NODE_STORE, run_read
-    sessions = [dict(s, node="in-process") for s in await app[MEDIA_NODE].live_figures(time.monotonic())]
+    node = app[MEDIA_NODE]
+    sessions = [dict(s, node="in-process") for s in await node.live_figures(time.monotonic())]
+    ended = [dict(e, node=e.get("node") or "in-process") for e in node.ended_legs()]
     nodes = [n for n in await run_read(app, app[NODE_STORE].all) if n.alive(time.time())]
     if nodes:
         async with aiohttp.ClientSession() as http:
             remote = await asyncio.gather(*(_remote(http, n.url, app[NODE_KEY]) for n in nodes))
-        for n, rows in zip(nodes, remote):
-            sessions += [dict(s, node=n.id) for s in rows]
-    return sessions
+        for n, body in zip(nodes, remote):
+            sessions += [dict(s, node=n.id) for s in body.get("sessions", [])]
+            ended += [dict(e, node=e.get("node") or n.id) for e in body.get("ended", [])]
+    return Figures(sessions, ended)
 
 
-async def _remote(http: aiohttp.ClientSession, url: str, key: bytes) -> list[dict[str, Any]]:
+async def _remote(http: aiohttp.ClientSession, url: str, key: bytes) -> dict[str, Any]:
     try:
         async with http.get(f"{url}/figures", headers={"Authorization": f"Bearer {key.hex()}"},
                             timeout=aiohttp.ClientTimeout(total=3)) as r:
-            return (await r.json())["sessions"] if r.status == 200 else []
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError):
-        return []  # a node that does not answer is shown by /api/media-nodes, not here
+            return await r.json() if r.status == 200 else {}
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        return {}  # a node that does not answer is shown by /api/media-nodes, not here
 
 
 def _pixels(resolution: str | None) -> int | None:
@@ -86,6 +96,8 @@ class QualityPipeline:
         self.history: dict[tuple[str, str, str], deque[LegSample]] = {}
         self.latest: dict[tuple[str, str, str], LegSample] = {}
         self._prev: dict[tuple[str, str, str], tuple[float, dict[str, float]]] = {}
+        self.first_seen: dict[tuple[str, str, str], float] = {}
+        self.vanished: list[tuple[tuple[str, str, str], float, float]] = []  # (key, first seen, last seen), last sample
 
     def sample(self, sessions: list[dict[str, Any]], now: float) -> list[LegSample]:
         """One sample of every leg in `sessions` (the nodes' figures); legs gone since are dropped."""
@@ -113,9 +125,15 @@ class QualityPipeline:
                     dt = now - prev[0]
                     out.append(LegSample(now, key[0], node, key[2], "trunk",
                                          _rate(counters["in"], prev[1]["in"], dt), _rate(counters["out"], prev[1]["out"], dt)))
+        self.vanished = []
         for key in set(self._prev) - seen:  # a leg that vanished between samples: forget it, keep its history
-            del self._prev[key]
+            last_seen = self._prev.pop(key)[0]
+            self.vanished.append((key, self.first_seen.pop(key, last_seen), last_seen))
             self.latest.pop(key, None)
+        for key in seen:
+            self.first_seen.setdefault(key, now)
+        for key in [k for k, h in self.history.items() if k not in self.latest and h and h[-1].t < now - HISTORY_S]:
+            del self.history[key]  # a leg gone for 15 minutes: its minutes and call record are stored
         for smp in out:
             self.latest[smp.key] = smp
             self.history.setdefault(smp.key, deque(maxlen=int(HISTORY_S / SAMPLE_S))).append(smp)
@@ -144,13 +162,6 @@ class QualityPipeline:
 
     def leg_history(self, key: tuple[str, str, str]) -> list[dict[str, Any]]:
         return [asdict(s) for s in self.history.get(key, ())]
-
-    async def run(self, app: web.Application) -> None:
-        """The sampling loop (kept alive by the app's TaskGroup)."""
-        while True:
-            started = time.monotonic()
-            self.sample(await gather_figures(app), time.time())
-            await asyncio.sleep(max(0.5, SAMPLE_S - (time.monotonic() - started)))
 
 
 def _rate(now_bytes: float, then_bytes: float, dt: float) -> float:

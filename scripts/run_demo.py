@@ -55,9 +55,11 @@ def main() -> None:
     users = UserStore(engine)
     base = f"http://{args.host}:{args.port}"
     print(f"\nconfctl demo: Jilin network ({len(sites)} sites), database {args.db}\n")
-    print(f"  booking page   {base}/book")
+    print(f"  sign in        {base}/signin   (paste a token below; the browser keeps a cookie session)")
+    print(f"  booking page   {base}/book       (organizers)")
+    print(f"  operators      {base}/operator   (live sessions, links, alarms; operators and admins)")
     print(f"  REST API       {base}/api   (OpenAPI: {base}/api/openapi.json)\n")
-    print("  demo users (paste a token into the booking page, or send Authorization: Bearer TOKEN):")
+    print("  demo users (sign in with a token, or send Authorization: Bearer TOKEN):")
     for name, role, site in DEMO_USERS:
         users.remove_named(name)
         user, token = users.add(name, role, site, sites)

@@ -13,3 +13,12 @@ FAKE_DEVICES = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-s
 async def launch(pw, fake_devices: bool = False):  # type: ignore[no-untyped-def]
     return await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=FLAGS + (FAKE_DEVICES if fake_devices else []))
+
+
+async def sign_in(page, base: str, token: str, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Sign in through the sign-in page as a person would, landing on `path`."""
+    from urllib.parse import quote
+    await page.goto(f"{base}/signin?next={quote(path, safe='')}")
+    await page.fill("#token", token)
+    await page.click("#go")
+    await page.wait_for_url(f"{base}{path}")

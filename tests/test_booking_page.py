@@ -10,7 +10,7 @@ from confctl.app import make_app
 from confctl.config import Settings
 from rooms.topology import demo_topology_path
 from rooms.store.users import Role
-from tests.browser import launch
+from tests.browser import launch, sign_in
 from tests.conftest import add_users, tomorrow_at
 
 pytestmark = pytest.mark.browser
@@ -43,7 +43,7 @@ async def test_refusal_shows_the_link_and_an_alternative_that_then_books(site, p
             "end": (t + timedelta(hours=1)).isoformat(), "profile": "hd720"})
         assert r.status == 201
 
-    await page.goto(f"{base}/book?token={token}")
+    await sign_in(page, base, token, "/book")
     await expect(page.locator("#who")).to_contain_text("olga (organizer)")
     await page.select_option("#host", "jl")
     await page.fill("#start", t.strftime("%Y-%m-%dT%H:%M"))

@@ -127,3 +127,10 @@ def test_an_empty_database_gets_no_topology_behind_the_users_back(tmp_path):
     r = run("sessions", "list", "--db", empty, cwd=tmp_path)
     assert r.returncode == 2 and "confctl topology load" in r.stderr
     assert not BookingStore(make_engine(empty)).has_topology()
+
+
+def test_serve_refuses_a_malformed_alarm_file_before_it_starts(tmp_path, db):
+    bad = tmp_path / "alarms.yaml"
+    bad.write_text("defaults: {loss_pct: lots}\n")
+    r = run("serve", "--db", db, "--port", "0", "--alarms", str(bad), cwd=tmp_path)
+    assert r.returncode == 2 and "defaults.loss_pct: expected a number" in r.stderr and "Traceback" not in r.stderr

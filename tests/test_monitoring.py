@@ -68,6 +68,8 @@ async def test_metrics_show_live_legs_with_their_quality_to_an_operator_only(cli
         booked = {(row["link"], d): row[f"{d}_kbps"] for row in s["media_plan"]["links"] for d in ("up", "down")}
         assert reserved[("cc-nongan", "down")] == booked[("cc-nongan", "down")] > 0  # the booking's reservation, now
         assert families["confctl_bookings"].samples[0].value == 1
+        assert "confctl_alarms_open" in families and "confctl_alarms_raised" in families
+        assert "confctl_sip_messages" in families
         organizer = await client.get("/metrics", headers=client.h)
         assert organizer.status == 403  # operators and admins only
     finally:

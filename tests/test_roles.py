@@ -11,9 +11,14 @@ def _path(template: str, session_id: str) -> str:
     return (template.replace("{id}", session_id).replace("{site}", "cc-nongan").replace("{name}", "x.webm"))
 
 
+# Writes every person may make that change nothing in the network: their own feed tokens, and an
+# operator's acknowledgement of an alarm (the one thing operators do, besides reading).
+OWN_WRITES = {("POST", "/api/feed-tokens"), ("DELETE", "/api/feed-tokens/{id}"), ("POST", "/api/alarms/{id}/ack")}
+
+
 def test_the_readme_role_promises_hold_in_the_table():
     for r in all_routes():
-        if r.method != "GET":
+        if r.method != "GET" and (r.method, r.path) not in OWN_WRITES:
             assert "operator" not in r.roles, f"operators only read: {r.method} {r.path}"
             assert "technician" not in r.roles, f"technicians only read and join: {r.method} {r.path}"
         if r.method == "GET" and not r.public and r.path != "/api/users":
@@ -31,7 +36,11 @@ async def test_every_route_answers_each_role_as_the_table_says(api):
         for role, name in WHO.items():
             resp = await api.request(r.method, path, json={} if r.method in ("POST", "PUT", "PATCH") else None,
                                      headers=api.h(name))
-            text = await resp.text()
+            if resp.status == 200 and r.content_type == "text/event-stream":
+                resp.close()  # a live feed never ends: that it opened is the answer
+                text = ""
+            else:
+                text = await resp.text()
             if r.public:
                 assert resp.status not in (401, 403), (role, r.method, r.path, text)
             elif role in r.roles:

@@ -11,7 +11,7 @@ from monitoring.pipeline import gather_figures
 
 async def live(request: web.Request) -> web.Response:
     require(request)
-    return web.json_response({"sessions": await gather_figures(request.app), "fallbacks": request.app[FALLBACKS]})
+    return web.json_response({"sessions": (await gather_figures(request.app)).sessions, "fallbacks": request.app[FALLBACKS]})
 
 
 routes = [

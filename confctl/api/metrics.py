@@ -7,8 +7,8 @@ from aiohttp import web
 
 from confctl.api.route import READERS, Route
 from confctl.auth import require
-from confctl.keys import BOOKINGS, QUALITY, run_read
-from monitoring.link_load import live_link_load
+from confctl.keys import BOOKINGS, OPERATIONS, QUALITY, SIP_WORKERS, run_read
+from monitoring.link_load import live_link_load, utilization_rows
 from monitoring.metrics import render
 
 
@@ -20,7 +20,17 @@ async def metrics(request: web.Request) -> web.Response:
     booked = await run_read(request.app, store.count_booked, now)
     topo = await run_read(request.app, store.topology)
     live = live_link_load(topo, request.app[QUALITY].latest.values())
-    body = render(request.app[QUALITY], lambda: peaks, lambda: booked, lambda: live)
+    ops = request.app[OPERATIONS]
+    workers = request.app.get(SIP_WORKERS)
+    sip: dict[str, int] = {}
+    if workers is not None:
+        status = workers.status()  # type: ignore[attr-defined]
+        for stats in [status["stats"], *(w["stats"] for w in status["workers"])]:
+            for k, v in stats.items():
+                if isinstance(v, int):
+                    sip[k] = sip.get(k, 0) + v
+    body = render(request.app[QUALITY], lambda: peaks, lambda: booked, lambda: live,
+                  alarms_raised=dict(ops.raised_total), alarms_open=len(ops.alarms.raised()), sip=sip)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
@@ -38,13 +48,7 @@ async def utilization(request: web.Request) -> web.Response:
     topo = await run_read(request.app, store.topology)
     reserved = await run_read(request.app, store.all_link_peaks, now, now + 1)
     live = live_link_load(topo, request.app[QUALITY].latest.values())
-    rows = []
-    for link, d in sorted(set(reserved) | set(live)):
-        l = topo.links[link]
-        r, v = reserved.get((link, d), 0), live.get((link, d), 0.0)
-        rows.append({"link": link, "from": l.child, "to": l.parent, "direction": d, "rate_kbps": l.rate_kbps,
-                     "limit_kbps": l.limit_kbps, "reserved_kbps": r, "live_kbps": v,
-                     "live_over_reserved": v > r * 1.1, "live_over_90pct": v > 0.9 * l.rate_kbps})
+    rows = utilization_rows(topo, reserved, live)
     return web.json_response({"links": rows})
 
 

@@ -88,7 +88,7 @@ async def dial_out(request: web.Request) -> web.Response:
 async def calls(request: web.Request) -> web.Response:
     require(request)
     session = request.query.get("session") or None
-    rows = await run_read(request.app, CallRecords(request.app[BOOKINGS].engine).list, session)
+    rows = await run_read(request.app, CallRecords(request.app[BOOKINGS].engine).list, session, kind="sip")
     return web.json_response({"calls": rows})
 
 

@@ -64,8 +64,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
         if not has:
             raise CliError(f"the database {args.db} has no topology: give --topology FILE "
                            f"(the demo network: --topology {demo_topology_path()}, or `make run`)")
+    alarms = Path(args.alarms) if args.alarms else None
+    if alarms is not None:
+        from monitoring.alarm_config import AlarmConfigError, load_config
+        try:
+            load_config(alarms)  # fail fast on a malformed file; site names are checked as the app starts
+        except AlarmConfigError as exc:
+            raise CliError(f"--alarms: {exc}") from None
     settings = Settings(db_url=args.db, topology_file=Path(args.topology) if args.topology else None,
-                        host=args.host, port=args.port,
+                        host=args.host, port=args.port, alarms_file=alarms,
                         horizon_days=args.horizon_days, sip_port=args.sip_port or None, sip_host=args.host,
                         sip_advertise=args.sip_advertise or None, sip_rtp_timeout_s=args.sip_rtp_timeout,
                         sip_digest=tuple(a.strip().upper() for a in args.sip_digest.split(",")),
@@ -251,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--horizon-days", type=int, default=7, help="how far ahead a refusal looks for a later start")
+    s.add_argument("--alarms", metavar="FILE", help="alarm thresholds and webhooks (YAML; monitoring/alarm_config.py)")
     s.add_argument("--sip-port", type=int, default=5060, help="UDP port of the SIP service (0: no SIP)")
     s.add_argument("--sip-advertise", help="the address phones reach this host at, for SDP and Contact "
                    "(default: --host, or with --host 0.0.0.0 the interface that routes to each phone)")

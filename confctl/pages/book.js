@@ -5,15 +5,16 @@ let topology = null;
 let timer = null;
 let seq = 0;
 
-const tokenInput = $("token");
-tokenInput.value = new URLSearchParams(location.search).get("token") || localStorage.getItem("confctl.token") || "";
+// The browser's sign-in cookie (HttpOnly) authenticates every call: the page never holds a token.
+localStorage.removeItem("confctl.token");  // what earlier versions of this page kept
 
 async function api(method, path, body) {
   const r = await fetch(path, {
     method,
-    headers: { "Authorization": "Bearer " + tokenInput.value.trim(), "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  if (r.status === 401) location.href = "/signin?next=" + encodeURIComponent(location.pathname + location.search);
   let data = null;
   try { data = await r.json(); } catch (e) { data = { error: "bad_response", detail: String(e) }; }
   return { status: r.status, data };
@@ -150,7 +151,7 @@ async function book() {
   if (r.status === 201) {
     $("result").className = "accepted";
     $("result").textContent = `Booked ${r.data.id}: ${r.data.title}, ${r.data.start}`;
-    $("result").append(" ", el("a", { href: `/api/sessions/${r.data.id}.ics?token=${encodeURIComponent(tokenInput.value.trim())}` }, "calendar invite"),
+    $("result").append(" ", el("a", { href: `/api/sessions/${r.data.id}.ics` }, "calendar invite"),
       " ", el("button", { id: "dryrun", onclick: () => dryRun(r.data.id) }, "Dry run over the emulated network"),
       el("div", { id: "dryrun_result" }));
   } else {
@@ -194,11 +195,15 @@ async function dryRun(id) {
   }
 }
 
+async function signOut() {
+  await fetch("/api/signout", { method: "POST" });
+  location.href = "/signin?next=/book";
+}
+
 async function start() {
-  localStorage.setItem("confctl.token", tokenInput.value.trim());
   const me = await api("GET", "/api/me");
-  $("who").textContent = me.status === 200 ? `${me.data.name} (${me.data.role})` : (me.data.detail || me.data.error);
   if (me.status !== 200) return;
+  $("who").replaceChildren(`${me.data.name} (${me.data.role}) `, el("button", { id: "signout", onclick: signOut }, "Sign out"));
   const t = await api("GET", "/api/topology");
   if (t.status !== 200) return;
   topology = t.data;
@@ -212,5 +217,4 @@ async function start() {
   schedule();
 }
 
-tokenInput.addEventListener("change", start);
-if (tokenInput.value) start();
+start();

@@ -102,6 +102,12 @@ function connect(url, hello) {
       connect(msg.url, { type: "join", grant: msg.grant });
     } else if (msg.type === "rejoin") {
       rejoin(msg.reason);
+    } else if (msg.type === "ended") {
+      // Replaced by another window of this site, or ended by an administrator: stop, do not rejoin
+      // (two windows of one site would otherwise take the leg from each other for ever).
+      leave();
+      status(msg.reason === "replaced" ? "replaced by another connection" : "ended by an administrator");
+      notice(msg.detail);
     } else if (msg.type === "joined") {
       status(msg.mode === "echo" ? `self-test for ${msg.site}: sending to the node…` : `joined as ${msg.site}`);
       window.confctlStats.mode = msg.mode;

@@ -114,7 +114,7 @@ class SipBindingRow(SQLModel, table=True):
 
 
 class CallRecordRow(SQLModel, table=True):
-    """Every SIP leg: who, which site and session, when, how it ended."""
+    """Every leg (browser, phone, node-to-node): who, which site and session, when, how it ended, how it sounded."""
 
     __tablename__ = "call_record"
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -129,6 +129,84 @@ class CallRecordRow(SQLModel, table=True):
     ended_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     result_code: Optional[int] = None
     end_reason: Optional[str] = Field(default=None, max_length=40)
+    kind: str = Field(default="sip", max_length=8)  # sip | webrtc | trunk
+    node: Optional[str] = Field(default=None, max_length=100)  # the media node that carried it
+    leg_id: Optional[str] = Field(default=None, max_length=40, unique=True)  # the node's id: written once
+    user_id: Optional[str] = Field(default=None, max_length=40)
+    avg_mos: Optional[float] = None
+    worst_mos: Optional[float] = None
+    avg_loss_pct: Optional[float] = None
+    worst_loss_pct: Optional[float] = None
+    avg_video: Optional[float] = None
+    worst_video: Optional[float] = None
+    avg_kbps_in: Optional[float] = None
+    avg_kbps_out: Optional[float] = None
+
+
+class AlarmRow(SQLModel, table=True):
+    """One alarm from raised to cleared, and who acknowledged it."""
+
+    __tablename__ = "alarm"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40)
+    subject: str = Field(max_length=200)
+    session_id: Optional[str] = Field(default=None, max_length=40)
+    site_id: Optional[str] = Field(default=None, max_length=100)
+    link_id: Optional[str] = Field(default=None, max_length=100)
+    node_id: Optional[str] = Field(default=None, max_length=100)
+    value: Optional[float] = None
+    threshold: Optional[float] = None
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    raised_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    cleared_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    acked_by: Optional[str] = Field(default=None, max_length=100)
+    acked_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class QualityMinuteRow(SQLModel, table=True):
+    """One leg's quality over one minute: what the 15-minute history in memory leaves behind."""
+
+    __tablename__ = "quality_minute"
+    session_id: str = Field(primary_key=True, max_length=40)
+    node: str = Field(primary_key=True, max_length=100)
+    site: str = Field(primary_key=True, max_length=200)
+    minute: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(max_length=8)
+    samples: int
+    kbps_in: float
+    kbps_out: float
+    loss_avg: Optional[float] = None
+    loss_max: Optional[float] = None
+    jitter_avg: Optional[float] = None
+    jitter_max: Optional[float] = None
+    rtt_avg: Optional[float] = None
+    mos_avg: Optional[float] = None
+    mos_min: Optional[float] = None
+    video_avg: Optional[float] = None
+    video_min: Optional[float] = None
+    freezes: int = 0
+
+
+class WebSessionRow(SQLModel, table=True):
+    """A browser's signed-in session (cookie); only a SHA-256 of the cookie value is kept."""
+
+    __tablename__ = "web_session"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=40)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class FeedTokenRow(SQLModel, table=True):
+    """A token that reads one user's calendar feed and nothing else; revocable on its own."""
+
+    __tablename__ = "feed_token"
+    id: str = Field(primary_key=True, max_length=40)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: str = Field(max_length=40)
+    scope: str = Field(max_length=20)  # calendar
+    label: str = Field(max_length=100)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class SipNonceUseRow(SQLModel, table=True):

@@ -82,7 +82,7 @@ async def test_the_booking_page_rehearses_a_booked_meeting(aiohttp_server, tmp_p
     from confctl.config import Settings
     from rooms.store.users import Role
     from rooms.topology import demo_topology_path
-    from tests.browser import launch
+    from tests.browser import launch, sign_in
     from tests.conftest import add_users
     url = f"sqlite:///{tmp_path}/page.db"
     server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url)))
@@ -91,7 +91,7 @@ async def test_the_booking_page_rehearses_a_booked_meeting(aiohttp_server, tmp_p
         browser = await launch(pw)
         try:
             page = await browser.new_page()
-            await page.goto(f"http://127.0.0.1:{server.port}/book?token={token}&dryrun_seconds=5")
+            await sign_in(page, f"http://127.0.0.1:{server.port}", token, "/book?dryrun_seconds=5")
             await expect(page.locator("#who")).to_contain_text("olga (organizer)")
             await page.select_option("#host", "cc")
             await page.check("#site-cc-nongan")

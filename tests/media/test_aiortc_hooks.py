@@ -9,7 +9,8 @@ async def test_the_internals_the_hooks_use_are_where_we_expect():
     aiortc_hooks.check_aiortc()
     pc = RTCPeerConnection()
     t = pc.addTransceiver("video")
-    for attr in (aiortc_hooks._QUEUE_ATTR, aiortc_hooks._THREAD_ATTR, aiortc_hooks._SSRC_ATTR):
+    for attr in (aiortc_hooks._QUEUE_ATTR, aiortc_hooks._THREAD_ATTR, aiortc_hooks._SSRC_ATTR,
+                 aiortc_hooks._STREAMS_ATTR, aiortc_hooks._RTX_ATTR):
         assert hasattr(t.receiver, attr), attr
     assert callable(getattr(RTCRtpSender, "_send_keyframe")) and callable(getattr(RTCRtpReceiver, "_send_rtcp_pli"))
     assert hasattr(t.sender, aiortc_hooks._SENDER_STARTED) and not aiortc_hooks.sender_started(t.sender)
@@ -40,3 +41,21 @@ def test_the_fast_clock_gives_aiortcs_own_values():
     assert abs(fast_ntp - ntp) < (1 << 32) // 100  # within 10 ms (two clock reads apart)
     assert abs(fast_ms - ms) < 10
     assert abs(clock.datetime_from_ntp(fast_ntp) - clock.current_datetime()).total_seconds() < 0.01
+
+
+async def test_loss_and_jitter_come_from_the_media_stream_not_its_retransmissions():
+    """aiortc's getStats lists a receiver's streams under one id, so the RTX stream's figures would
+    replace the media stream's; inbound_streams reads each SSRC and leaves RTX out."""
+    from aiortc.rtcrtpreceiver import StreamStatistics
+    from aiortc.rtp import RtpPacket
+    pc = RTCPeerConnection()
+    t = pc.addTransceiver("video")
+    media, rtx = StreamStatistics(90000), StreamStatistics(90000)
+    for seq in (1, 2, 4, 5):  # 3 lost
+        media.add(RtpPacket(sequence_number=seq, timestamp=seq * 3000, ssrc=111))
+    rtx.add(RtpPacket(sequence_number=9, timestamp=9000, ssrc=222))
+    getattr(t.receiver, aiortc_hooks._STREAMS_ATTR).update({111: media, 222: rtx})
+    getattr(t.receiver, aiortc_hooks._RTX_ATTR)[222] = 111
+    (stream,) = aiortc_hooks.inbound_streams(pc)
+    assert (stream["ssrc"], stream["packets_received"], stream["packets_lost"]) == (111, 4, 1)
+    await pc.close()

@@ -1,0 +1,56 @@
+"""The HTML pages: who may see each, and where a browser that is not signed in goes."""
+from __future__ import annotations
+
+import html
+from string import Template
+from pathlib import Path
+from urllib.parse import quote
+
+from aiohttp import web
+
+from confctl.auth import page_user
+
+PAGES = Path(__file__).parent / "pages"
+OPERATOR_ROLES = ("operator", "admin")
+BOOKING_ROLES = ("organizer", "admin")
+
+
+async def _signed_in_page(request: web.Request, file: str, roles: tuple[str, ...], needs: str) -> web.StreamResponse:
+    user = await page_user(request)
+    if user is None:
+        raise web.HTTPFound(f"/signin?next={quote(request.path_qs, safe='')}")
+    if user.role.value not in roles:
+        body = Template((PAGES / "forbidden.html").read_text()).substitute(
+            needs=html.escape(needs), name=html.escape(user.name), role=html.escape(user.role.value))
+        return web.Response(status=403, text=body, content_type="text/html")
+    return web.FileResponse(PAGES / file, headers={"Cache-Control": "no-store"})
+
+
+async def operator_page(request: web.Request) -> web.StreamResponse:
+    return await _signed_in_page(request, "operator.html", OPERATOR_ROLES, "operators")
+
+
+async def book_page(request: web.Request) -> web.StreamResponse:
+    return await _signed_in_page(request, "book.html", BOOKING_ROLES, "organizers")
+
+
+async def signin_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(PAGES / "signin.html")
+
+
+async def join_page(request: web.Request) -> web.FileResponse:
+    # A technician's page needs no sign-in: the site's join token in its link is the credential.
+    return web.FileResponse(PAGES / "join.html")
+
+
+async def to_operator(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/operator")
+
+
+def add_pages(app: web.Application) -> None:
+    app.router.add_get("/book", book_page)
+    app.router.add_get("/join", join_page)
+    app.router.add_get("/signin", signin_page)
+    app.router.add_get("/operator", operator_page)
+    for alias in ("/dashboard", "/live"):
+        app.router.add_get(alias, to_operator)

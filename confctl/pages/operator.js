@@ -1,0 +1,182 @@
+// Operators' dashboard: the hierarchy coloured by live link load, live sessions and their legs, alarms.
+// Live over server-sent events (/api/operator/feed, the sign-in cookie authenticates it).
+"use strict";
+const $ = (id) => document.getElementById(id);
+let me = null, topology = null, selected = null, lastSnapshot = null, lastAt = 0;
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+async function api(method, path) {
+  const r = await fetch(path, { method });
+  if (r.status === 401) location.href = "/signin?next=/operator";
+  return { status: r.status, data: await r.json().catch(() => ({})) };
+}
+
+const fmt = (v, digits = 0) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+const band = (pct) => (pct === null ? "idle" : pct > 90 ? "high" : pct >= 50 ? "mid" : pct > 0 ? "low" : "idle");
+const clock = (epoch) => new Date(epoch * 1000).toLocaleTimeString();
+
+// -- the network ------------------------------------------------------------------------
+function linkCell(site, dir) {
+  const view = (lastSnapshot?.links[site.id] || {})[dir];
+  const pct = view ? view.utilization_pct : null;
+  const title = view ? `${dir}: ${fmt(view.live_kbps)} kbit/s live, ${fmt(view.reserved_kbps)} reserved, of ${fmt(view.rate_kbps)}`
+                     : `${dir}: idle`;
+  return el("span", { class: `u ${band(pct)}`, title, "data-link": site.id, "data-dir": dir, "data-band": band(pct) },
+            `${dir === "up" ? "▲" : "▼"}${pct === null ? "" : fmt(pct) + "%"}`);
+}
+
+function siteRow(site) {
+  const over = ["up", "down"].some((d) => (lastSnapshot?.links[site.id] || {})[d]?.live_over_reserved);
+  return el("div", { class: `site level-${site.level}`, id: `site-${site.id}` },
+    el("span", { class: "name", title: `${site.name} (${site.level}${site.rtt_ms ? ", " + site.rtt_ms + " ms link" : ""})` }, site.name),
+    site.uplink ? linkCell(site, "up") : el("span"), site.uplink ? linkCell(site, "down") : el("span"),
+    el("span", { class: over ? "over" : "", title: over ? "live load above its reservation" : "" }, over ? "⚠" : ""));
+}
+
+function drawTree() {
+  if (!topology) return;
+  const bySite = Object.fromEntries(topology.sites.map((s) => [s.id, s]));
+  const branch = (id) => el("li", {}, siteRow(bySite[id]),
+    bySite[id].children.length ? el("ul", {}, ...bySite[id].children.map(branch)) : null);
+  const root = bySite[topology.root];
+  $("tree").replaceChildren(el("li", {}, siteRow(root)), ...root.children.map(branch));
+}
+
+// -- alarms ---------------------------------------------------------------------------------
+function drawAlarms(alarms) {
+  $("alarm-count").textContent = alarms.length;
+  $("alarm-count").className = "count" + (alarms.length ? "" : " zero");
+  $("alarms").replaceChildren(...alarms.map((a) => el("li", { class: a.acked_by ? "acked" : "", "data-kind": a.kind, id: `alarm-${a.id}` },
+    el("span", { class: "when" }, clock(a.raised_at)), el("span", { class: "msg" }, a.message),
+    a.acked_by ? el("span", { class: "when" }, `ack: ${a.acked_by}`)
+               : el("button", { class: "ack", onclick: () => acknowledge(a.id) }, "Acknowledge"))));
+  if (!alarms.length) $("alarms").append(el("li", { class: "acked" }, el("span", { class: "msg" }, "No open alarm.")));
+}
+
+async function acknowledge(id) {
+  await api("POST", `/api/alarms/${id}/ack`);
+}
+
+// -- sessions and legs ------------------------------------------------------------------------
+const poor = (leg, key) => (leg.grade === "poor" && ((key === "mos" && leg.mos !== null && leg.mos < 3.6) ||
+  (key === "loss_pct" && leg.loss_pct > 2) || (key === "jitter_ms" && leg.jitter_ms > 30) || (key === "rtt_ms" && leg.rtt_ms > 300)));
+
+function legRow(session, leg) {
+  const cell = (key, digits) => el("td", { class: poor(leg, key) ? "poor" : "" }, fmt(leg[key], digits));
+  const isSel = selected && selected.session === session.id && selected.site === leg.site;
+  const row = el("tr", { class: "leg" + (isSel ? " selected" : ""), "data-site": leg.site, "data-grade": leg.grade,
+                         onclick: () => select(session, leg) },
+    el("td", {}, el("span", { class: `grade ${leg.grade}`, title: leg.grade }), leg.name),
+    el("td", {}, leg.kind === "trunk" ? "node link" : leg.kind === "sip" ? "phone" : "browser"),
+    el("td", {}, leg.node), cell("kbps_in"), cell("kbps_out"), cell("loss_pct", 1), cell("jitter_ms", 0),
+    cell("rtt_ms", 0), cell("mos", 2), cell("video_score", 1), el("td", {}, leg.fps === null ? "–" : `${fmt(leg.fps)} · ${leg.resolution || "–"}`));
+  if (me && me.role === "admin" && leg.kind !== "trunk") {
+    row.append(el("td", {}, el("button", { class: "end", onclick: (ev) => { ev.stopPropagation(); endLeg(session, leg); } }, "End")));
+  }
+  return row;
+}
+
+function drawSessions(sessions) {
+  if (!sessions.length) { $("sessions").replaceChildren(el("p", { class: "empty" }, "No session is live.")); return; }
+  const head = ["site", "kind", "node", "kbit/s in", "kbit/s out", "loss %", "jitter ms", "RTT ms", "MOS", "video", "fps · size"];
+  $("sessions").replaceChildren(...sessions.map((s) => el("div", { class: "session", id: `session-${s.id}` },
+    el("div", { class: "session-title" }, `${s.title} `, el("small", {}, s.id)),
+    el("table", { class: "legs" }, el("tr", {}, ...head.map((h) => el("th", {}, h))), ...s.legs.map((l) => legRow(s, l))))));
+}
+
+async function endLeg(session, leg) {
+  if (!confirm(`End ${leg.name}'s connection to “${session.title}”? Its page is told and does not rejoin.`)) return;
+  const r = await api("POST", `/api/sessions/${encodeURIComponent(session.id)}/legs/${encodeURIComponent(leg.site)}/end`);
+  if (r.status !== 200) alert(r.data.detail || r.data.error);
+}
+
+// -- one leg's last minutes -------------------------------------------------------------------
+function select(session, leg) {
+  selected = { session: session.id, site: leg.site, name: leg.name, title: session.title };
+  $("chart-box").hidden = false;
+  $("chart-title").textContent = `${leg.name} in “${session.title}”: the last minutes`;
+  drawSessions(lastSnapshot.sessions);
+  drawChart();
+}
+
+async function drawChart() {
+  if (!selected) return;
+  const r = await api("GET", `/api/legs/history?session=${encodeURIComponent(selected.session)}&site=${encodeURIComponent(selected.site)}`);
+  const samples = r.data.samples || [];
+  const c = $("chart"), g = c.getContext("2d");
+  g.clearRect(0, 0, c.width, c.height);
+  if (samples.length < 2) { g.fillStyle = "#8b9aab"; g.fillText("collecting samples…", 20, 30); return; }
+  const t0 = samples[0].t, t1 = samples[samples.length - 1].t, maxKbps = Math.max(1, ...samples.map((s) => s.kbps_in));
+  const x = (t) => 40 + (c.width - 50) * (t - t0) / Math.max(1, t1 - t0);
+  const line = (color, value) => {
+    g.strokeStyle = color; g.lineWidth = 2; g.beginPath();
+    let started = false;
+    for (const s of samples) {
+      const v = value(s);
+      if (v === null || v === undefined) continue;
+      const y = 10 + (c.height - 30) * (1 - Math.min(1, Math.max(0, v)));
+      if (started) g.lineTo(x(s.t), y); else { g.moveTo(x(s.t), y); started = true; }
+    }
+    g.stroke();
+  };
+  g.strokeStyle = "#253241"; g.lineWidth = 1;
+  for (let i = 0; i <= 4; i++) { const y = 10 + (c.height - 30) * i / 4; g.beginPath(); g.moveTo(40, y); g.lineTo(c.width - 10, y); g.stroke(); }
+  g.fillStyle = "#8b9aab"; g.font = "14px system-ui";
+  g.fillText(clock(t0), 40, c.height - 4); g.fillText(clock(t1), c.width - 90, c.height - 4);
+  line("#2ea043", (s) => s.kbps_in / maxKbps);
+  line("#f85149", (s) => (s.loss_pct === null ? null : s.loss_pct / 10));
+  line("#58a6ff", (s) => (s.mos === null ? null : (s.mos - 1) / 4));
+}
+
+// -- the live feed ----------------------------------------------------------------------------
+function onSnapshot(snap) {
+  lastSnapshot = snap;
+  lastAt = Date.now();
+  drawTree();
+  drawAlarms(snap.alarms);
+  drawSessions(snap.sessions);
+  if (selected) drawChart();
+}
+
+function connect() {
+  const feed = new EventSource("/api/operator/feed");
+  feed.addEventListener("snapshot", (ev) => onSnapshot(JSON.parse(ev.data)));
+  feed.addEventListener("alarm", () => { $("feed").textContent = "live · alarm event"; });
+  feed.addEventListener("ack", (ev) => {
+    const a = JSON.parse(ev.data);
+    if (!lastSnapshot) return;
+    for (const x of lastSnapshot.alarms) if (x.id === a.id) x.acked_by = a.acked_by;
+    drawAlarms(lastSnapshot.alarms);
+  });
+  feed.onopen = () => { $("feed").className = "feed live"; };
+  feed.onerror = () => { $("feed").className = "feed lost"; $("feed").textContent = "feed lost: reconnecting…"; };
+}
+
+setInterval(() => {
+  if (!lastAt) return;
+  const age = Math.round((Date.now() - lastAt) / 1000);
+  $("feed").textContent = `live · updated ${age} s ago`;
+  $("feed").className = "feed " + (age > 15 ? "lost" : "live");
+}, 1000);
+
+async function start() {
+  const who = await api("GET", "/api/me");
+  if (who.status !== 200) return;
+  me = who.data;
+  $("who").replaceChildren(`${me.name} (${me.role}) `, el("button", { id: "signout", onclick: async () => {
+    await fetch("/api/signout", { method: "POST" }); location.href = "/signin?next=/operator"; } }, "Sign out"));
+  const t = await api("GET", "/api/topology");
+  topology = t.data;
+  drawTree();
+  connect();
+}
+start();

@@ -1,0 +1,47 @@
+"""What the operators' dashboard shows at one moment: a pure function of the latest figures.
+
+The hierarchy with each link's live load against its rate and reservation (per direction), the
+live sessions with their legs named as people name the sites and graded by their site's alarm
+thresholds, and the open alarms. Pushed to every open dashboard after each sample.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from monitoring.alarm_config import AlarmConfig
+from monitoring.alarm_rules import site_name, thresholds
+from monitoring.pipeline import LegSample
+from rooms.topology import Topology
+
+
+def grade(cfg: AlarmConfig, topo: Topology, s: LegSample) -> str:
+    """good | fair | poor: poor past any alarm threshold, fair past half of one."""
+    if s.kind == "trunk":
+        return "good"
+    t = thresholds(cfg, topo, s.site)
+    over = [(s.loss_pct, t.loss_pct), (s.jitter_ms, t.jitter_ms), (s.rtt_ms, t.rtt_ms)]
+    if any(v is not None and v > limit for v, limit in over) or (s.mos is not None and s.mos < t.mos):
+        return "poor"
+    if any(v is not None and v > limit / 2 for v, limit in over) or (s.mos is not None and s.mos < t.mos + 0.3) \
+            or (s.video_score is not None and s.video_score < 3):
+        return "fair"
+    return "good"
+
+
+def snapshot(cfg: AlarmConfig, topo: Topology, latest: Iterable[LegSample], links: list[dict[str, Any]],
+             alarms: list[dict[str, Any]], titles: dict[str, str], at: float) -> dict[str, Any]:
+    sessions: dict[str, dict[str, Any]] = {}
+    for s in sorted(latest, key=lambda x: (x.session, x.kind == "trunk", x.site)):
+        entry = sessions.setdefault(s.session, {"id": s.session, "title": titles.get(s.session, s.session), "legs": []})
+        name = s.site if s.kind == "trunk" else site_name(topo, s.site)
+        entry["legs"].append({"site": s.site, "name": name, "node": s.node, "kind": s.kind, "grade": grade(cfg, topo, s),
+                              "kbps_in": s.kbps_in, "kbps_out": s.kbps_out, "loss_pct": s.loss_pct,
+                              "jitter_ms": s.jitter_ms, "rtt_ms": s.rtt_ms, "fps": s.fps, "resolution": s.resolution,
+                              "freezes": s.freezes, "mos": s.mos, "video_score": s.video_score})
+    link_view: dict[str, dict[str, Any]] = {}
+    for row in links:
+        link_view.setdefault(str(row["link"]), {})[str(row["direction"])] = {
+            k: row[k] for k in ("live_kbps", "reserved_kbps", "rate_kbps", "utilization_pct", "live_over_reserved")}
+    return {"type": "snapshot", "at": at, "sessions": list(sessions.values()), "links": link_view,
+            "alarms": [{k: a[k] for k in ("id", "kind", "subject", "message", "raised_at", "acked_by", "session_id",
+                                          "site_id", "link_id", "node_id")} for a in alarms]}

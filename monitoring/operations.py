@@ -1,0 +1,167 @@
+"""The operators' side of every sample: alarms, stored minutes, call records, and the live push.
+
+One loop (owned by the app's TaskGroup): gather the nodes' figures, sample them (pipeline.py),
+then decide with pure functions (alarm_rules, alarms, summaries, dashboard) and do the I/O here:
+store alarm events, minutes and call records on the database threads, hand events to the
+webhooks' queues (never waiting on them), and push a snapshot to every open dashboard.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from typing import Any
+
+from aiohttp import web
+
+from monitoring.alarm_config import AlarmConfig
+from monitoring.alarm_rules import (absence_observations, absences, leg_observations, link_observations,
+                                    node_observations)
+from monitoring.alarms import AlarmEngine, AlarmEvent
+from monitoring.dashboard import snapshot
+from monitoring.link_load import live_link_load, utilization_rows
+from monitoring.pipeline import Figures, QualityPipeline, gather_figures
+from monitoring.summaries import MinuteAggregator, leg_quality
+from monitoring.webhooks import Webhooks
+from rooms.store.alarms import AlarmStore
+from rooms.store.calls import CallRecords
+from rooms.store.quality import QualityMinutes
+
+log = logging.getLogger("monitoring.operations")
+NODE_FORGOTTEN_S = 3600  # a node silent this long was taken away, not lost: no alarm
+SUBSCRIBER_QUEUE = 20  # snapshots a slow dashboard may lag behind before it skips to the newest
+
+
+class Operations:
+    def __init__(self, app: web.Application, config: AlarmConfig, pipeline: QualityPipeline, sample_s: float):
+        from confctl.keys import BOOKINGS
+        engine = app[BOOKINGS].engine
+        self.app, self.config, self.pipeline, self.sample_s = app, config, pipeline, sample_s
+        self.alarms = AlarmEngine(config.hysteresis)
+        self.alarm_store = AlarmStore(engine)
+        self.minutes_store = QualityMinutes(engine)
+        self.calls = CallRecords(engine)
+        self.webhooks = Webhooks(config.webhooks)
+        self.minutes = MinuteAggregator()
+        self.raised_total: Counter[str] = Counter()
+        self._alarm_ids: dict[tuple[str, str], int] = {}
+        self._recorded: deque[str] = deque(maxlen=5000)  # leg ids already written (the nodes repeat them)
+        self._recorded_set: set[str] = set()
+        self.snapshot: dict[str, Any] | None = None
+        self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.rounds = 0
+
+    async def start(self) -> None:
+        from confctl.keys import run_db
+        cleared = await run_db(self.app, self.alarm_store.clear_all_open, int(time.time()))
+        if cleared:
+            log.info("cleared %d alarm(s) a previous run left open", cleared)
+        self.webhooks.start()
+
+    async def close(self) -> None:
+        from confctl.keys import run_db
+        await run_db(self.app, self.minutes_store.write, self.minutes.flush())
+        await self.webhooks.close()
+
+    async def run(self) -> None:
+        while True:
+            started = time.monotonic()
+            await self.round(await gather_figures(self.app), time.time())
+            await asyncio.sleep(max(0.2, self.sample_s - (time.monotonic() - started)))
+
+    async def round(self, figs: Figures, now: float) -> None:
+        from confctl.keys import BOOKINGS, NODE_STORE, run_db, run_read
+        samples = self.pipeline.sample(figs.sessions, now)
+        store = self.app[BOOKINGS]
+        topo = await run_read(self.app, store.topology)
+        reserved = await run_read(self.app, store.all_link_peaks, int(now), int(now) + 1)
+        rows = utilization_rows(topo, reserved, live_link_load(topo, self.pipeline.latest.values()))
+        running = await run_read(self.app, store.list, int(now), int(now) + 1)
+        present = {(s.session, s.site) for s in self.pipeline.latest.values() if s.kind != "trunk"}
+        nodes = await run_read(self.app, self.app[NODE_STORE].all)
+        down = [(n.id, now - n.last_seen) for n in nodes if not n.alive(now) and now - n.last_seen < NODE_FORGOTTEN_S]
+        observations = (leg_observations(self.config, topo, self.pipeline.latest.values())
+                        + link_observations(self.config, topo, rows)
+                        + absence_observations(self.config, topo, absences(running, present, now))
+                        + node_observations(down))
+        for event in self.alarms.step(observations, now):
+            await self._alarm(event)
+        await self._call_records(figs, now)
+        finished = self.minutes.add(samples, now)
+        if finished:
+            await run_db(self.app, self.minutes_store.write, finished)
+        open_alarms = await run_read(self.app, self.alarm_store.list, True)
+        self.snapshot = snapshot(self.config, topo, self.pipeline.latest.values(), rows, open_alarms,
+                                 {s["id"]: s["title"] for s in running}, now)
+        self.publish(self.snapshot)
+        self.rounds += 1
+
+    async def _alarm(self, event: AlarmEvent) -> None:
+        from confctl.keys import run_db
+        key = (event.kind.value, event.subject)
+        if event.event == "raised":
+            self.raised_total[event.kind.value] += 1
+            c = event.context
+            alarm_id: int | None = await run_db(self.app, self.alarm_store.raised, {
+                "kind": event.kind.value, "subject": event.subject, "session_id": c.get("session"),
+                "site_id": c.get("site"), "link_id": c.get("link"), "node_id": c.get("node"), "value": event.value,
+                "threshold": event.threshold, "message": event.message}, int(event.at))
+            self._alarm_ids[key] = alarm_id  # type: ignore[assignment]
+            log.warning("alarm raised: %s", event.message)
+        else:
+            alarm_id = self._alarm_ids.pop(key, None)
+            if alarm_id is not None:
+                await run_db(self.app, self.alarm_store.cleared, alarm_id, int(event.at))
+            log.info("alarm cleared: %s", event.message)
+        body = {**event.to_dict(), "id": alarm_id}
+        self.webhooks.offer(body)
+        self.publish({"type": "alarm", **body})
+
+    async def _call_records(self, figs: Figures, now: float) -> None:
+        from confctl.keys import run_db
+        for e in figs.ended:
+            if e["id"] in self._recorded_set or "/echo/" in str(e["session"]):
+                continue
+            history = self.pipeline.history.get((str(e["session"]), str(e["node"]), str(e["site"])), ())
+            quality = leg_quality(history, e["joined_at"], e["left_at"])
+            if e["kind"] == "sip":  # the gateway keeps the phone's record; its quality is added to it
+                await run_db(self.app, self.calls.phone_quality, e["session"], e["site"], quality)
+            else:
+                await run_db(self.app, self.calls.ended_leg, {
+                    "call_id": e["id"], "leg_id": e["id"], "kind": e["kind"], "direction": "in", "caller": e["site"],
+                    "site_id": e["site"], "session_id": e["session"], "node": e["node"],
+                    "started_at": int(e["joined_at"]), "answered_at": int(e["joined_at"]),
+                    "ended_at": int(e["left_at"]), "end_reason": e["reason"], **quality})
+            self._remember(e["id"])
+        for key, first, last in self.pipeline.vanished:
+            if not key[2].count("->"):
+                continue  # a leg: its node reports its end with the reason
+            leg_id = f"trunk:{key[0]}:{key[2]}:{int(first)}"
+            await run_db(self.app, self.calls.ended_leg, {
+                "call_id": leg_id, "leg_id": leg_id, "kind": "trunk", "direction": "out", "caller": key[2],
+                "session_id": key[0], "node": key[1], "started_at": int(first), "answered_at": int(first),
+                "ended_at": int(last), "end_reason": "closed",
+                **leg_quality(self.pipeline.history.get(key, ()), first, last)})
+
+    def _remember(self, leg_id: str) -> None:
+        if len(self._recorded) == self._recorded.maxlen:
+            self._recorded_set.discard(self._recorded[0])
+        self._recorded.append(leg_id)
+        self._recorded_set.add(leg_id)
+
+    # -- live push --------------------------------------------------------------------
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)
+        self.subscribers.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[dict[str, Any]]) -> None:
+        self.subscribers.discard(q)
+
+    def publish(self, message: dict[str, Any]) -> None:
+        for q in self.subscribers:
+            if q.full():  # a dashboard that does not read: it skips what it missed
+                while not q.empty():
+                    q.get_nowait()
+            q.put_nowait(message)
