@@ -6,6 +6,7 @@ from string import Template
 from pathlib import Path
 from urllib.parse import quote
 
+import swagger_ui
 from aiohttp import web
 
 from confctl.auth import page_user
@@ -13,6 +14,7 @@ from confctl.auth import page_user
 PAGES = Path(__file__).parent / "pages"
 OPERATOR_ROLES = ("operator", "admin")
 BOOKING_ROLES = ("organizer", "admin")
+PEOPLE = ("organizer", "admin", "operator", "technician")  # see sessions; the API decides what each may change
 
 
 async def _signed_in_page(request: web.Request, file: str, roles: tuple[str, ...], needs: str) -> web.StreamResponse:
@@ -34,6 +36,14 @@ async def book_page(request: web.Request) -> web.StreamResponse:
     return await _signed_in_page(request, "book.html", BOOKING_ROLES, "organizers")
 
 
+async def calendar_page(request: web.Request) -> web.StreamResponse:
+    return await _signed_in_page(request, "sessions.html", PEOPLE, "people of this network")
+
+
+async def session_page(request: web.Request) -> web.StreamResponse:
+    return await _signed_in_page(request, "session.html", PEOPLE, "people of this network")
+
+
 async def signin_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(PAGES / "signin.html")
 
@@ -41,6 +51,10 @@ async def signin_page(request: web.Request) -> web.FileResponse:
 async def join_page(request: web.Request) -> web.FileResponse:
     # A technician's page needs no sign-in: the site's join token in its link is the credential.
     return web.FileResponse(PAGES / "join.html")
+
+
+async def api_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(PAGES / "api.html")
 
 
 async def to_operator(request: web.Request) -> web.StreamResponse:
@@ -52,5 +66,9 @@ def add_pages(app: web.Application) -> None:
     app.router.add_get("/join", join_page)
     app.router.add_get("/signin", signin_page)
     app.router.add_get("/operator", operator_page)
+    app.router.add_get("/sessions", calendar_page)
+    app.router.add_get("/sessions/{id}", session_page)
+    app.router.add_get("/api", api_page)
+    app.router.add_static("/api/viewer", Path(swagger_ui.__file__).parent / "static")  # Swagger UI's packaged files
     for alias in ("/dashboard", "/live"):
         app.router.add_get(alias, to_operator)

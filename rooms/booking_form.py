@@ -110,3 +110,25 @@ def to_request(body: BookingBody, now: datetime) -> tuple[BookingRequest, Sessio
     meta = SessionMeta(body.title, offset_minutes(start), body.recurrence or None, body.record,
                        start.isoformat(), end.isoformat())
     return req, meta
+
+
+def stored_as_body(session: dict[str, Any]) -> dict[str, Any]:
+    """A stored session written as the booking body that would recreate it (rooms pinned)."""
+    host = next(s for s in session["sites"] if s["site"] == session["host_site"])
+    return {
+        "title": session["title"], "host_site": f"{host['site']}/{host['room']}",
+        "sites": [f"{s['site']}/{s['room']}" for s in session["sites"] if s["site"] != session["host_site"]],
+        "start": session["start"], "end": session["end"], "profile": session["profile"], "plan": session["plan"],
+        "recurrence": session["recurrence"], "record": session["record"],
+    }
+
+
+def patched_body(session: dict[str, Any], patch: "BookingPatch") -> "BookingBody":
+    """The booking body of a stored session with a patch applied (what an edit re-admits)."""
+    merged = stored_as_body(session)
+    changes = patch.model_dump(exclude_unset=True)
+    if "sites" in changes or "host_site" in changes:
+        # New participants choose free rooms again unless pinned.
+        merged["host_site"] = changes.get("host_site", session["host_site"])
+    merged.update(changes)
+    return BookingBody.model_validate(merged)

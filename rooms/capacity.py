@@ -81,12 +81,21 @@ def capacity(topo: Topology, profiles: list[str] | None = None, plans: list[Plan
 
 
 def format_capacity(rows: list[CapacityRow]) -> str:
+    """The table; a link class and profile whose plans give the same figures is one row, plan "both"."""
     head = f"{'link class':<28} {'limit':>9} {'profile':<8} {'plan':<8} {'up':>7} {'down':>7} {'sessions':>8}  binds  how"
     lines = [head, "-" * len(head)]
+    shown: list[tuple[CapacityRow, str]] = []
     for r in rows:
+        prev = shown[-1][0] if shown else None
+        if prev is not None and (prev.level, prev.rate_kbps, prev.links, prev.profile) == (r.level, r.rate_kbps, r.links, r.profile) \
+                and (prev.up_kbps, prev.down_kbps, prev.sessions, prev.binding, prev.how) == (r.up_kbps, r.down_kbps, r.sessions, r.binding, r.how):
+            shown[-1] = (prev, "both")
+            continue
+        shown.append((r, r.plan.value))
+    for r, plan in shown:
         cls = f"{r.level} {r.rate_kbps / 1000:g} Mbit/s x{r.links}"
-        lines.append(f"{cls:<28} {r.limit_kbps:>9} {r.profile:<8} {r.plan.value:<8} {r.up_kbps:>7} {r.down_kbps:>7} "
+        lines.append(f"{cls:<28} {r.limit_kbps:>9} {r.profile:<8} {plan:<8} {r.up_kbps:>7} {r.down_kbps:>7} "
                      f"{r.sessions:>8}  {r.binding:<5}  {r.how}")
-    lines.append("kbit/s per direction; limit = rate x admitted share. A site's rooms also cap its concurrent "
-                 "sessions (a county has 2).")
+    lines.append("kbit/s per direction; limit = rate x admitted share; plan both: central and cascade give the same. "
+                 "A site's rooms also cap its concurrent sessions (a county has 2).")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 
+from confctl.config import DEFAULT_DB_URL
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
@@ -38,7 +39,7 @@ NODE_USER = "demo-nodes"  # the media node processes register with this role-nod
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--db", default="sqlite:///var/demo.db")
+    p.add_argument("--db", default=DEFAULT_DB_URL, help="the database every confctl command uses by default")
     p.add_argument("--host", default=os.environ.get("CONFCTL_HOST", "127.0.0.1"))
     p.add_argument("--port", default=os.environ.get("CONFCTL_PORT", "8080"))
     p.add_argument("--sip-port", default=os.environ.get("CONFCTL_SIP_PORT", "5060"))
@@ -55,10 +56,13 @@ def main() -> None:
     users = UserStore(engine)
     base = f"http://{args.host}:{args.port}"
     print(f"\nconfctl demo: Jilin network ({len(sites)} sites), database {args.db}\n")
-    print(f"  sign in        {base}/signin   (paste a token below; the browser keeps a cookie session)")
-    print(f"  booking page   {base}/book       (organizers)")
-    print(f"  operators      {base}/operator   (live sessions, links, alarms; operators and admins)")
-    print(f"  REST API       {base}/api   (OpenAPI: {base}/api/openapi.json)\n")
+    join = demo_session(store, base)
+    print(f"  sign in        {base}/signin     (paste a token below; the browser keeps a cookie session)")
+    print(f"  organizers     {base}/sessions   (the calendar; book at {base}/book)")
+    print(f"  technicians    {join}")
+    print("                 (Nong'an County's join link for “Demo drill”, which starts two minutes after this start)")
+    print(f"  operators      {base}/operator   (live sessions, links, alarms)")
+    print(f"  API reference  {base}/api        (from {base}/api/openapi.json)\n")
     print("  demo users (sign in with a token, or send Authorization: Bearer TOKEN):")
     for name, role, site in DEMO_USERS:
         users.remove_named(name)
@@ -103,6 +107,30 @@ def main() -> None:
     while all(c.poll() is None for c in children[:1]):
         time.sleep(1)
     stop()
+
+
+def demo_session(store: BookingStore, base: str) -> str:
+    """A session starting two minutes from now (Jilin's government with Nong'an County): its join link for Nong'an."""
+    from datetime import datetime, timedelta, timezone
+
+    from confctl.join_tokens import mint
+    from rooms.booking_form import BookingBody, to_request
+    from rooms.store.secrets import shared_secret
+    tz = timezone(timedelta(hours=8))
+    start = (datetime.now(tz) + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    body = BookingBody(title="Demo drill", host_site="jl", sites=["cc-nongan"], start=start.isoformat(),
+                       end=(start + timedelta(hours=1)).isoformat(), profile="sd", plan="cascade")
+    req, meta = to_request(body, datetime.now(timezone.utc))
+    out = store.book(req, meta, "demo")
+    if out.session is None:  # the rooms are taken by an earlier run's drill: use that one
+        now = int(datetime.now(timezone.utc).timestamp())
+        drills = [s for s in store.list(now, now + 3600, "cc-nongan") if s["title"] == "Demo drill"]
+        if not drills:
+            return "(no demo session: Nong'an's rooms are booked now)"
+        sid = drills[0]["id"]
+    else:
+        sid = out.session["id"]
+    return f"{base}/join?token={mint(shared_secret(store.engine, 'join_token'), sid, 'cc-nongan')}"
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:

@@ -1,7 +1,11 @@
 """The organizers' booking page in real Chromium (Debian's), driven by Playwright."""
 from __future__ import annotations
 
+import asyncio
+import os
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from playwright.async_api import async_playwright, expect
@@ -14,6 +18,7 @@ from tests.browser import launch, sign_in
 from tests.conftest import add_users, tomorrow_at
 
 pytestmark = pytest.mark.browser
+ARTIFACTS = Path(os.environ.get("CONFCTL_TEST_ARTIFACTS", "var/test-artifacts"))
 
 
 @pytest.fixture
@@ -31,9 +36,10 @@ async def page():
         await browser.close()
 
 
-async def test_refusal_shows_the_link_and_an_alternative_that_then_books(site, page):
+async def test_book_refused_in_words_then_an_alternative_books_it_then_calendar_edit_and_cancel(site, page):
     server, token = site
     base = f"http://127.0.0.1:{server.port}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     t = tomorrow_at(10)
     client_headers = {"Authorization": f"Bearer {token}"}
     import aiohttp
@@ -48,27 +54,66 @@ async def test_refusal_shows_the_link_and_an_alternative_that_then_books(site, p
     await page.select_option("#host", "jl")
     await page.fill("#start", t.strftime("%Y-%m-%dT%H:%M"))
     await page.dispatch_event("#start", "change")
-    # One click on Changchun takes its counties with it.
+    # A prefecture's box is the prefecture alone; "+ all below" brings its counties.
+    await page.check("#site-sp")
+    await expect(page.locator("#site-sp ~ ul input").first).not_to_be_checked()
+    await page.uncheck("#site-sp")
     await page.check("#site-cc")
+    await page.click('button[data-subtree="cc"]')
     for county in ("cc-nongan", "cc-yushu", "cc-dehui", "cc-jiutai"):
         await expect(page.locator(f"#site-{county}")).to_be_checked()
     await page.uncheck("#site-cc-mobile")  # its 2 Mbit/s satellite link cannot take video anyway
     await page.select_option("#profile", "hd720")
 
-    await expect(page.locator("#verdict")).to_have_text("Does not fit: 1 constraint(s) violated")
-    await expect(page.locator("#violations tbody tr")).to_contain_text("cc → cc-nongan")
-    await expect(page.locator("#violations tbody tr")).to_contain_text("4280")
+    sentence = page.locator("#sentences li").first
+    await expect(sentence).to_contain_text("Nong'an County's 10 Mbit/s link can take 7.5 Mbit/s down")
+    await expect(sentence).to_contain_text("this session needs 4.3 Mbit/s down — SD fits")
+    await expect(sentence.locator(".inway")).to_contain_text("Earlier meeting")  # the session in the way, by name
+    await expect(page.locator("#violations tbody tr")).to_contain_text("Nong'an County – Changchun")
+    assert "admission_refused" not in await page.locator("#decision").inner_text()  # no raw error code
     assert await page.locator("#book").is_disabled()
+    await page.screenshot(path=str(ARTIFACTS / "booking-refused.png"), full_page=True)
 
     alt = page.locator("button.alternative", has_text="use sd")
     await alt.click()
     await expect(page.locator("#profile")).to_have_value("sd")
     await expect(page.locator("#verdict")).to_contain_text("Fits: 6 sites")
-    await expect(page.locator("#loads tbody tr[data-link=cc-nongan]")).to_contain_text("1760")
+    nongan_down = page.locator('#loads tbody tr[data-link=cc-nongan][data-dir=down]')
+    await expect(nongan_down).to_contain_text("1760")
+    await expect(nongan_down).to_contain_text("81 %")  # 4280 booked by the earlier meeting + 1760, of 7500
     await page.click("#book")
-    await expect(page.locator("#result")).to_contain_text("Booked ses_")
+    await expect(page.locator("#booked")).to_contain_text("Booked “Coordination meeting”")
+    await expect(page.locator("#dial_in")).to_have_text(re.compile(r"^\d{6}$"))
+    await expect(page.locator("#join_links tr[data-site]")).to_have_count(6)
+    await expect(page.locator("#verdict")).to_have_text("Booked.")  # not a re-check saying it does not fit
+    await page.screenshot(path=str(ARTIFACTS / "booking-booked.png"), full_page=True)
 
     async with aiohttp.ClientSession() as http:
         listed = await (await http.get(f"{base}/api/sessions?site=cc-yushu", headers=client_headers)).json()
     (booked,) = listed["sessions"]
     assert booked["profile"] == "sd" and {s["site"] for s in booked["sites"]} >= {"jl", "cc", "cc-nongan", "cc-jiutai"}
+
+    # the week view shows it; it opens its own page; an edit is admitted again; then it is cancelled
+    await page.goto(f"{base}/sessions?view=week&date={t.date().isoformat()}")
+    event = page.locator(f'.day-col[data-day="{t.date().isoformat()}"] a[data-session="{booked["id"]}"]')
+    await expect(event).to_contain_text("Coordination meeting")
+    await page.screenshot(path=str(ARTIFACTS / "calendar-week.png"), full_page=True)
+    await event.click()
+    await expect(page.locator("#title")).to_have_text("Coordination meeting")
+    await expect(page.locator("#dial_in")).to_have_text(booked["dial_in"])
+    await expect(page.locator("#join_links tr[data-site]")).to_have_count(6)
+    later = t + timedelta(hours=3)
+    await page.fill("#e_start", later.strftime("%Y-%m-%dT%H:%M"))
+    await page.click("#save")
+    await expect(page.locator("#edit_ok")).to_be_visible()
+    await expect(page.locator("#facts")).to_contain_text(later.strftime("%Y-%m-%d %H:%M"))
+    await page.select_option("#e_profile", "hd1080")
+    await page.click("#save")
+    await expect(page.locator("#edit_refusal")).to_contain_text("link can take 7.5 Mbit/s")
+    await page.screenshot(path=str(ARTIFACTS / "session-page.png"), full_page=True)
+    page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+    await page.click("#cancel")
+    await expect(page.locator("#cancelled")).to_be_visible()
+    async with aiohttp.ClientSession() as http:
+        gone = await (await http.get(f"{base}/api/sessions/{booked['id']}", headers=client_headers)).json()
+    assert gone["status"] == "cancelled" and gone["profile"] == "sd" and gone["start"] == later.isoformat()

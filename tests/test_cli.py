@@ -134,3 +134,71 @@ def test_serve_refuses_a_malformed_alarm_file_before_it_starts(tmp_path, db):
     bad.write_text("defaults: {loss_pct: lots}\n")
     r = run("serve", "--db", db, "--port", "0", "--alarms", str(bad), cwd=tmp_path)
     assert r.returncode == 2 and "defaults.loss_pct: expected a number" in r.stderr and "Traceback" not in r.stderr
+
+
+def _book(tmp_path: Path, db: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    t = tomorrow_at(9)
+    return run("book", "--title", "Flood drill", "--host", "jl", "--site", "cc-nongan", "--start", t.isoformat(),
+               "--end", (t + timedelta(hours=1)).isoformat(), "--profile", "sd", "--db", db, *extra, cwd=tmp_path)
+
+
+def test_book_prints_the_start_join_links_and_dial_in_and_json_carries_them(tmp_path, db):
+    r = _book(tmp_path, db, "--url", "https://confctl.example")
+    assert r.returncode == 0, r.stderr
+    assert tomorrow_at(9).isoformat() in r.stdout and "dial-in  " in r.stdout
+    assert "Nong'an County" in r.stdout and "https://confctl.example/join?token=" in r.stdout
+    doc = __import__("json").loads(_book(tmp_path, db, "--json", "--profile", "audio").stdout)
+    assert set(doc["join_urls"]) == {"jl", "cc-nongan"} and doc["dial_in"].isdigit()
+
+
+def test_sessions_show_edit_and_cancel(tmp_path, db):
+    import json
+    sid = json.loads(_book(tmp_path, db, "--json").stdout)["id"]
+    shown = run("sessions", "show", sid, "--db", db, cwd=tmp_path)
+    assert shown.returncode == 0 and "join links:" in shown.stdout and "cc-nongan" in shown.stdout
+    later = tomorrow_at(14)
+    r = run("sessions", "edit", sid, "--start", later.isoformat(), "--end", (later + timedelta(hours=1)).isoformat(),
+            "--db", db, cwd=tmp_path)
+    assert r.returncode == 0 and later.isoformat() in r.stdout
+    # every county room taken at that time would refuse it; here a profile the county link cannot carry does
+    r = run("sessions", "edit", sid, "--site", "cc-nongan", "--site", "cc-yushu", "--profile", "hd1080", "--db", db,
+            cwd=tmp_path)
+    assert r.returncode == 3 and "refused" in r.stdout and "cc-nongan" in r.stdout
+    after = json.loads(run("sessions", "show", sid, "--json", "--db", db, cwd=tmp_path).stdout)
+    assert after["profile"] == "sd" and after["start"] == later.isoformat()  # the refused edit changed nothing
+    assert run("sessions", "edit", sid, "--db", db, cwd=tmp_path).returncode == 2  # nothing to change
+    r = run("sessions", "cancel", sid, "--db", db, cwd=tmp_path)
+    assert r.returncode == 0 and "cancelled" in r.stdout
+    again = run("sessions", "cancel", sid, "--db", db, cwd=tmp_path)
+    assert again.returncode == 2 and "already cancelled" in again.stderr
+    assert run("sessions", "show", "ses_nope", "--db", db, cwd=tmp_path).returncode == 2
+
+
+def test_sessions_list_has_headers_and_dial_in_and_an_unknown_site_is_an_error(tmp_path, db):
+    _book(tmp_path, db)
+    r = run("sessions", "list", "--db", db, cwd=tmp_path)
+    head, row = r.stdout.splitlines()[:2]
+    assert head.split()[:7] == ["id", "start", "end", "profile", "plan", "dial-in", "title"]
+    assert row.split()[6].isdigit()  # the dial-in number (after "..")
+    r = run("sessions", "list", "--site", "atlantis", "--db", db, cwd=tmp_path)
+    assert r.returncode == 2 and "no such site" in r.stderr and r.stdout == ""
+
+
+def test_a_database_in_a_folder_that_does_not_exist_is_an_error_not_a_new_file(tmp_path):
+    r = run("sessions", "list", "--db", f"sqlite:///{tmp_path}/typo/confctl.db", cwd=tmp_path)
+    assert r.returncode == 2 and "does not exist" in r.stderr and not (tmp_path / "typo").exists()
+
+
+def test_every_command_and_make_run_share_one_default_database(tmp_path):
+    r = run("db", "which", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("sqlite:///var/confctl.db") and "the default" in r.stdout
+    demo = (Path(__file__).parents[1] / "scripts" / "run_demo.py").read_text()
+    assert "default=DEFAULT_DB_URL" in demo  # make run serves the same file
+
+
+def test_topology_show_prints_units_and_capacity_folds_plans_that_agree(tmp_path, db):
+    r = run("topology", "show", "--db", db, cwd=tmp_path)
+    assert "uplink 10 Mbit/s each way, admits 7.5 Mbit/s" in r.stdout
+    r = run("capacity", "--db", db, cwd=tmp_path)
+    county = [line for line in r.stdout.splitlines() if line.startswith("county 10 Mbit/s") and " sd " in line]
+    assert len(county) == 1 and " both " in county[0]

@@ -1,15 +1,17 @@
 """The technicians' join page in headless Chromium (Debian's), driven by Playwright."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import async_playwright, expect
 
 from confctl.app import make_app
 from confctl.config import Settings
-from rooms.topology import demo_topology_path
+from rooms.topology import demo_topology, demo_topology_path
 from rooms.store.users import Role
 from tests.browser import launch
 from tests.conftest import add_users
@@ -25,11 +27,11 @@ async def booked(aiohttp_server, tmp_path):
     token = add_users(url, [("olga", Role.ORGANIZER, None)])["olga"]
     base = f"http://127.0.0.1:{server.port}"
 
-    async def book(sites: list[str], start: datetime) -> dict:
+    async def book(sites: list[str], start: datetime, profile: str = "sd") -> dict:
         async with aiohttp.ClientSession() as http:
             r = await http.post(f"{base}/api/sessions", headers={"Authorization": f"Bearer {token}"}, json={
                 "title": "Drill", "host_site": sites[0], "sites": sites[1:], "start": start.isoformat(),
-                "end": (start + timedelta(hours=1)).isoformat(), "profile": "sd"})
+                "end": (start + timedelta(hours=1)).isoformat(), "profile": profile})
             assert r.status == 201
             return await r.json()
     yield book
@@ -37,6 +39,85 @@ async def booked(aiohttp_server, tmp_path):
 
 def now() -> datetime:
     return datetime.now(timezone(timedelta(hours=8)))
+
+
+ARTIFACTS = Path(os.environ.get("CONFCTL_TEST_ARTIFACTS", "var/test-artifacts"))
+NAMES = {s.id: s.name for s in demo_topology().sites.values()}
+
+
+async def _playing(page, tile: str) -> bool:  # type: ignore[no-untyped-def]
+    """A tile's video is showing a moving picture: it has a size and its time advances."""
+    first = await page.evaluate(f"document.querySelector('#{tile} video').currentTime")
+    await page.wait_for_function(f"document.querySelector('#{tile} video').videoWidth > 0 && "
+                                 f"document.querySelector('#{tile} video').currentTime > {first} + 0.5", timeout=15000)
+    return True
+
+
+async def test_before_joining_the_page_shows_the_session_a_moving_preview_and_the_microphone_level(booked):
+    session = await booked(["jl", "sp", "cc-nongan"], now() + timedelta(hours=2))
+    async with async_playwright() as pw:
+        browser = await launch(pw, fake_devices=True)
+        try:
+            ctx = await browser.new_context(permissions=["camera", "microphone"])
+            page = await ctx.new_page()
+            await page.goto(session["join_urls"]["cc-nongan"])
+            await expect(page.locator("#title")).to_have_text("Drill")
+            await expect(page.locator("#host")).to_have_text(NAMES["jl"])
+            await expect(page.locator("#sites")).to_contain_text(NAMES["sp"])
+            await expect(page.locator("#me")).to_contain_text(NAMES["cc-nongan"])
+            await page.click("#check")
+            await page.wait_for_function("document.getElementById('preview').videoWidth > 0")
+            t0 = await page.evaluate("document.getElementById('preview').currentTime")
+            await page.wait_for_function(f"document.getElementById('preview').currentTime > {t0} + 0.5")
+            await page.wait_for_function("Number(document.getElementById('meter').dataset.level || 0) > 0")
+            assert await page.locator("#cam option").count() >= 1 and await page.locator("#mic option").count() >= 1
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "join-before.png"), full_page=True)
+        finally:
+            await browser.close()
+
+
+async def test_three_sites_see_labelled_playing_tiles_and_a_site_that_leaves_is_gone_within_3_s(booked):
+    sites = ("jl", "sp", "jlc")
+    session = await booked(list(sites), now())
+    async with async_playwright() as pw:
+        browser = await launch(pw, fake_devices=True)
+        try:
+            pages = {}
+            for site in sites:
+                ctx = await browser.new_context(permissions=["camera", "microphone"])
+                pages[site] = await ctx.new_page()
+                await pages[site].goto(session["join_urls"][site])
+                await pages[site].click("#camera")
+            for site, page in pages.items():
+                others = {NAMES[s] for s in sites if s != site}
+                for i in (0, 1):
+                    await expect(page.locator(f"#tile{i}")).to_be_visible(timeout=30000)
+                    assert await _playing(page, f"tile{i}")
+                labels = {await page.text_content(f"#label{i}") for i in (0, 1)}
+                assert labels <= others | {NAMES[site]} and len(labels) == 2, (site, labels)
+            await pages["jl"].screenshot(path=str(ARTIFACTS / "join-three-sites.png"), full_page=True)
+            await pages["jlc"].click("#leave")
+            for site in ("jl", "sp"):
+                visible = pages[site].locator(".tile:not([hidden]) .label", has_text=NAMES["jlc"])
+                await expect(visible).to_have_count(0, timeout=3000)
+        finally:
+            await browser.close()
+
+
+async def test_an_hd720_sender_sends_1280_pixels_wide_when_the_machine_and_link_allow(booked):
+    session = await booked(["jl", "sp"], now(), profile="hd720")
+    async with async_playwright() as pw:
+        browser = await launch(pw, fake_devices=True)
+        try:
+            ctx = await browser.new_context(permissions=["camera", "microphone"])
+            page = await ctx.new_page()
+            await page.goto(session["join_urls"]["jl"])
+            await expect(page.locator("#me")).to_contain_text("1280×720, up to 2000 kbit/s")
+            await page.click("#camera")
+            await page.wait_for_function("(window.confctlStats.sendWidth || 0) >= 1280", timeout=40000)
+        finally:
+            await browser.close()
 
 
 async def test_two_browsers_receive_each_others_video(booked):
@@ -64,8 +145,8 @@ async def test_two_browsers_receive_each_others_video(booked):
                     status = {s: await p.text_content("#status") for s, p in pages.items()}
                     raise AssertionError(f"frames decoded stalled: {frames}, page status: {status}")
                 await pages["jl"].wait_for_timeout(500)  # polling a condition, with the deadline above
-            assert "sp" in await pages["jl"].text_content("#program")
-            assert "jl" in await pages["sp"].text_content("#program")
+            assert NAMES["sp"] in await pages["jl"].text_content("#program")
+            assert NAMES["jl"] in await pages["sp"].text_content("#program")
         finally:
             await browser.close()
 
@@ -73,11 +154,11 @@ async def test_two_browsers_receive_each_others_video(booked):
 async def test_self_test_reports_media_back_from_the_node(booked):
     session = await booked(["jl", "cc-nongan"], now() + timedelta(hours=5))  # hours before the meeting
     async with async_playwright() as pw:
-        browser = await launch(pw)
+        browser = await launch(pw, fake_devices=True)
         try:
-            page = await browser.new_page()
+            page = await (await browser.new_context(permissions=["camera", "microphone"])).new_page()
             await page.goto(session["join_urls"]["cc-nongan"])
-            await page.click("#selftest")  # the canvas test pattern: no camera needed
+            await page.click("#selftest")  # the chosen devices (here Chromium's fake camera), to the node and back
             await page.wait_for_function("document.getElementById('status').textContent.startsWith('self-test passed')",
                                          timeout=30000)
         finally:

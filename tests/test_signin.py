@@ -69,3 +69,10 @@ async def test_feed_tokens_read_calendars_only_and_stop_when_revoked(web_client)
     assert [x["label"] for x in listed] == ["phone calendar"] and "token" not in listed[0]
     assert (await c.delete(f"/api/feed-tokens/{feed['id']}", headers=h)).status == 200
     assert (await c.get(f"/api/sites/cc-nongan/calendar.ics?token={feed['token']}")).status == 401
+
+
+async def test_join_info_answers_a_join_link_and_refuses_others_in_words(web_client):
+    c = web_client
+    assert (await c.get("/api/join-info?token=nonsense")).status == 422
+    forged = await c.get("/api/join-info?token=c2VzX3gKamw.AAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    assert forged.status == 404 and "join link" in (await forged.json())["detail"]

@@ -7,13 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from confctl.api.route import WRITERS, Route
-from confctl.api.views import decision_view
+from confctl.api.views import decision_view, link_name, with_booked_load, with_sessions_in_the_way
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
 from confctl.join_tokens import mint
 from confctl.keys import BOOKINGS, JOIN_SECRET, run_db, run_read
 from rooms.admission import Accepted, RequestError
-from rooms.booking_form import BookingBody, BookingPatch, FormError, parse_body, to_request, validation_detail
+from rooms.booking_form import BookingBody, BookingPatch, FormError, parse_body, patched_body, to_request, validation_detail
 from rooms.recurrence import parse_instant
 from rooms.store.users import Role, User
 
@@ -33,7 +33,7 @@ async def book(request: web.Request) -> web.Response:
     req, meta = await run_read(request.app, to_request, body, _now())  # RRULE expansion: CPU, off the loop
     out = await run_db(request.app, request.app[BOOKINGS].book, req, meta, user.id, override=body.override)
     if not isinstance(out.decision, Accepted):
-        return web.json_response(decision_view(out, meta), status=409)
+        return web.json_response(await _explained(request, out, meta), status=409)
     return web.json_response(with_join_urls(request, user, out.session), status=201)
 
 
@@ -42,7 +42,30 @@ async def check(request: web.Request) -> web.Response:
     body = parse_body(await read_json(request))
     req, meta = await run_read(request.app, to_request, body, _now())  # RRULE expansion: CPU, off the loop
     out = await run_read(request.app, request.app[BOOKINGS].check, req)
-    return web.json_response(decision_view(out, meta))
+    return web.json_response(await _explained(request, out, meta))
+
+
+async def _explained(request: web.Request, out: Any, meta: Any) -> dict[str, Any]:
+    """The decision with what people need to read it: the sessions in the way of a refusal, and the
+    load already booked on each link beside this session's."""
+    store = request.app[BOOKINGS]
+    view = decision_view(out, meta)
+    if view["decision"] == "refused":
+        return await run_read(request.app, with_sessions_in_the_way, store, view)
+    first = out.request.occurrences[0]
+    return await run_read(request.app, with_booked_load, store, view, first.start, first.end)
+
+
+async def session_loads(request: web.Request) -> web.Response:
+    """A booked session's links: its own load beside what the other sessions book then, against the limit."""
+    user = require(request)
+    session = await _session_for(request, user)
+    start, end = (int(datetime.fromisoformat(session[k]).timestamp()) for k in ("start", "end"))
+    topo = await run_read(request.app, request.app[BOOKINGS].topology)
+    plan = dict(session["media_plan"], links=[dict(l, name=link_name(topo, l["link"])) for l in session["media_plan"]["links"]])
+    view = await run_read(request.app, with_booked_load, request.app[BOOKINGS], {"decision": "accepted", "media_plan": plan},
+                          start, end, session["id"])
+    return web.json_response({"links": view["media_plan"]["links"]})
 
 
 def with_join_urls(request: web.Request, user: User, session: dict[str, Any]) -> dict[str, Any]:
@@ -81,17 +104,6 @@ async def get_session(request: web.Request) -> web.Response:
     return web.json_response(with_join_urls(request, user, await _session_for(request, user)))
 
 
-def _as_body(session: dict[str, Any]) -> dict[str, Any]:
-    """A stored session written as the booking body that would recreate it (rooms pinned)."""
-    host = next(s for s in session["sites"] if s["site"] == session["host_site"])
-    return {
-        "title": session["title"], "host_site": f"{host['site']}/{host['room']}",
-        "sites": [f"{s['site']}/{s['room']}" for s in session["sites"] if s["site"] != session["host_site"]],
-        "start": session["start"], "end": session["end"], "profile": session["profile"], "plan": session["plan"],
-        "recurrence": session["recurrence"], "record": session["record"],
-    }
-
-
 async def patch_session(request: web.Request) -> web.Response:
     user = require(request)
     raw = await read_json(request)
@@ -104,17 +116,14 @@ async def patch_session(request: web.Request) -> web.Response:
     session = await _session_for(request, user)
     if not _may_edit(user, session):
         raise ApiError(403, "forbidden", "only the session's organizer or an admin may change it")
-    merged = _as_body(session)
-    changes = patch.model_dump(exclude_unset=True)
-    if "sites" in changes or "host_site" in changes:
-        # New participants choose free rooms again unless pinned.
-        merged["host_site"] = changes.get("host_site", session["host_site"])
-    merged.update(changes)
-    body = BookingBody.model_validate(merged)
+    try:
+        body = patched_body(session, patch)
+    except ValidationError as exc:
+        raise FormError(validation_detail(exc)) from None
     req, meta = await run_read(request.app, to_request, body, _now())  # RRULE expansion: CPU, off the loop
     out = await run_db(request.app, request.app[BOOKINGS].update, session["id"], req, meta)
     if not isinstance(out.decision, Accepted):
-        return web.json_response(decision_view(out, meta), status=409)
+        return web.json_response(await _explained(request, out, meta), status=409)
     return web.json_response(with_join_urls(request, user, out.session))
 
 
@@ -156,6 +165,8 @@ async def list_sessions(request: web.Request) -> web.Response:
         if site not in (None, user.site):
             raise ApiError(403, "forbidden", f"a technician sees the sessions of site {user.site} only")
         site = user.site
+    if site is not None and site not in (await run_read(request.app, request.app[BOOKINGS].topology)).sites:
+        raise ApiError(422, "unknown_site", f"no site {site!r} in the topology")
     start, end = query_time(request, "from"), query_time(request, "to")
     if start is not None and end is not None and end <= start:
         raise ApiError(400, "invalid_query", "to must be after from")
@@ -168,6 +179,8 @@ REFUSED = "admission refused: {error, violations, alternatives}"
 routes = [
     Route("POST", "/api/sessions", book, "Book a session (admission applied atomically)", WRITERS,
           BookingBody, {201: "the booked session with its media plan", 409: REFUSED, 422: "invalid booking"}),
+    Route("GET", "/api/sessions/{id}/loads", session_loads, "A session's links: its load beside what other sessions "
+          "book then (first occurrence), against each link's limit, in %"),
     Route("POST", "/api/sessions/check", check, "Dry run: the decision a booking would get now", WRITERS,
           BookingBody, {200: "{decision: accepted|refused, media_plan | violations, alternatives}"}),
     Route("GET", "/api/sessions", list_sessions, "Sessions overlapping a window, optionally at one site",

@@ -35,8 +35,25 @@ NO_TOPOLOGY = ("the database {db} has no topology: load one with `confctl topolo
                "(the demo network is {demo}; `make run` loads it)")
 
 
+DEFAULT_URL = "http://127.0.0.1:8080"  # where `confctl serve` and `make run` listen; join links point there
+
+
+def db_url(args: argparse.Namespace) -> str:
+    """The database this command uses: --db, $CONFCTL_DB, or the default every command and `make run` share.
+    A SQLite file is only created in a folder that exists (the default's folder, var/, is made)."""
+    url = args.db
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        folder = Path(url[len("sqlite:///"):]).parent
+        if url == DEFAULT_DB_URL:
+            folder.mkdir(parents=True, exist_ok=True)
+        elif not folder.is_dir():
+            raise CliError(f"--db {url}: the folder {folder} does not exist (a typo would otherwise make a new, "
+                           "empty database)")
+    return url
+
+
 def _store(args: argparse.Namespace, need_topology: bool = True) -> BookingStore:
-    engine = make_engine(args.db)
+    engine = make_engine(db_url(args))
     upgrade(engine)
     store = BookingStore(engine)
     if need_topology and not store.has_topology():
@@ -54,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise CliError("--sip-workers: 0 to 64 processes")
     if not 1 <= args.sip_rtp_timeout <= 3600:
         raise CliError("--sip-rtp-timeout: 1 to 3600 seconds")
+    args.db = db_url(args)
     if args.topology:
         load_topology_file(args.topology)  # fail fast on a bad file, before binding
     else:
@@ -143,7 +161,8 @@ def print_tree(topo: Topology) -> None:
     def walk(site: SiteId, depth: int) -> None:
         s = topo.sites[site]
         link = topo.links.get(site)  # type: ignore[call-overload]
-        rate = f"  [{link.rate_kbps / 1000:g} Mbit/s, admits {link.limit_kbps / 1000:g}]" if link else ""
+        rate = (f"  [uplink {link.rate_kbps / 1000:g} Mbit/s each way, admits {link.limit_kbps / 1000:g} Mbit/s"
+                f"{f', {s.rtt_ms} ms round trip' if s.rtt_ms else ''}]" if link else "")
         node = "  (media node)" if any(n.site == site for n in topo.nodes.values()) else ""
         print(f"{'  ' * depth}{s.id}  {s.name}{rate}{node}  rooms: {', '.join(r.id for r in s.rooms)}")
         for c in topo.children[site]:
@@ -166,6 +185,41 @@ def cmd_topology_load(args: argparse.Namespace) -> None:
     print(f"loaded {args.file}: {len(topo.sites)} sites, {len(topo.links)} links (topology version {change.version})")
 
 
+def _join_urls(store: BookingStore, session: dict[str, Any], base: str) -> dict[str, str]:
+    from confctl.join_tokens import mint
+    from rooms.store.secrets import shared_secret
+    secret = shared_secret(store.engine, "join_token")
+    return {s["site"]: f"{base.rstrip('/')}/join?token={mint(secret, session['id'], s['site'])}" for s in session["sites"]}
+
+
+def _print_session(store: BookingStore, session: dict[str, Any], base: str, verb: str = "") -> None:
+    names = {k: v.name for k, v in store.topology().sites.items()}
+    print(f"{verb + ' ' if verb else ''}{session['id']}: {session['title']} ({session['status']})")
+    print(f"  when     {session['start']} .. {session['end']}"
+          + (f"  repeats {session['recurrence']} ({len(session['occurrences'])} times)" if session["recurrence"] else ""))
+    print(f"  host     {names.get(session['host_site'], session['host_site'])}")
+    print(f"  profile  {session['profile']}, plan {session['plan']}{', recorded' if session['record'] else ''}")
+    print(f"  dial-in  {session.get('dial_in') or '-'}")
+    if session["status"] == "booked":
+        print("  join links:")
+        for site, url in _join_urls(store, session, base).items():
+            print(f"    {names.get(site, site):<34} {url}")
+    print("  link loads (kbit/s, of the link's admitted limit):")
+    for l in session["media_plan"]["links"]:
+        print(f"    {l['link']:<16} up {l['up_kbps']:>6} down {l['down_kbps']:>6} of {l['limit_kbps']}")
+
+
+def _print_refusal(view: dict[str, Any]) -> None:
+    print("refused:")
+    for v in view["violations"]:
+        where = f"link {v['link']} {v['direction']} ({v['from']} -> {v['to']})" if v["kind"] == "link" else \
+            f"room {v.get('site')}/{v.get('room')}" if v["kind"] == "room" else f"media node {v.get('node')}"
+        extra = f": needs {v['demand_kbps']} kbit/s, {v['available_kbps']} free" if v["kind"] == "link" else ""
+        print(f"  {where} {v['start']} .. {v['end']}{extra}")
+    for a in view["alternatives"]:
+        print("  would fit: " + ", ".join(f"{k}={v}" for k, v in a.items()))
+
+
 def cmd_book(args: argparse.Namespace) -> None:
     try:
         body = BookingBody(title=args.title, host_site=args.host, sites=args.site or [], start=args.start, end=args.end,
@@ -178,35 +232,89 @@ def cmd_book(args: argparse.Namespace) -> None:
     from confctl.api.views import decision_view
     view = decision_view(out, meta)
     if args.json:
-        print(json.dumps(out.session or view, indent=2, ensure_ascii=False))
-    elif isinstance(out.decision, Accepted):
-        print(f"{'fits' if args.dry_run else 'booked ' + out.session['id']}: {body.title}")  # type: ignore[index]
+        doc = out.session or view
+        if out.session is not None:
+            doc = {**out.session, "join_urls": _join_urls(store, out.session, args.url)}
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    elif isinstance(out.decision, Accepted) and args.dry_run:
+        print(f"fits: {body.title}")
         for l in view["media_plan"]["links"]:
             print(f"  {l['link']:<16} up {l['up_kbps']:>6} down {l['down_kbps']:>6} of {l['limit_kbps']} kbit/s")
+    elif isinstance(out.decision, Accepted):
+        _print_session(store, out.session, args.url, "booked")  # type: ignore[arg-type]
     else:
-        print("refused:")
-        for v in view["violations"]:
-            where = f"link {v['link']} {v['direction']} ({v['from']} -> {v['to']})" if v["kind"] == "link" else \
-                f"room {v.get('site')}/{v.get('room')}" if v["kind"] == "room" else f"media node {v.get('node')}"
-            extra = f": needs {v['demand_kbps']} kbit/s, {v['available_kbps']} free" if v["kind"] == "link" else ""
-            print(f"  {where} {v['start']} .. {v['end']}{extra}")
-        for a in view["alternatives"]:
-            print("  would fit: " + ", ".join(f"{k}={v}" for k, v in a.items()))
+        _print_refusal(view)
     if not isinstance(out.decision, Accepted):
         sys.exit(3)
+
+
+def cmd_sessions_show(args: argparse.Namespace) -> None:
+    store = _store(args)
+    session = store.get(args.id)
+    if args.json:
+        doc = {**session, "join_urls": _join_urls(store, session, args.url) if session["status"] == "booked" else {}}
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        _print_session(store, session, args.url)
+
+
+def cmd_sessions_cancel(args: argparse.Namespace) -> None:
+    store = _store(args)
+    session = store.cancel(args.id)
+    print(f"cancelled {session['id']}: {session['title']} ({session['start']})")
+
+
+def cmd_sessions_edit(args: argparse.Namespace) -> None:
+    from rooms.booking_form import BookingPatch, patched_body
+    changes = {k: v for k, v in (("title", args.title), ("host_site", args.host), ("sites", args.site),
+                                 ("start", args.start), ("end", args.end), ("profile", args.profile),
+                                 ("plan", args.plan)) if v is not None}
+    if not changes:
+        raise CliError("nothing to change: give --title, --host, --site, --start, --end, --profile or --plan")
+    store = _store(args)
+    session = store.get(args.id)
+    try:
+        body = patched_body(session, BookingPatch(**changes))
+    except Exception as exc:
+        raise CliError(str(exc)) from None
+    req, meta = to_request(body, datetime.now(timezone.utc))
+    out = store.update(args.id, req, meta)
+    if not isinstance(out.decision, Accepted):
+        from confctl.api.views import decision_view
+        print("not changed:", end=" ")
+        _print_refusal(decision_view(out, meta))
+        sys.exit(3)
+    _print_session(store, out.session, args.url, "changed")  # type: ignore[arg-type]
+
+
+def cmd_db_which(args: argparse.Namespace) -> None:
+    url = db_url(args)
+    engine = make_engine(url)
+    upgrade(engine)
+    store = BookingStore(engine)
+    source = "--db" if "--db" in sys.argv else "$CONFCTL_DB" if os.environ.get("CONFCTL_DB") else "the default"
+    topo = store.topology() if store.has_topology() else None
+    print(f"{url}  ({source}; topology: {topo.name or topo.network if topo else 'none'}; "
+          f"{len(store.list())} booked session(s))")
 
 
 def cmd_sessions_list(args: argparse.Namespace) -> None:
     from confctl.api.sessions import parse_instant
     start = int(parse_instant(args.from_, "--from").timestamp()) if args.from_ else None
     end = int(parse_instant(args.to, "--to").timestamp()) if args.to else None
-    rows = _store(args).list(start, end, args.site)
+    store = _store(args)
+    if args.site is not None and args.site not in store.topology().sites:
+        raise CliError(f"--site {args.site}: no such site in the topology (`confctl topology show` lists them)")
+    rows = store.list(start, end, args.site)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    if rows:
+        print(f"{'id':<20}  {'start':<25}    {'end':<14}  {'profile':<7} {'plan':<7} {'dial-in':<8} {'title'}  [sites]")
     for s in rows:
         sites = ",".join(x["site"] for x in s["sites"])
-        print(f"{s['id']}  {s['start']} .. {s['end'][11:]}  {s['profile']:<6} {s['plan']:<7} {s['title']}  [{sites}]")
+        print(f"{s['id']:<20}  {s['start']:<25} .. {s['end'][11:]:<14}  {s['profile']:<7} {s['plan']:<7} "
+              f"{s.get('dial_in') or '-':<8} {s['title']}  [{sites}]")
     print(f"{len(rows)} session(s)")
 
 
@@ -237,7 +345,7 @@ def cmd_dryrun(args: argparse.Namespace) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
-    upgrade(make_engine(args.db))
+    upgrade(make_engine(db_url(args)))
     print(f"{args.db}: schema up to date")
 
 
@@ -322,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--organizer", default="cli", help="user id recorded as organizer")
     s.add_argument("--dry-run", action="store_true", help="only show the decision")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--url", default=os.environ.get("CONFCTL_URL", DEFAULT_URL),
+                   help=f"the service's address, for join links (default $CONFCTL_URL or {DEFAULT_URL})")
 
     sessions = sub.add_parser("sessions", help="booked sessions").add_subparsers(dest="sessions_cmd", required=True)
     s = add("list", cmd_sessions_list, "list booked sessions", sessions)
@@ -329,6 +439,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to")
     s.add_argument("--site")
     s.add_argument("--json", action="store_true")
+    url_help = f"the service's address, for join links (default $CONFCTL_URL or {DEFAULT_URL})"
+    s = add("show", cmd_sessions_show, "one session: time, sites, dial-in, join links, link loads", sessions)
+    s.add_argument("id")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--url", default=os.environ.get("CONFCTL_URL", DEFAULT_URL), help=url_help)
+    s = add("cancel", cmd_sessions_cancel, "cancel a session (its links are free again)", sessions)
+    s.add_argument("id")
+    s = add("edit", cmd_sessions_edit, "change a session; admission is checked again (exit 3 when refused)", sessions)
+    s.add_argument("id")
+    s.add_argument("--title")
+    s.add_argument("--host", help="host site (site or site/room)")
+    s.add_argument("--site", action="append", help="the participating sites, all of them (repeat)")
+    s.add_argument("--start", help="ISO 8601 with offset")
+    s.add_argument("--end", help="ISO 8601 with offset")
+    s.add_argument("--profile")
+    s.add_argument("--plan", choices=["cascade", "central"])
+    s.add_argument("--url", default=os.environ.get("CONFCTL_URL", DEFAULT_URL), help=url_help)
 
     s = add("capacity", cmd_capacity, "concurrent sessions each link class admits, and which direction binds")
     s.add_argument("--profile")
@@ -356,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="db_cmd", required=True)
     add("upgrade", cmd_db_upgrade, "apply migrations", db)
+    add("which", cmd_db_which, "print the database every data command uses here, and what it holds", db)
     return p
 
 

@@ -1,6 +1,5 @@
 // Booking page: every change runs a dry run (POST /api/sessions/check) and shows the decision.
 "use strict";
-const $ = (id) => document.getElementById(id);
 let topology = null;
 let timer = null;
 let seq = 0;
@@ -8,40 +7,22 @@ let seq = 0;
 // The browser's sign-in cookie (HttpOnly) authenticates every call: the page never holds a token.
 localStorage.removeItem("confctl.token");  // what earlier versions of this page kept
 
-async function api(method, path, body) {
-  const r = await fetch(path, {
-    method,
-    headers: { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (r.status === 401) location.href = "/signin?next=" + encodeURIComponent(location.pathname + location.search);
-  let data = null;
-  try { data = await r.json(); } catch (e) { data = { error: "bad_response", detail: String(e) }; }
-  return { status: r.status, data };
-}
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return e;
-}
-
 function buildTree() {
   const byId = Object.fromEntries(topology.sites.map((s) => [s.id, s]));
   function node(id) {
     const s = byId[id];
     const rate = s.uplink ? ` ${s.uplink.rate_kbps / 1000} Mbit/s` : "";
-    const box = el("input", { type: "checkbox", "data-site": id, id: "site-" + id });
-    box.addEventListener("change", () => {
-      // A prefecture (or any parent) takes its whole subtree in one click.
-      for (const b of box.closest("li").querySelectorAll("input[data-site]")) b.checked = box.checked;
-      schedule();
-    });
+    // A box is one site: a prefecture can take part without its counties; "+ all below" adds them.
+    const box = el("input", { type: "checkbox", "data-site": id, id: "site-" + id, onchange: schedule });
     const li = el("li", {}, box, el("label", { for: "site-" + id }, `${s.name} `, el("span", { class: "rate" }, `${id}${rate}`)));
-    if (s.children.length) li.append(el("ul", {}, ...s.children.map(node)));
+    if (s.children.length) {
+      li.append(" ", el("button", { class: "subtree", "data-subtree": id, type: "button", onclick: () => {
+        const boxes = [...li.querySelectorAll("input[data-site]")];
+        const all = boxes.every((b) => b.checked);
+        for (const b of boxes) b.checked = !all;
+        schedule();
+      } }, "+ all below"), el("ul", {}, ...s.children.map(node)));
+    }
     return li;
   }
   $("tree").replaceChildren(el("ul", {}, node(topology.root)));
@@ -50,20 +31,9 @@ function buildTree() {
   $("profile").value = topology.profiles.some((p) => p.name === "hd720") ? "hd720" : topology.profiles[0].name;
 }
 
-function pad(n) { return String(n).padStart(2, "0"); }
-
 function defaultStart() {
   const d = new Date(Date.now() + 24 * 3600 * 1000);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T10:00`;
-}
-
-function isoWithOffset(local, offset, plusHours) {
-  // local: "YYYY-MM-DDTHH:MM" in the chosen offset; add hours without leaving that offset.
-  const sign = offset[0] === "-" ? -1 : 1;
-  const offMin = sign * (parseInt(offset.slice(1, 3)) * 60 + parseInt(offset.slice(4, 6)));
-  const utc = Date.parse(local + ":00Z") - offMin * 60000 + plusHours * 3600000;
-  const d = new Date(utc + offMin * 60000);
-  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:00${offset}`;
 }
 
 function body() {
@@ -86,12 +56,9 @@ function schedule() {
 }
 
 function showLoads(plan) {
-  const rows = (plan ? plan.links : []).map((l) => {
-    const worst = Math.max(l.up_kbps, l.down_kbps);
-    const pct = Math.min(100, Math.round((100 * worst) / l.limit_kbps));
-    return el("tr", { "data-link": l.link }, el("td", {}, `${l.from} → ${l.to}`), el("td", {}, l.up_kbps), el("td", {}, l.down_kbps),
-      el("td", {}, l.limit_kbps), el("td", {}, el("span", { class: "bar" + (worst > l.limit_kbps ? " over" : ""), style: `width:${pct}px` })));
-  });
+  const rows = (plan ? plan.links : []).flatMap((l) => ["up", "down"].map((d) => el("tr", { "data-link": l.link, "data-dir": d },
+    el("td", {}, l.name || l.link), el("td", {}, d), el("td", {}, l[`${d}_booked_kbps`] ?? "–"), el("td", {}, l[`${d}_kbps`]),
+    el("td", {}, l.limit_kbps), el("td", {}, loadBar(l[`${d}_booked_kbps`] || 0, l[`${d}_kbps`], l.limit_kbps)))));
   $("loads").tBodies[0].replaceChildren(...rows);
 }
 
@@ -119,7 +86,7 @@ async function check() {
   $("book").disabled = true;
   if (r.status !== 200) {
     $("verdict").className = "refused";
-    $("verdict").textContent = `${r.data.error}: ${typeof r.data.detail === "string" ? r.data.detail : JSON.stringify(r.data.detail)}`;
+    $("verdict").textContent = problem(r.data);
     v.hidden = true;
     showLoads(null);
     return;
@@ -127,17 +94,21 @@ async function check() {
   const d = r.data;
   if (d.decision === "accepted") {
     $("verdict").className = "accepted";
+    const names = Object.fromEntries(topology.sites.map((s) => [s.id, s.name]));
     $("verdict").textContent = `Fits: ${b.sites.length + 1} sites, ${d.occurrences.length} occurrence(s); rooms ` +
-      Object.entries(d.rooms).map(([s, room]) => `${s}/${room}`).join(", ");
+      Object.entries(d.rooms).map(([s, room]) => `${names[s] || s} / ${room}`).join(", ");
     v.hidden = true;
     showLoads(d.media_plan);
     $("book").disabled = false;
   } else {
     $("verdict").className = "refused";
-    $("verdict").textContent = `Does not fit: ${d.violations.length} constraint(s) violated`;
+    $("verdict").replaceChildren(`Does not fit:`, el("ul", { id: "sentences" },
+      ...d.violations.map((x) => el("li", { class: "sentence" }, x.sentence,
+        x.sessions && x.sessions.length ? el("span", { class: "inway" }, ` Already using it then: `,
+          ...x.sessions.map((s, i) => [i ? ", " : "", el("a", { href: `/sessions/${s.id}` }, s.title)]).flat()) : null))));
     v.hidden = false;
     v.tBodies[0].replaceChildren(...d.violations.map((x) => el("tr", {},
-      el("td", {}, x.kind === "link" ? `${x.from} → ${x.to}` : x.kind === "room" ? `room ${x.site}/${x.room}` : `node ${x.node}`),
+      el("td", {}, x.kind === "link" ? x.link_name : x.kind === "room" ? `room ${x.site}/${x.room}` : `node ${x.node}`),
       el("td", {}, x.direction || ""), el("td", {}, `${x.start.slice(5, 16).replace("T", " ")} – ${x.end.slice(11, 16)}`),
       el("td", {}, x.demand_kbps ?? x.demand_legs ?? ""), el("td", {}, x.available_kbps ?? x.available_legs ?? ""))));
     $("alternatives").replaceChildren(...d.alternatives.map((a) =>
@@ -147,18 +118,29 @@ async function check() {
 }
 
 async function book() {
+  $("book").disabled = true;
   const r = await api("POST", "/api/sessions", body());
   if (r.status === 201) {
-    $("result").className = "accepted";
-    $("result").textContent = `Booked ${r.data.id}: ${r.data.title}, ${r.data.start}`;
-    $("result").append(" ", el("a", { href: `/api/sessions/${r.data.id}.ics` }, "calendar invite"),
-      " ", el("button", { id: "dryrun", onclick: () => dryRun(r.data.id) }, "Dry run over the emulated network"),
+    // Booked: the result replaces the decision (a re-check would now count this very session against itself).
+    clearTimeout(timer);
+    $("verdict").className = "accepted";
+    $("verdict").textContent = "Booked.";
+    $("alternatives").replaceChildren();
+    $("result").className = "";
+    $("result").replaceChildren(
+      el("p", { class: "accepted", id: "booked" }, `Booked “${r.data.title}”, ${when(r.data.start)} – ${when(r.data.end).slice(11)}`),
+      el("p", {}, "Dial-in from a registered phone: ", el("b", { id: "dial_in" }, r.data.dial_in || "–")),
+      joinLinks(r.data, Object.fromEntries(topology.sites.map((s) => [s.id, s.name]))),
+      el("p", {}, el("a", { href: `/sessions/${r.data.id}`, id: "session_link" }, "Open the session"), " · ",
+        el("a", { href: `/api/sessions/${r.data.id}.ics` }, "calendar invite"), " · ",
+        el("a", { href: "/sessions" }, "calendar")),
+      el("button", { id: "dryrun", onclick: () => dryRun(r.data.id) }, "Dry run over the emulated network"),
       el("div", { id: "dryrun_result" }));
   } else {
     $("result").className = "refused";
-    $("result").textContent = `Not booked (${r.status}): ${r.data.error}`;
+    $("result").textContent = `Not booked: ${problem(r.data)}`;
+    schedule();
   }
-  schedule();
 }
 
 async function dryRun(id) {

@@ -8,6 +8,7 @@ window.confctlStats = { framesDecoded: 0, sendKbps: 0, recvKbps: 0, rejoins: 0 }
 let pc = null, ws = null, timer = null, last = null;
 let stream = null, wanted = null, retry = null, failures = 0;
 let framesBefore = 0;  // frames decoded by earlier peer connections (each rejoin starts a new one)
+let info = null, preview = null, meterTimer = null, program = { video: [], audio: null };
 
 function status(text) { $("status").textContent = text; }
 function notice(text) { $("notice").hidden = !text; $("notice").textContent = text || ""; }
@@ -41,14 +42,99 @@ function waitIce() {
   }));
 }
 
-async function join(useCamera, mode = "meeting") {
-  stream = useCamera ? await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } })
-                     : patternStream();
+// -- before joining: what this link opens, and the devices ------------------------------------
+async function loadInfo() {
+  if (!token) { status("this page needs the join URL your organizer sent (…/join?token=…)"); return; }
+  const r = await fetch(`/api/join-info?token=${encodeURIComponent(token)}`);
+  const d = await r.json().catch(() => ({}));
+  if (!r.ok) { status(d.detail || "this join link is not valid"); return; }
+  info = d;
+  const time = (iso) => iso.slice(0, 16).replace("T", " ");
+  $("heading").textContent = `Join “${d.title}”`;
+  $("title").textContent = d.title + (d.status === "cancelled" ? " (cancelled)" : "");
+  $("when").textContent = `${time(d.start)} – ${time(d.end).slice(11)} (${d.start.slice(19)})`;
+  $("host").textContent = d.host;
+  $("me").textContent = `${d.site_name} — sending ${d.profile.name}` + (d.profile.width ? ` (${d.profile.width}×${d.profile.height}, up to ${d.profile.video_kbps} kbit/s)` : "");
+  $("sites").textContent = d.sites.map((x) => x.name).join(", ");
+  buttons();
+}
+
+function buttons() {
+  const can = info && info.status === "booked" && !wanted;
+  for (const id of ["camera", "pattern", "selftest"]) $(id).disabled = !can;
+  $("leave").disabled = !wanted;
+}
+
+function cameraConstraints() {
+  const p = (info && info.profile) || {};
+  const video = { width: { ideal: p.width || 1280 }, height: { ideal: p.height || 720 }, frameRate: { ideal: p.fps || 30 } };
+  if ($("cam").value) video.deviceId = { exact: $("cam").value };
+  return { audio: $("mic").value ? { deviceId: { exact: $("mic").value } } : true, video };
+}
+
+async function checkDevices() {
+  if (preview) preview.getTracks().forEach((t) => t.stop());
+  preview = await navigator.mediaDevices.getUserMedia(cameraConstraints());
+  $("preview").srcObject = preview;
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  for (const [id, kind, track] of [["cam", "videoinput", preview.getVideoTracks()[0]], ["mic", "audioinput", preview.getAudioTracks()[0]]]) {
+    const current = track && track.getSettings().deviceId;
+    $(id).replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) => {
+      const o = document.createElement("option");
+      o.value = d.deviceId; o.textContent = d.label || `${kind === "videoinput" ? "camera" : "microphone"} ${i + 1}`;
+      o.selected = d.deviceId === current;
+      return o;
+    }));
+    $(id).disabled = false;
+  }
+  meter(preview);
+}
+
+function meter(s) {
+  // The microphone's level, from an analyser: a bar that moves when someone speaks.
+  clearInterval(meterTimer);
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 1024;
+  ctx.createMediaStreamSource(s).connect(analyser);
+  const buf = new Float32Array(analyser.fftSize);
+  meterTimer = setInterval(() => {
+    analyser.getFloatTimeDomainData(buf);
+    const rms = Math.sqrt(buf.reduce((a, x) => a + x * x, 0) / buf.length);
+    const level = Math.min(100, Math.round(rms * 300));
+    $("meter").style.width = `${level}%`;
+    $("meter").dataset.level = level;
+  }, 100);
+}
+
+async function join(useDevices, mode = "meeting") {
+  if (useDevices) {
+    if (!preview) await checkDevices();
+    stream = preview;  // the devices chosen above, as previewed
+  } else {
+    stream = patternStream();
+  }
+  const v = stream.getVideoTracks()[0];
+  if (v && "contentHint" in v) v.contentHint = "motion";  // a meeting: keep the frame rate, lower detail first
   $("self").srcObject = stream;
   wanted = { mode };
+  buttons();
   start();
-  $("leave").disabled = false;
   timer = setInterval(figures, 1000);
+}
+
+// -- the program: which site each tile shows ------------------------------------------------------
+function showProgram(msg) {
+  program = msg;
+  const names = (info && info.names) || {};
+  msg.video.forEach((site, i) => {
+    if (i > 1) return;
+    // A slot nobody fills is hidden, never left on its last picture.
+    $("tile" + i).hidden = !site;
+    $("label" + i).textContent = site ? (names[site] || site) : "";
+    $("tile" + i).dataset.site = site || "";
+  });
+  $("program").textContent = msg.video.filter(Boolean).map((s) => names[s] || s).join(" and ") || "nobody else yet";
 }
 
 function start() {
@@ -56,12 +142,16 @@ function start() {
   last = null;
   pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
   pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendrecv" });
-  pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendrecv" });
+  // Ask for the profile's picture and rate: the encoder otherwise starts low and climbs slowly.
+  const kbps = (info && info.profile && info.profile.video_kbps) || 0;
+  pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendrecv",
+    sendEncodings: [kbps ? { maxBitrate: kbps * 1000, scaleResolutionDownBy: 1 } : {}] });
   pc.addTransceiver("video", { direction: "recvonly" });
-  let slot = 0;
   pc.ontrack = (ev) => {
     if (ev.track.kind === "audio") { $("program_audio").srcObject = new MediaStream([ev.track]); return; }
-    $("program" + (slot++ % 2)).srcObject = new MediaStream([ev.track]);
+    // The node's n-th outgoing video follows the program's n-th site.
+    const slot = pc.getTransceivers().filter((t) => t.receiver.track.kind === "video").indexOf(ev.transceiver);
+    $("program" + slot).srcObject = new MediaStream([ev.track]);
   };
   const mine = pc;
   pc.onconnectionstatechange = () => {
@@ -117,9 +207,9 @@ function connect(url, hello) {
     } else if (msg.type === "answer") {
       await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
     } else if (msg.type === "program") {
-      $("program").textContent = msg.video.filter(Boolean).join(" and ") || "nobody else yet";
+      showProgram(msg);
     } else if (msg.type === "error") {
-      status(`${msg.code}: ${msg.detail}`);
+      status(msg.detail);  // words, not the error code
       // A node's refusal (not registered yet, a grant for another node): through the control plane
       // again. The control plane's (token, session, window): said, and final.
       if (["not_ready", "invalid_grant", "wrong_node"].includes(msg.code)) rejoin(msg.detail);
@@ -131,9 +221,13 @@ function connect(url, hello) {
 async function figures() {
   if (!pc) return;
   const report = await pc.getStats();
-  let sent = 0, received = 0, lost = 0, frames = 0, rtt = null, res = "–";
+  let sent = 0, received = 0, lost = 0, frames = 0, rtt = null, res = "–", sendRes = "–", limitation = "none";
   report.forEach((s) => {
     if (s.type === "outbound-rtp") sent += s.bytesSent || 0;
+    if (s.type === "outbound-rtp" && s.kind === "video") {
+      if (s.frameWidth) { sendRes = `${s.frameWidth}×${s.frameHeight} at ${Math.round(s.framesPerSecond || 0)} fps`; window.confctlStats.sendWidth = s.frameWidth; }
+      limitation = s.qualityLimitationReason || "none";
+    }
     if (s.type === "inbound-rtp") {
       received += s.bytesReceived || 0;
       lost += s.packetsLost || 0;
@@ -163,6 +257,14 @@ async function figures() {
   $("rtt").textContent = rtt === null ? "–" : Math.round(rtt * 1000);
   $("frames").textContent = frames;
   $("resolution").textContent = res;
+  $("send_res").textContent = sendRes;
+  // Why the browser sends less than the profile asks, in words.
+  const why = { cpu: "Your browser is sending a smaller picture because this computer is busy (CPU): close other programs.",
+                bandwidth: "Your browser is sending a smaller picture because the network cannot carry more right now (bandwidth).",
+                other: "Your browser is sending a smaller picture for a reason it does not name." }[limitation];
+  window.confctlStats.limitation = limitation;
+  $("limitation").hidden = !why;
+  $("limitation").textContent = why || "";
 }
 
 function leave() {
@@ -174,11 +276,15 @@ function leave() {
   pc = null;
   clearInterval(timer);
   status("left");
-  $("leave").disabled = true;
+  for (const i of [0, 1]) $("tile" + i).hidden = true;
+  buttons();
 }
 
+$("check").addEventListener("click", () => checkDevices().catch((e) => status(`camera or microphone: ${e.message || e}`)));
+for (const id of ["cam", "mic"]) $(id).addEventListener("change", () => checkDevices().catch((e) => status(String(e))));
 $("camera").addEventListener("click", () => join(true).catch((e) => status(String(e))));
 $("pattern").addEventListener("click", () => join(false).catch((e) => status(String(e))));
-$("selftest").addEventListener("click", () => join(false, "echo").catch((e) => status(String(e))));
+// The self-test sends the chosen devices (not a drawn pattern) to the node and back.
+$("selftest").addEventListener("click", () => join(true, "echo").catch((e) => status(String(e))));
 $("leave").addEventListener("click", leave);
-if (!token) status("this page needs the join URL your organizer sent (…/join?token=…)");
+loadInfo();

@@ -308,6 +308,7 @@ class BookingStore:
                 return out
             values = _session_values(SessionId(session_id), out, meta, row.organizer_id, row.created_at)
             values["dial_in"] = row.dial_in
+            values["sequence"] = (row.sequence or 0) + 1
             conn.execute(update(ST).where(ST.c.id == session_id).values(**values))
             self._forget_occurrences(conn, row)
             self._insert_occurrences(conn, SessionId(session_id), values["revision"], out.decision)
@@ -318,9 +319,10 @@ class BookingStore:
             row = self._row(conn, session_id)
             if row.status != "booked":
                 raise SessionCancelled(f"session {session_id} is already {row.status}")
-            conn.execute(update(ST).where(ST.c.id == session_id).values(status="cancelled"))
+            sequence = (row.sequence or 0) + 1
+            conn.execute(update(ST).where(ST.c.id == session_id).values(status="cancelled", sequence=sequence))
             self._forget_occurrences(conn, row)
-            return session_view({**row._mapping, "status": "cancelled"})
+            return session_view({**row._mapping, "status": "cancelled", "sequence": sequence})
 
     def by_dial_in(self, number: str) -> dict[str, Any] | None:
         with read_transaction(self.engine) as conn:
@@ -459,6 +461,7 @@ def _session_values(sid: SessionId, out: Outcome, meta: SessionMeta, organizer_i
         "occurrences_json": json.dumps([[o.start, o.end] for o in acc.occurrences]),
         "revision": new_revision(),
         "override_by": None, "override_json": None,  # admitted: no override (a re-admitted PATCH clears one)
+        "sequence": 0,  # update() counts on from the stored one
     }
 
 
@@ -482,4 +485,5 @@ def session_view(row: Any) -> dict[str, Any]:
         "occurrences": [{"start": iso(s, off), "end": iso(e, off)} for s, e in occ],
         "media_plan": json.loads(row["plan_json"]),
         "dial_in": row.get("dial_in") if hasattr(row, "get") else None,
+        "sequence": (row.get("sequence") if hasattr(row, "get") else None) or 0,
     }

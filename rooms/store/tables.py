@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import BigInteger, Column, Text
+from sqlalchemy import BigInteger, Column, Integer, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -41,6 +41,8 @@ class SessionRow(SQLModel, table=True):
     # violations that admission reported and the booking overrode.
     override_by: Optional[str] = Field(default=None, max_length=40)
     override_json: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Bumped by every edit and the cancel: calendar clients replace an invite with a higher SEQUENCE.
+    sequence: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class SessionOccurrence(SQLModel, table=True):

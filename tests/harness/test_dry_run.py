@@ -99,7 +99,7 @@ async def test_the_booking_page_rehearses_a_booked_meeting(aiohttp_server, tmp_p
             await page.select_option("#profile", "sd")
             await expect(page.locator("#verdict")).to_contain_text("Fits")
             await page.click("#book")
-            await expect(page.locator("#result")).to_contain_text("Booked ses_")
+            await expect(page.locator("#booked")).to_contain_text("Booked “")
             await page.click("#dryrun")
             await expect(page.locator("#dryrun_verdict")).to_contain_text("Dry run passed", timeout=150_000)
             await expect(page.locator("#dryrun_links")).to_contain_text("cc-nongan")

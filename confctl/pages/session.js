@@ -1,0 +1,107 @@
+// One session's own page: its facts, join links, dial-in and invite, its load on each link, edit and cancel.
+"use strict";
+const sid = decodeURIComponent(location.pathname.split("/").pop());
+let topology = null, names = {}, session = null;
+
+function offsetOf(iso) { return iso.slice(19) || "+00:00"; }
+
+function facts(s) {
+  const row = (k, ...v) => el("tr", {}, el("td", {}, k), el("td", {}, ...v));
+  return [
+    row("When", `${when(s.start)} – ${when(s.end).slice(11)} (${offsetOf(s.start)})`,
+        s.recurrence ? ` · repeats ${s.recurrence}, ${s.occurrences.length} times` : ""),
+    row("Host", `${names[s.host_site] || s.host_site}`),
+    row("Sites", s.sites.map((x) => `${names[x.site] || x.site} / ${x.room}`).join(", ")),
+    row("Profile and plan", `${s.profile}, ${s.plan}${s.record ? ", recorded" : ""}`),
+    row("Dial-in", el("b", { id: "dial_in" }, s.dial_in || "–"), " from a registered phone"),
+    row("Invite", el("a", { href: `/api/sessions/${s.id}.ics`, id: "invite" }, "calendar invite (.ics)")),
+  ];
+}
+
+async function loads() {
+  const r = await api("GET", `/api/sessions/${encodeURIComponent(sid)}/loads`);
+  if (r.status !== 200) return;
+  $("loads").tBodies[0].replaceChildren(...r.data.links.flatMap((l) => ["up", "down"].map((d) => el("tr", { "data-link": l.link, "data-dir": d },
+    el("td", {}, l.name), el("td", {}, d), el("td", {}, l[`${d}_booked_kbps`]), el("td", {}, l[`${d}_kbps`]), el("td", {}, l.limit_kbps),
+    el("td", {}, loadBar(l[`${d}_booked_kbps`], l[`${d}_kbps`], l.limit_kbps))))));
+}
+
+function show(s) {
+  session = s;
+  $("title").textContent = s.title;
+  document.title = `confctl · ${s.title}`;
+  $("status").textContent = s.status === "cancelled" ? "Cancelled." : `Booked by ${s.organizer_id === (window.me || {}).id ? "you" : "its organizer"}.`;
+  $("facts").replaceChildren(...facts(s));
+  $("links").replaceChildren(s.status === "cancelled" ? el("p", { class: "muted" }, "A cancelled session has no join links.")
+    : Object.keys(s.join_urls || {}).length ? joinLinks(s, names) : el("p", { class: "muted" }, "Only the organizer sees the join links."));
+  $("e_title").value = s.title;
+  $("e_start").value = s.start.slice(0, 16);
+  $("e_offset").textContent = offsetOf(s.start);
+  const hours = (new Date(s.end) - new Date(s.start)) / 3600000;
+  if (![...$("e_hours").options].some((o) => parseFloat(o.value) === hours)) $("e_hours").append(el("option", { value: hours }, `${hours} h`));
+  $("e_hours").value = String(hours);
+  $("e_profile").value = s.profile;
+  $("e_plan").value = s.plan;
+  for (const id of ["save", "cancel"]) $(id).disabled = s.status === "cancelled";
+  loads();
+}
+
+function refusal(d) {
+  return el("div", { class: "refused", id: "edit_refusal" }, "Not changed: it does not fit.",
+    el("ul", {}, ...d.violations.map((x) => el("li", { class: "sentence" }, x.sentence,
+      x.sessions && x.sessions.length ? el("span", { class: "inway" }, " Already using it then: ",
+        ...x.sessions.map((o, i) => [i ? ", " : "", el("a", { href: `/sessions/${o.id}` }, o.title)]).flat()) : null))),
+    ...d.alternatives.map((a) => el("button", { class: "alternative", type: "button", onclick: () => {
+      if (a.start) $("e_start").value = a.start.slice(0, 16);
+      if (a.profile) $("e_profile").value = a.profile;
+      if (a.plan) $("e_plan").value = a.plan;
+      save();
+    } }, a.start ? `Move to ${when(a.start)}` : `Use ${a.profile} (${a.plan})`)));
+}
+
+async function save(ev) {
+  if (ev) ev.preventDefault();
+  const off = offsetOf(session.start);
+  const change = { title: $("e_title").value, profile: $("e_profile").value, plan: $("e_plan").value,
+                   start: isoWithOffset($("e_start").value, off, 0),
+                   end: isoWithOffset($("e_start").value, off, parseFloat($("e_hours").value)) };
+  $("save").disabled = true;
+  const r = await api("PATCH", `/api/sessions/${encodeURIComponent(sid)}`, change);
+  $("save").disabled = false;
+  if (r.status === 200) {
+    show(r.data);
+    $("edit_result").replaceChildren(el("p", { class: "accepted", id: "edit_ok" }, "Saved: admission checked again, the invite updated."));
+  } else if (r.status === 409 && r.data.violations) {
+    $("edit_result").replaceChildren(refusal(r.data));
+  } else {
+    $("edit_result").replaceChildren(el("p", { class: "refused" }, problem(r.data)));
+  }
+}
+
+async function cancelSession() {
+  if (!confirm(`Cancel “${session.title}”? Its sites are told through the updated invite; its links are freed.`)) return;
+  const r = await api("DELETE", `/api/sessions/${encodeURIComponent(sid)}`);
+  if (r.status === 200) {
+    show({ ...session, ...r.data, join_urls: {} });
+    $("edit_result").replaceChildren(el("p", { class: "accepted", id: "cancelled" }, "Cancelled."));
+  } else {
+    $("edit_result").replaceChildren(el("p", { class: "refused" }, problem(r.data)));
+  }
+}
+
+async function start() {
+  const me = await api("GET", "/api/me");
+  if (me.status !== 200) return;
+  window.me = me.data;
+  $("who").replaceChildren(...signedInAs(me.data, location.pathname));
+  topology = (await api("GET", "/api/topology")).data;
+  names = Object.fromEntries(topology.sites.map((s) => [s.id, s.name]));
+  $("e_profile").replaceChildren(...topology.profiles.map((p) => el("option", { value: p.name }, p.name)));
+  const r = await api("GET", `/api/sessions/${encodeURIComponent(sid)}`);
+  if (r.status !== 200) { $("title").textContent = problem(r.data); $("edit-box").hidden = true; return; }
+  if (!["organizer", "admin"].includes(me.data.role)) $("edit-box").hidden = true;
+  $("edit").addEventListener("submit", save);
+  $("cancel").addEventListener("click", cancelSession);
+  show(r.data);
+}
+start();
