@@ -25,7 +25,8 @@ from media.node import MediaNode
 from media.supervision import TaskGroup
 from confctl.node_watch import watch_nodes
 from monitoring.alarm_config import load_config
-from monitoring.operations import Operations
+from confctl.node_figures import gather_figures
+from monitoring.operations import Operations, Services
 from monitoring.pipeline import QualityPipeline
 from media.recording import purge_older_than, recover_interrupted
 from rooms.store.bookings import BookingStore
@@ -129,7 +130,9 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     topo = await run_read(app, app[BOOKINGS].topology) if await run_read(app, app[BOOKINGS].has_topology) else None
     config = load_config(app[SETTINGS].alarms_file, set(topo.sites) if topo is not None else None)
     app[QUALITY] = pipeline = QualityPipeline()
-    app[OPERATIONS] = operations = Operations(app, config, pipeline, app[SETTINGS].quality_sample_s)
+    services = Services(app[BOOKINGS], app[NODE_STORE], lambda: gather_figures(app),
+                        lambda fn, *a: run_db(app, fn, *a), lambda fn, *a: run_read(app, fn, *a))
+    app[OPERATIONS] = operations = Operations(services, config, pipeline, app[SETTINGS].quality_sample_s)
     await operations.start()
     app[BACKGROUND].keep_alive(operations.run, "quality pipeline")
     app[BACKGROUND].keep_alive(lambda: _record_retention(app), "records retention")

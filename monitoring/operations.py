@@ -11,9 +11,8 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
-from typing import Any
-
-from aiohttp import web
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 from monitoring.alarm_config import AlarmConfig
 from monitoring.alarm_rules import (absence_observations, absences, leg_observations, link_observations,
@@ -21,11 +20,13 @@ from monitoring.alarm_rules import (absence_observations, absences, leg_observat
 from monitoring.alarms import AlarmEngine, AlarmEvent
 from monitoring.dashboard import snapshot
 from monitoring.link_load import live_link_load, utilization_rows
-from monitoring.pipeline import Figures, QualityPipeline, gather_figures
+from monitoring.pipeline import Figures, QualityPipeline
 from monitoring.summaries import MinuteAggregator, leg_quality
 from monitoring.webhooks import Webhooks
 from rooms.store.alarms import AlarmStore
+from rooms.store.bookings import BookingStore
 from rooms.store.calls import CallRecords
+from rooms.store.media_nodes import MediaNodeStore
 from rooms.store.quality import QualityMinutes
 
 log = logging.getLogger("monitoring.operations")
@@ -33,11 +34,23 @@ NODE_FORGOTTEN_S = 3600  # a node silent this long was taken away, not lost: no 
 SUBSCRIBER_QUEUE = 20  # snapshots a slow dashboard may lag behind before it skips to the newest
 
 
+Blocking = Callable[..., Awaitable[Any]]  # runs a blocking store call on the service's database threads
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the loop needs from the service around it (confctl/app.py wires it)."""
+    bookings: BookingStore
+    nodes: MediaNodeStore
+    gather: Callable[[], Awaitable[Figures]]  # every node's figures now
+    write: Blocking
+    read: Blocking
+
+
 class Operations:
-    def __init__(self, app: web.Application, config: AlarmConfig, pipeline: QualityPipeline, sample_s: float):
-        from confctl.keys import BOOKINGS
-        engine = app[BOOKINGS].engine
-        self.app, self.config, self.pipeline, self.sample_s = app, config, pipeline, sample_s
+    def __init__(self, services: Services, config: AlarmConfig, pipeline: QualityPipeline, sample_s: float):
+        engine = services.bookings.engine
+        self.s, self.config, self.pipeline, self.sample_s = services, config, pipeline, sample_s
         self.alarms = AlarmEngine(config.hysteresis)
         self.alarm_store = AlarmStore(engine)
         self.minutes_store = QualityMinutes(engine)
@@ -53,33 +66,30 @@ class Operations:
         self.rounds = 0
 
     async def start(self) -> None:
-        from confctl.keys import run_db
-        cleared = await run_db(self.app, self.alarm_store.clear_all_open, int(time.time()))
+        cleared = await self.s.write(self.alarm_store.clear_all_open, int(time.time()))
         if cleared:
             log.info("cleared %d alarm(s) a previous run left open", cleared)
         self.webhooks.start()
 
     async def close(self) -> None:
-        from confctl.keys import run_db
-        await run_db(self.app, self.minutes_store.write, self.minutes.flush())
+        await self.s.write(self.minutes_store.write, self.minutes.flush())
         await self.webhooks.close()
 
     async def run(self) -> None:
         while True:
             started = time.monotonic()
-            await self.round(await gather_figures(self.app), time.time())
+            await self.round(await self.s.gather(), time.time())
             await asyncio.sleep(max(0.2, self.sample_s - (time.monotonic() - started)))
 
     async def round(self, figs: Figures, now: float) -> None:
-        from confctl.keys import BOOKINGS, NODE_STORE, run_db, run_read
         samples = self.pipeline.sample(figs.sessions, now)
-        store = self.app[BOOKINGS]
-        topo = await run_read(self.app, store.topology)
-        reserved = await run_read(self.app, store.all_link_peaks, int(now), int(now) + 1)
+        store, read = self.s.bookings, self.s.read
+        topo = await read(store.topology)
+        reserved = await read(store.all_link_peaks, int(now), int(now) + 1)
         rows = utilization_rows(topo, reserved, live_link_load(topo, self.pipeline.latest.values()))
-        running = await run_read(self.app, store.list, int(now), int(now) + 1)
+        running = await read(store.list, int(now), int(now) + 1)
         present = {(s.session, s.site) for s in self.pipeline.latest.values() if s.kind != "trunk"}
-        nodes = await run_read(self.app, self.app[NODE_STORE].all)
+        nodes = await read(self.s.nodes.all)
         down = [(n.id, now - n.last_seen) for n in nodes if not n.alive(now) and now - n.last_seen < NODE_FORGOTTEN_S]
         observations = (leg_observations(self.config, topo, self.pipeline.latest.values())
                         + link_observations(self.config, topo, rows)
@@ -90,20 +100,19 @@ class Operations:
         await self._call_records(figs, now)
         finished = self.minutes.add(samples, now)
         if finished:
-            await run_db(self.app, self.minutes_store.write, finished)
-        open_alarms = await run_read(self.app, self.alarm_store.list, True)
+            await self.s.write(self.minutes_store.write, finished)
+        open_alarms = await read(self.alarm_store.list, True)
         self.snapshot = snapshot(self.config, topo, self.pipeline.latest.values(), rows, open_alarms,
                                  {s["id"]: s["title"] for s in running}, now)
         self.publish(self.snapshot)
         self.rounds += 1
 
     async def _alarm(self, event: AlarmEvent) -> None:
-        from confctl.keys import run_db
         key = (event.kind.value, event.subject)
         if event.event == "raised":
             self.raised_total[event.kind.value] += 1
             c = event.context
-            alarm_id: int | None = await run_db(self.app, self.alarm_store.raised, {
+            alarm_id: int | None = await self.s.write(self.alarm_store.raised, {
                 "kind": event.kind.value, "subject": event.subject, "session_id": c.get("session"),
                 "site_id": c.get("site"), "link_id": c.get("link"), "node_id": c.get("node"), "value": event.value,
                 "threshold": event.threshold, "message": event.message}, int(event.at))
@@ -112,23 +121,22 @@ class Operations:
         else:
             alarm_id = self._alarm_ids.pop(key, None)
             if alarm_id is not None:
-                await run_db(self.app, self.alarm_store.cleared, alarm_id, int(event.at))
+                await self.s.write(self.alarm_store.cleared, alarm_id, int(event.at))
             log.info("alarm cleared: %s", event.message)
         body = {**event.to_dict(), "id": alarm_id}
         self.webhooks.offer(body)
         self.publish({"type": "alarm", **body})
 
     async def _call_records(self, figs: Figures, now: float) -> None:
-        from confctl.keys import run_db
         for e in figs.ended:
             if e["id"] in self._recorded_set or "/echo/" in str(e["session"]):
                 continue
             history = self.pipeline.history.get((str(e["session"]), str(e["node"]), str(e["site"])), ())
             quality = leg_quality(history, e["joined_at"], e["left_at"])
             if e["kind"] == "sip":  # the gateway keeps the phone's record; its quality is added to it
-                await run_db(self.app, self.calls.phone_quality, e["session"], e["site"], quality)
+                await self.s.write(self.calls.phone_quality, e["session"], e["site"], quality)
             else:
-                await run_db(self.app, self.calls.ended_leg, {
+                await self.s.write(self.calls.ended_leg, {
                     "call_id": e["id"], "leg_id": e["id"], "kind": e["kind"], "direction": "in", "caller": e["site"],
                     "site_id": e["site"], "session_id": e["session"], "node": e["node"],
                     "started_at": int(e["joined_at"]), "answered_at": int(e["joined_at"]),
@@ -138,7 +146,7 @@ class Operations:
             if not key[2].count("->"):
                 continue  # a leg: its node reports its end with the reason
             leg_id = f"trunk:{key[0]}:{key[2]}:{int(first)}"
-            await run_db(self.app, self.calls.ended_leg, {
+            await self.s.write(self.calls.ended_leg, {
                 "call_id": leg_id, "leg_id": leg_id, "kind": "trunk", "direction": "out", "caller": key[2],
                 "session_id": key[0], "node": key[1], "started_at": int(first), "answered_at": int(first),
                 "ended_at": int(last), "end_reason": "closed",

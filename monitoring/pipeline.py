@@ -9,15 +9,10 @@ video score (monitoring/video_score.py). Node-to-node legs (trunks) are sampled 
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
-
-import aiohttp
-from aiohttp import web
 
 from monitoring.emodel import OPUS, G711, audio_mos
 from monitoring.video_score import video_score
@@ -56,31 +51,6 @@ class Figures:
     """What the nodes said in one round: each session's live legs and trunks, and legs that ended lately."""
     sessions: list[dict[str, Any]]
     ended: list[dict[str, Any]]
-
-
-async def gather_figures(app: web.Application) -> Figures:
-    """Every session's live figures: the in-process node's and each live node process's."""
-    from confctl.keys import MEDIA_NODE, NODE_KEY, NODE_STORE, run_read
-    node = app[MEDIA_NODE]
-    sessions = [dict(s, node="in-process") for s in await node.live_figures(time.monotonic())]
-    ended = [dict(e, node=e.get("node") or "in-process") for e in node.ended_legs()]
-    nodes = [n for n in await run_read(app, app[NODE_STORE].all) if n.alive(time.time())]
-    if nodes:
-        async with aiohttp.ClientSession() as http:
-            remote = await asyncio.gather(*(_remote(http, n.url, app[NODE_KEY]) for n in nodes))
-        for n, body in zip(nodes, remote):
-            sessions += [dict(s, node=n.id) for s in body.get("sessions", [])]
-            ended += [dict(e, node=e.get("node") or n.id) for e in body.get("ended", [])]
-    return Figures(sessions, ended)
-
-
-async def _remote(http: aiohttp.ClientSession, url: str, key: bytes) -> dict[str, Any]:
-    try:
-        async with http.get(f"{url}/figures", headers={"Authorization": f"Bearer {key.hex()}"},
-                            timeout=aiohttp.ClientTimeout(total=3)) as r:
-            return await r.json() if r.status == 200 else {}
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-        return {}  # a node that does not answer is shown by /api/media-nodes, not here
 
 
 def _pixels(resolution: str | None) -> int | None:

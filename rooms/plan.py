@@ -15,12 +15,27 @@ and sends one main stream.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from rooms.ids import Direction, LinkId, NodeId, PlanKind, SiteId
 from rooms.profiles import MediaProfile
 from rooms.topology import PROGRAM_VIDEO_STREAMS, Topology
+
+
+class Layout(str, enum.Enum):
+    """What one site receives: thin links (a 2 Mbit/s satellite) take a smaller program than the session's."""
+    FULL = "full"  # the program: up to PROGRAM_VIDEO_STREAMS videos (host and speaker) and its audio
+    SPEAKER = "speaker"  # the current speaker's video and the audio
+    AUDIO = "audio"  # the audio only
+
+    @property
+    def videos(self) -> int:
+        return {Layout.FULL: PROGRAM_VIDEO_STREAMS, Layout.SPEAKER: 1, Layout.AUDIO: 0}[self]
+
+
+RICHEST_FIRST = (Layout.FULL, Layout.SPEAKER, Layout.AUDIO)
 
 
 @dataclass(frozen=True)
@@ -84,16 +99,21 @@ def _send(p: MediaProfile) -> _Streams:
     return _Streams(1 if p.has_video else 0, 1)
 
 
-def _program_from(senders: int, p: MediaProfile) -> _Streams:
-    """What a receiver gets when `senders` other sites could be on the program."""
+def _program_from(senders: int, p: MediaProfile, videos: int = PROGRAM_VIDEO_STREAMS) -> _Streams:
+    """What a receiver gets when `senders` other sites could be on the program and it takes `videos`."""
     if senders <= 0:
         return _Streams()
-    return _Streams(min(PROGRAM_VIDEO_STREAMS, senders) if p.has_video else 0, 1)
+    return _Streams(min(videos, senders) if p.has_video else 0, 1)
 
 
 def media_plan(topo: Topology, profile: MediaProfile, kind: PlanKind, sites: Iterable[SiteId],
-               attachments: Mapping[SiteId, NodeId] | None = None) -> MediaPlan:
-    """`attachments` overrides where sites attach (a fallback when a node is down): what that costs."""
+               attachments: Mapping[SiteId, NodeId] | None = None,
+               layouts: Mapping[SiteId, Layout] | None = None) -> MediaPlan:
+    """`attachments` overrides where sites attach (a fallback when a node is down): what that costs.
+    `layouts` gives sites a smaller program than the session's (full by default); between nodes a link
+    carries the most any site beyond it takes."""
+    layouts = layouts or {}
+    videos = lambda s: layouts.get(s, Layout.FULL).videos  # noqa: E731
     participants = list(dict.fromkeys(sites))
     n = len(participants)
     if attachments is not None:
@@ -118,13 +138,15 @@ def media_plan(topo: Topology, profile: MediaProfile, kind: PlanKind, sites: Ite
         grouped = len(inside) - len(own_legs)
         up = _Streams()
         down = _Streams()
-        for _ in own_legs:
+        for s in own_legs:
             up = up + _send(profile)
-            down = down + _program_from(n - 1, profile)
+            down = down + _program_from(n - 1, profile, videos(s))
         beyond = n - grouped  # participants on the far side of this link's node group
         if grouped and beyond:
-            up = up + _program_from(grouped, profile)
-            down = down + _program_from(beyond, profile)
+            group = [s for s in inside if s not in own_legs]
+            far = [s for s in participants if s not in group]
+            up = up + _program_from(grouped, profile, max(videos(s) for s in far))
+            down = down + _program_from(beyond, profile, max(videos(s) for s in group))
             top = topo.cascade_node(child)
             parent_node = topo.cascade_node(topo.links[lid].parent)
             legs[top] = legs.get(top, 0) + 1

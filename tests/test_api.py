@@ -103,8 +103,10 @@ async def test_link_load_and_topology_and_capacity(api):
     topo = await (await api.get("/api/topology", headers=api.h("opal"))).json()
     assert len(topo["sites"]) == 78
     cap = await (await api.get("/api/capacity?plan=cascade", headers=api.h("opal"))).json()
-    county = {r["profile"]: r["sessions"] for r in cap["rows"] if r["level"] == "county"}
+    county = {r["profile"]: r["sessions"] for r in cap["rows"] if r["level"] == "county" and r["layout"] == "full"}
     assert county == {"hd1080": 0, "hd720": 1, "sd": 4, "audio": 93}
+    mobile = [(r["profile"], r["layout"], r["sessions"]) for r in cap["rows"] if r["level"] == "mobile" and r["layout"] != "full"]
+    assert mobile == [("sd", "speaker", 1)]  # a 2 Mbit/s link: SD with the speaker only
 
 
 async def test_openapi_covers_every_route(api):

@@ -109,8 +109,10 @@ def test_capacity_prints_the_county_figures(tmp_path, db):
     r = run("capacity", "--plan", "cascade", "--json", "--db", db, cwd=tmp_path)
     import json
     rows = [x for x in json.loads(r.stdout) if x["level"] == "county"]
-    assert {x["profile"]: (x["sessions"], x["binding"]) for x in rows} == {
+    assert {x["profile"]: (x["sessions"], x["binding"]) for x in rows if x["layout"] == "full"} == {
         "hd1080": (0, "down"), "hd720": (1, "down"), "sd": (4, "down"), "audio": (93, "both")}
+    # where the full program does not fit, the richest layout that does: HD1080 with the speaker only
+    assert [(x["profile"], x["layout"], x["sessions"]) for x in rows if x["layout"] != "full"] == [("hd1080", "speaker", 1)]
     r = run("capacity", "--profile", "uhd", "--db", db, cwd=tmp_path)
     assert r.returncode == 2 and "unknown profile" in r.stderr
 

@@ -6,7 +6,7 @@ from aiohttp import web
 from confctl.api.route import READERS, Route
 from confctl.auth import require
 from confctl.keys import FALLBACKS
-from monitoring.pipeline import gather_figures
+from confctl.node_figures import gather_figures
 
 
 async def live(request: web.Request) -> web.Response:
