@@ -9,7 +9,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from confctl.api import (calendar, dry_runs, join_info, live, metrics, network, nodes, operators, people, recordings,
+from confctl.api import (calendar, dry_runs, emergencies, join_info, live, metrics, network, nodes, operators, people, recordings,
                          sessions, signin, telephony)
 from confctl.api.openapi import openapi_route
 from confctl.api.route import PUBLIC, Route
@@ -65,7 +65,7 @@ async def home(request: web.Request) -> web.Response:
 def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
-    for module in (calendar, sessions, dry_runs, network, people, live, metrics, operators, signin, join_info, recordings,
+    for module in (calendar, sessions, emergencies, dry_runs, network, people, live, metrics, operators, signin, join_info, recordings,
                    nodes, telephony):
         routes.extend(module.routes)
     routes.append(Route("GET", "/api/health", health, "Liveness", PUBLIC))

@@ -51,7 +51,8 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
     elif not is_live(session, now, margin):
         raise Refusal("outside_window", f"session {session_id} runs {session['start']} .. {session['end']}; "
                       f"legs are admitted from {margin // 60} min before to {margin // 60} min after")
-    grant = Grant(session_id, site, session["host_site"], bool(session["record"]), mode == "echo", now + GRANT_TTL_S)
+    grant = Grant(session_id, site, session["host_site"], bool(session["record"]), mode == "echo", now + GRANT_TTL_S,
+                  layout=session["media_plan"].get("layouts", {}).get(site))
     registered = await run_read(app, app[NODE_STORE].all)
     alive = {n.id: n for n in registered if n.alive(now)}
     topo, plan, root = await planned(app, session)

@@ -33,6 +33,7 @@ class Grant:
     cascade: dict[str, Any] | None = None
     trunk: bool = False  # a child node's leg to its session's root node (site is the child node's id)
     notice: str | None = None  # told to the site on joining (e.g. its node is down and it joins elsewhere)
+    layout: str | None = None  # what the site receives when its plan gives it less: "speaker" | "audio"
 
 
 def _b64(data: bytes) -> str:

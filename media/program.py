@@ -49,6 +49,16 @@ def program_of(site: SiteId, ranking: SessionRanking) -> Program:
     return Program(video + (None,) * (VIDEO_SLOTS - len(video)), audio)
 
 
+def within_layout(program: Program, layout: str | None) -> Program:
+    """What a site whose plan gives it less receives of its program: the speaker only is the site the
+    program's audio follows (the speaker, or the host while nobody has spoken); audio only, no video."""
+    if layout == "speaker":
+        return Program((program.audio,) + (None,) * (len(program.video) - 1), program.audio)
+    if layout == "audio":
+        return Program((None,) * len(program.video), program.audio)
+    return program
+
+
 def program_for(site: SiteId, host: SiteId, present: list[SiteId], speaker: SiteId | None,
                 earlier: Iterable[SiteId] = ()) -> Program:
     """`present` in join order."""

@@ -22,7 +22,7 @@ from media.aiortc_hooks import EncodedTap, inbound_streams, on_audio_level, send
 from media.forwarding import ForwardedTrack, Source
 from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
 from media.pcm_leg import PcmLeg, RoomMixer
-from media.program import Program, program_for
+from media.program import Program, program_for, within_layout
 from media.recording import TrackRecorder
 from media.speaker import SpeakerSelector
 from media.supervision import TaskGroup
@@ -90,6 +90,7 @@ class Leg:
     id: str = field(default_factory=lambda: "leg_" + secrets.token_hex(8))  # its call record's key
     joined_at: float = field(default_factory=time.time)
     on_ended: Callable[[str], None] | None = None  # tell the site why the node ended its leg
+    layout: str | None = None  # the plan gives this site less than the full program ("speaker" | "audio")
 
     def set_state(self, new: LegState) -> None:
         if new is not self.state:
@@ -123,14 +124,14 @@ class MediaRoom:
         self._phone_since: dict[SiteId, float] = {}
 
     # -- legs -----------------------------------------------------------
-    async def join(self, site: SiteId, offer_sdp: str) -> tuple[Leg, str]:
-        """Answer a site's offer; replaces any leg the site already has."""
+    async def join(self, site: SiteId, offer_sdp: str, layout: str | None = None) -> tuple[Leg, str]:
+        """Answer a site's offer; replaces any leg the site already has. `layout`: what its plan gives it."""
         if site in self.legs:
             await self.leave(site, EndReason.REPLACED)
         # MAX_BUNDLE: with aiortc's default (balanced) a second video m-line stays on a transport
         # that never connects (aiortc 1.16 marks it bundled before the BUNDLE group is applied).
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        leg = Leg(site, pc)
+        leg = Leg(site, pc, layout=layout)
         self.legs[site] = leg
 
         @pc.on("track")
@@ -333,6 +334,7 @@ class MediaRoom:
         """Feed a leg's outputs from the program's sources, wherever they are."""
         leg = self.legs.get(site)
         if leg is not None:
+            program = within_layout(program, leg.layout)  # only what its plan reserved crosses its link
             if leg.audio_out is None:
                 # Still applying its offer (no outgoing tracks yet): a program recorded now would
                 # switch nothing, and "unchanged" later would never subscribe it. It is

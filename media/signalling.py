@@ -115,7 +115,7 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                     except WrongNode as exc:
                         raise Refusal("wrong_node", str(exc)) from None
                     try:
-                        leg, answer = await room.join(site, msg["sdp"])
+                        leg, answer = await room.join(site, msg["sdp"], grant.layout)
                     except SignallingError as exc:
                         raise Refusal("invalid_sdp", str(exc)) from None
                     leg_room = room

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from rooms.ids import Direction, LinkId, NodeId, PlanKind, RoomId, SiteId
 from rooms.later_start import Span, first_free, forbidden_shifts, intersect, merged, over_limit
-from rooms.plan import MediaPlan, media_plan
+from rooms.plan import Layout, MediaPlan, media_plan, thin_link_layouts
 from rooms.timeline import Booked, Intervals, excess
 from rooms.topology import Topology
 
@@ -48,6 +48,8 @@ class BookingRequest:
     occurrences: tuple[Occurrence, ...]
     profile: str
     plan: PlanKind
+    layouts: tuple[tuple[SiteId, Layout], ...] = ()  # sites given a smaller program by hand (or kept from a booking)
+    auto_layouts: bool = False  # thin links: let admission step sites down until the session alone fits
 
     @property
     def site_ids(self) -> list[SiteId]:
@@ -148,6 +150,9 @@ def normalise(topo: Topology, req: BookingRequest) -> BookingRequest:
             raise RequestError("duplicate_site", f"site {c.site} is listed twice with different rooms")
         if prior is None or prior.room is None:
             seen[c.site] = c  # a pinned room wins over "any room"
+    for s, _layout in req.layouts:
+        if s not in seen:
+            raise RequestError("unknown_site", f"a layout is given for {s!r}, which does not take part")
     host = seen.pop(req.host_site, SiteChoice(req.host_site))
     if not req.occurrences:
         raise RequestError("no_occurrences", "the request has no occurrence to book")
@@ -162,7 +167,10 @@ def plan_for(topo: Topology, req: BookingRequest) -> MediaPlan:
     profile = topo.profile(req.profile)
     if profile is None:
         raise RequestError("unknown_profile", f"unknown profile {req.profile!r}")
-    return media_plan(topo, profile, req.plan, req.site_ids)
+    layouts = dict(req.layouts)
+    if req.auto_layouts:
+        layouts = thin_link_layouts(topo, profile, req.plan, req.site_ids, layouts)
+    return media_plan(topo, profile, req.plan, req.site_ids, layouts=layouts)
 
 
 def evaluate(topo: Topology, existing: Existing, req: BookingRequest, plan: MediaPlan | None = None) -> Accepted | Refused:

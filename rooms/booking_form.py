@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rooms.admission import BookingRequest, RequestError, SiteChoice
 from rooms.ids import PlanKind, RoomId, SiteId
+from rooms.plan import Layout
+from rooms.preemption import Precedence
 from rooms.recurrence import expand, offset_minutes, parse_instant
 
 
@@ -32,6 +34,12 @@ class BookingBody(BaseModel):
     plan: Literal["cascade", "central"] = "cascade"
     recurrence: Optional[str] = Field(default=None, max_length=500, description="RFC 5545 RRULE with COUNT or UNTIL")
     record: bool = False
+    precedence: Literal["routine", "priority", "emergency"] = Field(
+        default="routine", description="above routine needs the emergency permission; lower-precedence sessions give way")
+    layouts: dict[str, Literal["full", "speaker", "audio"]] = Field(
+        default_factory=dict, description="sites that receive a smaller program: the speaker only, or audio only")
+    auto_layouts: bool = Field(default=False, description="let admission give sites behind links too thin for the "
+                               "full program the richest layout that fits (the plan's `layouts` says which)")
     override: bool = Field(default=False, description="admins only: book even where admission refuses (the "
                            "capacity harness ramps past the model); recorded on the session with what it overrode")
 
@@ -48,6 +56,7 @@ class BookingPatch(BaseModel):
     plan: Optional[Literal["cascade", "central"]] = None
     recurrence: Optional[str] = Field(default=None, max_length=500)
     record: Optional[bool] = None
+    precedence: Optional[Literal["routine", "priority", "emergency"]] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -67,6 +76,7 @@ class SessionMeta:
     record: bool
     start_iso: str
     end_iso: str
+    precedence: int = 0  # rooms.preemption.Precedence
 
 
 def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
@@ -106,9 +116,11 @@ def to_request(body: BookingBody, now: datetime) -> tuple[BookingRequest, Sessio
         occurrences=occurrences,
         profile=body.profile,
         plan=PlanKind(body.plan),
+        layouts=tuple((SiteId(s), Layout(l)) for s, l in sorted(body.layouts.items())),
+        auto_layouts=body.auto_layouts,
     )
     meta = SessionMeta(body.title, offset_minutes(start), body.recurrence or None, body.record,
-                       start.isoformat(), end.isoformat())
+                       start.isoformat(), end.isoformat(), int(Precedence[body.precedence.upper()]))
     return req, meta
 
 
@@ -120,6 +132,8 @@ def stored_as_body(session: dict[str, Any]) -> dict[str, Any]:
         "sites": [f"{s['site']}/{s['room']}" for s in session["sites"] if s["site"] != session["host_site"]],
         "start": session["start"], "end": session["end"], "profile": session["profile"], "plan": session["plan"],
         "recurrence": session["recurrence"], "record": session["record"],
+        "precedence": session.get("precedence", "routine"),
+        "layouts": dict(session["media_plan"].get("layouts", {})),  # chosen by hand or for thin links: kept
     }
 
 

@@ -16,7 +16,7 @@ and sends one main stream.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from rooms.ids import Direction, LinkId, NodeId, PlanKind, SiteId
@@ -53,6 +53,7 @@ class MediaPlan:
     attachments: dict[SiteId, NodeId]
     loads: tuple[LinkLoad, ...]
     node_legs: dict[NodeId, int]
+    layouts: dict[SiteId, Layout] = field(default_factory=dict)  # sites that receive less than the full program
 
     def load(self, link: LinkId, direction: Direction) -> int:
         return sum(x.kbps for x in self.loads if x.link == link and x.direction == direction)
@@ -74,6 +75,7 @@ class MediaPlan:
             "attachments": dict(self.attachments),
             "links": list(by_link.values()),
             "node_legs": dict(self.node_legs),
+            "layouts": {s: l.value for s, l in self.layouts.items()},
         }
 
 
@@ -154,4 +156,29 @@ def media_plan(topo: Topology, profile: MediaProfile, kind: PlanKind, sites: Ite
         for direction, streams in ((Direction.UP, up), (Direction.DOWN, down)):
             if streams.kbps(profile):
                 loads.append(LinkLoad(lid, direction, streams.kbps(profile), streams.describe()))
-    return MediaPlan(kind, profile.name, attach, tuple(loads), legs)
+    return MediaPlan(kind, profile.name, attach, tuple(loads), legs,
+                     {s: l for s, l in layouts.items() if s in attach and l is not Layout.FULL})
+
+
+def thin_link_layouts(topo: Topology, profile: MediaProfile, kind: PlanKind, sites: Iterable[SiteId],
+                      layouts: Mapping[SiteId, Layout] | None = None) -> dict[SiteId, Layout]:
+    """The richest layouts that let this session alone fit every link: where the session by itself
+    overloads a link (a 2 Mbit/s satellite link and a two-stream SD program), the sites behind that
+    link step down (full → speaker only → audio only) until it fits or they are audio only. Other
+    bookings play no part: this is what thin links can carry, not a way around a busy network."""
+    chosen = dict(layouts or {})
+    participants = list(dict.fromkeys(sites))
+    for _ in range(len(RICHEST_FIRST) * max(1, len(participants))):
+        plan = media_plan(topo, profile, kind, participants, layouts=chosen)
+        # Only what a site receives can be made smaller: an uplink its own picture overloads stays so.
+        over = {x.link for x in plan.loads if x.direction is Direction.DOWN and x.kbps > topo.links[x.link].limit_kbps}
+        lowered = False
+        for link in over:
+            for s in participants:
+                now = chosen.get(s, Layout.FULL)
+                if topo.in_subtree(s, topo.links[link].child) and now is not Layout.AUDIO:
+                    chosen[s] = RICHEST_FIRST[RICHEST_FIRST.index(now) + 1]
+                    lowered = True
+        if not lowered:
+            break
+    return {s: l for s, l in chosen.items() if l is not Layout.FULL}

@@ -33,3 +33,24 @@ def test_between_nodes_a_link_carries_the_most_any_site_beyond_it_takes():
 def test_capacity_shows_mobile_links_carrying_a_speaker_only_sd_layout():
     rows = [r for r in capacity(demo_topology(), ["sd"], [PlanKind.CASCADE]) if r.level == "mobile"]
     assert [(r.layout, r.sessions, r.down_kbps) for r in rows] == [("full", 0, 1760), ("speaker", 1, 920)]
+
+
+def test_a_site_receives_only_what_its_layout_includes():
+    from media.program import Program, within_layout
+    p = Program((SiteId("jl"), SiteId("sp")), SiteId("sp"))  # host and speaker; the speaker is heard
+    assert within_layout(p, None) == p and within_layout(p, "full") == p
+    assert within_layout(p, "speaker") == Program((SiteId("sp"), None), SiteId("sp"))
+    assert within_layout(p, "audio") == Program((None, None), SiteId("sp"))
+
+
+def test_thin_link_layouts_step_down_only_the_sites_behind_a_link_the_session_alone_overloads():
+    from rooms.plan import thin_link_layouts
+    topo = demo_topology()
+    sites = [SiteId("jl"), SiteId("cc"), SiteId("jl-vehicle"), SiteId("cc-nongan")]
+    assert thin_link_layouts(topo, topo.profile("sd"), PlanKind.CASCADE, sites) == {SiteId("jl-vehicle"): Layout.SPEAKER}
+    # HD720: only audio fits down the vehicle's link; its own 2180 kbit/s picture still overloads the uplink,
+    # which no layout changes, so admission refuses it as before
+    hd = thin_link_layouts(topo, topo.profile("hd720"), PlanKind.CASCADE, sites)
+    assert hd == {SiteId("jl-vehicle"): Layout.AUDIO}
+    plan = media_plan(topo, topo.profile("hd720"), PlanKind.CASCADE, sites, layouts=hd)
+    assert plan.load(LinkId("jl-vehicle"), Direction.UP) == 2180 > topo.links[LinkId("jl-vehicle")].limit_kbps

@@ -1,6 +1,8 @@
 """Users and roles (admins), and who the caller is."""
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,6 +20,8 @@ class NewUser(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     role: Role
     site: str | None = None
+    permissions: list[Literal["emergency"]] = Field(default_factory=list, description="emergency: may open "
+                                                    "sessions above routine precedence (the duty officer)")
 
 
 async def me(request: web.Request) -> web.Response:
@@ -38,7 +42,7 @@ async def add_user(request: web.Request) -> web.Response:
         raise FormError(validation_detail(exc)) from None
     topo = await run_read(request.app, request.app[BOOKINGS].topology)
     user, token = await run_db(request.app, request.app[USER_STORE].add, body.name, body.role,
-                               SiteId(body.site) if body.site else None, set(topo.sites))
+                               SiteId(body.site) if body.site else None, set(topo.sites), tuple(body.permissions))
     return web.json_response({"user": user.to_dict(), "token": token}, status=201)
 
 

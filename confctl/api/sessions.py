@@ -30,10 +30,11 @@ async def book(request: web.Request) -> web.Response:
     body = parse_body(await read_json(request))
     if body.override and user.role is not Role.ADMIN:
         raise ApiError(403, "forbidden", "only an admin may book past admission (override)")
+    check_precedence(user, body.precedence)
     req, meta = await run_read(request.app, to_request, body, _now())  # RRULE expansion: CPU, off the loop
     out = await run_db(request.app, request.app[BOOKINGS].book, req, meta, user.id, override=body.override)
     if not isinstance(out.decision, Accepted):
-        return web.json_response(await _explained(request, out, meta), status=409)
+        return web.json_response(await explained(request, out, meta), status=409)
     return web.json_response(with_join_urls(request, user, out.session), status=201)
 
 
@@ -42,10 +43,10 @@ async def check(request: web.Request) -> web.Response:
     body = parse_body(await read_json(request))
     req, meta = await run_read(request.app, to_request, body, _now())  # RRULE expansion: CPU, off the loop
     out = await run_read(request.app, request.app[BOOKINGS].check, req)
-    return web.json_response(await _explained(request, out, meta))
+    return web.json_response(await explained(request, out, meta))
 
 
-async def _explained(request: web.Request, out: Any, meta: Any) -> dict[str, Any]:
+async def explained(request: web.Request, out: Any, meta: Any) -> dict[str, Any]:
     """The decision with what people need to read it: the sessions in the way of a refusal, and the
     load already booked on each link beside this session's."""
     store = request.app[BOOKINGS]
@@ -66,6 +67,12 @@ async def session_loads(request: web.Request) -> web.Response:
     view = await run_read(request.app, with_booked_load, request.app[BOOKINGS], {"decision": "accepted", "media_plan": plan},
                           start, end, session["id"])
     return web.json_response({"links": view["media_plan"]["links"]})
+
+
+def check_precedence(user: User, precedence: str) -> None:
+    if precedence != "routine" and not user.may("emergency"):
+        raise ApiError(403, "forbidden", f"a {precedence} session needs the emergency permission (the duty officer's); "
+                       "book it as routine, or ask an administrator")
 
 
 def with_join_urls(request: web.Request, user: User, session: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +123,8 @@ async def patch_session(request: web.Request) -> web.Response:
     session = await _session_for(request, user)
     if not _may_edit(user, session):
         raise ApiError(403, "forbidden", "only the session's organizer or an admin may change it")
+    if patch.precedence is not None:
+        check_precedence(user, patch.precedence)
     try:
         body = patched_body(session, patch)
     except ValidationError as exc:
@@ -123,7 +132,7 @@ async def patch_session(request: web.Request) -> web.Response:
     req, meta = await run_read(request.app, to_request, body, _now())  # RRULE expansion: CPU, off the loop
     out = await run_db(request.app, request.app[BOOKINGS].update, session["id"], req, meta)
     if not isinstance(out.decision, Accepted):
-        return web.json_response(await _explained(request, out, meta), status=409)
+        return web.json_response(await explained(request, out, meta), status=409)
     return web.json_response(with_join_urls(request, user, out.session))
 
 

@@ -114,7 +114,8 @@ def cmd_media_node(args: argparse.Namespace) -> None:
 def cmd_users_add(args: argparse.Namespace) -> None:
     store = _store(args)
     users = UserStore(store.engine)
-    user, token = users.add(args.name, Role(args.role), SiteId(args.site) if args.site else None, set(store.topology().sites))
+    user, token = users.add(args.name, Role(args.role), SiteId(args.site) if args.site else None, set(store.topology().sites),
+                            tuple(args.permission or ()))
     print(f"created {user.role.value} {user.name} ({user.id}){' at ' + user.site if user.site else ''}")
     print(token)
 
@@ -394,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--role", required=True, choices=[r.value for r in Role])
     s.add_argument("--site", help="the site a technician is bound to")
+    s.add_argument("--permission", action="append", choices=["emergency"],
+                   help="emergency: may open sessions above routine precedence (the duty officer)")
     add("list", cmd_users_list, "list users", users)
 
     sip = sub.add_parser("sip-accounts", help="SIP accounts, each bound to a site").add_subparsers(

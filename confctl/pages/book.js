@@ -45,6 +45,7 @@ function body() {
     start: isoWithOffset(start, $("offset").value, 0),
     end: isoWithOffset(start, $("offset").value, parseFloat($("hours").value)),
     profile: $("profile").value, plan: $("plan").value, record: $("record").checked,
+    precedence: $("precedence").value,
   };
   if ($("recurrence").value.trim()) b.recurrence = $("recurrence").value.trim();
   return b;
@@ -185,13 +186,15 @@ async function signOut() {
 async function start() {
   const me = await api("GET", "/api/me");
   if (me.status !== 200) return;
+  // Above routine only for the duty officer (the emergency permission); lower-precedence sessions give way.
+  for (const o of $("precedence").options) o.disabled = o.value !== "routine" && !(me.data.permissions || []).includes("emergency");
   $("who").replaceChildren(`${me.data.name} (${me.data.role}) `, el("button", { id: "signout", onclick: signOut }, "Sign out"));
   const t = await api("GET", "/api/topology");
   if (t.status !== 200) return;
   topology = t.data;
   buildTree();
   $("start").value = $("start").value || defaultStart();
-  for (const id of ["title", "host", "start", "offset", "hours", "profile", "plan", "recurrence", "record"]) {
+  for (const id of ["title", "host", "start", "offset", "hours", "profile", "plan", "recurrence", "record", "precedence"]) {
     $(id).addEventListener("change", schedule);
   }
   $("recurrence").addEventListener("input", schedule);

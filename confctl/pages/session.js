@@ -13,6 +13,7 @@ function facts(s) {
     row("Host", `${names[s.host_site] || s.host_site}`),
     row("Sites", s.sites.map((x) => `${names[x.site] || x.site} / ${x.room}`).join(", ")),
     row("Profile and plan", `${s.profile}, ${s.plan}${s.record ? ", recorded" : ""}`),
+    row("Precedence", s.precedence || "routine"),
     row("Dial-in", el("b", { id: "dial_in" }, s.dial_in || "–"), " from a registered phone"),
     row("Invite", el("a", { href: `/api/sessions/${s.id}.ics`, id: "invite" }, "calendar invite (.ics)")),
   ];

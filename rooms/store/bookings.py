@@ -24,7 +24,8 @@ from rooms.admission import (DEFAULT_HORIZON_S, Accepted, Alternative, BookingRe
                              same_time_alternatives)
 from rooms.booking_form import SessionMeta
 from rooms.ids import Direction, LinkId, PlanKind, RoomId, SessionId, SiteId, new_session_id
-from rooms.plan import MediaPlan
+from rooms.plan import Layout, MediaPlan
+from rooms.preemption import Precedence
 from rooms.recurrence import iso
 from rooms.store.engine import read_transaction, write_transaction
 from rooms.store.held import Held, HeldMemo, held_from_decision, held_from_row
@@ -254,7 +255,7 @@ class BookingStore:
         if planned_on is not topo:
             plans = {}
             self._plans = (topo, plans)
-        key = (req.profile, req.plan, tuple(req.site_ids))
+        key = (req.profile, req.plan, tuple(req.site_ids), req.layouts, req.auto_layouts)
         plan = plans.get(key)
         if plan is None:
             if len(plans) > 10_000:
@@ -443,8 +444,9 @@ def _row_request(row: Any, now: int) -> BookingRequest:
     """A stored session as a request again, keeping its rooms; occurrences already over are left out."""
     sites = json.loads(row.sites_json)
     occ = tuple(Occurrence(s, e) for s, e in json.loads(row.occurrences_json) if e > now)
+    layouts = tuple((SiteId(s), Layout(l)) for s, l in sorted(json.loads(row.plan_json).get("layouts", {}).items()))
     return BookingRequest(SiteId(row.host_site), tuple(SiteChoice(SiteId(x["site"]), RoomId(x["room"])) for x in sites),
-                          occ, row.profile, PlanKind(row.plan))
+                          occ, row.profile, PlanKind(row.plan), layouts)
 
 
 def _session_values(sid: SessionId, out: Outcome, meta: SessionMeta, organizer_id: str, created_at: int) -> dict[str, Any]:
@@ -462,6 +464,7 @@ def _session_values(sid: SessionId, out: Outcome, meta: SessionMeta, organizer_i
         "revision": new_revision(),
         "override_by": None, "override_json": None,  # admitted: no override (a re-admitted PATCH clears one)
         "sequence": 0,  # update() counts on from the stored one
+        "precedence": meta.precedence,
     }
 
 
@@ -486,4 +489,5 @@ def session_view(row: Any) -> dict[str, Any]:
         "media_plan": json.loads(row["plan_json"]),
         "dial_in": row.get("dial_in") if hasattr(row, "get") else None,
         "sequence": (row.get("sequence") if hasattr(row, "get") else None) or 0,
+        "precedence": Precedence((row.get("precedence") if hasattr(row, "get") else None) or 0).name.lower(),
     }

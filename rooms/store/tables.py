@@ -43,6 +43,7 @@ class SessionRow(SQLModel, table=True):
     override_json: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     # Bumped by every edit and the cancel: calendar clients replace an invite with a higher SEQUENCE.
     sequence: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    precedence: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))  # rooms.preemption
 
 
 class SessionOccurrence(SQLModel, table=True):
@@ -70,6 +71,7 @@ class UserRow(SQLModel, table=True):
     role: str = Field(max_length=20)
     site_id: Optional[str] = Field(default=None, max_length=100)
     token_hash: str = Field(max_length=64, unique=True)  # sha256 of the bearer token; the token is never stored
+    permissions: str = Field(default="", max_length=200)  # space-separated grants beyond the role: "emergency"
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 

@@ -5,6 +5,7 @@ import enum
 import hashlib
 import secrets
 import time
+from typing import Any
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, insert, select
@@ -29,15 +30,23 @@ class UserError(ValueError):
     pass
 
 
+PERMISSIONS = ("emergency",)  # open sessions above routine precedence (the duty officer)
+
+
 @dataclass(frozen=True)
 class User:
     id: UserId
     name: str
     role: Role
     site: SiteId | None
+    permissions: frozenset[str] = frozenset()
 
-    def to_dict(self) -> dict[str, str | None]:
-        return {"id": self.id, "name": self.name, "role": self.role.value, "site": self.site}
+    def may(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "role": self.role.value, "site": self.site,
+                "permissions": sorted(self.permissions)}
 
 
 TOKEN_PREFIX = "cct_"
@@ -51,7 +60,8 @@ class UserStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def add(self, name: str, role: Role, site: SiteId | None, known_sites: set[str]) -> tuple[User, str]:
+    def add(self, name: str, role: Role, site: SiteId | None, known_sites: set[str],
+            permissions: tuple[str, ...] = ()) -> tuple[User, str]:
         """Create a user; return it with its bearer token (shown once, never stored)."""
         if not name or len(name) > 100:
             raise UserError("name must be 1-100 characters")
@@ -59,13 +69,17 @@ class UserStore:
             raise UserError("a technician is bound to one site: give --site")
         if site is not None and site not in known_sites:
             raise UserError(f"site {site!r} is not in the topology")
+        unknown = [p for p in permissions if p not in PERMISSIONS]
+        if unknown:
+            raise UserError(f"unknown permission(s) {unknown}; known: {list(PERMISSIONS)}")
         # The prefix keeps a token from starting with "-" (token_urlsafe does, 1 in 64), which
         # argparse would read as an option in `--token TOKEN`; it also makes leaked tokens greppable.
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        user = User(new_user_id(), name, role, site)
+        user = User(new_user_id(), name, role, site, frozenset(permissions))
         try:
             with write_transaction(self.engine) as conn:
                 conn.execute(insert(UT).values(id=user.id, name=name, role=role.value, site_id=site,
+                                               permissions=" ".join(sorted(set(permissions))),
                                                token_hash=token_hash(token), created_at=int(time.time())))
         except IntegrityError:
             raise UserError(f"a user named {name!r} exists already") from None
@@ -91,4 +105,5 @@ class UserStore:
 
 
 def _user(r) -> User:  # type: ignore[no-untyped-def]
-    return User(UserId(r.id), r.name, Role(r.role), SiteId(r.site_id) if r.site_id else None)
+    return User(UserId(r.id), r.name, Role(r.role), SiteId(r.site_id) if r.site_id else None,
+                frozenset((r.permissions or "").split()))

@@ -1,0 +1,83 @@
+"""Emergencies: presets resolve to the right sites; only the duty officer (emergency permission) opens
+one; it starts now at emergency precedence; bad presets and sites are 422."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from rooms.admission import RequestError
+from rooms.presets import preset_sites
+from rooms.store.engine import make_engine
+from rooms.store.users import Role, UserError, UserStore
+from rooms.topology import demo_topology
+from tests.conftest import booking
+
+
+def test_presets_name_the_sites_a_duty_officer_calls_together():
+    topo = demo_topology()
+    host, offices = preset_sites(topo, "emergency-offices")
+    prefectures = [s.id for s in topo.sites.values() if s.level == "prefecture"]
+    assert host == "jl/emergency" and offices == [f"{p}/emergency" for p in prefectures]
+    _, mobile = preset_sites(topo, "mobile-platforms")
+    assert "jl-vehicle" in mobile and all(topo.sites[s].level == "mobile" for s in mobile)
+    assert preset_sites(topo, "vehicle") == ("jl/emergency", ["jl-vehicle"])
+    _, cc = preset_sites(topo, "prefecture:cc")
+    assert cc[0] == "cc/emergency" and "cc-nongan/emergency" in cc and "cc-mobile" not in cc
+    for bad in ("prefecture:cc-nongan", "prefecture:atlantis", "everyone"):
+        with pytest.raises(RequestError):
+            preset_sites(topo, bad)
+
+
+def test_only_known_permissions_are_granted(tmp_path):
+    from rooms.store.migrate import upgrade
+    engine = make_engine(f"sqlite:///{tmp_path}/u.db")
+    upgrade(engine)
+    with pytest.raises(UserError, match="unknown permission"):
+        UserStore(engine).add("x", Role.ORGANIZER, None, set(), ("launch_missiles",))
+
+
+async def test_only_the_duty_officer_opens_an_emergency_and_it_starts_now_at_emergency_precedence(api, db_url):
+    engine = make_engine(db_url)
+    _, duty = UserStore(engine).add("duty", Role.ORGANIZER, None, set(demo_topology().sites), ("emergency",))
+    engine.dispose()
+    officer = {"Authorization": f"Bearer {duty}"}
+    refused = await api.post("/api/emergencies", json={"preset": "emergency-offices"}, headers=api.h("olga"))
+    assert refused.status == 403 and "emergency permission" in (await refused.json())["detail"]
+    routine_only = await api.post("/api/sessions", json=booking(["jl", "cc"], precedence="emergency"), headers=api.h("olga"))
+    assert routine_only.status == 403
+    r = await api.post("/api/emergencies", json={"preset": "emergency-offices", "title": "Flood"}, headers=officer)
+    assert r.status == 201, await r.text()
+    s = await r.json()
+    assert s["precedence"] == "emergency" and s["host_site"] == "jl" and len(s["sites"]) == 11
+    started = datetime.fromisoformat(s["start"])
+    assert abs((started - datetime.now(timezone.utc)).total_seconds()) < 60  # now, not a slot later
+    assert set(s["join_urls"]) == {x["site"] for x in s["sites"]}
+    for body, code in (({"preset": "everyone"}, "unknown_preset"), ({"sites": ["atlantis"]}, "unknown_site"), ({}, None)):
+        bad = await api.post("/api/emergencies", json=body, headers=officer)
+        assert bad.status == 422 and (code is None or (await bad.json())["error"] == code), await bad.text()
+    me = await (await api.get("/api/me", headers=officer)).json()
+    assert me["permissions"] == ["emergency"]
+
+
+async def test_an_emergency_with_every_mobile_platform_and_the_vehicle_is_admitted_speaker_only(api, db_url):
+    engine = make_engine(db_url)
+    _, duty = UserStore(engine).add("duty", Role.ORGANIZER, None, set(demo_topology().sites), ("emergency",))
+    engine.dispose()
+    r = await api.post("/api/emergencies", json={"preset": "mobile-platforms"}, headers={"Authorization": f"Bearer {duty}"})
+    assert r.status == 201, await r.text()
+    s = await r.json()
+    mobile = {x["site"] for x in s["sites"]} - {"jl"}
+    assert "jl-vehicle" in mobile and len(mobile) == 11
+    assert s["media_plan"]["layouts"] == {m: "speaker" for m in mobile}  # the plan says which it picked
+    links = {(l["link"]): l for l in s["media_plan"]["links"]}
+    assert all(links[m]["down_kbps"] <= links[m]["limit_kbps"] for m in mobile)  # 920 of 1500 each
+    # a routine booking with the same thin sites is refused as before: layouts are asked for, not imposed
+    plain = await api.post("/api/sessions/check", json=booking(["jl", "cc", "jl-vehicle"], profile="sd"), headers=api.h("olga"))
+    assert (await plain.json())["decision"] == "refused"
+    asked = await api.post("/api/sessions/check", json=booking(["jl", "cc", "jl-vehicle"], profile="sd", auto_layouts=True),
+                           headers=api.h("olga"))
+    assert (await asked.json())["media_plan"]["layouts"] == {"jl-vehicle": "speaker"}
+    stray = await api.post("/api/sessions/check", json=booking(["jl", "cc"], layouts={"cc-nongan": "audio"}),
+                           headers=api.h("olga"))
+    assert stray.status == 422 and (await stray.json())["error"] == "unknown_site"
