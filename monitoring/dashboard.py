@@ -14,13 +14,23 @@ from monitoring.pipeline import LegSample
 from rooms.topology import Topology
 
 
+def beyond(cfg: AlarmConfig, topo: Topology, s: LegSample) -> list[str]:
+    """The figures of a leg past its site's alarm thresholds (a satellite's expected delay is not)."""
+    if s.kind == "trunk":
+        return []
+    t = thresholds(cfg, topo, s.site)
+    out = [k for k, v, limit in (("loss_pct", s.loss_pct, t.loss_pct), ("jitter_ms", s.jitter_ms, t.jitter_ms),
+                                 ("rtt_ms", s.rtt_ms, t.rtt_ms)) if v is not None and v > limit]
+    return out + (["mos"] if s.mos is not None and s.mos < t.mos else [])
+
+
 def grade(cfg: AlarmConfig, topo: Topology, s: LegSample) -> str:
     """good | fair | poor: poor past any alarm threshold, fair past half of one."""
     if s.kind == "trunk":
         return "good"
     t = thresholds(cfg, topo, s.site)
     over = [(s.loss_pct, t.loss_pct), (s.jitter_ms, t.jitter_ms), (s.rtt_ms, t.rtt_ms)]
-    if any(v is not None and v > limit for v, limit in over) or (s.mos is not None and s.mos < t.mos):
+    if beyond(cfg, topo, s):
         return "poor"
     if any(v is not None and v > limit / 2 for v, limit in over) or (s.mos is not None and s.mos < t.mos + 0.3) \
             or (s.video_score is not None and s.video_score < 3):
@@ -35,6 +45,7 @@ def snapshot(cfg: AlarmConfig, topo: Topology, latest: Iterable[LegSample], link
         entry = sessions.setdefault(s.session, {"id": s.session, "title": titles.get(s.session, s.session), "legs": []})
         name = s.site if s.kind == "trunk" else site_name(topo, s.site)
         entry["legs"].append({"site": s.site, "name": name, "node": s.node, "kind": s.kind, "grade": grade(cfg, topo, s),
+                              "beyond": beyond(cfg, topo, s),
                               "kbps_in": s.kbps_in, "kbps_out": s.kbps_out, "loss_pct": s.loss_pct,
                               "jitter_ms": s.jitter_ms, "rtt_ms": s.rtt_ms, "fps": s.fps, "resolution": s.resolution,
                               "freezes": s.freezes, "mos": s.mos, "video_score": s.video_score})

@@ -121,3 +121,13 @@ def test_the_configuration_file_loads_or_says_why_not(tmp_path):
         load_config(bad)
     with pytest.raises(AlarmConfigError, match="No such file"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_the_dashboard_marks_only_figures_past_the_sites_own_thresholds():
+    from monitoring.dashboard import beyond, grade
+    topo = demo_topology()
+    cfg = parse_config(None)
+    vehicle = LegSample(0, "s", "node-jl", "jl-vehicle", "webrtc", 500, 900, 0.0, 5.0, 600.0, 25, "640x360", 0, 3.5, 4.5)
+    county = LegSample(0, "s", "node-cc", "cc-nongan", "webrtc", 500, 900, 3.0, 5.0, 600.0, 25, "640x360", 0, 3.5, 4.5)
+    assert beyond(cfg, topo, vehicle) == [] and grade(cfg, topo, vehicle) != "poor"  # its 600 ms is expected
+    assert beyond(cfg, topo, county) == ["loss_pct", "rtt_ms", "mos"] and grade(cfg, topo, county) == "poor"

@@ -76,3 +76,14 @@ async def test_join_info_answers_a_join_link_and_refuses_others_in_words(web_cli
     assert (await c.get("/api/join-info?token=nonsense")).status == 422
     forged = await c.get("/api/join-info?token=c2VzX3gKamw.AAAAAAAAAAAAAAAAAAAAAAAAAAAA")
     assert forged.status == 404 and "join link" in (await forged.json())["detail"]
+
+
+async def test_join_info_tells_a_satellite_site_its_link_is_slow_by_nature(web_client):
+    h = {"Authorization": f"Bearer {web_client.tokens['olga']}"}
+    from tests.conftest import booking
+    r = await web_client.post("/api/sessions", json=booking(["jl", "jl-vehicle"], profile="sd"), headers=h)
+    s = await r.json()
+    token = s["join_urls"]["jl-vehicle"].split("token=")[1]
+    info = await (await web_client.get(f"/api/join-info?token={token}")).json()
+    assert info["rtt_ms"] == 600 and info["site_name"] == "Provincial Emergency Command Vehicle"
+    assert info["title"] == s["title"] and info["profile"]["name"] == "sd"

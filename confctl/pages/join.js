@@ -10,6 +10,13 @@ let stream = null, wanted = null, retry = null, failures = 0;
 let framesBefore = 0;  // frames decoded by earlier peer connections (each rejoin starts a new one)
 let info = null, preview = null, meterTimer = null, program = { video: [], audio: null };
 
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+}
+
 function status(text) { $("status").textContent = text; }
 function notice(text) { $("notice").hidden = !text; $("notice").textContent = text || ""; }
 
@@ -56,6 +63,11 @@ async function loadInfo() {
   $("host").textContent = d.host;
   $("me").textContent = `${d.site_name} — sending ${d.profile.name}` + (d.profile.width ? ` (${d.profile.width}×${d.profile.height}, up to ${d.profile.video_kbps} kbit/s)` : "");
   $("sites").textContent = d.sites.map((x) => x.name).join(", ");
+  if (d.rtt_ms >= 300) {
+    // A satellite link is slow by nature: say so, so that the pause before others answer is not taken for a fault.
+    $("me").append(el("span", { id: "high_delay" }, ` · a high-delay link (about ${d.rtt_ms} ms round trip): ` +
+      "expect a pause before others answer; this is normal here"));
+  }
   buttons();
 }
 

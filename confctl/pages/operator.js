@@ -67,8 +67,8 @@ async function acknowledge(id) {
 }
 
 // -- sessions and legs ------------------------------------------------------------------------
-const poor = (leg, key) => (leg.grade === "poor" && ((key === "mos" && leg.mos !== null && leg.mos < 3.6) ||
-  (key === "loss_pct" && leg.loss_pct > 2) || (key === "jitter_ms" && leg.jitter_ms > 30) || (key === "rtt_ms" && leg.rtt_ms > 300)));
+// Which figures are past the leg's own site thresholds: the server says (a satellite's delay is expected).
+const poor = (leg, key) => (leg.beyond || []).includes(key);
 
 function legRow(session, leg) {
   const cell = (key, digits) => el("td", { class: poor(leg, key) ? "poor" : "" }, fmt(leg[key], digits));
