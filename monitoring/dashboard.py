@@ -14,26 +14,27 @@ from monitoring.pipeline import LegSample
 from rooms.topology import Topology
 
 
+def _limits(cfg: AlarmConfig, topo: Topology, s: LegSample) -> list[tuple[str, float | None, float]]:
+    t = thresholds(cfg, topo, s.site)
+    return [("loss_pct", s.loss_pct, t.loss_pct), ("jitter_ms", s.jitter_ms, t.jitter_ms), ("rtt_ms", s.rtt_ms, t.rtt_ms),
+            ("mos", None if s.mos is None else -s.mos, -t.mos)]  # MOS: lower is worse, so compared negated
+
+
 def beyond(cfg: AlarmConfig, topo: Topology, s: LegSample) -> list[str]:
     """The figures of a leg past its site's alarm thresholds (a satellite's expected delay is not)."""
     if s.kind == "trunk":
         return []
-    t = thresholds(cfg, topo, s.site)
-    out = [k for k, v, limit in (("loss_pct", s.loss_pct, t.loss_pct), ("jitter_ms", s.jitter_ms, t.jitter_ms),
-                                 ("rtt_ms", s.rtt_ms, t.rtt_ms)) if v is not None and v > limit]
-    return out + (["mos"] if s.mos is not None and s.mos < t.mos else [])
+    return [k for k, v, limit in _limits(cfg, topo, s) if v is not None and v > limit]
 
 
 def grade(cfg: AlarmConfig, topo: Topology, s: LegSample) -> str:
-    """good | fair | poor: poor past any alarm threshold, fair past half of one."""
+    """good | fair | poor: poor past any alarm threshold, fair past half of one (MOS: within 0.3 of it)."""
     if s.kind == "trunk":
         return "good"
-    t = thresholds(cfg, topo, s.site)
-    over = [(s.loss_pct, t.loss_pct), (s.jitter_ms, t.jitter_ms), (s.rtt_ms, t.rtt_ms)]
     if beyond(cfg, topo, s):
         return "poor"
-    if any(v is not None and v > limit / 2 for v, limit in over) or (s.mos is not None and s.mos < t.mos + 0.3) \
-            or (s.video_score is not None and s.video_score < 3):
+    near = [v > (limit - 0.3 if k == "mos" else limit / 2) for k, v, limit in _limits(cfg, topo, s) if v is not None]
+    if any(near) or (s.video_score is not None and s.video_score < 3):
         return "fair"
     return "good"
 

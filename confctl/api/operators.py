@@ -7,13 +7,13 @@ import csv
 import io
 import json
 import time
-from datetime import datetime
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from confctl.api.route import READERS, Route
+from confctl.api.sessions import query_time
 from confctl.auth import require
 from confctl.errors import ApiError
 from confctl.keys import BOOKINGS, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, QUALITY, run_db, run_read
@@ -40,21 +40,11 @@ def _int_query(request: web.Request, name: str, lo: int, hi: int, default: int |
     return value
 
 
-def _time_query(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()) if not raw.isdigit() else int(raw)
-    except ValueError:
-        raise ApiError(422, "invalid_query", f"{name} must be an ISO 8601 time or epoch seconds") from None
-
-
 async def list_alarms(request: web.Request) -> web.Response:
     require(request)
     ops = request.app[OPERATIONS]
     open_only = request.query.get("open", "") in ("1", "true", "yes")
-    rows = await run_read(request.app, ops.alarm_store.list, open_only, _time_query(request, "since"),
+    rows = await run_read(request.app, ops.alarm_store.list, open_only, query_time(request, "since"),
                           _int_query(request, "limit", 1, 5000, 200))
     return web.json_response({"alarms": rows})
 
@@ -88,7 +78,7 @@ async def cdrs(request: web.Request) -> web.StreamResponse:
             raise ApiError(422, "unknown_site", f"no site {site!r} in the topology")
     rows = await run_read(request.app, request.app[OPERATIONS].calls.list, request.query.get("session") or None,
                           _int_query(request, "limit", 1, 100_000, 1000), site=site, kind=kind,
-                          since=_time_query(request, "since"), until=_time_query(request, "until"))
+                          since=query_time(request, "since"), until=query_time(request, "until"))
     for r in rows:
         start = r.get("answered_at") or r["started_at"]
         r["duration_s"] = r["ended_at"] - start if r.get("ended_at") else None
@@ -118,7 +108,7 @@ async def leg_history(request: web.Request) -> web.Response:
 async def quality_minutes(request: web.Request) -> web.Response:
     require(request)
     rows = await run_read(request.app, request.app[OPERATIONS].minutes_store.list, request.query.get("session") or None,
-                          request.query.get("site") or None, _time_query(request, "since"),
+                          request.query.get("site") or None, query_time(request, "since"),
                           _int_query(request, "limit", 1, 100_000, 5000))
     return web.json_response({"minutes": rows})
 

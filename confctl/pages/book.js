@@ -103,10 +103,7 @@ async function check() {
     $("book").disabled = false;
   } else {
     $("verdict").className = "refused";
-    $("verdict").replaceChildren(`Does not fit:`, el("ul", { id: "sentences" },
-      ...d.violations.map((x) => el("li", { class: "sentence" }, x.sentence,
-        x.sessions && x.sessions.length ? el("span", { class: "inway" }, ` Already using it then: `,
-          ...x.sessions.map((s, i) => [i ? ", " : "", el("a", { href: `/sessions/${s.id}` }, s.title)]).flat()) : null))));
+    $("verdict").replaceChildren("Does not fit:", refusalList(d.violations));
     v.hidden = false;
     v.tBodies[0].replaceChildren(...d.violations.map((x) => el("tr", {},
       el("td", {}, x.kind === "link" ? x.link_name : x.kind === "room" ? `room ${x.site}/${x.room}` : `node ${x.node}`),

@@ -87,3 +87,10 @@ function joinLinks(session, names) {
     }));
 }
 
+
+function refusalList(violations) {
+  // Each refusal as a sentence, with the sessions already using that link then, linked to their pages.
+  return el("ul", { id: "sentences" }, ...violations.map((x) => el("li", { class: "sentence" }, x.sentence,
+    x.sessions && x.sessions.length ? el("span", { class: "inway" }, " Already using it then: ",
+      ...x.sessions.map((s, i) => [i ? ", " : "", el("a", { href: `/sessions/${s.id}` }, s.title)]).flat()) : null)));
+}

@@ -48,10 +48,7 @@ function show(s) {
 }
 
 function refusal(d) {
-  return el("div", { class: "refused", id: "edit_refusal" }, "Not changed: it does not fit.",
-    el("ul", {}, ...d.violations.map((x) => el("li", { class: "sentence" }, x.sentence,
-      x.sessions && x.sessions.length ? el("span", { class: "inway" }, " Already using it then: ",
-        ...x.sessions.map((o, i) => [i ? ", " : "", el("a", { href: `/sessions/${o.id}` }, o.title)]).flat()) : null))),
+  return el("div", { class: "refused", id: "edit_refusal" }, "Not changed: it does not fit.", refusalList(d.violations),
     ...d.alternatives.map((a) => el("button", { class: "alternative", type: "button", onclick: () => {
       if (a.start) $("e_start").value = a.start.slice(0, 16);
       if (a.profile) $("e_profile").value = a.profile;
