@@ -39,6 +39,9 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
         raise Refusal("session_cancelled", f"session {session_id} was cancelled")
     if site not in {s["site"] for s in session["sites"]}:
         raise Refusal("site_not_in_session", f"site {site} is no longer part of session {session_id}")
+    if site in session["media_plan"].get("dropped", []):
+        raise Refusal("preempted", f"an emergency consultation needs site {site}'s link now; this session gets it "
+                      "back when the emergency ends")
     mode = msg.get("mode", "meeting")
     if mode not in ("meeting", "echo"):
         raise Refusal("invalid_message", "mode is meeting (default) or echo")

@@ -145,6 +145,21 @@ class MediaNode:
         await self.release(session_id)
         return True
 
+    async def follow_plan(self, session_id: SessionId, layouts: dict[str, str], dropped: list[str], why: str) -> dict[str, list[str]]:
+        """A session's plan changed under it (an emergency took or gave back capacity): its legs here
+        take their new layouts, and the legs of dropped sites end, told why."""
+        changed, ended = [], []
+        for room in [r for r in self.session_rooms() if r.session_id == session_id]:
+            for site in list(room.legs):
+                if site in dropped:
+                    await room.leave(site, EndReason.PREEMPTED)
+                    ended.append(site)
+                elif room.set_layout(site, layouts.get(site), why):
+                    changed.append(site)
+        if ended:
+            await self.release(session_id)
+        return {"changed": changed, "ended": ended}
+
     async def release(self, session_id: SessionId) -> None:
         """Close a room (or a cascade's rooms and trunks) nobody is in any more."""
         self._collect_ended([r for r in self.session_rooms() if r.session_id == session_id])

@@ -135,6 +135,19 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
             return web.json_response({"error": "invalid", "detail": "send {session, site}"}, status=422)
         return web.json_response({"ended": await app[NODE].end_leg(session, site)})
 
+    async def follow_plan(request: web.Request) -> web.Response:
+        if not from_control_plane(request):
+            return web.json_response(forbidden, status=403)
+        try:
+            body = await request.json()
+            session = SessionId(str(body["session"]))
+            layouts = {str(k): str(v) for k, v in dict(body.get("layouts") or {}).items()}
+            dropped = [str(x) for x in body.get("dropped") or []]
+            why = str(body.get("why") or "")
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "invalid", "detail": "send {session, layouts, dropped, why}"}, status=422)
+        return web.json_response(await app[NODE].follow_plan(session, layouts, dropped, why))
+
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"ok": app[TASKS].healthy, "registered": bool(app[KEY]),
                                   "rooms": len(app[NODE].session_rooms()), "tasks": app[TASKS].status()})
@@ -154,5 +167,6 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
     app.router.add_get("/trunk", trunk)
     app.router.add_get("/figures", figures)
     app.router.add_post("/legs/end", end_leg)
+    app.router.add_post("/legs/plan", follow_plan)
     app.router.add_get("/health", health)
     return app

@@ -63,9 +63,10 @@ class EndReason(str, enum.Enum):
     SESSION_CLOSED = "session_closed"
     ENDED_BY_ADMIN = "ended_by_admin"
     HUNG_UP = "hung_up"  # a phone's call ended
+    PREEMPTED = "preempted"  # an emergency needed the site's link (rooms/preemption.py)
 
 
-TOLD = (EndReason.REPLACED, EndReason.ENDED_BY_ADMIN)  # the site's page is told, and does not rejoin
+TOLD = (EndReason.REPLACED, EndReason.ENDED_BY_ADMIN, EndReason.PREEMPTED)  # the page is told, and does not rejoin
 
 
 class SignallingError(ValueError):
@@ -91,6 +92,7 @@ class Leg:
     joined_at: float = field(default_factory=time.time)
     on_ended: Callable[[str], None] | None = None  # tell the site why the node ended its leg
     layout: str | None = None  # the plan gives this site less than the full program ("speaker" | "audio")
+    on_layout: Callable[[str | None, str], None] | None = None  # tell the site its layout changed, and why
 
     def set_state(self, new: LegState) -> None:
         if new is not self.state:
@@ -297,6 +299,18 @@ class MediaRoom:
         await self._tasks.close()
 
     # -- program ----------------------------------------------------------
+    def set_layout(self, site: SiteId, layout: str | None, why: str) -> bool:
+        """The site's plan changed while it is here (pre-emption, restoration): forward only the new
+        layout from now on and tell the site. False when the site has no leg here or nothing changes."""
+        leg = self.legs.get(site)
+        if leg is None or leg.layout == layout:
+            return False
+        leg.layout = layout
+        if leg.on_layout is not None:
+            leg.on_layout(layout, why)
+        self._reprogram()
+        return True
+
     def _forget_speaker(self, site: SiteId) -> None:
         (self.cascade if self.cascade is not None else self.speakers).forget(site)
 

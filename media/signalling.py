@@ -25,7 +25,8 @@ from rooms.ids import SessionId, SiteId
 log = logging.getLogger("media.signalling")
 MAX_MESSAGE = 256 * 1024  # an SDP offer is a few kB
 ENDED = {"replaced": "this site joined again from another window or device; this one has stopped",
-         "ended_by_admin": "an administrator ended this site's connection"}
+         "ended_by_admin": "an administrator ended this site's connection",
+         "preempted": "an emergency consultation needs this site's link: this session gave way here until it ends"}
 
 
 class Refusal(Exception):
@@ -122,6 +123,7 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                     leg.on_program = lambda p: send(_program_msg(p))
                     leg.on_rejoin = lambda reason: send({"type": "rejoin", "reason": reason})
                     leg.on_ended = lambda reason: send({"type": "ended", "reason": reason, "detail": ENDED[reason]})
+                    leg.on_layout = lambda layout, why: send({"type": "layout", "layout": layout or "full", "detail": why})
                     send({"type": "answer", "sdp": answer})
                     if leg.program is not None:
                         # chosen while the offer was being answered, before anyone listened

@@ -158,6 +158,12 @@ class Operations:
         self._recorded.append(leg_id)
         self._recorded_set.add(leg_id)
 
+    def announce(self, event: dict[str, Any]) -> None:
+        """An event operators should see and receivers should get (a pre-emption, a restoration):
+        to the webhooks' queues (never waiting) and to every open dashboard."""
+        self.webhooks.offer(event)
+        self.publish(event)
+
     # -- live push --------------------------------------------------------------------
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)

@@ -81,3 +81,30 @@ async def test_an_emergency_with_every_mobile_platform_and_the_vehicle_is_admitt
     stray = await api.post("/api/sessions/check", json=booking(["jl", "cc"], layouts={"cc-nongan": "audio"}),
                            headers=api.h("olga"))
     assert stray.status == 422 and (await stray.json())["error"] == "unknown_site"
+
+
+async def test_ending_an_emergency_is_the_duty_officers_and_its_record_exports(api, db_url):
+    engine = make_engine(db_url)
+    _, duty = UserStore(engine).add("duty", Role.ORGANIZER, None, set(demo_topology().sites), ("emergency",))
+    engine.dispose()
+    officer = {"Authorization": f"Bearer {duty}"}
+    routine = await (await api.post("/api/sessions", json=booking(["jl", "cc"]), headers=api.h("olga"))).json()
+    r = await api.post("/api/emergencies", json={"preset": "vehicle", "title": "Convoy"}, headers=officer)
+    assert r.status == 201, await r.text()
+    e = await r.json()
+    assert e["preempted"] == [] and e["limited"] == []  # the vehicle's link was free: nobody gave way
+    running = await (await api.get("/api/emergencies", headers=officer)).json()
+    assert [x["id"] for x in running["emergencies"]] == [e["id"]]
+    assert (await api.post(f"/api/emergencies/{e['id']}/end", headers=api.h("olga"))).status == 403
+    assert (await api.post("/api/emergencies/ses_nope/end", headers=officer)).status == 404
+    not_one = await api.post(f"/api/emergencies/{routine['id']}/end", headers=officer)
+    assert not_one.status == 409 and (await not_one.json())["error"] == "not_running"
+    ended = await api.post(f"/api/emergencies/{e['id']}/end", headers=officer)
+    assert ended.status == 200 and (await ended.json())["restored"] == []
+    again = await api.post(f"/api/emergencies/{e['id']}/end", headers=officer)
+    assert again.status == 409 and "already over" in (await again.json())["detail"]
+    assert (await (await api.get("/api/emergencies", headers=officer)).json())["emergencies"] == []
+    csv_text = await (await api.get("/api/preemptions?format=csv", headers=api.h("opal"))).text()
+    assert csv_text.splitlines()[0] == "at,emergency_id,session_id,link,direction,kind,step,from_kbps,to_kbps,sites"
+    assert (await api.get("/api/preemptions?format=xml", headers=api.h("opal"))).status == 422
+    assert (await api.get("/api/preemptions", headers=api.h("tina"))).status == 403

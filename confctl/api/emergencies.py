@@ -1,27 +1,35 @@
-"""An emergency consultation that starts now: chosen sites or a preset, at emergency precedence.
+"""Emergency consultations: open one now (chosen sites or a preset), see what it pre-empted, end it.
 
-Only people with the `emergency` permission (the duty officer) may open one. It is admitted like any
-booking for now; pre-empting lower-precedence sessions where a link lacks capacity
-(rooms/preemption.py) is the next step of this feature.
+Only people with the `emergency` permission (the duty officer) open or end one. Where a link lacks
+capacity, overlapping sessions of lower precedence give way (rooms/store/preemptions.py); their live
+legs follow at once (confctl/live_plans.py). Ending it gives back what fits.
 """
 from __future__ import annotations
 
+import csv
+import io
+import time
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import Any, Optional
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from confctl.api.route import WRITERS, Route
-from confctl.api.sessions import check_precedence, explained, with_join_urls
+from confctl.api.route import READERS, WRITERS, Route
+from confctl.api.sessions import _session_for, check_precedence, explained, with_join_urls
 from confctl.auth import require
 from confctl.errors import ApiError, parse_body
 from confctl.keys import BOOKINGS, run_db, run_read
+from confctl.live_plans import follow
 from rooms.admission import Accepted
 from rooms.booking_form import BookingBody, to_request
 from rooms.presets import PRESETS, preset_sites
+from rooms.store.bookings import NotFound
+from rooms.store.preemptions import NotAnEmergency, Preemptions, as_csv_rows
+from rooms.store.users import Role, User
 
 PROVINCE_TZ = timezone(timedelta(hours=8))
+OVERSEERS = ("organizer", *READERS)  # the duty officer is an organizer with the emergency permission
 
 
 class NewEmergency(BaseModel):
@@ -31,6 +39,15 @@ class NewEmergency(BaseModel):
     sites: list[str] = Field(default_factory=list, max_length=200, description="sites (or site/room) to add")
     hours: float = Field(default=2.0, ge=0.25, le=12)
     profile: str = "sd"
+
+
+def _desk(request: web.Request) -> Preemptions:
+    return Preemptions(request.app[BOOKINGS])
+
+
+def _duty(user: User) -> None:
+    if not (user.may("emergency") or user.role is Role.ADMIN):
+        raise ApiError(403, "forbidden", "only the duty officer (the emergency permission) or an admin ends an emergency")
 
 
 async def open_emergency(request: web.Request) -> web.Response:
@@ -46,15 +63,88 @@ async def open_emergency(request: web.Request) -> web.Response:
                           end=(start + timedelta(hours=body.hours)).isoformat(), profile=body.profile,
                           plan="cascade", precedence="emergency", auto_layouts=True)
     req, meta = await run_read(request.app, to_request, booking, datetime.now(timezone.utc))
-    out = await run_db(request.app, request.app[BOOKINGS].book, req, meta, user.id)
-    if not isinstance(out.decision, Accepted):
-        return web.json_response(await explained(request, out, meta), status=409)
-    return web.json_response(with_join_urls(request, user, out.session), status=201)
+    opened = await run_db(request.app, _desk(request).open, req, meta, user.id, int(time.time()))
+    if not isinstance(opened.outcome.decision, Accepted):
+        return web.json_response(await explained(request, opened.outcome, meta), status=409)
+    session = opened.outcome.session
+    assert session is not None
+    live = await follow(request.app, opened.changes, session, opened.records)
+    return web.json_response({**with_join_urls(request, user, session),
+                              "preempted": [r for r in opened.records if r["kind"] != "limit"],
+                              "limited": opened.limited, "live": live}, status=201)
+
+
+async def end_emergency(request: web.Request) -> web.Response:
+    user = require(request)
+    _duty(user)
+    try:
+        ended = await run_db(request.app, _desk(request).end, request.match_info["id"], int(time.time()))
+    except NotAnEmergency as exc:
+        raise ApiError(409, "not_running", str(exc)) from None
+    live = await follow(request.app, ended.changes, ended.session, ended.records)
+    return web.json_response({**ended.session, "restored": ended.records, "live": live})
+
+
+async def running(request: web.Request) -> web.Response:
+    """Emergencies running now, each with what it pre-empted and its sites."""
+    require(request)
+    now = int(time.time())
+    store = request.app[BOOKINGS]
+    sessions = await run_read(request.app, store.list, now, now + 60)  # one opened now starts a second later
+    out = []
+    for s in sessions:
+        if s["precedence"] == "emergency":
+            records = await run_read(request.app, _desk(request).records, None, s["id"])
+            out.append({**s, "preemptions": records})
+    return web.json_response({"emergencies": out})
+
+
+async def preemptions(request: web.Request) -> web.StreamResponse:
+    """Every pre-emption and restoration, as JSON or CSV."""
+    require(request)
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise ApiError(422, "invalid_query", "format is json or csv")
+    rows = await run_read(request.app, _desk(request).records, request.query.get("session") or None,
+                          request.query.get("emergency") or None)
+    if fmt == "json":
+        return web.json_response({"preemptions": rows})
+    out = io.StringIO()
+    csv.writer(out).writerows(as_csv_rows(rows))
+    return web.Response(text=out.getvalue(), content_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="preemptions.csv"'})
+
+
+async def history(request: web.Request) -> web.Response:
+    """A session's history: booked, then every pre-emption it suffered or (for an emergency) caused."""
+    user = require(request)
+    try:
+        session = await _session_for(request, user)
+    except NotFound:
+        raise ApiError(404, "not_found", f"no session {request.match_info['id']!r}") from None
+    records = await run_read(request.app, _desk(request).records, session["id"])
+    events: list[dict[str, Any]] = [{"at": session["created_at"], "what": "booked", "by": session["organizer_id"]}]
+    for r in records:
+        by_it = r["emergency_id"] == session["id"] and r["session_id"] != session["id"]
+        events.append({"at": datetime.fromtimestamp(r["at"], timezone.utc).isoformat(),
+                       "what": f"took from {r['session_id']}" if by_it else r["kind"], **r})
+    return web.json_response({"session": session["id"], "history": events})
 
 
 routes = [
     Route("POST", "/api/emergencies", open_emergency, "Open an emergency consultation now: a preset or sites, at "
-          "emergency precedence (needs the emergency permission)", WRITERS, NewEmergency,
-          {201: "the running session, with join links", 403: "no emergency permission", 409: "does not fit",
+          "emergency precedence (needs the emergency permission); lower-precedence sessions give way where a link "
+          "lacks room", WRITERS, NewEmergency,
+          {201: "the running session with join links, `preempted` (what others gave), `limited` (its own sites that "
+                "get less, and why)", 403: "no emergency permission", 409: "rooms or media nodes refuse it",
            422: "unknown preset or site"}),
+    Route("GET", "/api/emergencies", running, "Emergencies running now, with what each pre-empted", OVERSEERS),
+    Route("POST", "/api/emergencies/{id}/end", end_emergency, "End an emergency now: pre-empted sessions get back "
+          "what fits (duty officer or admin)", WRITERS, responses={200: "ended, with `restored`", 403: "not allowed",
+                                                                    404: "no such session", 409: "not a running emergency"}),
+    Route("GET", "/api/preemptions", preemptions, "Every pre-emption and restoration (JSON or CSV)", OVERSEERS,
+          query=(("session", "taken from or by this session"), ("emergency", "caused by this emergency"),
+                 ("format", "json (default) or csv"))),
+    Route("GET", "/api/sessions/{id}/history", history, "A session's history: booked, pre-empted, restored",
+          responses={200: "events, oldest first", 404: "no such session"}),
 ]

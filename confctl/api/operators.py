@@ -16,7 +16,8 @@ from confctl.api.route import READERS, Route
 from confctl.api.sessions import query_time
 from confctl.auth import require
 from confctl.errors import ApiError
-from confctl.keys import BOOKINGS, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, QUALITY, run_db, run_read
+from confctl.keys import BOOKINGS, MEDIA_NODE, OPERATIONS, QUALITY, run_db, run_read
+from confctl.node_calls import post_to_nodes
 from media.room import EndReason
 from rooms.ids import SessionId, SiteId
 from rooms.store.calls import KINDS
@@ -148,18 +149,9 @@ async def end_leg(request: web.Request) -> web.Response:
     session, site = SessionId(request.match_info["id"]), SiteId(request.match_info["site"])
     ended = await request.app[MEDIA_NODE].end_leg(session, site, EndReason.ENDED_BY_ADMIN)
     if not ended:
-        nodes = [n for n in await run_read(request.app, request.app[NODE_STORE].all) if n.alive(time.time())]
-        async with aiohttp.ClientSession() as http:
-            for n in nodes:
-                try:
-                    async with http.post(f"{n.url}/legs/end", json={"session": session, "site": site},
-                                         headers={"Authorization": f"Bearer {request.app[NODE_KEY].hex()}"},
-                                         timeout=aiohttp.ClientTimeout(total=5)) as r:
-                        if r.status == 200 and (await r.json()).get("ended"):
-                            ended = True
-                            break
-                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-                    continue  # an unreachable node has no leg to end
+        answers = await post_to_nodes(request.app, "/legs/end", {"session": session, "site": site},
+                                      until=lambda a: a.get("ended"))
+        ended = any(a.get("ended") for a in answers)
     if not ended:
         raise ApiError(404, "not_found", f"site {site} has no live leg in session {session}")
     return web.json_response({"ended": True, "session": session, "site": site})

@@ -288,13 +288,7 @@ class BookingStore:
             if overridden is not None:
                 row["override_by"] = organizer_id
                 row["override_json"] = json.dumps([v.to_dict(out.topology) for v in overridden.violations])
-            for _ in range(DIAL_IN_DRAWS):
-                row["dial_in"] = f"{secrets.randbelow(900000) + 100000}"  # 6 digits, random
-                if self._sql.insert_session(conn, row):
-                    break
-            else:  # only when nearly every number is taken: say so rather than spin under the lock
-                raise DialInExhausted(f"no free dial-in number after {DIAL_IN_DRAWS} random draws; "
-                                      "cancel unused sessions or widen the numbering plan")
+            self._insert_session(conn, row)
             self._insert_occurrences(conn, sid, row["revision"], out.decision)
             return replace(out, row=row)
 
@@ -329,6 +323,16 @@ class BookingStore:
         with read_transaction(self.engine) as conn:
             row = conn.execute(select(ST).where(ST.c.dial_in == number)).first()
         return session_view(row._mapping) if row is not None else None
+
+    def _insert_session(self, conn: Connection, row: dict[str, Any]) -> None:
+        """Insert a new session row with a random free dial-in number."""
+        for _ in range(DIAL_IN_DRAWS):
+            row["dial_in"] = f"{secrets.randbelow(900000) + 100000}"  # 6 digits, random
+            if self._sql.insert_session(conn, row):
+                return
+        # only when nearly every number is taken: say so rather than spin under the lock
+        raise DialInExhausted(f"no free dial-in number after {DIAL_IN_DRAWS} random draws; "
+                              "cancel unused sessions or widen the numbering plan")
 
     def _insert_occurrences(self, conn: Connection, sid: SessionId, rev: int, acc: Accepted) -> None:
         self._sql.insert_occurrences(conn, [(o.start, sid, o.end, rev) for o in acc.occurrences])

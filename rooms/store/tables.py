@@ -222,3 +222,20 @@ class SipNonceUseRow(SQLModel, table=True):
     request_id: str = Field(max_length=32)  # the request that used it: its retransmissions are not replays
     used_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     expires_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+
+
+class PreemptionRow(SQLModel, table=True):
+    """One thing pre-emption took or gave back: which session, on which link, by which emergency."""
+
+    __tablename__ = "preemption"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    emergency_id: str = Field(max_length=40, index=True)  # the session that took it (or gave it back by ending)
+    session_id: str = Field(max_length=40, index=True)  # the session that lost or got back
+    link: str = Field(max_length=100)
+    direction: str = Field(max_length=4)
+    kind: str = Field(max_length=10)  # degrade | drop | restore | limit (the emergency's own sites)
+    step: str = Field(max_length=20)  # what the sites behind the link get now: as booked, speaker, audio, dropped
+    from_kbps: int
+    to_kbps: int
+    sites: str = Field(sa_column=Column(Text, nullable=False))  # the sites behind the link, space-separated

@@ -27,6 +27,7 @@ async def client(aiohttp_client, tmp_path):
     tokens = add_users(url, [("olga", Role.ORGANIZER, None), ("opal", Role.OPERATOR, None)])
     c.h = {"Authorization": f"Bearer {tokens['olga']}"}
     c.operator = tokens["opal"]
+    c.db_url = url
     yield c
 
 

@@ -1,0 +1,39 @@
+"""Calls from the control plane to every live media node process (end a leg, follow a changed plan).
+
+A node that is down or unreachable has no legs to act on, so it is skipped, not an error.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from confctl.keys import NODE_KEY, NODE_STORE, run_read
+
+TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
+async def post_to_nodes(app: web.Application, path: str, body: dict[str, Any], *,
+                        until: Any = None) -> list[dict[str, Any]]:
+    """POST `body` to `path` on each live node; the answers of those that answered 200.
+    `until(answer)`: stop at the first answer it accepts."""
+    nodes = [n for n in await run_read(app, app[NODE_STORE].all) if n.alive(time.time())]
+    answers: list[dict[str, Any]] = []
+    if not nodes:
+        return answers
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {app[NODE_KEY].hex()}"}) as http:
+        for n in nodes:
+            try:
+                async with http.post(f"{n.url}{path}", json=body, timeout=TIMEOUT) as r:
+                    if r.status != 200:
+                        continue
+                    answer = await r.json()
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                continue  # an unreachable node has no leg to act on
+            answers.append(answer)
+            if until is not None and until(answer):
+                break
+    return answers
