@@ -44,6 +44,11 @@ async def session_page(request: web.Request) -> web.StreamResponse:
     return await _signed_in_page(request, "session.html", PEOPLE, "people of this network")
 
 
+async def duty_page(request: web.Request) -> web.StreamResponse:
+    # The duty officer is an organizer (or admin) with the emergency permission; the page says so to others.
+    return await _signed_in_page(request, "duty.html", BOOKING_ROLES, "the duty officer")
+
+
 async def signin_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(PAGES / "signin.html")
 
@@ -66,6 +71,7 @@ def add_pages(app: web.Application) -> None:
     app.router.add_get("/join", join_page)
     app.router.add_get("/signin", signin_page)
     app.router.add_get("/operator", operator_page)
+    app.router.add_get("/duty", duty_page)
     app.router.add_get("/sessions", calendar_page)
     app.router.add_get("/sessions/{id}", session_page)
     app.router.add_get("/api", api_page)

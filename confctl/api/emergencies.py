@@ -19,9 +19,9 @@ from confctl.api.route import READERS, WRITERS, Route
 from confctl.api.sessions import _session_for, check_precedence, explained, with_join_urls
 from confctl.auth import require
 from confctl.errors import ApiError, parse_body
-from confctl.keys import BOOKINGS, run_db, run_read
+from confctl.keys import BOOKINGS, QUALITY, SIP_STORE, run_db, run_read
 from confctl.live_plans import follow
-from rooms.admission import Accepted
+from rooms.admission import Accepted, RequestError
 from rooms.booking_form import BookingBody, to_request
 from rooms.presets import PRESETS, preset_sites
 from rooms.store.bookings import NotFound
@@ -86,17 +86,66 @@ async def end_emergency(request: web.Request) -> web.Response:
 
 
 async def running(request: web.Request) -> web.Response:
-    """Emergencies running now, each with what it pre-empted and its sites."""
-    require(request)
+    """Emergencies running now: each site joined or not (and the phone to call it on), what it
+    pre-empted (with the sessions' titles), and its join links for those who may hand them out."""
+    user = require(request)
     now = int(time.time())
     store = request.app[BOOKINGS]
     sessions = await run_read(request.app, store.list, now, now + 60)  # one opened now starts a second later
+    topo = await run_read(request.app, store.topology)
+    phones = await _phones(request.app, now)
+    pipeline = request.app.get(QUALITY)
     out = []
     for s in sessions:
-        if s["precedence"] == "emergency":
-            records = await run_read(request.app, _desk(request).records, None, s["id"])
-            out.append({**s, "preemptions": records})
+        if s["precedence"] != "emergency":
+            continue
+        present = {k[2] for k in (pipeline.latest if pipeline is not None else {}) if k[0] == s["id"]}
+        dropped = set(s["media_plan"].get("dropped", []))
+        sites = [{"site": x["site"], "name": topo.sites[x["site"]].name if x["site"] in topo.sites else x["site"],
+                  "joined": x["site"] in present, "phone": phones.get(x["site"]),
+                  "receives": "left out" if x["site"] in dropped else s["media_plan"].get("layouts", {}).get(x["site"], "full")}
+                 for x in s["sites"]]
+        records = await run_read(request.app, _desk(request).records, None, s["id"])
+        titles = {}
+        for r in records:
+            if r["session_id"] not in titles:
+                try:
+                    titles[r["session_id"]] = (await run_read(request.app, store.get, r["session_id"]))["title"]
+                except NotFound:
+                    titles[r["session_id"]] = r["session_id"]
+        out.append({**with_join_urls(request, user, s), "site_status": sites,
+                    "preemptions": [{**r, "title": titles[r["session_id"]]} for r in records]})
     return web.json_response({"emergencies": out})
+
+
+async def _phones(app: web.Application, now: int) -> dict[str, str]:
+    """A registered SIP account per site (the first found): what "call them" dials."""
+    sip = app.get(SIP_STORE)
+    if sip is None:
+        return {}
+    out: dict[str, str] = {}
+    for a in await run_read(app, sip.accounts):
+        if a.site not in out and await run_read(app, sip.bindings, a.username, now):
+            out[a.site] = a.username
+    return out
+
+
+async def presets(request: web.Request) -> web.Response:
+    """The presets a duty officer opens an emergency with, each with the sites it calls."""
+    require(request)
+    topo = await run_read(request.app, request.app[BOOKINGS].topology)
+    out = []
+    names = [("emergency-offices", "All prefecture emergency offices"), ("mobile-platforms", "All mobile platforms"),
+             ("vehicle", "The command vehicle"),
+             *((f"prefecture:{p.id}", f"{p.name} and its counties") for p in topo.sites.values() if p.level == "prefecture")]
+    for preset, label in names:
+        try:
+            host, sites = preset_sites(topo, preset)
+        except RequestError:
+            continue  # a network without a vehicle has no vehicle preset
+        ids = [host.split("/")[0], *(x.split("/")[0] for x in sites)]
+        out.append({"preset": preset, "label": label, "sites": [{"site": i, "name": topo.sites[i].name} for i in ids]})
+    return web.json_response({"presets": out, "profiles": [p.name for p in topo.profiles if p.has_video]})
 
 
 async def preemptions(request: web.Request) -> web.StreamResponse:
@@ -138,6 +187,8 @@ routes = [
           {201: "the running session with join links, `preempted` (what others gave), `limited` (its own sites that "
                 "get less, and why)", 403: "no emergency permission", 409: "rooms or media nodes refuse it",
            422: "unknown preset or site"}),
+    Route("GET", "/api/emergencies/presets", presets, "The presets a duty officer opens an emergency with, and "
+          "the profiles", OVERSEERS),
     Route("GET", "/api/emergencies", running, "Emergencies running now, with what each pre-empted", OVERSEERS),
     Route("POST", "/api/emergencies/{id}/end", end_emergency, "End an emergency now: pre-empted sessions get back "
           "what fits (duty officer or admin)", WRITERS, responses={200: "ended, with `restored`", 403: "not allowed",

@@ -208,8 +208,15 @@ function connect(url, hello) {
       // Replaced by another window of this site, or ended by an administrator: stop, do not rejoin
       // (two windows of one site would otherwise take the leg from each other for ever).
       leave();
-      status(msg.reason === "replaced" ? "replaced by another connection" : "ended by an administrator");
+      status({ replaced: "replaced by another connection", preempted: "given way to an emergency" }[msg.reason]
+             || "ended by an administrator");
       notice(msg.detail);
+    } else if (msg.type === "layout") {
+      // An emergency took (or gave back) capacity on this site's link: the node now sends what the
+      // layout includes; the program message that follows hides the slots it no longer fills.
+      const what = { full: "the full program again", speaker: "the speaker only", audio: "audio only" }[msg.layout] || msg.layout;
+      notice(`${msg.detail.charAt(0).toUpperCase()}${msg.detail.slice(1)}. This site now receives ${what}.`);
+      window.confctlStats.layout = msg.layout;
     } else if (msg.type === "joined") {
       status(msg.mode === "echo" ? `self-test for ${msg.site}: sending to the node…` : `joined as ${msg.site}`);
       window.confctlStats.mode = msg.mode;

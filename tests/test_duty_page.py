@@ -1,0 +1,78 @@
+"""The duty officer's page in Debian's Chromium: a preset opens an emergency now, the page shows who
+joined (a real aiortc leg joins while it watches), what a routine session gave up, and ending it gives
+that back. A screenshot goes to var/test-artifacts/."""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from confctl.app import make_app
+from confctl.config import Settings
+from rooms.store.engine import make_engine
+from rooms.store.users import Role, UserStore
+from rooms.topology import demo_topology, demo_topology_path
+from tests.browser import launch, sign_in
+from tests.conftest import add_users
+from tests.media.test_signalling import TZ
+from tests.test_monitoring import join_talking
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(os.environ.get("CONFCTL_TEST_ARTIFACTS", "var/test-artifacts"))
+
+
+async def test_preset_to_running_to_preemption_shown_to_end(aiohttp_server, aiohttp_client, tmp_path):
+    url = f"sqlite:///{tmp_path}/duty.db"
+    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url,
+                                                    quality_sample_s=1.0)))
+    c = await aiohttp_client(server)
+    tokens = add_users(url, [("olga", Role.ORGANIZER, None)])
+    engine = make_engine(url)
+    _, duty = UserStore(engine).add("Duty Officer Wang", Role.ORGANIZER, None, set(demo_topology().sites), ("emergency",))
+    engine.dispose()
+    names = {s.id: s.name for s in demo_topology().sites.values()}
+    start = datetime.now(TZ)
+    r = await c.post("/api/sessions", headers={"Authorization": f"Bearer {tokens['olga']}"}, json={
+        "title": "County budget", "host_site": "cc", "sites": ["cc-nongan", "cc-yushu"], "start": start.isoformat(),
+        "end": start.replace(hour=23, minute=59).isoformat(), "profile": "hd720"})
+    assert r.status == 201, await r.text()
+    base = f"http://127.0.0.1:{server.port}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    peers, sockets = {}, []
+    async with async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900})
+            await sign_in(page, base, duty, "/duty")
+            await page.select_option("#profile", "hd720")
+            await page.fill("#title", "Flood on the Yitong")
+            await page.click('button[data-preset="prefecture:cc"]')
+            box = page.locator("#running .emergency")
+            await expect(box).to_contain_text("Flood on the Yitong", timeout=20_000)
+            nongan = box.locator('tr[data-site="cc-nongan"]')
+            await expect(nongan).to_contain_text(names["cc-nongan"])
+            await expect(nongan).to_contain_text("not yet")
+            taken = box.locator("ul.preempted")  # Nong'an's and Yushu's links each lacked room
+            await expect(taken).to_contain_text("“County budget” gave way to the speaker only on cc-nongan (down)")
+            await expect(taken).to_contain_text("“County budget” gave way to the speaker only on cc-yushu (down)")
+            await expect(page.locator("#open-result")).to_contain_text("1 session(s) gave way")
+
+            running = (await (await c.get("/api/emergencies", headers={"Authorization": f"Bearer {duty}"})).json())
+            (emergency,) = running["emergencies"]
+            await join_talking(c, emergency, ("cc-nongan",), peers, sockets)
+            await expect(nongan).to_contain_text("joined", timeout=20_000)
+            await expect(box.locator(".joined-count")).to_contain_text(f"1 of {len(emergency['sites'])} sites joined")
+            await page.screenshot(path=str(ARTIFACTS / "duty-running.png"), full_page=True)
+
+            await box.locator("button.end").click()
+            await expect(page.locator("#open-result")).to_contain_text("1 session(s) got back what they gave")
+            await expect(page.locator("#running")).to_contain_text("No emergency is running.")
+        finally:
+            await browser.close()
+            for ws in sockets:
+                await ws.close()
+            for p in peers.values():
+                await p.close()
