@@ -65,7 +65,7 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
         await place(app, session_id, where)
         return replace(grant, notice=notice)
     node = alive[where.node_of(SiteId(site))]
-    cascade = Placement(where.attachments, where.root, alive[where.root].url)
+    cascade = Placement(where.attachments, where.root, alive[where.root].url, session["media_plan"].get("layouts", {}))
     return Redirect(ws_url(node.url, "/ws"), sign_grant(app[NODE_KEY], replace(
         grant, node=node.id, cascade=cascade.to_dict() if cascade.spans_nodes else None)), notice)
 

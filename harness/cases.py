@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rooms.ids import Direction, LinkId, PlanKind, SiteId
-from rooms.plan import media_plan
+from rooms.plan import media_plan, thin_link_layouts
 from rooms.topology import Topology
 
 MAX_LOSS_PCT = 1.0
@@ -58,6 +58,9 @@ def session_sites(topo: Topology, link: SiteId, i: int = 0) -> list[SiteId]:
     if topo.children[link]:  # a prefecture's uplink: the province with two of its counties
         own = counties(link)
         return [topo.root, own[(2 * i) % len(own)], own[(2 * i + 1) % len(own)]]
+    if site.level == "mobile":  # a platform or the vehicle: its parent hosts, with a wired sibling
+        wired = [c for c in topo.children[parent] if topo.sites[c].level != "mobile"]
+        return [parent, link, wired[i % len(wired)]]
     others = [c for c in counties(parent) if c != link]
     return [parent, link, others[i % len(others)]]
 
@@ -66,7 +69,9 @@ def model(topo: Topology, case: Case, scale: float, scale_above_kbps: int = 0) -
     profile = topo.profile(case.profile)
     if profile is None:
         raise ValueError(f"unknown profile {case.profile}")
-    plan = media_plan(topo, profile, case.plan, session_sites(topo, case.link))
+    sites = session_sites(topo, case.link)
+    # Booked as the run books them: a thin link's site takes the layout admission picks (the speaker only).
+    plan = media_plan(topo, profile, case.plan, sites, layouts=thin_link_layouts(topo, profile, case.plan, sites))
     lid = LinkId(case.link)
     direction = max((Direction.DOWN, Direction.UP), key=lambda d: plan.load(lid, d))
     load = plan.load(lid, direction)

@@ -30,6 +30,7 @@ from harness.cases import Case, link_class, measured_capacity, model, session_si
 from harness.wan import Wan, remove_leftovers, require_root
 from harness.wan_plan import HARNESS_ADDR, plan_wan
 from media.synthetic import DEFAULT_CACHE, audio_clip, video_clip
+from rooms.ids import SiteId
 from rooms.topology import Topology
 
 log = logging.getLogger("harness.run")
@@ -49,6 +50,7 @@ class RunConfig:
     max_sessions: int = 5  # a scaled link is scaled further until the model carries at most this many:
     # past ~6 concurrent 3-site sessions this 2-core machine, not the link, is what fails
     cache: Path = DEFAULT_CACHE
+    max_steps: int | None = None  # stop the ramp here (a test that needs one session, not the ramp)
 
 
 @dataclass
@@ -78,7 +80,9 @@ async def _control_plane(topo_file: Path, work: Path) -> tuple[web.AppRunner, st
     engine = make_engine(url)
     upgrade(engine)
     users, known = UserStore(engine), set(load_topology_file(topo_file).sites)
-    tokens = {r.value: users.add(f"harness-{r.value}", r, None, known)[1] for r in (Role.ADMIN, Role.NODE)}
+    # The admin may book at emergency precedence: mobile platforms and the vehicle take part in emergencies.
+    tokens = {r.value: users.add(f"harness-{r.value}", r, None, known, ("emergency",) if r is Role.ADMIN else ())[1]
+              for r in (Role.ADMIN, Role.NODE)}
     engine.dispose()
     runner = web.AppRunner(make_app(Settings(topology_file=topo_file, db_url=url, recordings_dir=work / "rec")))
     await runner.setup()
@@ -182,7 +186,8 @@ def _scaled_document(topo: Topology, link: str, rate_kbps: int) -> dict[str, Any
 
 
 def _max_steps(topo: Topology, case: Case, cfg: RunConfig) -> int:
-    return model(topo, case, case_scale(topo, case, cfg)).carried + cfg.beyond + 2
+    steps = model(topo, case, case_scale(topo, case, cfg)).carried + cfg.beyond + 2
+    return steps if cfg.max_steps is None else min(steps, cfg.max_steps)
 
 
 def _profile_size(topo: Topology, name: str) -> tuple[int, int, int]:
@@ -245,7 +250,9 @@ async def run_sites(wan: Wan, control: str, sessions: list[dict[str, Any]], prof
     agents = {}
     sites = sorted({s["site"] for sess in sessions for s in sess["sites"]})
     for site in sites:
+        up = wan.plan.uplink(SiteId(site))
         spec = {"site": site, "control": control, "cache": str(cfg.cache.resolve()), "sched_dir": str(step_dir / "sched"),
+                "delay_ms": up.delay_ms if up is not None and not wan.netem else 0,
                 "profile": {"width": width, "height": height, "video_kbps": kbps},
                 "warmup_s": cfg.warmup_s, "window_s": cfg.window_s,
                 "legs": [{"session": s["id"], "token": parse_qs(urlparse(s["join_urls"][site]).query)["token"][0],
@@ -316,17 +323,23 @@ async def _step(http: aiohttp.ClientSession, control: str, wan: Wan, case: Case,
                 work: Path, result: RunResult) -> dict[str, Any]:
     topo = cfg.topology
     start = datetime.now(timezone(timedelta(hours=8)))
+    thin = topo.sites[case.link].level == "mobile"  # mobile platforms and the vehicle: emergencies
     bodies = []
     for i in range(k):
         sites = session_sites(topo, case.link, i)
         bodies.append({"title": f"capacity {case.name} #{i + 1}", "host_site": sites[0], "sites": sites[1:],
                        "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(),
-                       "profile": case.profile, "plan": case.plan.value})
+                       "profile": case.profile, "plan": case.plan.value,
+                       # a thin link's site takes the layout admission picks for it (the speaker only)
+                       "auto_layouts": True, **({"precedence": "emergency"} if thin else {})})
     sessions = await book_sessions(http, control, bodies)
     overridden = sum(1 for s in sessions if s["admission_override"])
     w = await run_sites(wan, control, sessions, _profile_size(topo, case.profile), cfg,
                         work / f"{case.link}-{case.profile}-{case.plan.value}-{k}")
     passed, why = step_passes(w.reports, sum(w.drops[(case.link, d)] for d in ("up", "down")))
+    async with http.get(f"{control}/api/alarms", params={"since": start.isoformat()}) as r:
+        alarms = [{k: a.get(k) for k in ("kind", "subject", "site_id", "value", "threshold", "message")}
+                  for a in (await r.json()).get("alarms", [])] if r.status == 200 else []
     for d in ("up", "down"):
         series = result.link_series.setdefault(f"{case.name}|{d}", [])
         offset = series[-1][0] + 1 if series else 0.0
@@ -337,6 +350,7 @@ async def _step(http: aiohttp.ClientSession, control: str, wan: Wan, case: Case,
     return {"sessions": k, "passed": passed, "why": why, "overridden": overridden,
             "link_kbps": {d: w.kbps(case.link, d) for d in ("up", "down")},
             "link_drops": {d: w.drops[(case.link, d)] for d in ("up", "down")}, **quality(w.reports),
+            "layouts": [s["media_plan"].get("layouts", {}) for s in sessions], "alarms": alarms,
             "reports": w.reports}
 
 

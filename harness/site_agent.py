@@ -25,7 +25,8 @@ from typing import Any
 import aiohttp
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from media.aiortc_hooks import on_keyframe_request, raise_bitrate_caps, tap_receiver
+from harness.socket_delay import delay_sockets
+from media.aiortc_hooks import inbound_streams, on_keyframe_request, raise_bitrate_caps, tap_receiver
 from media.room import rtcp_figures
 from media.synthetic import KEY_EVERY_S, ClipIndex, ReplayAudio, ReplayVideo, audio_clip, video_clip
 
@@ -80,7 +81,7 @@ def _delay(schedule: dict[str, Any] | None, arrival_wall: float, pos: int) -> fl
 
 
 async def join(http: aiohttp.ClientSession, control: str, leg: Leg, clip: Any, opus: Any, sched_dir: Path,
-               site: str, index: ClipIndex) -> None:
+               site: str, index: ClipIndex, delay_ms: float = 0) -> None:
     async with http.ws_connect(f"{control}/ws") as cp:
         await cp.send_json({"type": "join", "token": leg.token})
         redirect = await cp.receive_json(timeout=20)
@@ -122,6 +123,8 @@ async def join(http: aiohttp.ClientSession, control: str, leg: Leg, clip: Any, o
         tap_receiver(receiver, on_frame)
 
     await pc.setLocalDescription(await pc.createOffer())
+    if delay_ms:
+        delay_sockets(pc, delay_ms)  # a high-delay link on a kernel without netem: the delay at our socket
     await leg.ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
     while True:
         msg = await leg.ws.receive_json(timeout=20)
@@ -175,8 +178,8 @@ async def main() -> None:
     out: dict[str, Any] = {"site": spec["site"], "legs": []}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         try:
-            await asyncio.gather(*(join(http, spec["control"], leg, clip, opus, sched_dir, spec["site"], index)
-                                   for leg in legs))
+            await asyncio.gather(*(join(http, spec["control"], leg, clip, opus, sched_dir, spec["site"], index,
+                                        spec.get("delay_ms", 0)) for leg in legs))
             deadline = time.monotonic() + spec["warmup_s"]
             while time.monotonic() < deadline:  # every expected stream arriving, or the warm-up is over
                 if all(sum(1 for v in leg.program if v) <= sum(1 for r in leg.received.values() if r.frames)
@@ -208,7 +211,9 @@ async def main() -> None:
                     schedule = json.loads(path.read_text()) if path.exists() else None
                     rec = leg.received.get(slot, Received(slot))
                     streams.append({"from": source, **stream_figures(rec, t0, t1, schedule, wall_offset)})
+                audio = sum(x["packets_received"] for x in inbound_streams(leg.pc) if x["kind"] == "audio")  # type: ignore[arg-type]
                 out["legs"].append({"session": leg.session, "node": leg.node, "send": leg.send, "streams": streams,
+                                    "audio_packets": audio, "rtt_ms": a.get("rtt_ms"),
                                     "loss_pct": round(100 * lost / max(1, lost + got), 2),
                                     "jitter_ms": round(a["jitter_ms"], 1)})
         except Exception as exc:  # reported, so the run records which site failed and why

@@ -110,6 +110,7 @@ class Wan:
         self.procs: list[subprocess.Popen] = []
         self.built = False
         self.notes: list[str] = []  # what this emulation could not do on this machine, for the report
+        self.netem = False  # whether links carry their delay in the kernel (else the site agents add it)
 
     def __enter__(self) -> "Wan":
         self.build()
@@ -157,11 +158,11 @@ class Wan:
             for ns in p.namespaces.values():  # forward between links; no IPv6 chatter in the counters
                 subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
                                 "net.ipv6.conf.all.disable_ipv6=1"], check=True, capture_output=True)
-            netem = netem_available()
+            netem = self.netem = netem_available()
             delayed = [l.child for l in p.links if l.delay_ms]
             if delayed and not netem:
                 self.notes.append(f"this kernel has no netem: links {', '.join(delayed)} are shaped at their rate "
-                                  "but carry no added delay")
+                                  "in the kernel; their delay is added at the site agents' sockets (harness/socket_delay.py)")
             shaping = []
             for link in p.links:
                 for end, ns in (("child", p.namespaces[link.child]), ("parent", p.namespaces[link.parent])):

@@ -133,11 +133,15 @@ def plan_wan(topo: Topology, selection: list[str], scale: float, prefix: str,
 
 def tc_commands(link: EmulatedLink, end: str, netem: bool = True) -> list[str]:
     """`tc` arguments shaping one end (child: up, parent: down): TBF at the rate with a
-    QUEUE_MS buffer, and netem's delay under it on a high-delay link (when the kernel has netem)."""
+    QUEUE_MS buffer (a round trip's on a high-delay link), and netem's delay under it on a high-delay
+    link (when the kernel has netem)."""
     dev = link.child_dev if end == "child" else link.parent_dev
     rate = link.rate_kbps
     burst = max(3200, rate * 1000 // 8 // 100)  # 10 ms of bytes: smooth at the rate, room for one frame's packets
-    limit = max(2 * burst, rate * 1000 // 8 * QUEUE_MS // 1000)
+    # A high-delay link's modem buffers about a round trip at its rate (the bandwidth-delay product
+    # rule); a wired router's QUEUE_MS would drop a satellite link's ordinary bursts.
+    queue_ms = max(QUEUE_MS, 2 * link.delay_ms)
+    limit = max(2 * burst, rate * 1000 // 8 * queue_ms // 1000)
     cmds = [f"qdisc add dev {dev} root handle 1: tbf rate {rate}kbit burst {burst} limit {limit}"]
     if link.delay_ms and netem:
         cmds.append(f"qdisc add dev {dev} parent 1:1 handle 10: netem delay {link.delay_ms}ms limit 100000")

@@ -9,8 +9,9 @@ one audio: what rooms/plan.py reserves on that link.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
-from media.program import SessionRanking, program_of
+from media.program import SessionRanking, program_of, within_layout
 from rooms.ids import SiteId
 
 
@@ -20,15 +21,18 @@ class Crossing:
     audio: frozenset[SiteId]
 
 
-def trunk_crossings(ranking: SessionRanking, present: list[SiteId],
-                    below: set[SiteId]) -> tuple[Crossing, Crossing]:
-    """(down, up) for the trunk above the sites in `below` (those attached to the child node)."""
+def trunk_crossings(ranking: SessionRanking, present: list[SiteId], below: set[SiteId],
+                    layouts: Mapping[SiteId, str | None] | None = None) -> tuple[Crossing, Crossing]:
+    """(down, up) for the trunk above the sites in `below` (those attached to the child node). A site
+    whose layout gives it less (the speaker only, audio only) pulls only that across: a trunk to
+    thin sites carries what they take, as the plan reserves."""
+    layouts = layouts or {}
     down_v: set[SiteId] = set()
     down_a: set[SiteId] = set()
     up_v: set[SiteId] = set()
     up_a: set[SiteId] = set()
     for site in present:
-        program = program_of(site, ranking)
+        program = within_layout(program_of(site, ranking), layouts.get(site))
         wanted_v = {s for s in program.video if s is not None}
         wanted_a = {program.audio} if program.audio is not None else set()
         if site in below:

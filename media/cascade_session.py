@@ -40,6 +40,7 @@ class Placement:
     attachments: Mapping[SiteId, NodeId]
     root: NodeId
     root_url: str | None = None  # where child node processes reach the root's /trunk
+    layouts: Mapping[SiteId, str] = field(default_factory=dict)  # sites the plan gives less: what trunks carry for them
 
     def node_of(self, site: SiteId) -> NodeId:
         return self.attachments.get(site, self.root)
@@ -49,12 +50,13 @@ class Placement:
         return len(set(self.attachments.values()) | {self.root}) > 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"attachments": dict(self.attachments), "root": self.root, "root_url": self.root_url}
+        return {"attachments": dict(self.attachments), "root": self.root, "root_url": self.root_url,
+                **({"layouts": dict(self.layouts)} if self.layouts else {})}
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "Placement":
         return Placement({SiteId(s): NodeId(n) for s, n in dict(d["attachments"]).items()}, NodeId(d["root"]),
-                         d.get("root_url"))
+                         d.get("root_url"), {SiteId(s): str(l) for s, l in dict(d.get("layouts") or {}).items()})
 
 
 def ws_url(http_url: str, path: str) -> str:
@@ -230,7 +232,10 @@ class Cascade:
                     self.slots.pop(child, None)
                     self._tasks.spawn(branch.trunk.close(), f"closing trunk {child}")  # type: ignore[attr-defined]
         connected = {c: b for c, b in self.branches.items() if b.connected and needed.get(c)}
-        crossings = {c: trunk_crossings(ranking, present, self.below(c)) for c in connected}
+        # What each site takes: its plan's layout (changed live by pre-emption), a leg here knowing best.
+        layouts = {**self.placement.layouts, **{s: leg.layout for room in self.rooms.values()
+                                                for s, leg in room.legs.items() if leg.layout or s in self.placement.layouts}}
+        crossings = {c: trunk_crossings(ranking, present, self.below(c), layouts) for c in connected}
         # Up first: the root room's view of every child's sites, which feeds what goes down.
         remote: dict[tuple[SiteId, str], Source] = {}
         for child, branch in connected.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
@@ -149,6 +150,9 @@ class MediaNode:
         """A session's plan changed under it (an emergency took or gave back capacity): its legs here
         take their new layouts, and the legs of dropped sites end, told why."""
         changed, ended = [], []
+        cascade = self.cascades.get(session_id)
+        if cascade is not None:  # the root decides what trunks carry: for sites on other nodes too
+            cascade.placement = replace(cascade.placement, layouts={SiteId(s): l for s, l in layouts.items()})
         for room in [r for r in self.session_rooms() if r.session_id == session_id]:
             for site in list(room.legs):
                 if site in dropped:
@@ -156,6 +160,8 @@ class MediaNode:
                     ended.append(site)
                 elif room.set_layout(site, layouts.get(site), why):
                     changed.append(site)
+        if cascade is not None and not cascade.closed:
+            cascade.reprogram()
         if ended:
             await self.release(session_id)
         return {"changed": changed, "ended": ended}

@@ -30,6 +30,7 @@ from rooms.topology import demo_topology
 
 DEMO_USERS = [
     ("demo-organizer", Role.ORGANIZER, None),
+    ("demo-duty", Role.ORGANIZER, None),  # the duty officer: also granted the emergency permission below
     ("demo-technician", Role.TECHNICIAN, "cc-nongan"),
     ("demo-operator", Role.OPERATOR, None),
     ("demo-admin", Role.ADMIN, None),
@@ -62,11 +63,12 @@ def main() -> None:
     print(f"  technicians    {join}")
     print("                 (Nong'an County's join link for “Demo drill”, which starts two minutes after this start)")
     print(f"  operators      {base}/operator   (live sessions, links, alarms)")
+    print(f"  duty officer   {base}/duty       (emergencies: a preset starts one now; sign in as demo-duty)")
     print(f"  API reference  {base}/api        (from {base}/api/openapi.json)\n")
     print("  demo users (sign in with a token, or send Authorization: Bearer TOKEN):")
     for name, role, site in DEMO_USERS:
         users.remove_named(name)
-        user, token = users.add(name, role, site, sites)
+        user, token = users.add(name, role, site, sites, ("emergency",) if name == "demo-duty" else ())
         print(f"    {role.value:<11} {name:<16} {('site ' + site) if site else '':<16} {token}")
     sip = SipStore(engine)
     sip.remove_account("demo-phone")  # recreated with a fresh password on every run, like the demo users

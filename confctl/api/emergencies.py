@@ -76,7 +76,10 @@ async def open_emergency(request: web.Request) -> web.Response:
 
 async def end_emergency(request: web.Request) -> web.Response:
     user = require(request)
-    _duty(user)
+    session = await run_read(request.app, request.app[BOOKINGS].get, request.match_info["id"])
+    if session["precedence"] != "emergency":
+        raise ApiError(409, "not_running", f"session {session['id']} is not an emergency")
+    _duty(user)  # after the session is known: a routine session is 409 to anyone
     try:
         ended = await run_db(request.app, _desk(request).end, request.match_info["id"], int(time.time()))
     except NotAnEmergency as exc:

@@ -69,3 +69,30 @@ def test_an_interrupted_run_tears_down_and_marks_its_report_partial(tmp_path):
     assert "interrupted" in err
     report = tmp_path / "out" / "report.md"
     assert report.exists() and "PARTIAL" in report.read_text()
+
+
+async def test_the_vehicle_over_its_2_mbit_600_ms_link_receives_the_speaker_and_no_alarm_fires_for_the_delay():
+    """The satellite command vehicle in an emergency session, over its own emulated 2 Mbit/s link with
+    a 600 ms round trip (netem's delay, or the site agents' sockets' on a kernel without it): it takes
+    the speaker-only layout admission picks, receives the speaker's video and the audio within 1 %
+    loss, and the alarms (its thresholds raised by its declared round trip) stay quiet."""
+    before = set(namespaces())
+    cfg = RunConfig(demo_topology(), [Case("jl-vehicle", "sd", PlanKind.CASCADE)], window_s=8, warmup_s=25,
+                    beyond=0, max_steps=1)
+    result = await measure(cfg, demo_topology_path())
+    (case,) = result.cases
+    (step,) = case["steps"]
+    assert case["model"]["per_session_kbps"] == 920 and case["model"]["rate_kbps"] == 2000  # 1 SD video + audio
+    assert step["layouts"] == [{"jl-vehicle": "speaker"}]
+    vehicle = next(r for r in step["reports"] if r["site"] == "jl-vehicle")
+    (leg,) = vehicle["legs"]
+    print({k: step[k] for k in ("passed", "why", "link_kbps", "worst_loss_pct", "delay_ms_p95", "alarms")},
+          {k: leg[k] for k in ("loss_pct", "rtt_ms", "audio_packets")}, leg["streams"])
+    assert step["passed"], step["why"]
+    (stream,) = leg["streams"]  # the speaker's video only
+    assert stream["fps"] > 10 and leg["audio_packets"] > 0 and leg["loss_pct"] < 1
+    assert leg["rtt_ms"] is not None and leg["rtt_ms"] >= 550  # the link's 600 ms round trip is really there
+    assert stream["delay_ms_p50"] is None or stream["delay_ms_p50"] >= 280  # one way down: half of it
+    assert 0.8 * 920 < step["link_kbps"]["down"] < 1.2 * 920  # what crosses the link is what was reserved
+    assert [a for a in step["alarms"] if a["site_id"] == "jl-vehicle"] == []  # the expected delay raises nothing
+    assert set(namespaces()) == before

@@ -8,7 +8,7 @@ import pytest
 from media.cascade import trunk_crossings
 from media.program import program_for, session_ranking
 from rooms.ids import Direction, PlanKind
-from rooms.plan import media_plan
+from rooms.plan import Layout, media_plan
 from rooms.topology import demo_topology
 
 T = demo_topology()
@@ -29,7 +29,9 @@ def test_what_crosses_each_cascade_link_fits_its_reservation(seed):
     sites = rng.sample(VIDEO_SITES, rng.randint(2, 9))
     host = sites[0]
     profile = T.profile("hd720")
-    plan = media_plan(T, profile, PlanKind.CASCADE, sites)
+    # some sites take less (the speaker only, audio only): trunks must carry only what they reserve
+    layouts = {s: rng.choice([Layout.SPEAKER, Layout.AUDIO]) for s in sites if rng.random() < 0.3}
+    plan = media_plan(T, profile, PlanKind.CASCADE, sites, layouts=layouts)
     present = [s for s in rng.sample(sites, len(sites)) if rng.random() < 0.85]  # join order, some absent
     speaker = rng.choice(present + [None]) if present else None
     earlier = rng.sample(present, min(len(present), rng.randint(0, 3)))
@@ -41,7 +43,7 @@ def test_what_crosses_each_cascade_link_fits_its_reservation(seed):
         below = {s for s, n in plan.attachments.items() if n == node_id}
         if not below:
             continue
-        down, up = trunk_crossings(ranking, present, below)
+        down, up = trunk_crossings(ranking, present, below, {s: l.value for s, l in layouts.items()})
         link = node.site  # a prefecture node's trunk crosses the prefecture's uplink
         for direction, crossing in ((Direction.DOWN, down), (Direction.UP, up)):
             kbps = len(crossing.video) * profile.video_stream_kbps + len(crossing.audio) * profile.audio_stream_kbps
