@@ -39,6 +39,7 @@ async def test_preset_to_running_to_preemption_shown_to_end(aiohttp_server, aioh
         "title": "County budget", "host_site": "cc", "sites": ["cc-nongan", "cc-yushu"], "start": start.isoformat(),
         "end": start.replace(hour=23, minute=59).isoformat(), "profile": "hd720"})
     assert r.status == 201, await r.text()
+    routine = await r.json()
     base = f"http://127.0.0.1:{server.port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     peers, sockets = {}, []
@@ -70,6 +71,12 @@ async def test_preset_to_running_to_preemption_shown_to_end(aiohttp_server, aioh
             await box.locator("button.end").click()
             await expect(page.locator("#open-result")).to_contain_text("1 session(s) got back what they gave")
             await expect(page.locator("#running")).to_contain_text("No emergency is running.")
+            # The routine session's own page keeps what happened to it
+            await page.goto(f"{base}/sessions/{routine['id']}")
+            history = page.locator("#history")
+            await expect(history.locator('li[data-kind="degrade"]')).to_have_count(2)
+            await expect(history.locator('li[data-kind="restore"]')).to_have_count(2)
+            await expect(history).to_contain_text(f"gave way: {names['cc-nongan']} the speaker only on cc-nongan (down)")
         finally:
             await browser.close()
             for ws in sockets:

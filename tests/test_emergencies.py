@@ -108,3 +108,47 @@ async def test_ending_an_emergency_is_the_duty_officers_and_its_record_exports(a
     assert csv_text.splitlines()[0] == "at,emergency_id,session_id,link,direction,kind,step,from_kbps,to_kbps,sites"
     assert (await api.get("/api/preemptions?format=xml", headers=api.h("opal"))).status == 422
     assert (await api.get("/api/preemptions", headers=api.h("tina"))).status == 403
+
+
+async def test_a_site_dropped_for_an_emergency_may_not_join_until_it_ends(api, db_url):
+    """Nong'an's own HD1080 picture fills half its uplink: an HD1080 emergency there leaves no room for
+    a routine session's picture, which no layout makes smaller, so that leg is dropped (after its
+    downlink was degraded); its join link is refused with the reason until the emergency ends."""
+    from datetime import timedelta
+    from urllib.parse import parse_qs, urlparse
+    engine = make_engine(db_url)
+    _, duty = UserStore(engine).add("duty", Role.ORGANIZER, None, set(demo_topology().sites), ("emergency",))
+    engine.dispose()
+    officer = {"Authorization": f"Bearer {duty}"}
+    now = datetime.now(timezone(timedelta(hours=8)))
+    r = await api.post("/api/sessions", headers=api.h("olga"), json={
+        "title": "Engineering review", "host_site": "cc", "sites": ["cc-nongan"], "start": now.isoformat(),
+        "end": (now + timedelta(hours=3)).isoformat(), "profile": "hd1080"})
+    assert r.status == 201, await r.text()
+    routine = await r.json()
+    token = parse_qs(urlparse(routine["join_urls"]["cc-nongan"]).query)["token"][0]
+    r = await api.post("/api/emergencies", headers=officer, json={
+        "title": "Dam alert", "sites": ["cc/emergency", "cc-nongan/emergency"], "profile": "hd1080"})
+    assert r.status == 201, await r.text()
+    e = await r.json()
+    taken = {(x["direction"], x["kind"], x["step"]) for x in e["preempted"] if x["link"] == "cc-nongan"}
+    assert ("up", "drop", "dropped") in taken  # 4280 + 4280 up > 7500: only dropping frees an uplink
+    after = await (await api.get(f"/api/sessions/{routine['id']}", headers=api.h("olga"))).json()
+    assert after["media_plan"]["dropped"] == ["cc-nongan"]
+    info = await (await api.get(f"/api/join-info?token={token}")).json()
+    assert info["dropped"] is True
+    ws = await api.ws_connect("/ws")
+    await ws.send_json({"type": "join", "token": token})
+    refused = await ws.receive_json(timeout=10)
+    assert refused["type"] == "error" and refused["code"] == "preempted" and "emergency" in refused["detail"]
+    await ws.close()
+
+    ended = await (await api.post(f"/api/emergencies/{e['id']}/end", headers=officer)).json()
+    assert {x["session_id"] for x in ended["restored"]} == {routine["id"]}
+    back = await (await api.get(f"/api/sessions/{routine['id']}", headers=api.h("olga"))).json()
+    assert "dropped" not in back["media_plan"]
+    assert (await (await api.get(f"/api/join-info?token={token}")).json())["dropped"] is False
+    ws = await api.ws_connect("/ws")
+    await ws.send_json({"type": "join", "token": token})
+    assert (await ws.receive_json(timeout=10))["type"] == "joined"
+    await ws.close()

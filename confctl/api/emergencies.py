@@ -178,8 +178,8 @@ async def history(request: web.Request) -> web.Response:
     events: list[dict[str, Any]] = [{"at": session["created_at"], "what": "booked", "by": session["organizer_id"]}]
     for r in records:
         by_it = r["emergency_id"] == session["id"] and r["session_id"] != session["id"]
-        events.append({"at": datetime.fromtimestamp(r["at"], timezone.utc).isoformat(),
-                       "what": f"took from {r['session_id']}" if by_it else r["kind"], **r})
+        events.append({**r, "at": datetime.fromtimestamp(r["at"], timezone.utc).isoformat(),
+                       "what": f"took from {r['session_id']}" if by_it else r["kind"]})
     return web.json_response({"session": session["id"], "history": events})
 
 

@@ -35,6 +35,8 @@ async def join_info(request: web.Request) -> web.Response:
         "names": {s: t.name for s, t in topo.sites.items()},
         "profile": profile.to_dict() if profile is not None else {"name": session["profile"]},
         "dial_in": session.get("dial_in"),
+        # an emergency took this site's link: it may not join until that is over (then this turns false)
+        "dropped": site in session["media_plan"].get("dropped", []),
     })
 
 

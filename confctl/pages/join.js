@@ -68,11 +68,23 @@ async function loadInfo() {
     $("me").append(el("span", { id: "high_delay" }, ` · a high-delay link (about ${d.rtt_ms} ms round trip): ` +
       "expect a pause before others answer; this is normal here"));
   }
+  if (d.dropped) status("an emergency consultation needs this site's link now: you can join when it is over");
   buttons();
 }
 
+// Dropped for an emergency: ask every 10 s whether it is over, and say so when this site may join again.
+function untilGivenBack() {
+  const poll = setInterval(async () => {
+    await loadInfo();
+    if (info && !info.dropped) {
+      clearInterval(poll);
+      notice("The emergency is over and this site's link is back: you can join again.");
+    }
+  }, 10000);
+}
+
 function buttons() {
-  const can = info && info.status === "booked" && !wanted;
+  const can = info && info.status === "booked" && !info.dropped && !wanted;
   for (const id of ["camera", "pattern", "selftest"]) $(id).disabled = !can;
   $("leave").disabled = !wanted;
 }
@@ -211,6 +223,7 @@ function connect(url, hello) {
       status({ replaced: "replaced by another connection", preempted: "given way to an emergency" }[msg.reason]
              || "ended by an administrator");
       notice(msg.detail);
+      if (msg.reason === "preempted") untilGivenBack();
     } else if (msg.type === "layout") {
       // An emergency took (or gave back) capacity on this site's link: the node now sends what the
       // layout includes; the program message that follows hides the slots it no longer fills.
@@ -306,4 +319,4 @@ $("pattern").addEventListener("click", () => join(false).catch((e) => status(Str
 // The self-test sends the chosen devices (not a drawn pattern) to the node and back.
 $("selftest").addEventListener("click", () => join(true, "echo").catch((e) => status(String(e))));
 $("leave").addEventListener("click", leave);
-loadInfo();
+loadInfo().then(() => { if (info && info.dropped) untilGivenBack(); });

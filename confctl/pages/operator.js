@@ -137,6 +137,17 @@ async function drawChart() {
   line("#58a6ff", (s) => (s.mos === null ? null : (s.mos - 1) / 4));
 }
 
+// -- emergencies: what gave way, what came back ---------------------------------------------------
+function showPreemption(e) {
+  $("preemptions-box").hidden = false;
+  const steps = e.steps.map((s) => `${s.link} ${s.direction}: ${s.to} (${s.from_kbps} → ${s.to_kbps} kbit/s)`).join("; ");
+  const li = el("li", { "data-session": e.session, "data-event": e.event },
+    el("b", {}, e.event === "restored" ? "Restored " : "Gave way "), `“${e.title}” for “${e.emergency_title}”: ${steps}`,
+    e.dropped.length ? ` · dropped: ${e.dropped.join(", ")}` : "");
+  $("preemptions").prepend(li);
+  while ($("preemptions").children.length > 12) $("preemptions").lastChild.remove();
+}
+
 // -- the live feed ----------------------------------------------------------------------------
 function onSnapshot(snap) {
   lastSnapshot = snap;
@@ -157,6 +168,7 @@ function connect() {
     for (const x of lastSnapshot.alarms) if (x.id === a.id) x.acked_by = a.acked_by;
     drawAlarms(lastSnapshot.alarms);
   });
+  feed.addEventListener("preemption", (ev) => showPreemption(JSON.parse(ev.data)));
   feed.onopen = () => { $("feed").className = "feed live"; };
   feed.onerror = () => { $("feed").className = "feed lost"; $("feed").textContent = "feed lost: reconnecting…"; };
 }
