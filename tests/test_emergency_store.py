@@ -9,7 +9,7 @@ import pytest
 
 from rooms.admission import Accepted, BookingRequest, Occurrence, SiteChoice
 from rooms.booking_form import SessionMeta
-from rooms.ids import PlanKind, SiteId
+from rooms.ids import PlanKind, RoomId, SiteId
 from rooms.preemption import Precedence
 from rooms.store.preemptions import Preemptions
 from rooms.topology import parse_topology
@@ -98,3 +98,16 @@ def test_degrade_before_drop_two_emergencies_at_once_and_a_shortfall_limits_the_
     peaks = store.all_link_peaks(T0 + 60, T0 + 3600)
     assert peaks[("c1", "down")] <= 7500  # what is held now fits the link
     assert json.loads(json.dumps(desk.records(emergency=second.outcome.row["id"])))  # exportable as JSON
+
+
+def test_an_emergency_refused_for_a_room_takes_nothing_from_anyone(store, desk):
+    a = book(store, "A", ["f", "c1", "c2"], "hd720", at=100)
+    taken_room = next(x["room"] for x in store.get(a)["sites"] if x["site"] == "c1")
+    req = request(["p", "f", "c1"], "hd720")
+    pinned = BookingRequest(req.host_site, (*req.sites[:2], SiteChoice(SiteId("c1"), RoomId(taken_room))),
+                            req.occurrences, req.profile, req.plan)
+    opened = desk.open(pinned, meta("Fire", Precedence.EMERGENCY), "usr_duty", T0 - 5)
+    assert not isinstance(opened.outcome.decision, Accepted)
+    assert {v.kind for v in opened.outcome.decision.violations} >= {"room"}
+    assert "preempted" not in plan(store, a) and down(store, a, "c1") == 4280  # rolled back
+    assert desk.records() == []

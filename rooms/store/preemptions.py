@@ -47,6 +47,13 @@ class NotAnEmergency(ValueError):
     pass
 
 
+class _StillRefused(Exception):
+    """Raised inside the write transaction so that what victims gave up is rolled back."""
+
+    def __init__(self, outcome: Outcome):
+        self.outcome = outcome
+
+
 @dataclass(frozen=True)
 class Change:
     """A session whose plan pre-emption changed: what each of its sites now receives."""
@@ -90,6 +97,12 @@ class Preemptions:
 
     # -- open -------------------------------------------------------------------------------
     def open(self, req: BookingRequest, meta: SessionMeta, organizer_id: str, now: int) -> Opened:
+        try:
+            return self._open(req, meta, organizer_id, now)
+        except _StillRefused as refused:  # rolled back: nobody gave way for an emergency that does not start
+            return Opened(refused.outcome)
+
+    def _open(self, req: BookingRequest, meta: SessionMeta, organizer_id: str, now: int) -> Opened:
         b = self.bookings
         with write_transaction(self.engine) as conn:
             out = b._decide(conn, req, None)
@@ -126,11 +139,12 @@ class Preemptions:
                         continue
                     own = own.with_cap(key, step, sid, now)
                     after = capped_plan(topo, profile, req.plan, sites, own).load(*key)
-                    records.append(_record(now, sid, sid, Action(sid, key[0], key[1], "limit", step, before, after),
-                                           sites_behind(topo, sites, key[0])))
+                    if after < before:  # a step that frees nothing here (an uplink's picture) is passed over
+                            records.append(_record(now, sid, sid, Action(sid, key[0], key[1], "limit", step, before, after),
+                                               sites_behind(topo, sites, key[0])))
                 decision = self._evaluate(conn, topo, req, own, profile)
             if isinstance(decision, Refused):
-                return Opened(Outcome(decision, topo, req))  # rooms or media nodes: nothing pre-empts those
+                raise _StillRefused(Outcome(decision, topo, req))  # rooms or media nodes: nothing pre-empts those
             acc = decision
             outcome = Outcome(acc, topo, req)
             row = _session_values(sid, outcome, meta, organizer_id, now)
