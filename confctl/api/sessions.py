@@ -1,6 +1,7 @@
 """Booking: book, dry-run, read, edit, cancel, list."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,9 +13,11 @@ from confctl.auth import require
 from confctl.errors import ApiError, read_json
 from confctl.join_tokens import mint
 from confctl.keys import BOOKINGS, JOIN_SECRET, run_db, run_read
+from confctl.live_plans import follow
 from rooms.admission import Accepted, RequestError
 from rooms.booking_form import BookingBody, BookingPatch, FormError, parse_body, patched_body, to_request, validation_detail
 from rooms.recurrence import parse_instant
+from rooms.store.preemptions import Preemptions
 from rooms.store.users import Role, User
 
 from pydantic import ValidationError
@@ -141,7 +144,12 @@ async def delete_session(request: web.Request) -> web.Response:
     session = await _session_for(request, user)
     if not _may_edit(user, session):
         raise ApiError(403, "forbidden", "only the session's organizer or an admin may cancel it")
-    return web.json_response(await run_db(request.app, request.app[BOOKINGS].cancel, session["id"]))
+    cancelled = await run_db(request.app, request.app[BOOKINGS].cancel, session["id"])
+    if session["precedence"] == "emergency":  # what it took from others comes back, as when it ends
+        given = await run_db(request.app, Preemptions(request.app[BOOKINGS]).give_back, session["id"], int(time.time()))
+        await follow(request.app, given.changes, cancelled, given.records)
+        cancelled["restored"] = given.records
+    return web.json_response(cancelled)
 
 
 QUERY_YEARS = (2000, 2200)

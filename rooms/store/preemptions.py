@@ -251,6 +251,14 @@ class Preemptions:
             ended = conn.execute(select(ST).where(ST.c.id == emergency_id)).first()
             return Ended(session_view(ended._mapping), _views(records), changes)
 
+    def give_back(self, ended_by: str, now: int) -> Ended:
+        """After an emergency was cancelled (not ended): offer back what emergencies that are over took."""
+        with write_transaction(self.engine) as conn:
+            topo = self.bookings._topology(conn)
+            records, changes = self._give_back(conn, topo, ended_by, now)
+            row = self.bookings._row(conn, ended_by)
+            return Ended(session_view(row._mapping), _views(records), changes)
+
     def _give_back(self, conn: Connection, topo: Topology, ended_by: str, now: int) -> tuple[list[dict[str, Any]], list[Change]]:
         horizon = now + MAX_OCCURRENCE_S
         sessions, spans = self._overlapping(conn, topo, now, horizon)
