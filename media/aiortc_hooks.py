@@ -4,8 +4,10 @@ aiortc's RTCRtpReceiver always decodes: complete frames from the jitter
 buffer go through `__decoder_queue` to a decoder thread. For an SFU we swap
 that queue for an `EncodedTap`, which hands each encoded frame to the
 forwarder on the event loop and never feeds the decoder (its thread waits in
-`get()` until the receiver stops). tests/test_aiortc_hooks.py fails loudly if
-these internals move.
+`get()` until the receiver stops). RTP-level forwarding (media/rtp_output.py)
+also reads each packet as the receiver gets it, learns what a sender
+negotiated, sends through its SRTP session and ICE pair directly and answers
+its NACKs. tests/media/test_aiortc_hooks.py fails loudly if these internals move.
 """
 from __future__ import annotations
 
@@ -181,3 +183,86 @@ def inbound_streams(pc: Any) -> list[dict[str, Any]]:
             out.append({"kind": t.kind, "ssrc": ssrc, "packets_received": st.packets_received,
                         "packets_lost": max(0, st.packets_lost), "jitter_ms": 1000 * st.jitter / st._clockrate})
     return out
+
+
+# -- RTP-level forwarding (media/rtp_output.py) -----------------------------------------------
+_CODECS_ATTR = "_RTCRtpReceiver__codecs"  # payload type -> RTCRtpCodecParameters
+
+
+def on_rtp_packet(receiver: RTCRtpReceiver, callback: Callable[[Any, Any], None]) -> None:
+    """Call `callback(codec, packet)` with every media RTP packet the receiver gets (retransmissions
+    unwrapped to the packet they repeat), before aiortc's own handling (statistics, NACKs, frames)."""
+    from aiortc.rtp import unwrap_rtx
+    original = receiver._handle_rtp_packet
+    codecs: dict[int, Any] = getattr(receiver, _CODECS_ATTR)
+    rtx: dict[int, int] = getattr(receiver, _RTX_ATTR)
+
+    async def _handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
+        codec = codecs.get(packet.payload_type)
+        if codec is not None:
+            if codec.mimeType.lower().endswith("/rtx"):
+                apt, media_ssrc = codec.parameters.get("apt"), rtx.get(packet.ssrc)
+                if media_ssrc is not None and apt in codecs and len(packet.payload) >= 2:
+                    callback(codecs[apt], unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc))
+            else:
+                callback(codec, packet)
+        await original(packet, arrival_time_ms=arrival_time_ms)
+
+    receiver._handle_rtp_packet = _handle_rtp_packet  # type: ignore[method-assign]
+
+
+def on_send_parameters(sender: RTCRtpSender, callback: Callable[[Any], None]) -> None:
+    """Call `callback(parameters)` once the sender starts: the codec and RTX the leg negotiated."""
+    original = sender.send
+
+    async def send(parameters: Any) -> None:
+        await original(parameters)
+        callback(parameters)
+
+    sender.send = send  # type: ignore[method-assign]
+
+
+_PACKETS = "_RTCRtpSender__packet_count"
+_OCTETS = "_RTCRtpSender__octet_count"
+_RTP_TS = "_RTCRtpSender__rtp_timestamp"
+_NTP_TS = "_RTCRtpSender__ntp_timestamp"
+
+
+class DirectSend:
+    """Protect and send an RTP packet on a sender's connection without a coroutine per packet:
+    SRTP (libsrtp, C) and the nominated ICE pair's socket. The sender's own counters are kept,
+    so its RTCP sender reports stay true."""
+
+    def __init__(self, sender: RTCRtpSender):
+        self.sender = sender
+
+    def __call__(self, data: bytes, payload_octets: int, rtp_ts: int, count: bool = True) -> bool:
+        dtls = self.sender.transport
+        if dtls is None or dtls.state != "connected":
+            return False
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None or pair.protocol.transport is None:
+            return False
+        pair.protocol.transport.sendto(dtls._tx_srtp.protect(data), pair.remote_addr)
+        if not count:
+            return True
+        s = self.sender
+        setattr(s, _PACKETS, getattr(s, _PACKETS) + 1)
+        setattr(s, _OCTETS, getattr(s, _OCTETS) + payload_octets)
+        setattr(s, _RTP_TS, rtp_ts)
+        setattr(s, _NTP_TS, _fast_ntp_time())
+        return True
+
+
+def answer_nacks(sender: RTCRtpSender, lookup: Callable[[int], bytes | None]) -> None:
+    """Answer the receiver's NACKs from `lookup(sequence number)` (our own history) instead of
+    aiortc's, which only knows packets it sent itself."""
+    send = DirectSend(sender)
+
+    async def _retransmit(sequence_number: int) -> None:
+        data = lookup(sequence_number)
+        if data is not None:
+            send(data, 0, 0, count=False)
+
+    sender._retransmit = _retransmit  # type: ignore[method-assign]
+

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from fractions import Fraction
-from typing import Callable
+from typing import Any, Callable
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from media.aiortc_hooks import DirectSend, answer_nacks, on_send_parameters
+from media.rtp_output import Negotiated, RtpOutput
 
 log = logging.getLogger("media.forwarding")
 
@@ -21,6 +25,9 @@ KEYFRAME_RETRY_S = 0.5  # ask again while no key frame has come
 FREEZE_S = 0.2  # a gap between forwarded video frames longer than this is a freeze a viewer sees
 VIDEO_QUEUE = 60  # ~2 s at 30 fps: a receiver further behind is slow, not late
 AUDIO_QUEUE = 50  # 1 s of 20 ms packets
+# Legs forward at the RTP level (media/rtp_output.py); CONFCTL_FRAME_FORWARDING=1 keeps aiortc's
+# frame path, for the benchmark's baseline.
+RTP_FORWARDING = os.environ.get("CONFCTL_FRAME_FORWARDING", "") != "1"
 
 
 class EncodedFrame:
@@ -56,7 +63,8 @@ def vp8_size(data: bytes) -> tuple[int, int] | None:
 
 
 class Source:
-    """One incoming encoded track, fanned out to its subscribers."""
+    """One incoming encoded track, fanned out to its subscribers: as RTP packets to legs forwarding
+    at the RTP level (media/rtp_output.py), as frames to the rest (recorders, phones, trunks)."""
 
     def __init__(self, kind: str, request_keyframe: Callable[[], None]):
         self.kind = kind
@@ -66,6 +74,14 @@ class Source:
         self.frames = 0
         self.bytes = 0
         self.resolution: tuple[int, int] | None = None
+        self.packet_fed = False  # its receiver hands us packets (else an audio frame is one packet)
+        self._seq = 0
+
+    def on_packet(self, codec_name: str, packet: Any) -> None:
+        """An RTP packet as it arrived (before aiortc reassembles frames)."""
+        self.packet_fed = True
+        for sub in self.subscribers:
+            sub.push_packet(codec_name, packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload)
 
     def on_frame(self, codec_name: str, clock_rate: int, data: bytes, timestamp: int) -> None:
         self.frames += 1
@@ -74,6 +90,10 @@ class Source:
         if key and codec_name == "VP8":
             self.resolution = vp8_size(data) or self.resolution
         frame = EncodedFrame(data, timestamp, Fraction(1, clock_rate), key)
+        if not self.packet_fed and self.kind == "audio":
+            self._seq = (self._seq + 1) & 0xFFFF  # a phone's or a mix's Opus frame: one RTP payload
+            for sub in self.subscribers:
+                sub.push_packet(codec_name, self._seq, timestamp, False, data)
         for sub in self.subscribers:
             sub.push(frame)
         for sink in self.sinks:
@@ -99,6 +119,54 @@ class ForwardedTrack(MediaStreamTrack):
         self.recv_calls = 0
         self.freezes = 0  # gaps > FREEZE_S between forwarded frames of one source (a switch starts afresh)
         self._last_frame_at: float | None = None
+        self.rtp: RtpOutput | None = None  # forwarding at the RTP level, once its sender has started
+        self._direct: DirectSend | None = None
+
+    def attach(self, sender: Any) -> None:
+        """Forward at the RTP level through this aiortc sender once it starts (VP8 and Opus); until
+        then, and for other codecs, frames go through aiortc's packetizer as before."""
+        if not RTP_FORWARDING:
+            return
+        on_send_parameters(sender, lambda params: self._negotiated(sender, params))
+        answer_nacks(sender, lambda seq: self.rtp.retransmission(seq) if self.rtp is not None else None)
+
+    def _negotiated(self, sender: Any, params: Any) -> None:
+        codec = params.codecs[0]
+        name = codec.mimeType.split("/")[-1]
+        if name.lower() not in ("vp8", "opus") or self.readyState != "live":
+            return
+        rtx = next((c.payloadType for c in params.codecs if c.mimeType.lower().endswith("/rtx")
+                    and c.parameters.get("apt") == codec.payloadType), None)
+        self.rtp = RtpOutput(self.kind, Negotiated(sender._ssrc, codec.payloadType, name, rtx,
+                                                   getattr(sender, "_rtx_ssrc", None) if rtx is not None else None))
+        self._direct = DirectSend(sender)
+        while not self._queue.empty():  # aiortc's loop must not send these with its own numbering
+            self._queue.get_nowait()
+        if self.source is not None:
+            self.rtp.switched(time.monotonic())
+            if self.kind == "video":
+                self.source.request_keyframe()
+
+    def push_packet(self, codec_name: str, seq: int, ts: int, marker: bool, payload: bytes) -> None:
+        rtp = self.rtp
+        if rtp is None or self._direct is None:
+            return
+        data = rtp.packet(seq, ts, marker, payload)
+        if data is None:
+            if self.source is not None and rtp.wants_keyframe(time.monotonic()):
+                self.source.request_keyframe()
+            return
+        if not self._direct(data, len(payload), rtp.last_ts or 0):
+            return
+        self.bytes_forwarded += len(payload)
+        if self.kind == "video" and not marker:
+            return
+        self.frames_forwarded += 1
+        if self.kind == "video":
+            now = time.monotonic()
+            if self._last_frame_at is not None and now - self._last_frame_at > FREEZE_S:
+                self.freezes += 1
+            self._last_frame_at = now
 
     def switch(self, source: Source | None) -> None:
         if source is self.source:
@@ -108,6 +176,8 @@ class ForwardedTrack(MediaStreamTrack):
         self.source = source
         self._rebase = True
         self._last_frame_at = None
+        if self.rtp is not None:
+            self.rtp.switched(time.monotonic())
         if source is not None:
             source.subscribers.add(self)
             if self.kind == "video":
@@ -121,6 +191,8 @@ class ForwardedTrack(MediaStreamTrack):
             self.source.request_keyframe()
 
     def push(self, frame: EncodedFrame) -> None:
+        if self.rtp is not None:
+            return  # forwarded packet by packet (push_packet)
         if self._need_keyframe:
             if not frame.keyframe:
                 # Still waiting: a request can be lost, or sent before the source's SSRC was known.

@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 
-from media.aiortc_hooks import EncodedTap, on_keyframe_request, request_keyframe, tap_receiver
+from media.aiortc_hooks import EncodedTap, on_keyframe_request, on_rtp_packet, request_keyframe, tap_receiver
 from media.forwarding import ForwardedTrack, Source
 
 Spawn = Callable[[Awaitable[Any], str], Any]
@@ -20,6 +20,7 @@ def source_of_receiver(receiver: RTCRtpReceiver, kind: str, spawn: Spawn) -> tup
     src = Source(kind, lambda: spawn(request_keyframe(receiver), "key-frame request"))
     tap = tap_receiver(receiver, lambda codec, frame: src.on_frame(codec.name, codec.clockRate, frame.data,
                                                                    frame.timestamp))
+    on_rtp_packet(receiver, lambda codec, packet: src.on_packet(codec.name, packet))
     return src, tap
 
 

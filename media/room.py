@@ -172,12 +172,12 @@ class MediaRoom:
             await self.leave(site, EndReason.BAD_OFFER)
             raise SignallingError("the offer needs an audio and a video section (and a second video to see two sites)")
         leg.audio_out = ForwardedTrack("audio")
-        pc.addTrack(leg.audio_out)
+        leg.audio_out.attach(pc.addTrack(leg.audio_out))  # RTP-level forwarding once it starts
         for t in pc.getTransceivers():
             if t.kind == "video":
                 out = ForwardedTrack("video")
                 leg.video_out.append(out)
-                pc.addTrack(out)
+                out.attach(pc.addTrack(out))
         prefer_vp8(pc)
         relay_keyframe_requests(pc)
         await pc.setLocalDescription(await pc.createAnswer())

@@ -350,9 +350,12 @@ def receiver_pc(counters: dict[str, list[list[int]]]) -> RTCPeerConnection:
     return pc
 
 
-async def run_case(receivers: int, clip: list[tuple[bytes, bool]], seconds: float) -> dict[str, float]:
+async def run_case(receivers: int, clip: list[tuple[bytes, bool]], seconds: float, frames: bool = False) -> dict[str, float]:
+    """confctl's node: forwarding at the RTP level, or (`frames`) through aiortc's frame path."""
     port = free_port()
-    node = subprocess.Popen([sys.executable, __file__, "--serve-node", str(port)], stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "CONFCTL_FRAME_FORWARDING": "1" if frames else ""}
+    node = subprocess.Popen([sys.executable, __file__, "--serve-node", str(port)], stdout=subprocess.PIPE, text=True,
+                            env=env)
     assert node.stdout is not None and node.stdout.readline().strip() == "ready"
     pcs: list[RTCPeerConnection] = []
     counters: dict[str, list[list[int]]] = {}
@@ -394,17 +397,22 @@ async def main() -> None:
     rate = sum(len(d) for d, _ in clip) * 8 / (len(clip) / 30) / 1e6
     print(f"room: host + speaker each send {len(clip)}-frame 1280x720 VP8 at {rate:.2f} Mbit/s and Opus; each receiver "
           f"gets 2 video + 1 audio; window {args.seconds:g} s; median of {args.repeat} alternating runs")
-    print(f"{'receivers':>9} {'confctl %core':>14} {'fps':>5} {'janus %core':>12} {'fps':>5} {'confctl/janus':>14}   runs")
+    print("confctl forwards at the RTP level (media/rtp_output.py); 'frames' is its former path through aiortc's "
+          "packetizer (CONFCTL_FRAME_FORWARDING=1), the baseline")
+    print(f"{'receivers':>9} {'confctl %core':>14} {'fps':>5} {'frames %core':>13} {'janus %core':>12} {'fps':>5} "
+          f"{'confctl/janus':>14} {'confctl/frames':>15}   runs")
     for n in [int(x) for x in args.receivers.split(",")]:
         ours: list[dict[str, float]] = []
+        before: list[dict[str, float]] = []
         theirs: list[dict[str, float]] = []
-        for _ in range(args.repeat):  # alternating, so drift on this noisy machine hits both alike
+        for _ in range(args.repeat):  # alternating, so drift on this noisy machine hits all alike
             ours.append(await run_case(n, clip, args.seconds))
+            before.append(await run_case(n, clip, args.seconds, frames=True))
             theirs.append(await run_janus(n, clip, args.seconds, iface))
-        mine, ref = (statistics.median(r["cpu"] for r in ours), statistics.median(r["cpu"] for r in theirs))
+        mine, old, ref = (statistics.median(r["cpu"] for r in x) for x in (ours, before, theirs))
         fps_m, fps_r = min(r["fps"] for r in ours), min(r["fps"] for r in theirs)
-        print(f"{n:>9} {mine:>14.1f} {fps_m:>5.1f} {ref:>12.1f} {fps_r:>5.1f} {mine / ref:>13.2f}x   "
-              f"(confctl {runs(ours)}; janus {runs(theirs)})",
+        print(f"{n:>9} {mine:>14.1f} {fps_m:>5.1f} {old:>13.1f} {ref:>12.1f} {fps_r:>5.1f} {mine / ref:>13.2f}x "
+              f"{mine / old:>14.2f}x   (confctl {runs(ours)}; frames {runs(before)}; janus {runs(theirs)})",
               flush=True)
 
 

@@ -10,8 +10,11 @@ async def test_the_internals_the_hooks_use_are_where_we_expect():
     pc = RTCPeerConnection()
     t = pc.addTransceiver("video")
     for attr in (aiortc_hooks._QUEUE_ATTR, aiortc_hooks._THREAD_ATTR, aiortc_hooks._SSRC_ATTR,
-                 aiortc_hooks._STREAMS_ATTR, aiortc_hooks._RTX_ATTR):
+                 aiortc_hooks._STREAMS_ATTR, aiortc_hooks._RTX_ATTR, aiortc_hooks._CODECS_ATTR):
         assert hasattr(t.receiver, attr), attr
+    for attr in (aiortc_hooks._PACKETS, aiortc_hooks._OCTETS, aiortc_hooks._RTP_TS, aiortc_hooks._NTP_TS):
+        assert hasattr(t.sender, attr), attr  # RTP-level forwarding keeps the sender's report counters
+    assert callable(t.sender._retransmit) and hasattr(t.sender, "_ssrc") and hasattr(t.sender, "_rtx_ssrc")
     assert callable(getattr(RTCRtpSender, "_send_keyframe")) and callable(getattr(RTCRtpReceiver, "_send_rtcp_pli"))
     assert hasattr(t.sender, aiortc_hooks._SENDER_STARTED) and not aiortc_hooks.sender_started(t.sender)
     assert callable(getattr(pc, "_RTCPeerConnection__localRtp"))

@@ -25,6 +25,10 @@ async def test_three_sites_receive_the_program_and_the_node_never_decodes():
         taps = [tap for leg in room.legs.values() for tap in leg.taps]
         assert sum(t.frames for t in taps) > 0
         assert all(t.decoder_inputs == 0 for t in taps)  # forwarded encoded, never decoded
+        # packet by packet (media/rtp_output.py): aiortc's own packetizer sends nothing
+        outs = [o for leg in room.legs.values() for o in [*leg.video_out, leg.audio_out]]
+        assert all(o.rtp is not None and o.rtp.packets > 0 for o in outs)
+        assert all(o.recv_calls <= 1 and o._queue.empty() for o in outs)
     finally:
         for p in peers.values():
             await p.close()

@@ -1,0 +1,161 @@
+"""RTP-level forwarding to one outgoing sender: packets in, rewritten headers out, no frames. Sans-io.
+
+For an established leg the node forwards each incoming RTP packet as it arrives instead of
+reassembling frames and packetizing them again per receiver (aiortc's path). What changes per
+receiver is only the header:
+
+- SSRC and payload type: the receiving leg's sender's;
+- sequence numbers: the source's, shifted so they continue across program switches (a gap the
+  source had stays a gap, so the receiver asks for it with a NACK, answered from `history`);
+- timestamps: shifted the same way, one frame interval after the last one sent;
+- the VP8 picture ID (15-bit): shifted so the decoder sees one continuous stream;
+- no header extensions (SSRCs are signalled, so receivers demultiplex without MID).
+
+A video switch waits for the new source's key frame (the first packet of a VP8 key frame);
+`wants_keyframe` says when to ask the source again. Nothing here does I/O: `packet()` returns
+the bytes to protect and send, or None.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+_HEADER = struct.Struct("!BBHII")
+HISTORY = 1024  # packets kept for NACKs: ~2.5 s of a 2 Mbit/s video stream
+KEYFRAME_RETRY_S = 0.5
+REORDER = 1000  # a packet this far behind the newest is dropped as stale (and the wrap stays safe)
+VIDEO_STEP = 3000  # 90 kHz at 30 fps: the gap put between two sources' frames at a switch
+AUDIO_STEP = 960  # 48 kHz Opus, 20 ms
+
+
+def vp8_descriptor(payload: bytes) -> tuple[int, int | None, bool]:
+    """(length of the VP8 payload descriptor, offset of a 15-bit picture ID or None, starts a key frame)
+    per RFC 7741 §4.2; key frame: start of partition 0 and the VP8 header's P bit clear (RFC 6386 §9.1)."""
+    n = len(payload)
+    if n < 1:
+        return 0, None, False
+    b0 = payload[0]
+    i = 1
+    pic = None
+    if b0 & 0x80:  # X: extension byte follows
+        if n < 2:
+            return n, None, False
+        ext = payload[1]
+        i = 2
+        if ext & 0x80:  # I: picture ID
+            if i < n and payload[i] & 0x80:  # M: 15 bits
+                pic = i
+                i += 2
+            else:
+                i += 1
+        if ext & 0x40:  # L: TL0PICIDX
+            i += 1
+        if ext & 0x30:  # T or K: TID/Y/KEYIDX
+            i += 1
+    start = bool(b0 & 0x10) and (b0 & 0x0F) == 0
+    key = start and i < n and (payload[i] & 0x01) == 0
+    return i, pic, key
+
+
+@dataclass
+class Negotiated:
+    """What the receiving leg agreed for this sender."""
+    ssrc: int
+    payload_type: int
+    codec: str  # "VP8" | "opus"
+    rtx_payload_type: int | None = None
+    rtx_ssrc: int | None = None
+
+
+class RtpOutput:
+    """One outgoing stream's header rewriting, switch state and NACK history."""
+
+    def __init__(self, kind: str, negotiated: Negotiated):
+        self.kind = kind
+        self.n = negotiated
+        self.video = kind == "video"
+        self.need_keyframe = self.video
+        self.asked_at = 0.0
+        self._rebase = True
+        self._seq_shift = 0
+        self._ts_shift = 0
+        self._pic_shift = 0
+        self._base_seq = 0  # the first source sequence number sent since the switch
+        self.last_seq: int | None = None
+        self.last_ts: int | None = None
+        self.last_pic: int | None = None
+        self.history: list[bytes | None] = [None] * HISTORY
+        self.packets = 0
+        self.octets = 0
+        self.frames = 0
+        self._rtx_seq = 0
+        self.retransmitted = 0  # packets sent again on a receiver's NACK
+
+    def switched(self, now: float) -> None:
+        """A new source (program change): wait for its key frame, then continue our numbering."""
+        self._rebase = True
+        if self.video:
+            self.need_keyframe = True
+            self.asked_at = now
+
+    def wants_keyframe(self, now: float) -> bool:
+        """Still waiting for a key frame and the last request is old: ask the source again."""
+        if self.need_keyframe and now - self.asked_at > KEYFRAME_RETRY_S:
+            self.asked_at = now
+            return True
+        return False
+
+    def packet(self, seq: int, ts: int, marker: bool, payload: bytes) -> bytes | None:
+        """The packet to send for a source packet, or None (waiting for a key frame, or a late one)."""
+        pic_at = None
+        if self.video:
+            _, pic_at, key = vp8_descriptor(payload)
+            if self.need_keyframe:
+                if not key:
+                    return None
+                self.need_keyframe = False
+        if self._rebase:
+            self._rebase = False
+            self._seq_shift = 0 if self.last_seq is None else (self.last_seq + 1 - seq)
+            step = VIDEO_STEP if self.video else AUDIO_STEP
+            self._ts_shift = 0 if self.last_ts is None else (self.last_ts + step - ts)
+            self._base_seq = seq
+            if pic_at is not None:
+                pic = ((payload[pic_at] & 0x7F) << 8) | payload[pic_at + 1]
+                self._pic_shift = 0 if self.last_pic is None else (self.last_pic + 1 - pic)
+        elif (seq - self._base_seq) & 0x8000:
+            return None  # from before the switch point: its frame was never started here
+        elif (seq - self._base_seq) & 0xFFFF > REORDER:
+            self._base_seq = (seq - REORDER) & 0xFFFF  # keep the mark near: sequence numbers wrap
+        out_seq = (seq + self._seq_shift) & 0xFFFF
+        out_ts = (ts + self._ts_shift) & 0xFFFFFFFF
+        if pic_at is not None and self._pic_shift:
+            pic = ((((payload[pic_at] & 0x7F) << 8) | payload[pic_at + 1]) + self._pic_shift) & 0x7FFF
+            body = bytearray(payload)
+            body[pic_at], body[pic_at + 1] = 0x80 | (pic >> 8), pic & 0xFF
+            payload = bytes(body)
+            self.last_pic = pic
+        elif pic_at is not None:
+            self.last_pic = ((payload[pic_at] & 0x7F) << 8) | payload[pic_at + 1]
+        if self.last_seq is None or not ((out_seq - self.last_seq) & 0x8000):
+            self.last_seq, self.last_ts = out_seq, out_ts
+        data = _HEADER.pack(0x80, (0x80 if marker else 0) | self.n.payload_type, out_seq, out_ts, self.n.ssrc) + payload
+        self.history[out_seq % HISTORY] = data
+        self.packets += 1
+        self.octets += len(payload)
+        if marker and self.video:
+            self.frames += 1
+        return data
+
+    def retransmission(self, seq: int) -> bytes | None:
+        """A packet a receiver reported lost (NACK): as RTX (RFC 4588) when negotiated, else as it was."""
+        data = self.history[seq % HISTORY]
+        if data is None or struct.unpack_from("!H", data, 2)[0] != seq:
+            return None
+        self.retransmitted += 1
+        if self.n.rtx_payload_type is None or self.n.rtx_ssrc is None:
+            return data
+        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        ts = struct.unpack_from("!I", data, 4)[0]
+        return (_HEADER.pack(0x80, (data[1] & 0x80) | self.n.rtx_payload_type, self._rtx_seq, ts, self.n.rtx_ssrc)
+                + data[2:4] + data[12:])

@@ -1,0 +1,79 @@
+"""RTP-level forwarding's header rewriting, pure: what a receiver sees is one continuous stream
+across program switches, a video switch starts on a key frame, NACKs are answered (as RTX)."""
+from __future__ import annotations
+
+import struct
+
+from media.rtp_output import Negotiated, RtpOutput, vp8_descriptor
+
+OUT = Negotiated(ssrc=0xABCDEF01, payload_type=96, codec="VP8", rtx_payload_type=97, rtx_ssrc=0x01020304)
+
+
+def vp8(key: bool, start: bool = True, pic: int = 100) -> bytes:
+    """A VP8 payload descriptor with a 15-bit picture ID, then the first byte of the VP8 header."""
+    return bytes([0x90 if start else 0x80, 0x80, 0x80 | (pic >> 8), pic & 0xFF, 0x00 if key else 0x01]) + b"frame"
+
+
+def fields(data: bytes) -> tuple[int, int, int, int, int]:
+    b0, b1, seq, ts, ssrc = struct.unpack_from("!BBHII", data)
+    return b1 & 0x7F, seq, ts, ssrc, b1 >> 7
+
+
+def test_a_vp8_descriptor_is_read_as_rfc_7741_says():
+    assert vp8_descriptor(vp8(True)) == (4, 2, True)
+    assert vp8_descriptor(vp8(False))[2] is False
+    assert vp8_descriptor(vp8(True, start=False))[2] is False  # a key frame's later packets do not start it
+    assert vp8_descriptor(bytes([0x10, 0x00]))[:2] == (1, None)  # no extension: no picture ID
+
+
+def test_video_waits_for_a_key_frame_then_keeps_one_numbering_across_a_switch():
+    out = RtpOutput("video", OUT)
+    out.switched(0.0)
+    assert out.packet(1000, 90000, False, vp8(False)) is None  # not a key frame: waiting
+    assert out.wants_keyframe(1.0) and not out.wants_keyframe(1.1)  # asked again, not on every packet
+    first = out.packet(1001, 93000, False, vp8(True, pic=7))
+    pt, seq, ts, ssrc, _ = fields(first)
+    assert (pt, ssrc) == (96, 0xABCDEF01)
+    last = out.packet(1002, 93000, True, vp8(True, start=False, pic=7))
+    assert fields(last)[1] == seq + 1 and fields(last)[4] == 1  # marker kept
+    assert out.frames == 1
+    # the program switches to another site: its numbering is nothing like ours
+    out.switched(2.0)
+    assert out.packet(50000, 7_000_000, True, vp8(False, pic=3000)) is None
+    after = out.packet(50001, 7_003_000, False, vp8(True, pic=3001))
+    _, seq2, ts2, _, _ = fields(after)
+    assert seq2 == (seq + 2) & 0xFFFF and ts2 == ts + 3000  # continues: no gap, one frame later
+    assert vp8_descriptor(after[12:])[1] == 2 and ((after[14] & 0x7F) << 8 | after[15]) == 8  # picture ID 7 → 8
+    assert out.packet(49999, 7_000_000, False, vp8(False)) is None  # a packet from before the switch point
+
+
+def test_a_gap_from_the_source_stays_a_gap_and_a_nack_is_answered_as_rtx():
+    out = RtpOutput("video", OUT)
+    out.switched(0.0)
+    a = out.packet(10, 0, False, vp8(True))
+    c = out.packet(12, 0, True, vp8(True, start=False))  # 11 was lost upstream
+    assert fields(c)[1] == fields(a)[1] + 2  # so the receiver NACKs it
+    assert out.retransmission(fields(a)[1] + 1) is None  # we never had it
+    rtx = out.retransmission(fields(a)[1])
+    pt, _, ts, ssrc, _ = fields(rtx)
+    assert (pt, ssrc, ts) == (97, 0x01020304, fields(a)[2])
+    assert struct.unpack_from("!H", rtx, 12)[0] == fields(a)[1] and rtx[14:] == a[12:]  # OSN, then the payload
+
+
+def test_audio_switches_at_once_with_continuous_timestamps():
+    out = RtpOutput("audio", Negotiated(5, 111, "opus"))
+    out.switched(0.0)
+    _, s1, t1, _, _ = fields(out.packet(7, 48000, False, b"opus"))
+    out.switched(1.0)
+    _, s2, t2, _, _ = fields(out.packet(60000, 123456, False, b"opus"))
+    assert (s2, t2) == ((s1 + 1) & 0xFFFF, t1 + 960)
+    assert out.retransmission(s2)[:2] == bytes([0x80, 111])  # no RTX negotiated: sent again as it was
+
+
+def test_sequence_numbers_wrap_without_dropping_anything():
+    out = RtpOutput("audio", Negotiated(5, 111, "opus"))
+    out.switched(0.0)
+    sent = [out.packet((60000 + i) & 0xFFFF, 960 * i, False, b"x") for i in range(140_000)]
+    assert all(p is not None for p in sent)  # two wraps of the 16-bit counter, nothing taken as stale
+    assert fields(sent[-1])[1] == (60000 + 139_999) & 0xFFFF
+    assert out.packet((60000 + 139_999 - 1500) & 0xFFFF, 0, False, b"x") is None  # far behind: stale

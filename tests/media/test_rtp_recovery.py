@@ -1,0 +1,121 @@
+"""RTP-level forwarding under loss and with a receiver that stops reading, with real aiortc peers:
+NACKs from a receiver are answered from the node's own history (as RTX), so 5 % loss on the way to
+it leaves its video decoding without a freeze longer than 500 ms; a receiver that reads nothing
+takes nothing from the others."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from media.aiortc_hooks import on_keyframe_request
+from media.room import LegState, MediaRoom
+from media.synthetic import ReplayVideo, video_clip
+from tests.media.lossy_path import LossyPath
+from tests.media.peers import PatternTrack, ToneTrack, until
+
+CONFIG = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+class Camera:
+    """A site sending a real 640×360 VP8 clip at 800 kbit/s (about 80 packets a second)."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(CONFIG)
+        self.video = ReplayVideo(video_clip(640, 360, 800))
+        self.pc.addTransceiver(ToneTrack(), direction="sendrecv")
+        sender = self.pc.addTransceiver(self.video, direction="sendrecv").sender
+        on_keyframe_request(sender, self.video.request_keyframe)
+
+
+class Viewer:
+    """A site that decodes what it receives and keeps each decoded frame's arrival time."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(CONFIG)
+        self.pc.addTransceiver(ToneTrack(), direction="sendrecv")
+        self.pc.addTransceiver(PatternTrack(90), direction="sendrecv")
+        self.times: list[float] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+
+        @self.pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind == "video":
+                self.tasks.append(asyncio.ensure_future(self._frames(track)))
+
+    async def _frames(self, track: Any) -> None:
+        try:
+            while True:
+                await track.recv()
+                self.times.append(time.monotonic())
+        except MediaStreamError:
+            pass
+
+    def longest_gap(self, since: float) -> float:
+        times = [since, *(t for t in self.times if t >= since), time.monotonic()]
+        return max(b - a for a, b in zip(times, times[1:]))
+
+
+async def join(room: MediaRoom, site: str, pc: RTCPeerConnection) -> None:
+    await pc.setLocalDescription(await pc.createOffer())
+    _, answer = await room.join(site, pc.localDescription.sdp)
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+
+async def test_nacks_are_answered_from_the_nodes_history_so_5_percent_loss_leaves_no_long_freeze():
+    room = MediaRoom("ses_loss", "jl")
+    camera, viewer = Camera(), Viewer()
+    try:
+        await join(room, "jl", camera.pc)
+        await join(room, "cc", viewer.pc)
+        await until(lambda: all(l.state is LegState.CONNECTED for l in room.legs.values()) and len(viewer.times) > 60,
+                    timeout=30, what="the viewer decoding the camera")
+        out = room.legs["cc"].video_out[0]
+        assert out.rtp is not None  # forwarding at the RTP level
+        path = LossyPath(room.legs["cc"].pc)  # the node's socket towards the viewer
+        path.impair(loss=0.05)
+        since, decoded = time.monotonic(), len(viewer.times)
+        await until(lambda: time.monotonic() - since > 6 and path.dropped > 20, timeout=30,
+                    what="six seconds of 5 % loss")
+        gap = viewer.longest_gap(since)
+        print(f"dropped {path.dropped} packets, {out.rtp.retransmitted} retransmitted, "
+              f"{len(viewer.times) - decoded} frames decoded, longest gap {1000 * gap:.0f} ms")
+        assert out.rtp.retransmitted > 0  # the viewer's NACKs were answered
+        assert len(viewer.times) - decoded > 6 * 20  # still decoding (the clip runs at 30 fps)
+        assert gap < 0.5
+    finally:
+        for pc in (camera.pc, viewer.pc):
+            await pc.close()
+        for t in viewer.tasks:
+            t.cancel()
+        await room.close()
+
+
+async def test_a_receiver_that_stops_reading_takes_nothing_from_the_others():
+    room = MediaRoom("ses_slow", "jl")
+    camera, good, stuck = Camera(), Viewer(), Viewer()
+    try:
+        await join(room, "jl", camera.pc)
+        await join(room, "cc", good.pc)
+        await join(room, "sp", stuck.pc)
+        await until(lambda: len(good.times) > 30 and len(stuck.times) > 30, timeout=30, what="both viewers decoding")
+        # The stuck site's socket is never read again: every datagram to it is thrown away unread.
+        ice = stuck.pc.getTransceivers()[0].sender.transport.transport
+        for proto in ice._connection._protocols:
+            proto.datagram_received = lambda data, addr: None
+        since, before = time.monotonic(), len(good.times)
+        stuck_frames = len(stuck.times)
+        await until(lambda: time.monotonic() - since > 4, timeout=10, what="four seconds")
+        assert len(stuck.times) <= stuck_frames + 5  # it really gets nothing
+        assert len(good.times) - before > 4 * 20 and good.longest_gap(since) < 0.5  # the other is untouched
+        assert room.legs["sp"].video_out[0].rtp.packets > 0  # the node kept sending: nothing waits on a reader
+    finally:
+        for pc in (camera.pc, good.pc, stuck.pc):
+            await pc.close()
+        for v in (good, stuck):
+            for t in v.tasks:
+                t.cancel()
+        await room.close()
