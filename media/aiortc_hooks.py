@@ -234,23 +234,30 @@ class DirectSend:
     so its RTCP sender reports stay true."""
 
     def __init__(self, sender: RTCRtpSender):
+        from aiortc.rtcdtlstransport import State
         self.sender = sender
+        self._connected = State.CONNECTED
+        self._route: tuple[Any, Any, Any] | None = None  # (ICE socket protocol, address, SRTP protect), once known
+        self._vars = vars(sender)  # its counters, updated in place (cheaper than getattr/setattr per packet)
 
     def __call__(self, data: bytes, payload_octets: int, rtp_ts: int, count: bool = True) -> bool:
         dtls = self.sender.transport
-        if dtls is None or dtls.state != "connected":
+        if dtls is None or dtls._state is not self._connected:
             return False
-        pair = dtls.transport._connection._nominated.get(1)
-        if pair is None or pair.protocol.transport is None:
-            return False
-        pair.protocol.transport.sendto(dtls._tx_srtp.protect(data), pair.remote_addr)
+        route = self._route
+        if route is None:
+            pair = dtls.transport._connection._nominated.get(1)
+            if pair is None or pair.protocol.transport is None:
+                return False
+            route = self._route = (pair.protocol, pair.remote_addr, dtls._tx_srtp.protect)
+        route[0].transport.sendto(route[2](data), route[1])  # the protocol's transport: a test may wrap it
         if not count:
             return True
-        s = self.sender
-        setattr(s, _PACKETS, getattr(s, _PACKETS) + 1)
-        setattr(s, _OCTETS, getattr(s, _OCTETS) + payload_octets)
-        setattr(s, _RTP_TS, rtp_ts)
-        setattr(s, _NTP_TS, _fast_ntp_time())
+        v = self._vars
+        v[_PACKETS] += 1
+        v[_OCTETS] += payload_octets
+        v[_RTP_TS] = rtp_ts
+        v[_NTP_TS] = _fast_ntp_time()
         return True
 
 
@@ -266,3 +273,76 @@ def answer_nacks(sender: RTCRtpSender, lookup: Callable[[int], bytes | None]) ->
 
     sender._retransmit = _retransmit  # type: ignore[method-assign]
 
+
+
+_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
+_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+
+
+def drive(coro: Any) -> None:
+    """Run a coroutine now, on this call's stack; if it waits for something (sending RTCP), let the
+    loop resume it when that is done. aiortc's receive path is coroutines that almost never wait:
+    running them here saves a queue, a task switch and a future per datagram."""
+    import asyncio
+    import logging
+
+    def step(_: Any = None) -> None:
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:  # a bug in a handler: logged, and the next datagram is handled as usual
+            logging.getLogger("media.aiortc_hooks").exception("RTP handling failed")
+            return
+        if waiting is None:  # a bare yield (asyncio.sleep(0))
+            asyncio.get_running_loop().call_soon(step)
+        else:
+            waiting.add_done_callback(step)
+
+    step()
+
+
+def receive_directly(pc: Any) -> int:
+    """Hand SRTP and SRTCP datagrams from the leg's sockets straight to the DTLS transport's handlers,
+    instead of through aioice's queue and the transport's receive task (one await chain per
+    datagram: the largest cost left on a forwarding node, measured with py-spy). STUN and DTLS
+    still take aioice's path. Call once the leg is connected; returns how many sockets now do."""
+    import pylibsrtp
+    from aiortc import clock
+    from aiortc.rtcdtlstransport import State
+    from aiortc.rtp import is_rtcp
+    done = 0
+    seen: set[int] = set()
+    for t in pc.getTransceivers():
+        dtls = t.receiver.transport
+        if dtls is None or id(dtls) in seen or dtls._rx_srtp is None:
+            continue
+        seen.add(id(dtls))
+
+        def srtp_in(data: bytes, dtls: Any = dtls) -> None:
+            setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
+            setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
+            try:
+                if is_rtcp(data):
+                    drive(dtls._handle_rtcp_data(dtls._rx_srtp.unprotect_rtcp(data)))
+                else:
+                    drive(dtls._handle_rtp_data(dtls._rx_srtp.unprotect(data), arrival_time_ms=clock.current_ms()))
+            except pylibsrtp.Error:
+                pass  # as aiortc: a datagram that does not authenticate is dropped
+
+        for proto in dtls.transport._connection._protocols:
+            if getattr(proto, "_confctl_direct", False):
+                continue
+            original = proto.datagram_received
+
+            def datagram_received(data: bytes, addr: Any, original: Any = original, srtp_in: Any = srtp_in,
+                                  dtls: Any = dtls, connected: Any = State.CONNECTED) -> None:
+                if data and 127 < data[0] < 192 and dtls._state is connected:
+                    srtp_in(data)
+                else:
+                    original(data, addr)
+
+            proto.datagram_received = datagram_received
+            proto._confctl_direct = True
+            done += 1
+    return done

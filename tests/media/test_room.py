@@ -29,6 +29,10 @@ async def test_three_sites_receive_the_program_and_the_node_never_decodes():
         outs = [o for leg in room.legs.values() for o in [*leg.video_out, leg.audio_out]]
         assert all(o.rtp is not None and o.rtp.packets > 0 for o in outs)
         assert all(o.recv_calls <= 1 and o._queue.empty() for o in outs)
+        # and SRTP comes straight from the node's sockets to the handlers, not through aioice's queue
+        for leg in room.legs.values():
+            ice = leg.pc.getTransceivers()[0].receiver.transport.transport
+            assert all(getattr(p, "_confctl_direct", False) for p in ice._connection._protocols)
     finally:
         for p in peers.values():
             await p.close()
