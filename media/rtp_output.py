@@ -21,7 +21,8 @@ import struct
 from dataclasses import dataclass
 
 _HEADER = struct.Struct("!BBHII")
-HISTORY = 1024  # packets kept for NACKs: ~2.5 s of a 2 Mbit/s video stream
+HISTORY = 256  # packets kept for NACKs: ~1.3 s of 2 Mbit/s video (a satellite round trip is 0.6 s); 1,024 cost
+# 100 MiB more at 144 outputs (scripts/bench/room_scale.py)
 KEYFRAME_RETRY_S = 0.5
 REORDER = 1000  # a packet this far behind the newest is dropped as stale (and the wrap stays safe)
 VIDEO_STEP = 3000  # 90 kHz at 30 fps: the gap put between two sources' frames at a switch

@@ -111,16 +111,19 @@ async def main() -> None:
     print(f"\nroom: 2 sites send 720p VP8 at 2 Mbit/s + Opus, the others each receive 2 video + 1 audio; "
           f"window {args.seconds:g} s; node CPU in % of one core, memory RSS in MiB"
           + ("" if have_janus else "; Janus not installed (apt-get install janus): its column is empty"))
-    print(f"{'sites':>5} {'streams out':>11} {'confctl %core':>14} {'MiB':>6} {'frames %core':>13} {'MiB':>6} "
-          f"{'janus %core':>12} {'rtp/frames':>11} {'rtp/janus':>10}  note")
+    print(f"{'sites':>5} {'streams out':>11} {'confctl %core':>14} {'MiB':>6} {'fps':>5} {'frames %core':>13} {'MiB':>6} "
+          f"{'janus %core':>12} {'fps':>5} {'rtp/frames':>11} {'rtp/janus':>10}  note")
     for n, rtp, frames, janus in rows:
         ratio = lambda a, b: (f"{a['cpu'] / b['cpu']:.2f}x" if "error" not in a and "error" not in b  # noqa: E731
                               and b.get("cpu") else "—")
         note = "; ".join(f"{name}: {r['error']}" for name, r in (("confctl", rtp), ("frames", frames), ("janus", janus))
                          if "error" in r and r["error"] != "n/a")
         print(f"{n:>5} {3 * max(0, n - 2):>11} {cell(rtp, 'cpu', '.1f'):>14} {cell(rtp, 'rss', '.0f'):>6} "
-              f"{cell(frames, 'cpu', '.1f'):>13} {cell(frames, 'rss', '.0f'):>6} {cell(janus, 'cpu', '.1f'):>12} "
-              f"{ratio(rtp, frames):>11} {ratio(rtp, janus):>10}  {note}")
+              f"{cell(rtp, 'fps', '.0f'):>5} {cell(frames, 'cpu', '.1f'):>13} {cell(frames, 'rss', '.0f'):>6} "
+              f"{cell(janus, 'cpu', '.1f'):>12} {cell(janus, 'fps', '.0f'):>5} {ratio(rtp, frames):>11} "
+              f"{ratio(rtp, janus):>10}  {note}")
+    print("fps: the slowest receiver's video frames a second (30 = all kept up); where it falls, the receivers in "
+          "this one driver process, not the server, are the limit, and the server's figure includes resending to them")
 
 
 if __name__ == "__main__":
