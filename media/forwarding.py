@@ -1,9 +1,12 @@
-"""Forwarding encoded frames from one source to many subscribers, with bounded queues.
+"""Forwarding one source to many subscribers: RTP packets to legs, encoded frames to the rest.
 
 A `Source` is one incoming track (a site's camera or microphone). A
-`ForwardedTrack` is what an outgoing sender reads; it can be switched to
-another source (program change) and keeps its timestamps continuous across
-the switch so receivers' jitter buffers are not confused.
+`ForwardedTrack` is one outgoing stream; it can be switched to another source
+(program change) and keeps its numbering and timestamps continuous across the
+switch so receivers' jitter buffers are not confused. Once its aiortc sender
+has started with VP8 or Opus, it forwards each packet as it arrives
+(media/rtp_output.py); before that, and on trunks, aiortc reads encoded frames
+from its bounded queue and packetizes them.
 """
 from __future__ import annotations
 

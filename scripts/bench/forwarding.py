@@ -238,7 +238,15 @@ async def measure(pid: int, counters: dict[str, list[list[int]]], receivers: int
     await asyncio.sleep(seconds)
     c1, f1, t1 = cpu_ticks(pid), [c[0] for c in counters["video"]], time.monotonic()
     return {"cpu": 100 * (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0),
-            "fps": min(b - a for a, b in zip(f0, f1)) / (t1 - t0)}
+            "fps": min(b - a for a, b in zip(f0, f1)) / (t1 - t0), "rss": rss_mib(pid)}
+
+
+def rss_mib(pid: int) -> float:
+    """The server's resident memory now, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 async def run_janus(receivers: int, clip: list[tuple[bytes, bool]], seconds: float, iface: str) -> dict[str, float]:

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 from tqdm import tqdm
 
 HERE = Path(__file__).resolve().parent
@@ -31,45 +32,28 @@ fw = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(fw)  # type: ignore[union-attr]
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-async def measured(pid: int, counters: dict, receivers: int, seconds: float) -> dict[str, float | str]:
-    try:
-        out: dict[str, float | str] = dict(await fw.measure(pid, counters, receivers, seconds))
-    except RuntimeError as exc:  # the receivers (this process) could not keep up: say so, not a number
-        return {"error": str(exc).split(":")[0]}
-    out["rss"] = rss_mib(pid)
-    return out
-
-
 async def confctl_room(sites: int, clip: list, seconds: float, frames: bool) -> dict[str, float | str]:
+    if sites > 2:
+        try:
+            return dict(await fw.run_case(sites - 2, clip, seconds, frames=frames))
+        except RuntimeError as exc:  # the receivers (this process) could not keep up: say so, not a number
+            return {"error": str(exc).split(":")[0]}
+    # two sites: each receives the other; the node alone, measured without receivers of ours
     port = fw.free_port()
     env = {**os.environ, "CONFCTL_FRAME_FORWARDING": "1" if frames else ""}
     node = subprocess.Popen([sys.executable, str(HERE / "forwarding.py"), "--serve-node", str(port)],
                             stdout=subprocess.PIPE, text=True, env=env)
     assert node.stdout is not None and node.stdout.readline().strip() == "ready"
     pcs: list = []
-    counters: dict = {}
-    receivers = max(0, sites - 2)
     try:
-        import aiohttp
         async with aiohttp.ClientSession() as http:
             await fw.offer_to(http, port, "host", fw.publisher_pc(clip, False), pcs)
             await fw.offer_to(http, port, "speaker", fw.publisher_pc(clip, True), pcs)
-            for i in range(receivers):
-                await fw.offer_to(http, port, f"r{i}", fw.receiver_pc(counters), pcs)
-            if receivers == 0:  # two sites: each receives the other; measure the node alone
-                await asyncio.sleep(4)
-                c0, t0 = fw.cpu_ticks(node.pid), time.monotonic()
-                await asyncio.sleep(seconds)
-                return {"cpu": 100 * (fw.cpu_ticks(node.pid) - c0) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0),
-                        "fps": 0.0, "rss": rss_mib(node.pid)}
-            return await measured(node.pid, counters, receivers, seconds)
+            await asyncio.sleep(4)
+            c0, t0 = fw.cpu_ticks(node.pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            return {"cpu": 100 * (fw.cpu_ticks(node.pid) - c0) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0),
+                    "fps": 0.0, "rss": fw.rss_mib(node.pid)}
     finally:
         for pc in pcs:
             await pc.close()
