@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from media.forwarding import ForwardedTrack, Source
+from media.aiortc_hooks import receive_directly
+from media.forwarding import RTP_FORWARDING, ForwardedTrack, Source
 from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
 from media.supervision import TaskGroup
 
@@ -54,6 +55,8 @@ class TrunkSide:
         async def on_state() -> None:
             if pc.connectionState == "connected" and not self.connected:
                 self.connected = True
+                if RTP_FORWARDING:
+                    receive_directly(pc)  # SRTP straight from the socket, as on legs
                 log.info("trunk end %s connected", name)
                 on_connected()
             elif pc.connectionState in ("failed", "closed"):
@@ -65,7 +68,7 @@ class TrunkSide:
     async def offer(self) -> str:
         """The child's first step: every slot sendrecv."""
         for track in self.out:
-            self.pc.addTransceiver(track, direction="sendrecv")
+            track.attach(self.pc.addTransceiver(track, direction="sendrecv").sender)  # RTP-level once started
         prefer_vp8(self.pc)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return self.pc.localDescription.sdp
@@ -74,7 +77,7 @@ class TrunkSide:
         """The parent's step: its slots answer the child's, in order."""
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         for track in self.out:
-            self.pc.addTrack(track)
+            track.attach(self.pc.addTrack(track))
         prefer_vp8(self.pc)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         relay_keyframe_requests(self.pc)

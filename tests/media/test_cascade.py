@@ -64,6 +64,9 @@ async def test_a_cascade_session_meets_across_three_nodes(cascaded):
     assert slots.up[0] is None or slots.up[0] in ("cc-nongan", "cc-yushu")
     taps = [tap for l in legs.values() for tap in l.taps]
     assert taps and all(t.decoder_inputs == 0 for t in taps)  # forwarded encoded, never decoded
+    # trunks forward packet by packet too: node-cc's down slots carry jl's and sp-lishu's video
+    down = cascade.branches["node-cc"].parent.out
+    assert all(o.rtp is not None for o in down) and all(o.rtp.packets > 0 for o in down[1:])
 
 
 def reserved_streams(sites: list[str], plan_kind: PlanKind) -> dict[tuple[str, str], tuple[int, int]]:
