@@ -13,6 +13,8 @@ from typing import Any
 
 from aiortc import RTCPeerConnection
 
+from media.aiortc_hooks import ice_protocols
+
 
 class _DelayedTransport:
     def __init__(self, inner: Any, delay_s: float):
@@ -32,8 +34,7 @@ class _DelayedTransport:
 def delay_sockets(pc: RTCPeerConnection, one_way_ms: float) -> int:
     """Delay what the peer sends and receives by `one_way_ms` each; call once ICE has gathered
     (after setLocalDescription). Returns how many sockets were wrapped."""
-    ice = pc.getTransceivers()[0].sender.transport.transport  # bundled: one ICE transport
-    protocols = ice._connection._protocols  # aioice.Connection's sockets (pinned with aiortc 1.16)
+    protocols = ice_protocols(pc)
     delay_s = one_way_ms / 1000
     loop = asyncio.get_running_loop()
     for proto in protocols:

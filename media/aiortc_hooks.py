@@ -185,6 +185,12 @@ def inbound_streams(pc: Any) -> list[dict[str, Any]]:
     return out
 
 
+def ice_protocols(pc: Any) -> list[Any]:
+    """The UDP protocols (one per local candidate) of a peer connection's bundled ICE transport:
+    where fault injection, emulated delay and the direct receive hook in (aioice internals)."""
+    return list(pc.getTransceivers()[0].receiver.transport.transport._connection._protocols)
+
+
 # -- RTP-level forwarding (media/rtp_output.py) -----------------------------------------------
 _CODECS_ATTR = "_RTCRtpReceiver__codecs"  # payload type -> RTCRtpCodecParameters
 
@@ -197,15 +203,22 @@ def on_rtp_packet(receiver: RTCRtpReceiver, callback: Callable[[Any, Any], None]
     codecs: dict[int, Any] = getattr(receiver, _CODECS_ATTR)
     rtx: dict[int, int] = getattr(receiver, _RTX_ATTR)
 
+    kinds: dict[int, tuple[Any, Any]] = {}  # payload type -> (codec, apt if it is RTX): classified once
+
     async def _handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
-        codec = codecs.get(packet.payload_type)
-        if codec is not None:
-            if codec.mimeType.lower().endswith("/rtx"):
-                apt, media_ssrc = codec.parameters.get("apt"), rtx.get(packet.ssrc)
+        pt = packet.payload_type
+        kind = kinds.get(pt)
+        if kind is None and pt in codecs:
+            codec = codecs[pt]
+            kind = kinds[pt] = (codec, codec.parameters.get("apt") if codec.mimeType.lower().endswith("/rtx") else None)
+        if kind is not None:
+            codec, apt = kind
+            if apt is None:
+                callback(codec, packet)
+            else:
+                media_ssrc = rtx.get(packet.ssrc)
                 if media_ssrc is not None and apt in codecs and len(packet.payload) >= 2:
                     callback(codecs[apt], unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc))
-            else:
-                callback(codec, packet)
         await original(packet, arrival_time_ms=arrival_time_ms)
 
     receiver._handle_rtp_packet = _handle_rtp_packet  # type: ignore[method-assign]
@@ -330,7 +343,7 @@ def receive_directly(pc: Any) -> int:
             except pylibsrtp.Error:
                 pass  # as aiortc: a datagram that does not authenticate is dropped
 
-        for proto in dtls.transport._connection._protocols:
+        for proto in dtls.transport._connection._protocols:  # this transport's sockets (ice_protocols)
             if getattr(proto, "_confctl_direct", False):
                 continue
             original = proto.datagram_received

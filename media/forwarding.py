@@ -83,8 +83,9 @@ class Source:
     def on_packet(self, codec_name: str, packet: Any) -> None:
         """An RTP packet as it arrived (before aiortc reassembles frames)."""
         self.packet_fed = True
+        seq, ts, marker, payload = packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload
         for sub in self.subscribers:
-            sub.push_packet(codec_name, packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload)
+            sub.push_packet(codec_name, seq, ts, marker, payload)
 
     def on_frame(self, codec_name: str, clock_rate: int, data: bytes, timestamp: int) -> None:
         self.frames += 1

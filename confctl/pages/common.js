@@ -94,3 +94,6 @@ function refusalList(violations) {
     x.sessions && x.sessions.length ? el("span", { class: "inway" }, " Already using it then: ",
       ...x.sessions.map((s, i) => [i ? ", " : "", el("a", { href: `/sessions/${s.id}` }, s.title)]).flat()) : null)));
 }
+
+// What a site behind a pre-empted link gets, in words (rooms/caps.py WORDS).
+const STEP_WORDS = { speaker: "the speaker only", audio: "audio only", dropped: "dropped", "as booked": "as booked" };

@@ -2,7 +2,6 @@
 // what it pre-empted, end it. Polls every 3 s (the operators' sampling interval).
 "use strict";
 let me = null, presets = [];
-const STEP = { speaker: "the speaker only", audio: "audio only", dropped: "dropped", "as booked": "as booked" };
 
 async function openPreset(p, button) {
   for (const b of document.querySelectorAll(".presets button")) b.disabled = true;
@@ -27,7 +26,7 @@ function siteRow(e, s) {
   return el("tr", { "data-site": s.site },
     el("td", {}, s.name),
     el("td", { class: s.joined ? "joined" : "waiting" }, s.joined ? "joined" : "not yet"),
-    el("td", { class: s.receives === "full" ? "" : "limited" }, s.receives === "full" ? "the program" : (STEP[s.receives] || s.receives)),
+    el("td", { class: s.receives === "full" ? "" : "limited" }, s.receives === "full" ? "the program" : (STEP_WORDS[s.receives] || s.receives)),
     el("td", {}, call || (s.joined ? "" : s.phone ? "" : "no registered phone"), " ",
        link && !s.joined ? el("button", { onclick: (ev) => copy(link, ev.target) }, "Copy join link") : null));
 }
@@ -37,7 +36,7 @@ function preemptionList(e) {
   if (!rows.length) return el("p", { class: "muted" }, "Nothing was pre-empted.");
   return el("ul", { class: "preempted" }, ...rows.map((r) => el("li", { "data-session": r.session_id, "data-kind": r.kind },
     `“${r.title}” ${r.kind === "restore" ? "got back" : r.kind === "drop" ? "dropped" : "gave way to"} `,
-    `${STEP[r.step] || r.step} on ${r.link} (${r.direction}): ${r.from_kbps} → ${r.to_kbps} kbit/s`)));
+    `${STEP_WORDS[r.step] || r.step} on ${r.link} (${r.direction}): ${r.from_kbps} → ${r.to_kbps} kbit/s`)));
 }
 
 function emergencyBox(e) {

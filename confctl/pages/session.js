@@ -53,10 +53,9 @@ async function showHistory() {
   const r = await api("GET", `/api/sessions/${encodeURIComponent(sid)}/history`);
   const events = r.status === 200 ? r.data.history.filter((e) => e.what !== "booked") : [];
   $("history-box").hidden = !events.length;
-  const step = { speaker: "the speaker only", audio: "audio only", dropped: "dropped", "as booked": "as booked" };
   $("history").replaceChildren(...events.map((e) => el("li", { "data-kind": e.kind },
     `${when(e.at)} UTC · ${e.what === "restore" ? "got back" : e.what.startsWith("took") ? e.what : e.what === "drop" ? "dropped" : e.what === "limit" ? "limited" : "gave way"}: `,
-    `${(e.sites || []).map((x) => names[x] || x).join(", ")} ${step[e.step] || e.step} on ${e.link} (${e.direction}), `,
+    `${(e.sites || []).map((x) => names[x] || x).join(", ")} ${STEP_WORDS[e.step] || e.step} on ${e.link} (${e.direction}), `,
     `${e.from_kbps} → ${e.to_kbps} kbit/s`, e.emergency_id !== sid ? ` (emergency ${e.emergency_id})` : "")));
 }
 

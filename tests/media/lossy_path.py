@@ -13,6 +13,8 @@ from typing import Any
 
 from aiortc import RTCPeerConnection
 
+from media.aiortc_hooks import ice_protocols
+
 
 class _ImpairedTransport:
     def __init__(self, inner: Any, path: "LossyPath"):
@@ -48,8 +50,7 @@ class LossyPath:
         self.jitter_ms = 0.0
         self.dropped = 0
         self.last_due = 0.0
-        ice = pc.getTransceivers()[0].sender.transport.transport  # bundled: one ICE transport
-        protocols = ice._connection._protocols  # aioice.Connection's sockets (pinned with aiortc 1.16)
+        protocols = ice_protocols(pc)
         if not protocols:
             raise RuntimeError("the peer has no socket yet: impair after ICE has gathered")
         for proto in protocols:

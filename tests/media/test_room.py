@@ -6,6 +6,7 @@ import gc
 import pytest
 from aiortc import RTCPeerConnection
 
+from media.aiortc_hooks import ice_protocols
 from media.room import LegState, MediaRoom, SignallingError
 from tests.media.peers import SitePeer, until
 
@@ -31,8 +32,7 @@ async def test_three_sites_receive_the_program_and_the_node_never_decodes():
         assert all(o.recv_calls <= 1 and o._queue.empty() for o in outs)
         # and SRTP comes straight from the node's sockets to the handlers, not through aioice's queue
         for leg in room.legs.values():
-            ice = leg.pc.getTransceivers()[0].receiver.transport.transport
-            assert all(getattr(p, "_confctl_direct", False) for p in ice._connection._protocols)
+            assert all(getattr(p, "_confctl_direct", False) for p in ice_protocols(leg.pc))
     finally:
         for p in peers.values():
             await p.close()

@@ -14,7 +14,7 @@ from typing import Any
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from media.aiortc_hooks import on_keyframe_request
+from media.aiortc_hooks import ice_protocols, on_keyframe_request
 from media.room import LegState, MediaRoom
 from media.synthetic import ReplayVideo, video_clip
 from tests.media.lossy_path import LossyPath
@@ -106,8 +106,7 @@ async def test_a_receiver_that_stops_reading_takes_nothing_from_the_others():
         await join(room, "sp", stuck.pc)
         await until(lambda: len(good.times) > 30 and len(stuck.times) > 30, timeout=30, what="both viewers decoding")
         # The stuck site's socket is never read again: every datagram to it is thrown away unread.
-        ice = stuck.pc.getTransceivers()[0].sender.transport.transport
-        for proto in ice._connection._protocols:
+        for proto in ice_protocols(stuck.pc):
             proto.datagram_received = lambda data, addr: None
         since, before = time.monotonic(), len(good.times)
         stuck_frames = len(stuck.times)
