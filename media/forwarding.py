@@ -20,7 +20,7 @@ from typing import Any, Callable
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media.aiortc_hooks import DirectSend, answer_nacks, on_send_parameters
-from media.rtp_output import Negotiated, RtpOutput
+from media.rtp_output import Negotiated, RtpOutput, vp8_descriptor
 
 log = logging.getLogger("media.forwarding")
 
@@ -80,12 +80,30 @@ class Source:
         self.packet_fed = False  # its receiver hands us packets (else an audio frame is one packet)
         self._seq = 0
 
-    def on_packet(self, codec_name: str, packet: Any) -> None:
-        """An RTP packet as it arrived (before aiortc reassembles frames)."""
+    def on_packet(self, codec_name: str, seq: int, ts: int, marker: bool, payload: bytes, framed: bool) -> None:
+        """An RTP packet as it arrived. `framed`: aiortc also reassembles this source's frames (and
+        on_frame counts them); otherwise nobody needs frames and they are counted here."""
         self.packet_fed = True
-        seq, ts, marker, payload = packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload
+        desc = None
+        if self.kind == "video" and codec_name == "VP8":
+            start, pic_at, key = vp8_descriptor(payload)  # once, for every output
+            desc = (pic_at, key)
+            if not framed:
+                self.bytes += len(payload) - start
+                if marker:
+                    self.frames += 1
+                if key:
+                    self.resolution = vp8_size(payload[start:start + 10]) or self.resolution
+        elif not framed:
+            self.bytes += len(payload)
+            self.frames += 1
         for sub in self.subscribers:
-            sub.push_packet(codec_name, seq, ts, marker, payload)
+            sub.push_packet(seq, ts, marker, payload, desc)
+
+    def wants_frames(self) -> bool:
+        """Someone takes whole frames: a recorder, or an output whose aiortc sender reads frames (not
+        at the RTP level). An output whose sender never started (a send-only site) reads nothing."""
+        return bool(self.sinks) or any(sub.rtp is None and sub.recv_calls for sub in self.subscribers)
 
     def on_frame(self, codec_name: str, clock_rate: int, data: bytes, timestamp: int) -> None:
         self.frames += 1
@@ -97,7 +115,7 @@ class Source:
         if not self.packet_fed and self.kind == "audio":
             self._seq = (self._seq + 1) & 0xFFFF  # a phone's or a mix's Opus frame: one RTP payload
             for sub in self.subscribers:
-                sub.push_packet(codec_name, self._seq, timestamp, False, data)
+                sub.push_packet(self._seq, timestamp, False, data, None)
         for sub in self.subscribers:
             sub.push(frame)
         for sink in self.sinks:
@@ -151,11 +169,11 @@ class ForwardedTrack(MediaStreamTrack):
             if self.kind == "video":
                 self.source.request_keyframe()
 
-    def push_packet(self, codec_name: str, seq: int, ts: int, marker: bool, payload: bytes) -> None:
+    def push_packet(self, seq: int, ts: int, marker: bool, payload: bytes, desc: tuple[int | None, bool] | None) -> None:
         rtp = self.rtp
         if rtp is None or self._direct is None:
             return
-        data = rtp.packet(seq, ts, marker, payload)
+        data = rtp.packet(seq, ts, marker, payload, desc)
         if data is None:
             if self.source is not None and rtp.wants_keyframe(time.monotonic()):
                 self.source.request_keyframe()

@@ -106,11 +106,14 @@ class RtpOutput:
             return True
         return False
 
-    def packet(self, seq: int, ts: int, marker: bool, payload: bytes) -> bytes | None:
-        """The packet to send for a source packet, or None (waiting for a key frame, or a late one)."""
+    def packet(self, seq: int, ts: int, marker: bool, payload: bytes,
+               desc: tuple[int | None, bool] | None = None) -> bytes | None:
+        """The packet to send for a source packet, or None (waiting for a key frame, or a late one).
+        `desc` is (picture ID offset, starts a key frame) when the caller parsed the descriptor once
+        for all its outputs."""
         pic_at = None
         if self.video:
-            _, pic_at, key = vp8_descriptor(payload)
+            pic_at, key = desc if desc is not None else vp8_descriptor(payload)[1:]
             if self.need_keyframe:
                 if not key:
                     return None

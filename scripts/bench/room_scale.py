@@ -41,7 +41,7 @@ async def confctl_room(sites: int, clip: list, seconds: float, frames: bool) -> 
     # two sites: each receives the other; the node alone, measured without receivers of ours
     port = fw.free_port()
     env = {**os.environ, "CONFCTL_FRAME_FORWARDING": "1" if frames else ""}
-    node = subprocess.Popen([sys.executable, str(HERE / "forwarding.py"), "--serve-node", str(port)],
+    node = subprocess.Popen(fw.server_cmd([sys.executable, str(HERE / "forwarding.py"), "--serve-node", str(port)]),
                             stdout=subprocess.PIPE, text=True, env=env)
     assert node.stdout is not None and node.stdout.readline().strip() == "ready"
     pcs: list = []
@@ -80,6 +80,7 @@ async def main() -> None:
     args = ap.parse_args()
     iface = fw.first_interface()
     have_janus = bool(shutil.which("janus")) and iface is not None
+    fw.pin_driver()
     clip = fw.encode_clip()
     sizes = [int(x) for x in args.sites.split(",")]
     rows = []

@@ -10,8 +10,14 @@ async def test_the_internals_the_hooks_use_are_where_we_expect():
     pc = RTCPeerConnection()
     t = pc.addTransceiver("video")
     for attr in (aiortc_hooks._QUEUE_ATTR, aiortc_hooks._THREAD_ATTR, aiortc_hooks._SSRC_ATTR,
-                 aiortc_hooks._STREAMS_ATTR, aiortc_hooks._RTX_ATTR, aiortc_hooks._CODECS_ATTR):
+                 aiortc_hooks._STREAMS_ATTR, aiortc_hooks._RTX_ATTR, aiortc_hooks._CODECS_ATTR,
+                 aiortc_hooks._ESTIMATOR_ATTR, aiortc_hooks._NACK_ATTR, aiortc_hooks._RTCP_SSRC_ATTR):
         assert hasattr(t.receiver, attr), attr
+    # the forward-only receive path reads these too
+    assert callable(t.receiver._send_rtcp_nack) and callable(t.receiver._send_rtcp) and hasattr(t.receiver, "_enabled")
+    dtls = t.receiver.transport
+    assert hasattr(dtls._rtp_header_extensions_map, aiortc_hooks._EXT_IDS_ATTR)
+    assert isinstance(dtls._rtp_router.ssrc_table, dict)
     for attr in (aiortc_hooks._PACKETS, aiortc_hooks._OCTETS, aiortc_hooks._RTP_TS, aiortc_hooks._NTP_TS):
         assert hasattr(t.sender, attr), attr  # RTP-level forwarding keeps the sender's report counters
     assert callable(t.sender._retransmit) and hasattr(t.sender, "_ssrc") and hasattr(t.sender, "_rtx_ssrc")

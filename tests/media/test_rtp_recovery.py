@@ -97,6 +97,39 @@ async def test_nacks_are_answered_from_the_nodes_history_so_5_percent_loss_leave
         await room.close()
 
 
+async def test_loss_on_the_way_in_is_asked_for_again_by_the_node_and_forwarded_when_it_comes():
+    """The node's own receive path (ForwardOnly, no jitter buffer) NACKs what the camera's packets
+    lacked; the camera's retransmissions are forwarded to the viewer in the gap they fill."""
+    room = MediaRoom("ses_uploss", "jl")
+    camera, viewer = Camera(), Viewer()
+    try:
+        await join(room, "jl", camera.pc)
+        await join(room, "cc", viewer.pc)
+        await until(lambda: all(l.state is LegState.CONNECTED for l in room.legs.values()) and len(viewer.times) > 60,
+                    timeout=30, what="the viewer decoding the camera")
+        rx = next(t.receiver for t in room.legs["jl"].pc.getTransceivers() if t.kind == "video")
+        fast = rx._confctl_forward_only
+        assert fast.packets > 0  # the camera's video takes the forward-only path
+        path = LossyPath(camera.pc)  # the camera's socket towards the node
+        path.impair(loss=0.05)
+        since, decoded = time.monotonic(), len(viewer.times)
+        await until(lambda: time.monotonic() - since > 6 and path.dropped > 20, timeout=30,
+                    what="six seconds of 5 % loss")
+        gap = viewer.longest_gap(since)
+        print(f"camera lost {path.dropped} packets; the node sent {fast.nacks} NACKs and got "
+              f"{fast.retransmissions} retransmissions; {len(viewer.times) - decoded} frames decoded, "
+              f"longest gap {1000 * gap:.0f} ms")
+        assert fast.nacks > 0 and fast.retransmissions > 0
+        assert len(viewer.times) - decoded > 6 * 20
+        assert gap < 1.0
+    finally:
+        for pc in (camera.pc, viewer.pc):
+            await pc.close()
+        for t in viewer.tasks:
+            t.cancel()
+        await room.close()
+
+
 async def test_a_receiver_that_stops_reading_takes_nothing_from_the_others():
     room = MediaRoom("ses_slow", "jl")
     camera, good, stuck = Camera(), Viewer(), Viewer()

@@ -1,0 +1,86 @@
+"""Reading an incoming RTP packet's header without building a packet object. Sans-io.
+
+A forwarding node needs from each incoming video packet only its fixed header (RFC 3550 §5.1),
+where the payload starts and ends, and the abs-send-time extension its bandwidth estimate reads
+(RFC 8285 one- and two-byte forms). aiortc's RtpPacket.parse builds an object and decodes every
+extension: 12 % of a node's CPU at 8 receivers (py-spy); this reads what is needed.
+"""
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+_FIXED = struct.Struct("!BBHII")
+_EXT = struct.Struct("!HH")
+ONE_BYTE_PROFILE = 0xBEDE
+TWO_BYTE_PROFILE_MASK = 0xFFF0
+TWO_BYTE_PROFILE = 0x1000
+
+
+class RtpHeader(NamedTuple):
+    payload_type: int
+    marker: bool
+    seq: int
+    ts: int
+    ssrc: int
+    start: int  # the payload: data[start:end]
+    end: int
+    abs_send_time: int | None
+
+
+def parse_header(data: bytes, abs_send_time_id: int | None) -> RtpHeader | None:
+    """The header of an RTP packet, or None if it is not a well-formed one."""
+    n = len(data)
+    if n < 12:
+        return None
+    b0, b1, seq, ts, ssrc = _FIXED.unpack_from(data)
+    if b0 >> 6 != 2:
+        return None
+    pos = 12 + 4 * (b0 & 0x0F)
+    abs_time = None
+    if b0 & 0x10:
+        if pos + 4 > n:
+            return None
+        profile, words = _EXT.unpack_from(data, pos)
+        pos += 4
+        ext_end = pos + 4 * words
+        if ext_end > n:
+            return None
+        if abs_send_time_id is not None:
+            abs_time = _abs_send_time(data, pos, ext_end, profile, abs_send_time_id)
+        pos = ext_end
+    end = n
+    if b0 & 0x20:  # padding: its length is the last byte
+        pad = data[-1]
+        if pad == 0 or pos + pad > n:
+            return None
+        end = n - pad
+    if pos > end:
+        return None
+    return RtpHeader(b1 & 0x7F, bool(b1 & 0x80), seq, ts, ssrc, pos, end, abs_time)
+
+
+def _abs_send_time(data: bytes, pos: int, end: int, profile: int, want: int) -> int | None:
+    if profile == ONE_BYTE_PROFILE:
+        while pos < end:
+            b = data[pos]
+            if b == 0:  # padding between elements
+                pos += 1
+                continue
+            ext_id, length = b >> 4, (b & 0x0F) + 1
+            if ext_id == 15:  # reserved: stop (RFC 8285 §4.2)
+                return None
+            if ext_id == want and length == 3 and pos + 4 <= end:
+                return int.from_bytes(data[pos + 1:pos + 4], "big")
+            pos += 1 + length
+    elif profile & TWO_BYTE_PROFILE_MASK == TWO_BYTE_PROFILE:
+        while pos + 1 < end:
+            ext_id = data[pos]
+            if ext_id == 0:
+                pos += 1
+                continue
+            length = data[pos + 1]
+            if ext_id == want and length == 3 and pos + 5 <= end:
+                return int.from_bytes(data[pos + 2:pos + 5], "big")
+            pos += 2 + length
+    return None
