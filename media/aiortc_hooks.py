@@ -126,13 +126,18 @@ def raise_bitrate_caps(max_bps: int = 6_000_000, default_bps: int = 2_000_000) -
         mod.DEFAULT_BITRATE = max(mod.DEFAULT_BITRATE, default_bps)
 
 
+_ON_LEVEL = "_confctl_on_level"
+
+
 def on_audio_level(receiver: RTCRtpReceiver, callback: Callable[[int], None]) -> None:
     """Call `callback(level)` with the RFC 6464 level of every RTP packet that carries one.
 
     The transport delivers each packet through `receiver._handle_rtp_packet`; the level is
-    read from the parsed header extension before the packet goes on as usual.
+    read from the parsed header extension before the packet goes on as usual. The forward-only
+    path (`ForwardOnly`) reads it from the raw header and calls the same callback.
     """
     original = receiver._handle_rtp_packet
+    setattr(receiver, _ON_LEVEL, callback)  # the forward-only path reads the level itself
 
     async def _handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
         level = packet.extensions.audio_level
@@ -287,11 +292,11 @@ class ForwardOnly:
         self.retransmissions = 0  # of them, RTX packets the sender sent on our NACKs
         self.nacks = 0  # NACKs sent
 
-    def __call__(self, data: bytes, arrival_ms: int, abs_send_time_id: int | None) -> bool:
+    def __call__(self, data: bytes, arrival_ms: int, abs_send_time_id: int | None, audio_level_id: int | None) -> bool:
         r = self.receiver
         if not r._enabled or self.wants_frames():
             return False
-        h = _parse_header(data, abs_send_time_id)
+        h = _parse_header(data, abs_send_time_id, audio_level_id)
         if h is None:
             return False
         kind = self.kinds.get(h.payload_type)
@@ -300,6 +305,10 @@ class ForwardOnly:
         codec, apt = kind
         v = self._vars
         ssrc, seq, ts = h.ssrc, h.seq, h.ts
+        if h.audio_level is not None:
+            on_level = v.get(_ON_LEVEL)
+            if on_level is not None:
+                on_level(h.audio_level)
         estimator = v[_ESTIMATOR_ATTR]
         if estimator is not None and h.abs_send_time is not None:
             remb = estimator.add(abs_send_time=h.abs_send_time, arrival_time_ms=arrival_ms,
@@ -361,20 +370,34 @@ class DirectSend:
         from aiortc.rtcdtlstransport import State
         self.sender = sender
         self._connected = State.CONNECTED
-        self._route: tuple[Any, Any, Any] | None = None  # (ICE socket protocol, address, SRTP protect), once known
+        # once known: (DTLS transport, ICE socket protocol, address, SRTP protect, its asyncio transport, socket)
+        self._route: tuple[Any, Any, Any, Any, Any, Any] | None = None
         self._vars = vars(sender)  # its counters, updated in place (cheaper than getattr/setattr per packet)
+        self.dropped = 0  # packets the kernel had no room for (a receiver's socket buffer full)
 
     def __call__(self, data: bytes, payload_octets: int, rtp_ts: int, count: bool = True) -> bool:
-        dtls = self.sender.transport
-        if dtls is None or dtls._state is not self._connected:
-            return False
         route = self._route
         if route is None:
+            dtls = self.sender.transport
+            if dtls is None or dtls._state is not self._connected:
+                return False
             pair = dtls.transport._connection._nominated.get(1)
             if pair is None or pair.protocol.transport is None:
                 return False
-            route = self._route = (pair.protocol, pair.remote_addr, dtls._tx_srtp.protect)
-        route[0].transport.sendto(route[2](data), route[1])  # the protocol's transport: a test may wrap it
+            tr = pair.protocol.transport
+            route = self._route = (dtls, pair.protocol, pair.remote_addr, dtls._tx_srtp.protect, tr, tr._sock)
+        dtls, proto, addr, protect, transport, sock = route
+        if dtls._state is not self._connected:
+            return False
+        if proto.transport is transport:  # asyncio's own: straight to the socket, without its Python layer
+            try:
+                sock.sendto(protect(data), addr)
+            except (BlockingIOError, InterruptedError):
+                self.dropped += 1  # UDP: a full buffer drops, as the link would; nothing queues behind it
+            except OSError:
+                return False
+        else:  # a test wraps the protocol's transport (loss, delay): go through it
+            proto.transport.sendto(protect(data), addr)
         if not count:
             return True
         v = self._vars
@@ -445,9 +468,10 @@ def receive_directly(pc: Any) -> int:
             continue
         seen.add(id(dtls))
 
-        abs_id = getattr(dtls._rtp_header_extensions_map, _EXT_IDS_ATTR).abs_send_time
+        ids = getattr(dtls._rtp_header_extensions_map, _EXT_IDS_ATTR)
 
-        def srtp_in(data: bytes, dtls: Any = dtls, abs_id: int | None = abs_id) -> None:
+        def srtp_in(data: bytes, dtls: Any = dtls, abs_id: int | None = ids.abs_send_time,
+                    level_id: int | None = ids.audio_level) -> None:
             setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
             setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
             try:
@@ -461,7 +485,7 @@ def receive_directly(pc: Any) -> int:
             if len(data) >= 12:
                 rx = dtls._rtp_router.ssrc_table.get(int.from_bytes(data[8:12], "big"))
                 fast = getattr(rx, "_confctl_forward_only", None)
-                if fast is not None and fast(data, now, abs_id):
+                if fast is not None and fast(data, now, abs_id, level_id):
                     return
             drive(dtls._handle_rtp_data(data, arrival_time_ms=now))
 

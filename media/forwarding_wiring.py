@@ -22,7 +22,7 @@ def source_of_receiver(receiver: RTCRtpReceiver, kind: str, spawn: Spawn) -> tup
                                                                    frame.timestamp))
     on_rtp_packet(receiver, lambda codec, seq, ts, marker, payload, framed:
                   src.on_packet(codec.name, seq, ts, marker, payload, framed),
-                  src.wants_frames if kind == "video" else None)  # audio: its level and the phones' mix need aiortc's path
+                  src.wants_frames)
     return src, tap
 
 

@@ -74,6 +74,7 @@ class RtpOutput:
     def __init__(self, kind: str, negotiated: Negotiated):
         self.kind = kind
         self.n = negotiated
+        self._pt, self._ssrc = negotiated.payload_type, negotiated.ssrc  # read per packet
         self.video = kind == "video"
         self.need_keyframe = self.video
         self.asked_at = 0.0
@@ -143,7 +144,7 @@ class RtpOutput:
             self.last_pic = ((payload[pic_at] & 0x7F) << 8) | payload[pic_at + 1]
         if self.last_seq is None or not ((out_seq - self.last_seq) & 0x8000):
             self.last_seq, self.last_ts = out_seq, out_ts
-        data = _HEADER.pack(0x80, (0x80 if marker else 0) | self.n.payload_type, out_seq, out_ts, self.n.ssrc) + payload
+        data = _HEADER.pack(0x80, self._pt | 0x80 if marker else self._pt, out_seq, out_ts, self._ssrc) + payload
         self.history[out_seq % HISTORY] = data
         self.packets += 1
         self.octets += len(payload)

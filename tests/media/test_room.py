@@ -85,6 +85,9 @@ async def test_the_talking_site_becomes_speaker_and_everyone_gets_its_audio_and_
         assert room.legs["jl"].program.video[0] == "cc" and room.legs["jl"].program.audio == "cc"
         assert room.legs["cc-nongan"].program.video == ("jl", "cc") and room.legs["cc-nongan"].program.audio == "cc"
         assert room.legs["cc"].program.audio != "cc"  # never one's own voice
+        # the levels that elected it came through the forward-only path (no recorder, no phone)
+        audio_rx = next(t.receiver for t in room.legs["cc"].pc.getTransceivers() if t.kind == "audio")
+        assert forward_only_packets(audio_rx) > 50
     finally:
         for p in peers.values():
             await p.close()

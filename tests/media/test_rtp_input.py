@@ -34,18 +34,20 @@ def test_the_header_reads_as_aiortc_reads_it(abs_id, with_csrc, padding):
     p.extensions.abs_send_time = 0x123456
     p.extensions.audio_level = (True, 30)
     data = p.serialize(m)
-    h = parse_header(data, abs_id)
+    h = parse_header(data, abs_id, abs_id + 1)
     ref = RtpPacket.parse(data, m)
     assert h is not None
     assert (h.payload_type, h.marker, h.seq, h.ts, h.ssrc) == (96, True, 65535, 4_000_000_000, 0xDEADBEEF)
     assert data[h.start:h.end] == ref.payload and h.abs_send_time == ref.extensions.abs_send_time == 0x123456
     assert len(data) - h.start == len(ref.payload) + ref.padding_size  # what the bandwidth estimate counts
+    assert h.audio_level == ref.extensions.audio_level[1] == 30  # what the speaker election reads
 
 
 def test_a_packet_without_the_extension_has_no_send_time():
     data = RtpPacket(payload_type=111, sequence_number=1, timestamp=2, ssrc=3, payload=b"opus").serialize()
-    h = parse_header(data, 3)
-    assert h is not None and h.abs_send_time is None and data[h.start:h.end] == b"opus" and not h.marker
+    h = parse_header(data, 3, 4)
+    assert h is not None and h.abs_send_time is None and h.audio_level is None
+    assert data[h.start:h.end] == b"opus" and not h.marker
 
 
 @pytest.mark.parametrize("data", [
