@@ -7,7 +7,10 @@ forwarder on the event loop and never feeds the decoder (its thread waits in
 `get()` until the receiver stops). RTP-level forwarding (media/rtp_output.py)
 also reads each packet as the receiver gets it, learns what a sender
 negotiated, sends through its SRTP session and ICE pair directly and answers
-its NACKs. tests/media/test_aiortc_hooks.py fails loudly if these internals move.
+its NACKs. A connected leg's datagrams come straight from its sockets, drained
+per wakeup (`receive_directly`), and a source nobody takes frames from skips
+the receiver's frame assembly (`ForwardOnly`).
+tests/media/test_aiortc_hooks.py fails loudly if these internals move.
 """
 from __future__ import annotations
 
