@@ -1,6 +1,7 @@
 """RTP-level forwarding under loss and with a receiver that stops reading, with real aiortc peers:
 NACKs from a receiver are answered from the node's own history (as RTX), so 5 % loss on the way to
-it leaves its video decoding; a receiver that reads nothing takes nothing from the others.
+it leaves its video decoding; 5 % loss on the way in is NACKed by the node's forward-only receive
+path; a receiver that reads nothing takes nothing from the others.
 
 The freeze bound is 1 s, not 500 ms: aiortc's receiver (the test's viewer) NACKs a packet once, so
 when the retransmission is lost too (5 % of the time here, about once a run) it waits for a key
@@ -8,8 +9,9 @@ frame — the longest gap measured 0.04–0.50 s over five runs; a browser repea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Any
+from typing import Any, AsyncIterator
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
@@ -68,66 +70,60 @@ async def join(room: MediaRoom, site: str, pc: RTCPeerConnection) -> None:
     await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
 
-async def test_nacks_are_answered_from_the_nodes_history_so_5_percent_loss_leaves_no_long_freeze():
-    room = MediaRoom("ses_loss", "jl")
+@contextlib.asynccontextmanager
+async def camera_to_viewer(session: str) -> AsyncIterator[tuple[MediaRoom, Camera, Viewer]]:
+    """A camera site and a viewer site in one room, the viewer already decoding the camera."""
+    room = MediaRoom(session, "jl")
     camera, viewer = Camera(), Viewer()
     try:
         await join(room, "jl", camera.pc)
         await join(room, "cc", viewer.pc)
         await until(lambda: all(l.state is LegState.CONNECTED for l in room.legs.values()) and len(viewer.times) > 60,
                     timeout=30, what="the viewer decoding the camera")
-        out = room.legs["cc"].video_out[0]
-        assert out.rtp is not None  # forwarding at the RTP level
-        path = LossyPath(room.legs["cc"].pc)  # the node's socket towards the viewer
-        path.impair(loss=0.05)
-        since, decoded = time.monotonic(), len(viewer.times)
-        await until(lambda: time.monotonic() - since > 6 and path.dropped > 20, timeout=30,
-                    what="six seconds of 5 % loss")
-        gap = viewer.longest_gap(since)
-        print(f"dropped {path.dropped} packets, {out.rtp.retransmitted} retransmitted, "
-              f"{len(viewer.times) - decoded} frames decoded, longest gap {1000 * gap:.0f} ms")
-        assert out.rtp.retransmitted > 0  # the viewer's NACKs were answered
-        assert len(viewer.times) - decoded > 6 * 20  # still decoding (the clip runs at 30 fps)
-        assert gap < 1.0
+        yield room, camera, viewer
     finally:
         for pc in (camera.pc, viewer.pc):
             await pc.close()
         for t in viewer.tasks:
             t.cancel()
         await room.close()
+
+
+async def six_seconds_of_loss(path: LossyPath, viewer: Viewer) -> tuple[float, int]:
+    """Impair `path` with 5 % loss for six seconds: (the viewer's longest gap, frames it decoded)."""
+    path.impair(loss=0.05)
+    since, decoded = time.monotonic(), len(viewer.times)
+    await until(lambda: time.monotonic() - since > 6 and path.dropped > 20, timeout=30, what="six seconds of 5 % loss")
+    return viewer.longest_gap(since), len(viewer.times) - decoded
+
+
+async def test_nacks_are_answered_from_the_nodes_history_so_5_percent_loss_leaves_no_long_freeze():
+    async with camera_to_viewer("ses_loss") as (room, camera, viewer):
+        out = room.legs["cc"].video_out[0]
+        assert out.rtp is not None  # forwarding at the RTP level
+        path = LossyPath(room.legs["cc"].pc)  # the node's socket towards the viewer
+        gap, decoded = await six_seconds_of_loss(path, viewer)
+        print(f"dropped {path.dropped} packets, {out.rtp.retransmitted} retransmitted, "
+              f"{decoded} frames decoded, longest gap {1000 * gap:.0f} ms")
+        assert out.rtp.retransmitted > 0  # the viewer's NACKs were answered
+        assert decoded > 6 * 20  # still decoding (the clip runs at 30 fps)
+        assert gap < 1.0
 
 
 async def test_loss_on_the_way_in_is_asked_for_again_by_the_node_and_forwarded_when_it_comes():
     """The node's own receive path (ForwardOnly, no jitter buffer) NACKs what the camera's packets
     lacked; the camera's retransmissions are forwarded to the viewer in the gap they fill."""
-    room = MediaRoom("ses_uploss", "jl")
-    camera, viewer = Camera(), Viewer()
-    try:
-        await join(room, "jl", camera.pc)
-        await join(room, "cc", viewer.pc)
-        await until(lambda: all(l.state is LegState.CONNECTED for l in room.legs.values()) and len(viewer.times) > 60,
-                    timeout=30, what="the viewer decoding the camera")
+    async with camera_to_viewer("ses_uploss") as (room, camera, viewer):
         rx = next(t.receiver for t in room.legs["jl"].pc.getTransceivers() if t.kind == "video")
         fast = rx._confctl_forward_only
         assert fast.packets > 0  # the camera's video takes the forward-only path
         path = LossyPath(camera.pc)  # the camera's socket towards the node
-        path.impair(loss=0.05)
-        since, decoded = time.monotonic(), len(viewer.times)
-        await until(lambda: time.monotonic() - since > 6 and path.dropped > 20, timeout=30,
-                    what="six seconds of 5 % loss")
-        gap = viewer.longest_gap(since)
+        gap, decoded = await six_seconds_of_loss(path, viewer)
         print(f"camera lost {path.dropped} packets; the node sent {fast.nacks} NACKs and got "
-              f"{fast.retransmissions} retransmissions; {len(viewer.times) - decoded} frames decoded, "
-              f"longest gap {1000 * gap:.0f} ms")
+              f"{fast.retransmissions} retransmissions; {decoded} frames decoded, longest gap {1000 * gap:.0f} ms")
         assert fast.nacks > 0 and fast.retransmissions > 0
-        assert len(viewer.times) - decoded > 6 * 20
+        assert decoded > 6 * 20
         assert gap < 1.0
-    finally:
-        for pc in (camera.pc, viewer.pc):
-            await pc.close()
-        for t in viewer.tasks:
-            t.cancel()
-        await room.close()
 
 
 async def test_a_receiver_that_stops_reading_takes_nothing_from_the_others():
