@@ -96,7 +96,8 @@ class Source:
                     self.resolution = vp8_size(payload[start:start + 10]) or self.resolution
         elif not framed:
             self.bytes += len(payload)
-            self.frames += 1
+            if self.kind == "audio" or marker:  # an audio packet is a frame; other video ends one on its marker
+                self.frames += 1
         for sub in self.subscribers:
             sub.push_packet(seq, ts, marker, payload, desc)
 

@@ -77,3 +77,25 @@ def test_sequence_numbers_wrap_without_dropping_anything():
     assert all(p is not None for p in sent)  # two wraps of the 16-bit counter, nothing taken as stale
     assert fields(sent[-1])[1] == (60000 + 139_999) & 0xFFFF
     assert out.packet((60000 + 139_999 - 1500) & 0xFFFF, 0, False, b"x") is None  # far behind: stale
+
+
+def test_a_source_fed_packets_without_frames_counts_what_operators_see():
+    """On the forward-only path nobody reassembles frames: frames, bytes and the camera's
+    resolution (from the key frame's VP8 header, RFC 6386 §9.1) are counted from packets."""
+    from media.forwarding import Source
+    video = Source("video", lambda: None)
+    key_header = b"\x00\x00\x00\x9d\x01\x2a" + (1280).to_bytes(2, "little") + (720).to_bytes(2, "little")
+    key = bytes([0x90, 0x80, 0x80, 0x07]) + key_header
+    later = bytes([0x80, 0x80, 0x80, 0x07]) + b"rest of it"
+    video.on_packet("VP8", 1, 3000, False, key, framed=False)
+    video.on_packet("VP8", 2, 3000, True, later, framed=False)
+    video.on_packet("VP8", 3, 6000, True, bytes([0x90, 0x80, 0x80, 0x08, 0x01]) + b"delta", framed=False)
+    assert video.frames == 2 and video.resolution == (1280, 720)
+    assert video.bytes == len(key_header) + len(b"rest of it") + len(b"\x01delta")  # descriptors left out
+    # through aiortc's path the frames are counted once, by on_frame, not per packet
+    video.on_packet("VP8", 4, 9000, True, later, framed=True)
+    assert video.frames == 2
+    audio = Source("audio", lambda: None)
+    for seq in range(5):
+        audio.on_packet("opus", seq, 960 * seq, False, b"opus", framed=False)
+    assert audio.frames == 5 and audio.bytes == 20
