@@ -19,9 +19,11 @@ import time
 from typing import Any, Callable
 
 import aiortc
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCRtpReceiver, RTCRtpSender, clock
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unwrap_rtx
 
-from media.rtp_input import parse_header as _parse_header
+from media.rtp_input import RtpHeader, parse_header
 
 TESTED_AIORTC = ("1.16.",)
 _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
@@ -116,7 +118,6 @@ def install_fast_clock() -> None:
     """aiortc's clock builds timezone-aware datetimes and subtracts them, twice for every RTP packet
     a sender sends (abs-send-time, SR bookkeeping): 7 % of a forwarding node's CPU, measured with
     py-spy at 8 receivers. The same values from time.time(), for every module that calls them."""
-    from aiortc import clock
     clock.current_ntp_time = _fast_ntp_time
     clock.current_ms = _fast_ms
 
@@ -205,33 +206,32 @@ def ice_protocols(pc: Any) -> list[Any]:
 _CODECS_ATTR = "_RTCRtpReceiver__codecs"  # payload type -> RTCRtpCodecParameters
 
 
-PacketHandler = Callable[[Any, int, int, bool, bytes, bool], None]  # (codec, seq, ts, marker, payload, framed)
+PacketHandler = Callable[[str, int, int, bool, bytes, bool], None]  # (codec name, seq, ts, marker, payload, framed)
 
 
 def on_rtp_packet(receiver: RTCRtpReceiver, callback: PacketHandler,
                   wants_frames: Callable[[], bool] | None = None) -> None:
-    """Call `callback(codec, seq, ts, marker, payload, framed)` with every media RTP packet the
+    """Call `callback(codec name, seq, ts, marker, payload, framed)` with every media RTP packet the
     receiver gets (retransmissions unwrapped to the packet they repeat).
 
     Through aiortc's own handling (statistics, NACKs, bandwidth estimate, frames) `framed` is True.
     With `wants_frames`, once the leg receives directly (`receive_directly`) and while
     `wants_frames()` is False, a packet takes the forward-only path instead (`ForwardOnly`: the
     same statistics, NACKs and estimate, no frames) and `framed` is False."""
-    from aiortc.rtp import unwrap_rtx
     original = receiver._handle_rtp_packet
     kinds = _PayloadKinds(receiver)
 
     async def _handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
         kind = kinds.get(packet.payload_type)
         if kind is not None:
-            codec, apt = kind
+            name, apt = kind
             if apt is None:
-                callback(codec, packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload, True)
+                callback(name, packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload, True)
             else:
-                media_ssrc = kinds.rtx.get(packet.ssrc)
-                if media_ssrc is not None and apt in kinds.codecs and len(packet.payload) >= 2:
-                    p = unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc)
-                    callback(kinds.codecs[apt], p.sequence_number, p.timestamp, bool(p.marker), p.payload, True)
+                target = kinds.repeated(packet.ssrc, apt, packet.payload)
+                if target is not None:
+                    p = unwrap_rtx(packet, payload_type=apt, ssrc=target[0])
+                    callback(target[1], p.sequence_number, p.timestamp, bool(p.marker), p.payload, True)
         await original(packet, arrival_time_ms=arrival_time_ms)
 
     receiver._handle_rtp_packet = _handle_rtp_packet  # type: ignore[method-assign]
@@ -246,20 +246,31 @@ def forward_only_packets(receiver: RTCRtpReceiver) -> int:
 
 
 class _PayloadKinds:
-    """A receiver's payload types, each classified once: (codec, the media payload type if RTX)."""
+    """A receiver's payload types, each classified once: (codec name, the media payload type if RTX).
+    (aiortc's codec.name splits the MIME type on every read.)"""
 
     def __init__(self, receiver: RTCRtpReceiver):
         self.codecs: dict[int, Any] = getattr(receiver, _CODECS_ATTR)  # aiortc's own dicts, kept current
         self.rtx: dict[int, int] = getattr(receiver, _RTX_ATTR)
-        self._kinds: dict[int, tuple[Any, Any]] = {}
+        self._kinds: dict[int, tuple[str, Any]] = {}
 
-    def get(self, pt: int) -> tuple[Any, Any] | None:
+    def get(self, pt: int) -> tuple[str, Any] | None:
         kind = self._kinds.get(pt)
         if kind is None and pt in self.codecs:
             codec = self.codecs[pt]
-            kind = self._kinds[pt] = (codec, codec.parameters.get("apt") if codec.mimeType.lower().endswith("/rtx")
+            kind = self._kinds[pt] = (codec.name, codec.parameters.get("apt") if codec.mimeType.lower().endswith("/rtx")
                                       else None)
         return kind
+
+    def clock_rate(self, pt: int) -> int:
+        return self.codecs[pt].clockRate
+
+    def repeated(self, rtx_ssrc: int, apt: Any, payload: bytes) -> tuple[int, str] | None:
+        """(media SSRC, codec name) of the stream an RTX packet repeats, or None: aiortc drops it too."""
+        media_ssrc = self.rtx.get(rtx_ssrc)
+        if media_ssrc is None or len(payload) < 2 or apt not in self.codecs:
+            return None
+        return media_ssrc, self.codecs[apt].name
 
 
 _ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
@@ -284,28 +295,23 @@ class ForwardOnly:
 
     def __init__(self, receiver: RTCRtpReceiver, kinds: _PayloadKinds, callback: PacketHandler,
                  wants_frames: Callable[[], bool]):
-        from aiortc.rtcrtpreceiver import StreamStatistics
         self.receiver, self.kinds, self.callback, self.wants_frames = receiver, kinds, callback, wants_frames
         self._vars = vars(receiver)
         self._streams: dict[int, Any] = getattr(receiver, _STREAMS_ATTR)
         self._active: dict[int, Any] = getattr(receiver, _SSRC_ATTR)
         self._active_at = 0
-        self._statistics = StreamStatistics
         self.packets = 0  # taken on this path
         self.retransmissions = 0  # of them, RTX packets the sender sent on our NACKs
         self.nacks = 0  # NACKs sent
 
-    def __call__(self, data: bytes, arrival_ms: int, abs_send_time_id: int | None, audio_level_id: int | None) -> bool:
+    def __call__(self, data: bytes, h: RtpHeader, arrival_ms: int) -> bool:
         r = self.receiver
         if not r._enabled or self.wants_frames():
-            return False
-        h = _parse_header(data, abs_send_time_id, audio_level_id)
-        if h is None:
             return False
         kind = self.kinds.get(h.payload_type)
         if kind is None:
             return False
-        codec, apt = kind
+        name, apt = kind
         v = self._vars
         ssrc, seq, ts = h.ssrc, h.seq, h.ts
         if h.audio_level is not None:
@@ -317,25 +323,23 @@ class ForwardOnly:
             remb = estimator.add(abs_send_time=h.abs_send_time, arrival_time_ms=arrival_ms,
                                  payload_size=len(data) - h.start, ssrc=ssrc)
             if remb is not None and v[_RTCP_SSRC_ATTR] is not None:
-                from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
                 drive(r._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=v[_RTCP_SSRC_ATTR], media_ssrc=0,
                                                   fci=pack_remb_fci(*remb))))
         if ssrc not in self._active or arrival_ms - self._active_at >= _ACTIVE_S:
-            from aiortc import clock
             self._active[ssrc] = clock.current_datetime()
             self._active_at = arrival_ms
         st = self._streams.get(ssrc)
         if st is None:
-            st = self._streams[ssrc] = self._statistics(codec.clockRate)
+            st = self._streams[ssrc] = StreamStatistics(self.kinds.clock_rate(h.payload_type))
         p = _Seq(seq, ts)
         st.add(p)
         payload = data[h.start:h.end]
         if apt is not None:  # a retransmission: the packet it repeats (RFC 4588)
-            media_ssrc = self.kinds.rtx.get(ssrc)
-            if media_ssrc is None or len(payload) < 2 or apt not in self.kinds.codecs:
+            target = self.kinds.repeated(ssrc, apt, payload)
+            if target is None:
                 return True  # dropped, as aiortc drops it
-            seq = (payload[0] << 8) | payload[1]
-            payload, ssrc, codec = payload[2:], media_ssrc, self.kinds.codecs[apt]
+            ssrc, name = target
+            seq, payload = (payload[0] << 8) | payload[1], payload[2:]
             p = _Seq(seq, ts)
             self.retransmissions += 1
         nack = v[_NACK_ATTR]
@@ -343,7 +347,7 @@ class ForwardOnly:
             self.nacks += 1
             drive(r._send_rtcp_nack(ssrc, sorted(nack.missing)))
         self.packets += 1
-        self.callback(codec, seq, ts, h.marker, payload, False)
+        self.callback(name, seq, ts, h.marker, payload, False)
         return True
 
 
@@ -460,7 +464,6 @@ def receive_directly(pc: Any) -> int:
     datagram: the largest cost left on a forwarding node, measured with py-spy). STUN and DTLS
     still take aioice's path. Call once the leg is connected; returns how many sockets now do."""
     import pylibsrtp
-    from aiortc import clock
     from aiortc.rtcdtlstransport import State
     from aiortc.rtp import is_rtcp
     done = 0
@@ -485,10 +488,10 @@ def receive_directly(pc: Any) -> int:
             except pylibsrtp.Error:
                 return  # as aiortc: a datagram that does not authenticate is dropped
             now = clock.current_ms()
-            if len(data) >= 12:
-                rx = dtls._rtp_router.ssrc_table.get(int.from_bytes(data[8:12], "big"))
-                fast = getattr(rx, "_confctl_forward_only", None)
-                if fast is not None and fast(data, now, abs_id, level_id):
+            h = parse_header(data, abs_id, level_id)
+            if h is not None:
+                fast = getattr(dtls._rtp_router.ssrc_table.get(h.ssrc), "_confctl_forward_only", None)
+                if fast is not None and fast(data, h, now):
                     return
             drive(dtls._handle_rtp_data(data, arrival_time_ms=now))
 

@@ -255,8 +255,9 @@ async def run_janus(receivers: int, clip: list[tuple[bytes, bool]], seconds: flo
     for f in (HERE / "janus").glob("*.jcfg"):
         (work / f.name).write_text(f.read_text().replace("CONFIG_DIR", str(work)).replace("ICE_INTERFACE", iface)
                                    .replace("HTTP_PORT", str(port)))
-    janus = subprocess.Popen(server_cmd(["janus", "-F", str(work), "-C", str(work / "janus.jcfg"), "-L", str(work / "janus.log"),
-                              "-N", "-o"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    janus = subprocess.Popen(server_cmd(["janus", "-F", str(work), "-C", str(work / "janus.jcfg"),
+                                         "-L", str(work / "janus.log"), "-N", "-o"]),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pcs: list[RTCPeerConnection] = []
     try:
         async with aiohttp.ClientSession() as http:
@@ -375,13 +376,20 @@ def receiver_pc(counters: dict[str, list[list[int]]]) -> RTCPeerConnection:
     return pc
 
 
-async def run_case(receivers: int, clip: list[tuple[bytes, bool]], seconds: float, frames: bool = False) -> dict[str, float]:
-    """confctl's node: forwarding at the RTP level, or (`frames`) through aiortc's frame path."""
+def start_node(frames: bool) -> tuple[subprocess.Popen, int]:
+    """A confctl node process on its own core, ready: forwarding at the RTP level, or (`frames`)
+    through aiortc's frame path. Returns it and its port."""
     port = free_port()
     env = {**os.environ, "CONFCTL_FRAME_FORWARDING": "1" if frames else ""}
-    node = subprocess.Popen(server_cmd([sys.executable, __file__, "--serve-node", str(port)]), stdout=subprocess.PIPE, text=True,
-                            env=env)
+    node = subprocess.Popen(server_cmd([sys.executable, __file__, "--serve-node", str(port)]), stdout=subprocess.PIPE,
+                            text=True, env=env)
     assert node.stdout is not None and node.stdout.readline().strip() == "ready"
+    return node, port
+
+
+async def run_case(receivers: int, clip: list[tuple[bytes, bool]], seconds: float, frames: bool = False) -> dict[str, float]:
+    """confctl's node: forwarding at the RTP level, or (`frames`) through aiortc's frame path."""
+    node, port = start_node(frames)
     pcs: list[RTCPeerConnection] = []
     counters: dict[str, list[list[int]]] = {}
     try:

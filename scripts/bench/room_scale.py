@@ -18,8 +18,6 @@ import asyncio
 import importlib.util
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -39,11 +37,7 @@ async def confctl_room(sites: int, clip: list, seconds: float, frames: bool) -> 
         except RuntimeError as exc:  # the receivers (this process) could not keep up: say so, not a number
             return {"error": str(exc).split(":")[0]}
     # two sites: each receives the other; the node alone, measured without receivers of ours
-    port = fw.free_port()
-    env = {**os.environ, "CONFCTL_FRAME_FORWARDING": "1" if frames else ""}
-    node = subprocess.Popen(fw.server_cmd([sys.executable, str(HERE / "forwarding.py"), "--serve-node", str(port)]),
-                            stdout=subprocess.PIPE, text=True, env=env)
-    assert node.stdout is not None and node.stdout.readline().strip() == "ready"
+    node, port = fw.start_node(frames)
     pcs: list = []
     try:
         async with aiohttp.ClientSession() as http:
