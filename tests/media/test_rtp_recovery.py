@@ -3,9 +3,10 @@ NACKs from a receiver are answered from the node's own history (as RTX), so 5 % 
 it leaves its video decoding; 5 % loss on the way in is NACKed by the node's forward-only receive
 path; a receiver that reads nothing takes nothing from the others.
 
-The freeze bound is 1 s, not 500 ms: aiortc's receiver (the test's viewer) NACKs a packet once, so
-when the retransmission is lost too (5 % of the time here, about once a run) it waits for a key
-frame — the longest gap measured 0.04–0.50 s over five runs; a browser repeats its NACKs."""
+The freeze bound here is 1 s, not 500 ms: aiortc's receiver (the test's viewer) NACKs a packet once,
+so when the retransmission is lost too (5 % of the time here, about once a run) it waits for a key
+frame — the longest gap measured 0.04–0.50 s over five runs. A browser repeats its NACKs: the 500 ms
+bound is asserted with Chromium as the viewer in tests/test_join_page.py."""
 from __future__ import annotations
 
 import asyncio
