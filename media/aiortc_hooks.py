@@ -21,7 +21,7 @@ from typing import Any, Callable
 import aiortc
 from aiortc import RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.rtcrtpreceiver import StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unwrap_rtx
+from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_remb_fci, unwrap_rtx
 
 from media.rtp_input import RtpHeader, parse_header
 
@@ -206,13 +206,15 @@ def ice_protocols(pc: Any) -> list[Any]:
 _CODECS_ATTR = "_RTCRtpReceiver__codecs"  # payload type -> RTCRtpCodecParameters
 
 
-PacketHandler = Callable[[str, int, int, bool, bytes, bool], None]  # (codec name, seq, ts, marker, payload, framed)
+# (codec name, seq, ts, marker, payload, framed, audio level or None)
+PacketHandler = Callable[[str, int, int, bool, bytes, bool, "int | None"], None]
 
 
 def on_rtp_packet(receiver: RTCRtpReceiver, callback: PacketHandler,
                   wants_frames: Callable[[], bool] | None = None) -> None:
-    """Call `callback(codec name, seq, ts, marker, payload, framed)` with every media RTP packet the
-    receiver gets (retransmissions unwrapped to the packet they repeat).
+    """Call `callback(codec name, seq, ts, marker, payload, framed, level)` with every media RTP packet
+    the receiver gets (retransmissions unwrapped to the packet they repeat; `level` its RFC 6464 audio
+    level, None without one).
 
     Through aiortc's own handling (statistics, NACKs, bandwidth estimate, frames) `framed` is True.
     With `wants_frames`, once the leg receives directly (`receive_directly`) and while
@@ -225,13 +227,16 @@ def on_rtp_packet(receiver: RTCRtpReceiver, callback: PacketHandler,
         kind = kinds.get(packet.payload_type)
         if kind is not None:
             name, apt = kind
+            level = packet.extensions.audio_level
+            level = level[1] if level is not None else None
             if apt is None:
-                callback(name, packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload, True)
+                callback(name, packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload, True,
+                         level)
             else:
                 target = kinds.repeated(packet.ssrc, apt, packet.payload)
                 if target is not None:
                     p = unwrap_rtx(packet, payload_type=apt, ssrc=target[0])
-                    callback(target[1], p.sequence_number, p.timestamp, bool(p.marker), p.payload, True)
+                    callback(target[1], p.sequence_number, p.timestamp, bool(p.marker), p.payload, True, level)
         await original(packet, arrival_time_ms=arrival_time_ms)
 
     receiver._handle_rtp_packet = _handle_rtp_packet  # type: ignore[method-assign]
@@ -347,7 +352,7 @@ class ForwardOnly:
             self.nacks += 1
             drive(r._send_rtcp_nack(ssrc, sorted(nack.missing)))
         self.packets += 1
-        self.callback(name, seq, ts, h.marker, payload, False)
+        self.callback(name, seq, ts, h.marker, payload, False, h.audio_level)
         return True
 
 
@@ -432,6 +437,14 @@ def answer_nacks(sender: RTCRtpSender, lookup: Callable[[int], bytes | None]) ->
 
 _RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 _EXT_IDS_ATTR = "_HeaderExtensionsMap__ids"
+
+
+def extension_ids(parameters: Any) -> Any:
+    """The header extension ids a leg negotiated (`.mid`, `.abs_send_time`, `.audio_level`, None where
+    not), read from its RTP parameters as aiortc reads them, so the URIs are aiortc's."""
+    ids = HeaderExtensionsMap()
+    ids.configure(parameters)
+    return getattr(ids, _EXT_IDS_ATTR)
 _RX_PACKETS = "_RTCDtlsTransport__rx_packets"
 
 

@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media.aiortc_hooks import DirectSend, answer_nacks, on_send_parameters
-from media.rtp_output import Negotiated, RtpOutput, vp8_descriptor
+from media.aiortc_hooks import DirectSend, answer_nacks, extension_ids, on_send_parameters
+from media.rtp_output import Negotiated, RtpOutput, abs_send_time, vp8_descriptor
 
 log = logging.getLogger("media.forwarding")
 
@@ -80,9 +80,11 @@ class Source:
         self.packet_fed = False  # its receiver hands us packets (else an audio frame is one packet)
         self._seq = 0
 
-    def on_packet(self, codec_name: str, seq: int, ts: int, marker: bool, payload: bytes, framed: bool) -> None:
+    def on_packet(self, codec_name: str, seq: int, ts: int, marker: bool, payload: bytes, framed: bool,
+                  level: int | None = None) -> None:
         """An RTP packet as it arrived. `framed`: aiortc also reassembles this source's frames (and
-        on_frame counts them); otherwise nobody needs frames and they are counted here."""
+        on_frame counts them); otherwise nobody needs frames and they are counted here. `level`: its
+        RFC 6464 audio level, passed on to the receivers."""
         self.packet_fed = True
         desc = None
         if self.kind == "video" and codec_name == "VP8":
@@ -98,8 +100,9 @@ class Source:
             self.bytes += len(payload)
             if self.kind == "audio" or marker:  # an audio packet is a frame; other video ends one on its marker
                 self.frames += 1
+        sent = abs_send_time(time.time())  # once: every output sends it now, on this call stack
         for sub in self.subscribers:
-            sub.push_packet(seq, ts, marker, payload, desc)
+            sub.push_packet(seq, ts, marker, payload, desc, sent, level)
 
     def wants_frames(self) -> bool:
         """Someone takes whole frames: a recorder, or an output whose aiortc sender reads frames (not
@@ -115,8 +118,9 @@ class Source:
         frame = EncodedFrame(data, timestamp, Fraction(1, clock_rate), key)
         if not self.packet_fed and self.kind == "audio":
             self._seq = (self._seq + 1) & 0xFFFF  # a phone's or a mix's Opus frame: one RTP payload
+            sent = abs_send_time(time.time())
             for sub in self.subscribers:
-                sub.push_packet(self._seq, timestamp, False, data, None)
+                sub.push_packet(self._seq, timestamp, False, data, None, sent, None)
         for sub in self.subscribers:
             sub.push(frame)
         for sink in self.sinks:
@@ -160,8 +164,10 @@ class ForwardedTrack(MediaStreamTrack):
             return
         rtx = next((c.payloadType for c in params.codecs if c.mimeType.lower().endswith("/rtx")
                     and c.parameters.get("apt") == codec.payloadType), None)
-        self.rtp = RtpOutput(self.kind, Negotiated(sender._ssrc, codec.payloadType, name, rtx,
-                                                   getattr(sender, "_rtx_ssrc", None) if rtx is not None else None))
+        ids = extension_ids(params)
+        self.rtp = RtpOutput(self.kind, Negotiated(
+            sender._ssrc, codec.payloadType, name, rtx, getattr(sender, "_rtx_ssrc", None) if rtx is not None else None,
+            mid=params.muxId, mid_id=ids.mid, abs_send_time_id=ids.abs_send_time, audio_level_id=ids.audio_level))
         self._direct = DirectSend(sender)
         while not self._queue.empty():  # aiortc's loop must not send these with its own numbering
             self._queue.get_nowait()
@@ -170,11 +176,12 @@ class ForwardedTrack(MediaStreamTrack):
             if self.kind == "video":
                 self.source.request_keyframe()
 
-    def push_packet(self, seq: int, ts: int, marker: bool, payload: bytes, desc: tuple[int | None, bool] | None) -> None:
+    def push_packet(self, seq: int, ts: int, marker: bool, payload: bytes, desc: tuple[int | None, bool] | None,
+                    sent: int | None = None, level: int | None = None) -> None:
         rtp = self.rtp
         if rtp is None or self._direct is None:
             return
-        data = rtp.packet(seq, ts, marker, payload, desc)
+        data = rtp.packet(seq, ts, marker, payload, desc, sent, level)
         if data is None:
             if self.source is not None and rtp.wants_keyframe(time.monotonic()):
                 self.source.request_keyframe()

@@ -9,7 +9,9 @@ receiver is only the header:
   source had stays a gap, so the receiver asks for it with a NACK, answered from `history`);
 - timestamps: shifted the same way, one frame interval after the last one sent;
 - the VP8 picture ID (15-bit): shifted so the decoder sees one continuous stream;
-- no header extensions (SSRCs are signalled, so receivers demultiplex without MID).
+- header extensions: those the receiver negotiated and aiortc's own sender would write — MID, the
+  send time (abs-send-time, for the receiver's bandwidth estimate) and the source's audio level
+  (RFC 6464, which a browser reports per source); one-byte form (RFC 8285), nothing else copied.
 
 A video switch waits for the new source's key frame (the first packet of a VP8 key frame);
 `wants_keyframe` says when to ask the source again. Nothing here does I/O: `packet()` returns
@@ -66,6 +68,20 @@ class Negotiated:
     codec: str  # "VP8" | "opus"
     rtx_payload_type: int | None = None
     rtx_ssrc: int | None = None
+    mid: str | None = None
+    mid_id: int | None = None  # header extension ids, as negotiated (None: not negotiated)
+    abs_send_time_id: int | None = None
+    audio_level_id: int | None = None
+
+
+def abs_send_time(unix_seconds: float) -> int:
+    """The abs-send-time value: NTP seconds in 6.18 fixed point, 24 bits. The NTP epoch is 2208988800 s
+    before Unix's, a multiple of 64, so the low six bits of the seconds are the same in both."""
+    return int(unix_seconds * 262144) & 0xFFFFFF
+
+
+def _one_byte_id(ext_id: int | None) -> int | None:
+    return ext_id if ext_id is not None and 1 <= ext_id <= 14 else None  # 15 is reserved; larger need two bytes
 
 
 class RtpOutput:
@@ -92,6 +108,23 @@ class RtpOutput:
         self.frames = 0
         self._rtx_seq = 0
         self.retransmitted = 0  # packets sent again on a receiver's NACK
+        mid_id, mid = _one_byte_id(negotiated.mid_id), (negotiated.mid or "").encode()
+        self._mid_element = bytes([mid_id << 4 | (len(mid) - 1)]) + mid if mid_id and 1 <= len(mid) <= 16 else b""
+        abs_id, level_id = _one_byte_id(negotiated.abs_send_time_id), _one_byte_id(negotiated.audio_level_id)
+        self._abs_byte = abs_id << 4 | 2 if abs_id else None  # id, then length - 1
+        self._level_byte = level_id << 4 if level_id else None
+
+    def _extensions(self, sent: int | None, level: int | None) -> bytes:
+        """The RFC 8285 one-byte extension block for one packet, or b"" when it carries none."""
+        body = self._mid_element
+        if sent is not None and self._abs_byte is not None:
+            body += bytes((self._abs_byte, sent >> 16, (sent >> 8) & 0xFF, sent & 0xFF))
+        if level is not None and self._level_byte is not None:
+            body += bytes((self._level_byte, level & 0x7F))
+        if not body:
+            return b""
+        words = (len(body) + 3) // 4
+        return b"\xbe\xde" + words.to_bytes(2, "big") + body + bytes(4 * words - len(body))
 
     def switched(self, now: float) -> None:
         """A new source (program change): wait for its key frame, then continue our numbering."""
@@ -108,10 +141,11 @@ class RtpOutput:
         return False
 
     def packet(self, seq: int, ts: int, marker: bool, payload: bytes,
-               desc: tuple[int | None, bool] | None = None) -> bytes | None:
+               desc: tuple[int | None, bool] | None = None, sent: int | None = None,
+               level: int | None = None) -> bytes | None:
         """The packet to send for a source packet, or None (waiting for a key frame, or a late one).
         `desc` is (picture ID offset, starts a key frame) when the caller parsed the descriptor once
-        for all its outputs."""
+        for all its outputs; `sent` the abs-send-time value; `level` the source packet's audio level."""
         pic_at = None
         if self.video:
             pic_at, key = desc if desc is not None else vp8_descriptor(payload)[1:]
@@ -144,7 +178,9 @@ class RtpOutput:
             self.last_pic = ((payload[pic_at] & 0x7F) << 8) | payload[pic_at + 1]
         if self.last_seq is None or not ((out_seq - self.last_seq) & 0x8000):
             self.last_seq, self.last_ts = out_seq, out_ts
-        data = _HEADER.pack(0x80, self._pt | 0x80 if marker else self._pt, out_seq, out_ts, self._ssrc) + payload
+        ext = self._extensions(sent, level)
+        data = _HEADER.pack(0x90 if ext else 0x80, self._pt | 0x80 if marker else self._pt, out_seq, out_ts,
+                            self._ssrc) + ext + payload
         self.history[out_seq % HISTORY] = data
         self.packets += 1
         self.octets += len(payload)
@@ -162,5 +198,7 @@ class RtpOutput:
             return data
         self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         ts = struct.unpack_from("!I", data, 4)[0]
-        return (_HEADER.pack(0x80, (data[1] & 0x80) | self.n.rtx_payload_type, self._rtx_seq, ts, self.n.rtx_ssrc)
-                + data[2:4] + data[12:])
+        end = 12 + (4 + 4 * struct.unpack_from("!H", data, 14)[0] if data[0] & 0x10 else 0)  # after the extensions
+        # the extensions stay in the RTX header; the original sequence number leads the payload
+        return (_HEADER.pack(data[0], (data[1] & 0x80) | self.n.rtx_payload_type, self._rtx_seq, ts, self.n.rtx_ssrc)
+                + data[12:end] + data[2:4] + data[end:])

@@ -150,6 +150,10 @@ async def test_two_browsers_receive_each_others_video(booked):
                 await pages["jl"].wait_for_timeout(500)  # polling a condition, with the deadline above
             assert NAMES["sp"] in await pages["jl"].text_content("#program")
             assert NAMES["jl"] in await pages["sp"].text_content("#program")
+            # the node passes on the sender's audio level (RFC 6464), which the browser reports per source
+            for page in pages.values():
+                await page.wait_for_function("""pc.getReceivers().some(r => r.track.kind === "audio" &&
+                    r.getSynchronizationSources().some(s => s.audioLevel > 0 && s.audioLevel <= 1))""", timeout=10000)
         finally:
             await browser.close()
 

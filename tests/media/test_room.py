@@ -17,10 +17,15 @@ async def test_three_sites_receive_the_program_and_the_node_never_decodes():
     try:
         for site, peer in peers.items():
             await peer.accept((await room.join(site, await peer.offer()))[1])
+        extensions = watch_extensions(peers["cc"].pc)
         await until(lambda: all(l.state is LegState.CONNECTED for l in room.legs.values()), what="legs connected")
         # every site sees two other sites, each stream really arriving
         await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 10 for p in peers.values()),
                     timeout=30, what="program frames at every site")
+        # the header extensions aiortc's own sender wrote: MID, and on video the send time that the
+        # receiver's bandwidth estimate (REMB) reads
+        assert {k: v["mid"] for k, v in extensions.items()} == {"audio": True, "video": True}
+        assert extensions["video"]["abs_send_time"]
         assert room.legs["cc"].program.video == ("jl", "cc-nongan")
         assert room.legs["jl"].program.video == ("cc-nongan", "cc")
         taps = [tap for leg in room.legs.values() for tap in leg.taps]
@@ -43,6 +48,21 @@ async def test_three_sites_receive_the_program_and_the_node_never_decodes():
         for p in peers.values():
             await p.close()
         await room.close()
+
+
+def watch_extensions(pc: RTCPeerConnection) -> dict[str, dict[str, bool]]:
+    """Per kind, whether any packet the peer received carried MID or abs-send-time (as aiortc parsed it)."""
+    seen: dict[str, dict[str, bool]] = {}
+    for t in pc.getTransceivers():
+        rx, mark = t.receiver, seen.setdefault(t.kind, {"mid": False, "abs_send_time": False})
+        original = rx._handle_rtp_packet
+
+        async def handle(packet, arrival_time_ms, original=original, mark=mark):  # type: ignore[no-untyped-def]
+            mark["mid"] |= packet.extensions.mid is not None
+            mark["abs_send_time"] |= packet.extensions.abs_send_time is not None
+            await original(packet, arrival_time_ms=arrival_time_ms)
+        rx._handle_rtp_packet = handle
+    return seen
 
 
 async def test_leaving_closes_the_leg_and_reprograms_the_others():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from media.rtp_output import Negotiated, RtpOutput, vp8_descriptor
+from media.rtp_output import Negotiated, RtpOutput, abs_send_time, vp8_descriptor
 
 OUT = Negotiated(ssrc=0xABCDEF01, payload_type=96, codec="VP8", rtx_payload_type=97, rtx_ssrc=0x01020304)
 
@@ -58,6 +58,44 @@ def test_a_gap_from_the_source_stays_a_gap_and_a_nack_is_answered_as_rtx():
     pt, _, ts, ssrc, _ = fields(rtx)
     assert (pt, ssrc, ts) == (97, 0x01020304, fields(a)[2])
     assert struct.unpack_from("!H", rtx, 12)[0] == fields(a)[1] and rtx[14:] == a[12:]  # OSN, then the payload
+
+
+def _aiortc_reads(data: bytes, n: Negotiated):  # type: ignore[no-untyped-def]
+    """The packet as aiortc's receiver parses it, with the extension ids the leg negotiated."""
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters as Ext, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+    ids = HeaderExtensionsMap()
+    ids.configure(RTCRtpParameters(headerExtensions=[
+        Ext(id=n.mid_id, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        Ext(id=n.abs_send_time_id, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+        Ext(id=n.audio_level_id, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level")]))
+    return RtpPacket.parse(data, ids)
+
+
+def test_each_receiver_gets_the_header_extensions_it_negotiated_on_packets_and_retransmissions():
+    """MID, the node's send time and the source's audio level, at the receiver's own ids (a browser
+    that offered picks them): what aiortc's sender wrote on the frame path."""
+    video_n = Negotiated(0xABCDEF01, 96, "VP8", 97, 0x01020304, mid="1", mid_id=4, abs_send_time_id=3)
+    video = RtpOutput("video", video_n)
+    video.switched(0.0)
+    data = video.packet(10, 0, True, vp8(True), sent=abs_send_time(1_000_000.5))
+    p = _aiortc_reads(data, video_n)
+    assert (p.extensions.mid, p.extensions.abs_send_time, p.payload) == ("1", abs_send_time(1_000_000.5), vp8(True))
+    assert abs_send_time(1_000_000.5) == (int(1_000_000.5 + 2208988800) % 64) << 18 | 1 << 17  # 6.18 NTP seconds
+    rtx = _aiortc_reads(video.retransmission(p.sequence_number), video_n)
+    assert (rtx.payload_type, rtx.extensions.mid) == (97, "1")
+    assert struct.unpack_from("!H", rtx.payload)[0] == p.sequence_number and rtx.payload[2:] == vp8(True)
+
+    audio_n = Negotiated(5, 111, "opus", mid="0", mid_id=1, audio_level_id=2)
+    audio = RtpOutput("audio", audio_n)
+    audio.switched(0.0)
+    p = _aiortc_reads(audio.packet(7, 48000, False, b"opus", sent=123, level=35), audio_n)
+    assert (p.extensions.mid, p.extensions.audio_level, p.extensions.abs_send_time, p.payload) == \
+        ("0", (False, 35), None, b"opus")  # abs-send-time not negotiated for this one: not sent
+    assert _aiortc_reads(audio.packet(8, 48960, False, b"opus"), audio_n).extensions.audio_level is None
+    bare = RtpOutput("audio", Negotiated(5, 111, "opus"))
+    bare.switched(0.0)
+    assert bare.packet(7, 0, False, b"opus", sent=123, level=35)[0] == 0x80  # nothing negotiated: no block
 
 
 def test_audio_switches_at_once_with_continuous_timestamps():
