@@ -109,22 +109,30 @@ class RtpOutput:
         self._rtx_seq = 0
         self.retransmitted = 0  # packets sent again on a receiver's NACK
         mid_id, mid = _one_byte_id(negotiated.mid_id), (negotiated.mid or "").encode()
-        self._mid_element = bytes([mid_id << 4 | (len(mid) - 1)]) + mid if mid_id and 1 <= len(mid) <= 16 else b""
+        mid_element = bytes([mid_id << 4 | (len(mid) - 1)]) + mid if mid_id and 1 <= len(mid) <= 16 else b""
         abs_id, level_id = _one_byte_id(negotiated.abs_send_time_id), _one_byte_id(negotiated.audio_level_id)
-        self._abs_byte = abs_id << 4 | 2 if abs_id else None  # id, then length - 1
-        self._level_byte = level_id << 4 if level_id else None
+        self._abs_word = (abs_id << 4 | 2) << 24 if abs_id else None  # id and length - 1, then 3 bytes of time
+        self._level_word = level_id << 12 if level_id else None  # id and length 1, then V and the level
+        # per (has send time, has level): the block's start (profile, length, MID) and its padding
+        self._blocks: list[tuple[bytes, bytes]] = []
+        for size in (0, 2, 4, 6):  # after the MID: nothing, the level, the send time, both
+            body = len(mid_element) + size
+            words = (body + 3) // 4
+            self._blocks.append((b"\xbe\xde" + words.to_bytes(2, "big") + mid_element, bytes(4 * words - body))
+                                if body else (b"", b""))
 
     def _extensions(self, sent: int | None, level: int | None) -> bytes:
         """The RFC 8285 one-byte extension block for one packet, or b"" when it carries none."""
-        body = self._mid_element
-        if sent is not None and self._abs_byte is not None:
-            body += bytes((self._abs_byte, sent >> 16, (sent >> 8) & 0xFF, sent & 0xFF))
-        if level is not None and self._level_byte is not None:
-            body += bytes((self._level_byte, level & 0x7F))
-        if not body:
+        has_time = sent is not None and self._abs_word is not None
+        has_level = level is not None and self._level_word is not None
+        start, pad = self._blocks[2 * has_time + has_level]
+        if not start:
             return b""
-        words = (len(body) + 3) // 4
-        return b"\xbe\xde" + words.to_bytes(2, "big") + body + bytes(4 * words - len(body))
+        if has_time:
+            start += (self._abs_word | sent).to_bytes(4, "big")  # type: ignore[operator]
+        if has_level:
+            start += (self._level_word | (level & 0x7F)).to_bytes(2, "big")  # type: ignore[operator]
+        return start + pad
 
     def switched(self, now: float) -> None:
         """A new source (program change): wait for its key frame, then continue our numbering."""
