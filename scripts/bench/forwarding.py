@@ -118,6 +118,16 @@ def publisher_pc(clip: list[tuple[bytes, bool]], loud: bool) -> RTCPeerConnectio
     return pc
 
 
+def receivers_skip_header_extensions() -> None:
+    """The driver's receivers stand in for browsers, which read RTP header extensions (and feed their
+    bandwidth estimate from them) in C++. In this one Python process, for up to 144 streams, that
+    parse alone would cost about what a server's forwarding does, and once the driver falls behind
+    every server resends to it. So the driver's aiortc skips them; both servers still negotiate and
+    write them."""
+    import aiortc.rtp
+    aiortc.rtp.HeaderExtensionsMap.get = lambda self, profile, value: aiortc.rtp.HeaderExtensions()  # type: ignore
+
+
 def counting_receiver(pc: RTCPeerConnection, counters: dict[str, list[int]]) -> None:
     """Count what arrives per kind (frames for video, packets' frames for audio), never decoding."""
     @pc.on("track")
@@ -427,6 +437,7 @@ async def main() -> None:
     if not iface:
         sys.exit("forwarding bench: Janus needs a non-loopback interface to gather candidates on; none is up")
     pin_driver()
+    receivers_skip_header_extensions()
     clip = encode_clip()
     rate = sum(len(d) for d, _ in clip) * 8 / (len(clip) / 30) / 1e6
     print(f"room: host + speaker each send {len(clip)}-frame 1280x720 VP8 at {rate:.2f} Mbit/s and Opus; each receiver "

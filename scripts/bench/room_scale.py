@@ -75,6 +75,7 @@ async def main() -> None:
     iface = fw.first_interface()
     have_janus = bool(shutil.which("janus")) and iface is not None
     fw.pin_driver()
+    fw.receivers_skip_header_extensions()
     clip = fw.encode_clip()
     sizes = [int(x) for x in args.sites.split(",")]
     rows = []
