@@ -434,9 +434,9 @@ def answer_nacks(sender: RTCRtpSender, lookup: Callable[[int], bytes | None]) ->
     sender._retransmit = _retransmit  # type: ignore[method-assign]
 
 
-
 _RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 _EXT_IDS_ATTR = "_HeaderExtensionsMap__ids"
+_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
 
 
 def extension_ids(parameters: Any) -> Any:
@@ -445,7 +445,6 @@ def extension_ids(parameters: Any) -> Any:
     ids = HeaderExtensionsMap()
     ids.configure(parameters)
     return getattr(ids, _EXT_IDS_ATTR)
-_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
 
 
 def drive(coro: Any) -> None:
