@@ -48,6 +48,18 @@ ARTIFACTS = Path(os.environ.get("CONFCTL_TEST_ARTIFACTS", "var/test-artifacts"))
 NAMES = {s.id: s.name for s in demo_topology().sites.values()}
 
 
+async def join_with_camera(browser, session: dict, sites) -> dict:  # type: ignore[no-untyped-def]
+    """Each site's join page in its own browser context, joined with Chromium's fake camera."""
+    pages = {}
+    for site in sites:
+        ctx = await browser.new_context(permissions=["camera", "microphone"])
+        page = pages[site] = await ctx.new_page()
+        resp = await page.goto(session["join_urls"][site])
+        assert resp.status == 200
+        await page.click("#camera")
+    return pages
+
+
 async def _playing(page, tile: str) -> bool:  # type: ignore[no-untyped-def]
     """A tile's video is showing a moving picture: it has a size and its time advances."""
     first = await page.evaluate(f"document.querySelector('#{tile} video').currentTime")
@@ -86,12 +98,7 @@ async def test_three_sites_see_labelled_playing_tiles_and_a_site_that_leaves_is_
     async with async_playwright() as pw:
         browser = await launch(pw, fake_devices=True)
         try:
-            pages = {}
-            for site in sites:
-                ctx = await browser.new_context(permissions=["camera", "microphone"])
-                pages[site] = await ctx.new_page()
-                await pages[site].goto(session["join_urls"][site])
-                await pages[site].click("#camera")
+            pages = await join_with_camera(browser, session, sites)
             for site, page in pages.items():
                 others = {NAMES[s] for s in sites if s != site}
                 for i in (0, 1):
@@ -128,13 +135,7 @@ async def test_two_browsers_receive_each_others_video(booked):
     async with async_playwright() as pw:
         browser = await launch(pw, fake_devices=True)
         try:
-            pages = {}
-            for site in ("jl", "sp"):
-                ctx = await browser.new_context(permissions=["camera", "microphone"])
-                page = pages[site] = await ctx.new_page()
-                resp = await page.goto(session["join_urls"][site])
-                assert resp.status == 200
-                await page.click("#camera")
+            pages = await join_with_camera(browser, session, ("jl", "sp"))
             # framesDecoded rising at both sites: each decodes the other's camera
             deadline = datetime.now() + timedelta(seconds=40)
             first: dict[str, int] | None = None
@@ -195,13 +196,7 @@ async def test_a_browser_behind_5_percent_loss_gets_its_lost_packets_again_and_n
     async with async_playwright() as pw:
         browser = await launch(pw, fake_devices=True)
         try:
-            pages = {}
-            for site in ("jl", "sp"):
-                ctx = await browser.new_context(permissions=["camera", "microphone"])
-                page = pages[site] = await ctx.new_page()
-                await page.goto(session["join_urls"][site])
-                await page.click("#camera")
-            viewer = pages["sp"]
+            viewer = (await join_with_camera(browser, session, ("jl", "sp")))["sp"]
             await expect(viewer.locator('.tile[data-site="jl"]')).to_be_visible(timeout=30000)
             await viewer.wait_for_function("window.confctlStats.framesDecoded > 30", timeout=30000)
             leg = booked.node.session_legs(session["id"])["sp"]
