@@ -1,9 +1,10 @@
 """Reading an incoming RTP packet's header without building a packet object. Sans-io.
 
-A forwarding node needs from each incoming video packet only its fixed header (RFC 3550 §5.1),
-where the payload starts and ends, the abs-send-time extension its bandwidth estimate reads and
-the audio level its speaker election reads (RFC 8285 one- and two-byte forms, RFC 6464). aiortc's RtpPacket.parse builds an object and decodes every
-extension: 12 % of a node's CPU at 8 receivers (py-spy); this reads what is needed.
+A forwarding node needs from each incoming packet only its fixed header (RFC 3550 §5.1), where
+the payload starts and ends, the abs-send-time extension its bandwidth estimate reads and the audio
+level its speaker election reads (RFC 8285 one- and two-byte forms, RFC 6464). aiortc's
+RtpPacket.parse builds an object and decodes every extension: 12 % of a node's CPU at 8 receivers
+(py-spy); this reads what is needed.
 """
 from __future__ import annotations
 
