@@ -9,7 +9,7 @@ PYTEST_ARGS ?= -q
 
 .PHONY: run test sysdeps bench capacity clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml media/native_output.c  # editing the C rebuilds it
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'

@@ -421,6 +421,32 @@ class DirectSend:
         return True
 
 
+_SENDER_COUNTERS = (_PACKETS, _OCTETS, _RTP_TS, _NTP_TS)
+
+
+def native_route(sender: RTCRtpSender) -> tuple[Any, ...] | None:
+    """What media/native_output.c needs to protect and send on a sender's connection, as DirectSend
+    does, or None until it is connected: (DTLS transport, its CONNECTED state, the nominated pair's
+    protocol, that protocol's own asyncio transport, socket fd, address family, remote (host, port),
+    the SRTP session, its srtp_t and libsrtp's srtp_protect as addresses, the sender's counters and
+    their keys). The SRTP session is the one aiortc keyed (pylibsrtp's cffi objects)."""
+    from aiortc.rtcdtlstransport import State
+    from pylibsrtp._binding import ffi, lib
+    dtls = sender.transport
+    if dtls is None or dtls._state is not State.CONNECTED or dtls._tx_srtp is None:
+        return None
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None or pair.protocol.transport is None:
+        return None
+    transport = pair.protocol.transport
+    sock = transport._sock
+    session = dtls._tx_srtp
+    host, port = pair.remote_addr[:2]
+    return (dtls, State.CONNECTED, pair.protocol, transport, sock.fileno(), int(sock.family), (host, port), session,
+            int(ffi.cast("uintptr_t", session._srtp[0])), int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
+            vars(sender), _SENDER_COUNTERS)
+
+
 def answer_nacks(sender: RTCRtpSender, lookup: Callable[[int], bytes | None]) -> None:
     """Answer the receiver's NACKs from `lookup(sequence number)` (our own history) instead of
     aiortc's, which only knows packets it sent itself."""
@@ -430,6 +456,16 @@ def answer_nacks(sender: RTCRtpSender, lookup: Callable[[int], bytes | None]) ->
         data = lookup(sequence_number)
         if data is not None:
             send(data, 0, 0, count=False)
+
+    sender._retransmit = _retransmit  # type: ignore[method-assign]
+
+
+def answer_nacks_natively(sender: RTCRtpSender, resend: Callable[[int], bool]) -> None:
+    """Answer the receiver's NACKs with `resend(sequence number)`: media/native_output.c's history,
+    protected and sent in C."""
+
+    async def _retransmit(sequence_number: int) -> None:
+        resend(sequence_number)
 
     sender._retransmit = _retransmit  # type: ignore[method-assign]
 

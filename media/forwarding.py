@@ -19,7 +19,9 @@ from typing import Any, Callable
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media.aiortc_hooks import DirectSend, answer_nacks, extension_ids, on_send_parameters
+from media.aiortc_hooks import (DirectSend, answer_nacks, answer_nacks_natively, extension_ids, native_route,
+                                on_send_parameters)
+from media.native_output import Output as NativeOutput, fan_out
 from media.rtp_output import Negotiated, RtpOutput, abs_send_time, vp8_descriptor
 
 log = logging.getLogger("media.forwarding")
@@ -31,6 +33,9 @@ AUDIO_QUEUE = 50  # 1 s of 20 ms packets
 # Legs forward at the RTP level (media/rtp_output.py); CONFCTL_FRAME_FORWARDING=1 keeps aiortc's
 # frame path, for the benchmark's baseline.
 RTP_FORWARDING = os.environ.get("CONFCTL_FRAME_FORWARDING", "") != "1"
+# Each packet is rewritten, protected and sent in C (media/native_output.c); CONFCTL_PYTHON_RTP=1
+# forwards through the Python specification (media/rtp_output.py) instead, for the benchmark.
+NATIVE = os.environ.get("CONFCTL_PYTHON_RTP", "") != "1"
 
 
 class EncodedFrame:
@@ -79,6 +84,19 @@ class Source:
         self.resolution: tuple[int, int] | None = None
         self.packet_fed = False  # its receiver hands us packets (else an audio frame is one packet)
         self._seq = 0
+        self._native: tuple[NativeOutput, ...] | None = None  # subscribers' C outputs, rebuilt when they change
+
+    def subscribe(self, track: ForwardedTrack) -> None:
+        self.subscribers.add(track)
+        self._native = None
+
+    def unsubscribe(self, track: ForwardedTrack) -> None:
+        self.subscribers.discard(track)
+        self._native = None
+
+    def outputs_changed(self) -> None:
+        """A subscriber's output appeared (its sender started)."""
+        self._native = None
 
     def on_packet(self, codec_name: str, seq: int, ts: int, marker: bool, payload: bytes, framed: bool,
                   level: int | None = None) -> None:
@@ -100,9 +118,17 @@ class Source:
             self.bytes += len(payload)
             if self.kind == "audio" or marker:  # an audio packet is a frame; other video ends one on its marker
                 self.frames += 1
+        native = self._native
+        if native is None:
+            native = self._native = tuple(sub.rtp for sub in self.subscribers if isinstance(sub.rtp, NativeOutput))
+        if native and fan_out(native, seq, ts, marker, payload, level) is not None:
+            self.request_keyframe()  # an output still waits for a key frame, and its last request is old
+        if len(native) == len(self.subscribers):
+            return
         sent = abs_send_time(time.time())  # once: every output sends it now, on this call stack
         for sub in self.subscribers:
-            sub.push_packet(seq, ts, marker, payload, desc, sent, level)
+            if not isinstance(sub.rtp, NativeOutput):
+                sub.push_packet(seq, ts, marker, payload, desc, sent, level)
 
     def wants_frames(self) -> bool:
         """Someone takes whole frames: a recorder, or an output whose aiortc sender reads frames (not
@@ -140,14 +166,29 @@ class ForwardedTrack(MediaStreamTrack):
         self._offset = 0  # added to source timestamps to keep ours continuous
         self._last_out: int | None = None
         self._rebase = False
-        self.frames_forwarded = 0
+        self._frames_forwarded = 0  # on the frame path and through push_packet; fan_out counts in its Output
         self.frames_dropped = 0
-        self.bytes_forwarded = 0
+        self._bytes_forwarded = 0
         self.recv_calls = 0
-        self.freezes = 0  # gaps > FREEZE_S between forwarded frames of one source (a switch starts afresh)
+        self._freezes = 0  # gaps > FREEZE_S between forwarded frames of one source (a switch starts afresh)
         self._last_frame_at: float | None = None
-        self.rtp: RtpOutput | None = None  # forwarding at the RTP level, once its sender has started
+        self.rtp: RtpOutput | NativeOutput | None = None  # forwarding at the RTP level, once its sender has started
         self._direct: DirectSend | None = None
+
+    def _native_counter(self, name: str) -> int:
+        return getattr(self.rtp, name) if isinstance(self.rtp, NativeOutput) else 0
+
+    @property
+    def frames_forwarded(self) -> int:
+        return self._frames_forwarded + self._native_counter("frames_forwarded")
+
+    @property
+    def bytes_forwarded(self) -> int:
+        return self._bytes_forwarded + self._native_counter("bytes_forwarded")
+
+    @property
+    def freezes(self) -> int:
+        return self._freezes + self._native_counter("freezes")
 
     def attach(self, sender: Any) -> None:
         """Forward at the RTP level through this aiortc sender once it starts (VP8 and Opus); until
@@ -155,7 +196,11 @@ class ForwardedTrack(MediaStreamTrack):
         if not RTP_FORWARDING:
             return
         on_send_parameters(sender, lambda params: self._negotiated(sender, params))
-        answer_nacks(sender, lambda seq: self.rtp.retransmission(seq) if self.rtp is not None else None)
+        if NATIVE:
+            answer_nacks_natively(sender, lambda seq: isinstance(self.rtp, NativeOutput)
+                                  and self.rtp.send_retransmission(seq))
+        else:
+            answer_nacks(sender, lambda seq: self.rtp.retransmission(seq) if self.rtp is not None else None)
 
     def _negotiated(self, sender: Any, params: Any) -> None:
         codec = params.codecs[0]
@@ -165,13 +210,20 @@ class ForwardedTrack(MediaStreamTrack):
         rtx = next((c.payloadType for c in params.codecs if c.mimeType.lower().endswith("/rtx")
                     and c.parameters.get("apt") == codec.payloadType), None)
         ids = extension_ids(params)
-        self.rtp = RtpOutput(self.kind, Negotiated(
+        negotiated = Negotiated(
             sender._ssrc, codec.payloadType, name, rtx, getattr(sender, "_rtx_ssrc", None) if rtx is not None else None,
-            mid=params.muxId, mid_id=ids.mid, abs_send_time_id=ids.abs_send_time, audio_level_id=ids.audio_level))
+            mid=params.muxId, mid_id=ids.mid, abs_send_time_id=ids.abs_send_time, audio_level_id=ids.audio_level)
+        if NATIVE:
+            out = NativeOutput(self.kind, negotiated)
+            out.set_router(lambda: native_route(sender))
+            self.rtp = out
+        else:
+            self.rtp = RtpOutput(self.kind, negotiated)
         self._direct = DirectSend(sender)
         while not self._queue.empty():  # aiortc's loop must not send these with its own numbering
             self._queue.get_nowait()
         if self.source is not None:
+            self.source.outputs_changed()
             self.rtp.switched(time.monotonic())
             if self.kind == "video":
                 self.source.request_keyframe()
@@ -188,28 +240,28 @@ class ForwardedTrack(MediaStreamTrack):
             return
         if not self._direct(data, len(payload), rtp.last_ts or 0):
             return
-        self.bytes_forwarded += len(payload)
+        self._bytes_forwarded += len(payload)
         if self.kind == "video" and not marker:
             return
-        self.frames_forwarded += 1
+        self._frames_forwarded += 1
         if self.kind == "video":
             now = time.monotonic()
             if self._last_frame_at is not None and now - self._last_frame_at > FREEZE_S:
-                self.freezes += 1
+                self._freezes += 1
             self._last_frame_at = now
 
     def switch(self, source: Source | None) -> None:
         if source is self.source:
             return
         if self.source is not None:
-            self.source.subscribers.discard(self)
+            self.source.unsubscribe(self)
         self.source = source
         self._rebase = True
         self._last_frame_at = None
         if self.rtp is not None:
             self.rtp.switched(time.monotonic())
         if source is not None:
-            source.subscribers.add(self)
+            source.subscribe(self)
             if self.kind == "video":
                 self._need_keyframe = True
                 self._asked_at = time.monotonic()
@@ -258,18 +310,18 @@ class ForwardedTrack(MediaStreamTrack):
         if frame is None:
             self.stop()
             raise MediaStreamError
-        self.frames_forwarded += 1
-        self.bytes_forwarded += len(frame.data)
+        self._frames_forwarded += 1
+        self._bytes_forwarded += len(frame.data)
         if self.kind == "video":
             now = time.monotonic()
             if self._last_frame_at is not None and now - self._last_frame_at > FREEZE_S:
-                self.freezes += 1
+                self._freezes += 1
             self._last_frame_at = now
         return frame
 
     def stop(self) -> None:
         if self.source is not None:
-            self.source.subscribers.discard(self)
+            self.source.unsubscribe(self)
             self.source = None
         if self.readyState == "live":
             if self._queue.full():

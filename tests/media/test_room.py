@@ -7,6 +7,7 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from media.aiortc_hooks import forward_only_packets, ice_protocols
+from media.native_output import Output as NativeOutput
 from media.room import LegState, MediaRoom, SignallingError, leg_counters
 from tests.media.peers import SitePeer, until
 
@@ -41,6 +42,12 @@ async def test_three_sites_receive_the_program_and_the_node_never_decodes():
         outs = [o for leg in room.legs.values() for o in [*leg.video_out, leg.audio_out]]
         assert all(o.rtp is not None and o.rtp.packets > 0 for o in outs)
         assert all(o.recv_calls <= 1 and o._queue.empty() for o in outs)
+        # rewritten, protected and sent in C (media/native_output.c), and aiortc's sender still counts
+        # what was sent, for its RTCP sender reports
+        assert all(isinstance(o.rtp, NativeOutput) and o.frames_forwarded >= 10 for o in outs)
+        senders = [t.sender for leg in room.legs.values() for t in leg.pc.getTransceivers() if t.sender.track in outs]
+        assert len(senders) == len(outs)
+        assert all(0 < s._RTCRtpSender__packet_count <= s.track.rtp.packets for s in senders)
         # and SRTP comes straight from the node's sockets to the handlers, not through aioice's queue
         for leg in room.legs.values():
             assert all(getattr(p, "_confctl_direct", False) for p in ice_protocols(leg.pc))

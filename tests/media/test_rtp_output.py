@@ -2,8 +2,12 @@
 across program switches, a video switch starts on a key frame, NACKs are answered (as RTX)."""
 from __future__ import annotations
 
+import random
 import struct
 
+import pytest
+
+from media.native_output import Output as NativeOutput
 from media.rtp_output import Negotiated, RtpOutput, abs_send_time, vp8_descriptor
 
 OUT = Negotiated(ssrc=0xABCDEF01, payload_type=96, codec="VP8", rtx_payload_type=97, rtx_ssrc=0x01020304)
@@ -12,6 +16,12 @@ OUT = Negotiated(ssrc=0xABCDEF01, payload_type=96, codec="VP8", rtx_payload_type
 def vp8(key: bool, start: bool = True, pic: int = 100) -> bytes:
     """A VP8 payload descriptor with a 15-bit picture ID, then the first byte of the VP8 header."""
     return bytes([0x90 if start else 0x80, 0x80, 0x80 | (pic >> 8), pic & 0xFF, 0x00 if key else 0x01]) + b"frame"
+
+
+@pytest.fixture(params=[RtpOutput, NativeOutput], ids=["python", "native"])
+def Out(request):  # type: ignore[no-untyped-def]
+    """Each rewriting test runs against the Python specification and the C the node forwards with."""
+    return request.param
 
 
 def fields(data: bytes) -> tuple[int, int, int, int, int]:
@@ -26,8 +36,8 @@ def test_a_vp8_descriptor_is_read_as_rfc_7741_says():
     assert vp8_descriptor(bytes([0x10, 0x00]))[:2] == (1, None)  # no extension: no picture ID
 
 
-def test_video_waits_for_a_key_frame_then_keeps_one_numbering_across_a_switch():
-    out = RtpOutput("video", OUT)
+def test_video_waits_for_a_key_frame_then_keeps_one_numbering_across_a_switch(Out):
+    out = Out("video", OUT)
     out.switched(0.0)
     assert out.packet(1000, 90000, False, vp8(False)) is None  # not a key frame: waiting
     assert out.wants_keyframe(1.0) and not out.wants_keyframe(1.1)  # asked again, not on every packet
@@ -47,8 +57,8 @@ def test_video_waits_for_a_key_frame_then_keeps_one_numbering_across_a_switch():
     assert out.packet(49999, 7_000_000, False, vp8(False)) is None  # a packet from before the switch point
 
 
-def test_a_gap_from_the_source_stays_a_gap_and_a_nack_is_answered_as_rtx():
-    out = RtpOutput("video", OUT)
+def test_a_gap_from_the_source_stays_a_gap_and_a_nack_is_answered_as_rtx(Out):
+    out = Out("video", OUT)
     out.switched(0.0)
     a = out.packet(10, 0, False, vp8(True))
     c = out.packet(12, 0, True, vp8(True, start=False))  # 11 was lost upstream
@@ -72,11 +82,11 @@ def _aiortc_reads(data: bytes, n: Negotiated):  # type: ignore[no-untyped-def]
     return RtpPacket.parse(data, ids)
 
 
-def test_each_receiver_gets_the_header_extensions_it_negotiated_on_packets_and_retransmissions():
+def test_each_receiver_gets_the_header_extensions_it_negotiated_on_packets_and_retransmissions(Out):
     """MID, the node's send time and the source's audio level, at the receiver's own ids (a browser
     that offered picks them): what aiortc's sender wrote on the frame path."""
     video_n = Negotiated(0xABCDEF01, 96, "VP8", 97, 0x01020304, mid="1", mid_id=4, abs_send_time_id=3)
-    video = RtpOutput("video", video_n)
+    video = Out("video", video_n)
     video.switched(0.0)
     data = video.packet(10, 0, True, vp8(True), sent=abs_send_time(1_000_000.5))
     p = _aiortc_reads(data, video_n)
@@ -87,19 +97,19 @@ def test_each_receiver_gets_the_header_extensions_it_negotiated_on_packets_and_r
     assert struct.unpack_from("!H", rtx.payload)[0] == p.sequence_number and rtx.payload[2:] == vp8(True)
 
     audio_n = Negotiated(5, 111, "opus", mid="0", mid_id=1, audio_level_id=2)
-    audio = RtpOutput("audio", audio_n)
+    audio = Out("audio", audio_n)
     audio.switched(0.0)
     p = _aiortc_reads(audio.packet(7, 48000, False, b"opus", sent=123, level=35), audio_n)
     assert (p.extensions.mid, p.extensions.audio_level, p.extensions.abs_send_time, p.payload) == \
         ("0", (False, 35), None, b"opus")  # abs-send-time not negotiated for this one: not sent
     assert _aiortc_reads(audio.packet(8, 48960, False, b"opus"), audio_n).extensions.audio_level is None
-    bare = RtpOutput("audio", Negotiated(5, 111, "opus"))
+    bare = Out("audio", Negotiated(5, 111, "opus"))
     bare.switched(0.0)
     assert bare.packet(7, 0, False, b"opus", sent=123, level=35)[0] == 0x80  # nothing negotiated: no block
 
 
-def test_audio_switches_at_once_with_continuous_timestamps():
-    out = RtpOutput("audio", Negotiated(5, 111, "opus"))
+def test_audio_switches_at_once_with_continuous_timestamps(Out):
+    out = Out("audio", Negotiated(5, 111, "opus"))
     out.switched(0.0)
     _, s1, t1, _, _ = fields(out.packet(7, 48000, False, b"opus"))
     out.switched(1.0)
@@ -108,8 +118,8 @@ def test_audio_switches_at_once_with_continuous_timestamps():
     assert out.retransmission(s2)[:2] == bytes([0x80, 111])  # no RTX negotiated: sent again as it was
 
 
-def test_sequence_numbers_wrap_without_dropping_anything():
-    out = RtpOutput("audio", Negotiated(5, 111, "opus"))
+def test_sequence_numbers_wrap_without_dropping_anything(Out):
+    out = Out("audio", Negotiated(5, 111, "opus"))
     out.switched(0.0)
     sent = [out.packet((60000 + i) & 0xFFFF, 960 * i, False, b"x") for i in range(140_000)]
     assert all(p is not None for p in sent)  # two wraps of the 16-bit counter, nothing taken as stale
@@ -137,3 +147,38 @@ def test_a_source_fed_packets_without_frames_counts_what_operators_see():
     for seq in range(5):
         audio.on_packet("opus", seq, 960 * seq, False, b"opus", framed=False)
     assert audio.frames == 5 and audio.bytes == 20
+
+
+def test_the_native_output_writes_what_the_python_specification_writes():
+    """The same random stream (switches, reordering, losses, duplicates, key frames, picture IDs,
+    extensions present and absent, NACKs) through both: every packet and retransmission identical."""
+    rng = random.Random(7)
+    for n, kind in ((Negotiated(0xABCDEF01, 96, "VP8", 97, 0x01020304, mid="1", mid_id=4, abs_send_time_id=3),
+                     "video"),
+                    (Negotiated(9, 96, "VP8"), "video"),
+                    (Negotiated(5, 111, "opus", mid="0", mid_id=1, audio_level_id=2, abs_send_time_id=14), "audio")):
+        spec, native = RtpOutput(kind, n), NativeOutput(kind, n)
+        seq, ts, pic, now = rng.randrange(65536), rng.randrange(1 << 32), rng.randrange(1 << 15), 0.0
+        for i in range(20_000):
+            now += 0.01
+            if rng.random() < 0.002:  # the program switches to another source
+                seq, ts, pic = rng.randrange(65536), rng.randrange(1 << 32), rng.randrange(1 << 15)
+                spec.switched(now)
+                native.switched(now)
+            step = rng.choice([1] * 20 + [2, 0, -3, 1200, -1200])  # losses, duplicates, reordering, stale
+            seq = (seq + step) & 0xFFFF
+            ts = (ts + rng.choice([0, 0, 3000])) & 0xFFFFFFFF
+            pic = (pic + rng.choice([0, 1])) & 0x7FFF
+            payload = (vp8(rng.random() < 0.05, start=rng.random() < 0.3, pic=pic) if kind == "video"
+                       else bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))))
+            args = dict(sent=rng.choice([None, rng.randrange(1 << 24)]), level=rng.choice([None, rng.randrange(128)]))
+            marker = rng.random() < 0.2
+            assert spec.packet(seq, ts, marker, payload, **args) == native.packet(seq, ts, marker, payload, **args), i
+            assert spec.wants_keyframe(now) == native.wants_keyframe(now)
+            if rng.random() < 0.05 and spec.last_seq is not None:
+                lost = (spec.last_seq - rng.randrange(300)) & 0xFFFF
+                assert spec.retransmission(lost) == native.retransmission(lost)
+        assert (spec.last_seq, spec.last_ts, spec.last_pic, spec.packets, spec.octets, spec.frames,
+                spec.retransmitted, spec.need_keyframe) == \
+            (native.last_seq, native.last_ts, native.last_pic, native.packets, native.octets, native.frames,
+             native.retransmitted, native.need_keyframe)

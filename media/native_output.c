@@ -1,0 +1,716 @@
+/* RTP-level forwarding's per-packet work in C: media/rtp_output.py's RtpOutput, plus SRTP protect and
+ * the send, so a packet crosses the node's fan-out in one call instead of five Python frames per receiver.
+ *
+ * `Output` is RtpOutput, byte for byte (tests/media/test_rtp_output.py runs against both, and a
+ * differential test feeds both the same packets). `fan_out()` forwards one source packet to every
+ * output: header rewrite, header extensions, NACK history, libsrtp's srtp_protect (the same session
+ * aiortc's DTLS transport keyed: its address comes from pylibsrtp) and sendto() on the ICE pair's
+ * socket, plus the counters aiortc's sender reports (RTCP SR) and the node's own (frames, freezes).
+ * Where the route is not plain (not yet connected, or a test wrapping the transport to inject loss),
+ * it goes through Python: `route()` (media/aiortc_hooks.py) says which. No I/O state is kept here
+ * beyond what that route tuple hands in.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define HISTORY 256 /* as rtp_output.HISTORY */
+#define REORDER 1000
+#define VIDEO_STEP 3000
+#define AUDIO_STEP 960
+#define KEYFRAME_RETRY_S 0.5
+#define FREEZE_S 0.2
+#define MAX_PACKET 1500
+#define SRTP_TRAILER 144 /* SRTP_MAX_TAG_LEN + SRTP_MAX_MKI_LEN, as pylibsrtp reserves */
+#define NTP_UNIX_OFFSET 2208988800ULL
+
+typedef int (*srtp_fn)(void *ctx, void *packet, int *len); /* libsrtp 2: srtp_protect */
+
+typedef struct {
+    uint8_t *data;
+    int len; /* 0: empty */
+    int cap;
+} Slot;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *kind, *negotiated;
+    int video;
+    uint32_t ssrc, rtx_ssrc;
+    int pt, rtx_pt; /* rtx_pt < 0: no RTX */
+    int need_keyframe, rebase;
+    double asked_at;
+    int64_t seq_shift, ts_shift, pic_shift;
+    int base_seq;
+    int has_last_seq, has_last_ts, has_last_pic;
+    int last_seq, last_pic;
+    uint32_t last_ts;
+    Slot history[HISTORY];
+    unsigned long long packets, octets, frames, retransmitted;
+    int rtx_seq;
+    /* extension blocks per (has send time, has level): start bytes and padding */
+    uint8_t block[4][24];
+    int block_len[4], block_pad[4];
+    uint32_t abs_word, level_word; /* 0: not negotiated */
+    /* what the node reports: packets sent on the RTP path */
+    unsigned long long fwd_bytes, fwd_frames, freezes, dropped, send_errors;
+    double last_frame_at; /* < 0: none since the last switch */
+    /* the route (media/aiortc_hooks.py: DirectSend.route) */
+    PyObject *router;                 /* () -> route tuple or None */
+    PyObject *dtls, *connected, *proto, *transport, *session, *sender_vars, *addr_obj, *keys;
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    void *srtp_ctx;
+    srtp_fn protect;
+    uint32_t sr_rtp_ts;
+    int has_sr_ts;
+} Output;
+
+static PyObject *str_state, *str_transport, *str_tx_srtp, *str_sendto;
+
+static double monotonic_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static uint32_t abs_send_time_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    double s = (double)t.tv_sec + t.tv_nsec / 1e9;
+    return (uint32_t)((uint64_t)(s * 262144.0) & 0xFFFFFF);
+}
+
+static unsigned long long ntp_now(void) { /* as aiortc_hooks._fast_ntp_time */
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    unsigned long long micros = (unsigned long long)t.tv_nsec / 1000;
+    return (((unsigned long long)t.tv_sec + NTP_UNIX_OFFSET) << 32) | ((micros << 32) / 1000000ULL);
+}
+
+/* RFC 7741 §4.2: (descriptor length, picture ID offset or -1, starts a key frame) */
+static void vp8_descriptor(const uint8_t *p, Py_ssize_t n, int *pic_at, int *key) {
+    *pic_at = -1;
+    *key = 0;
+    if (n < 1) return;
+    uint8_t b0 = p[0];
+    Py_ssize_t i = 1;
+    if (b0 & 0x80) {
+        if (n < 2) return;
+        uint8_t ext = p[1];
+        i = 2;
+        if (ext & 0x80) {
+            if (i < n && (p[i] & 0x80)) {
+                *pic_at = (int)i;
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        if (ext & 0x40) i += 1;
+        if (ext & 0x30) i += 1;
+    }
+    int start = (b0 & 0x10) && (b0 & 0x0F) == 0;
+    *key = start && i < n && (p[i] & 0x01) == 0;
+}
+
+static int one_byte_id(PyObject *v) { /* 1..14, or 0: none (15 is reserved, larger need two bytes) */
+    if (v == NULL || v == Py_None) return 0;
+    long id = PyLong_AsLong(v);
+    if (id == -1 && PyErr_Occurred()) return -1;
+    return (id >= 1 && id <= 14) ? (int)id : 0;
+}
+
+static PyObject *get_attr(PyObject *o, const char *name) { /* new reference, or NULL with an error */
+    return PyObject_GetAttrString(o, name);
+}
+
+static int Output_init(Output *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"kind", "negotiated", NULL};
+    PyObject *kind, *n;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO", kwlist, &kind, &n)) return -1;
+    Py_INCREF(kind);
+    Py_XSETREF(self->kind, kind);
+    Py_INCREF(n);
+    Py_XSETREF(self->negotiated, n);
+    self->video = PyUnicode_CompareWithASCIIString(kind, "video") == 0;
+    PyObject *ssrc = get_attr(n, "ssrc"), *pt = get_attr(n, "payload_type"), *rtx_pt = get_attr(n, "rtx_payload_type"),
+             *rtx_ssrc = get_attr(n, "rtx_ssrc"), *mid = get_attr(n, "mid"), *mid_id = get_attr(n, "mid_id"),
+             *abs_id = get_attr(n, "abs_send_time_id"), *level_id = get_attr(n, "audio_level_id");
+    int ok = ssrc && pt && rtx_pt && rtx_ssrc && mid && mid_id && abs_id && level_id;
+    if (ok) {
+        self->ssrc = (uint32_t)PyLong_AsUnsignedLongMask(ssrc);
+        self->pt = (int)PyLong_AsLong(pt) & 0x7F;
+        self->rtx_pt = (rtx_pt == Py_None || rtx_ssrc == Py_None) ? -1 : ((int)PyLong_AsLong(rtx_pt) & 0x7F);
+        self->rtx_ssrc = rtx_ssrc == Py_None ? 0 : (uint32_t)PyLong_AsUnsignedLongMask(rtx_ssrc);
+        int mid_one = one_byte_id(mid_id), abs_one = one_byte_id(abs_id), level_one = one_byte_id(level_id);
+        const char *mid_s = "";
+        Py_ssize_t mid_len = 0;
+        if (mid != Py_None) {
+            mid_s = PyUnicode_AsUTF8AndSize(mid, &mid_len);
+            if (mid_s == NULL) ok = 0;
+        }
+        if (ok && !PyErr_Occurred()) {
+            uint8_t mid_el[17];
+            int mid_el_len = 0;
+            if (mid_one > 0 && mid_len >= 1 && mid_len <= 16) {
+                mid_el[0] = (uint8_t)(mid_one << 4 | (mid_len - 1));
+                memcpy(mid_el + 1, mid_s, mid_len);
+                mid_el_len = 1 + (int)mid_len;
+            }
+            self->abs_word = abs_one > 0 ? ((uint32_t)(abs_one << 4 | 2) << 24) : 0;
+            self->level_word = level_one > 0 ? ((uint32_t)level_one << 12) : 0;
+            static const int sizes[4] = {0, 2, 4, 6}; /* after the MID: nothing, the level, the time, both */
+            for (int i = 0; i < 4; i++) {
+                int body = mid_el_len + sizes[i], words = (body + 3) / 4;
+                if (!body) {
+                    self->block_len[i] = self->block_pad[i] = 0;
+                    continue;
+                }
+                self->block[i][0] = 0xBE;
+                self->block[i][1] = 0xDE;
+                self->block[i][2] = (uint8_t)(words >> 8);
+                self->block[i][3] = (uint8_t)words;
+                memcpy(self->block[i] + 4, mid_el, mid_el_len);
+                self->block_len[i] = 4 + mid_el_len;
+                self->block_pad[i] = 4 * words - body;
+            }
+        }
+    }
+    Py_XDECREF(ssrc); Py_XDECREF(pt); Py_XDECREF(rtx_pt); Py_XDECREF(rtx_ssrc);
+    Py_XDECREF(mid); Py_XDECREF(mid_id); Py_XDECREF(abs_id); Py_XDECREF(level_id);
+    if (!ok || PyErr_Occurred()) return -1;
+    self->need_keyframe = self->video;
+    self->rebase = 1;
+    self->last_frame_at = -1;
+    self->fd = -1;
+    return 0;
+}
+
+static void clear_route(Output *self) {
+    Py_CLEAR(self->dtls); Py_CLEAR(self->connected); Py_CLEAR(self->proto); Py_CLEAR(self->transport);
+    Py_CLEAR(self->session); Py_CLEAR(self->sender_vars); Py_CLEAR(self->addr_obj); Py_CLEAR(self->keys);
+    self->fd = -1;
+    self->srtp_ctx = NULL;
+    self->protect = NULL;
+}
+
+static int Output_traverse(Output *self, visitproc visit, void *arg) {
+    Py_VISIT(self->kind); Py_VISIT(self->negotiated); Py_VISIT(self->router); Py_VISIT(self->dtls);
+    Py_VISIT(self->connected); Py_VISIT(self->proto); Py_VISIT(self->transport); Py_VISIT(self->session);
+    Py_VISIT(self->sender_vars); Py_VISIT(self->addr_obj); Py_VISIT(self->keys);
+    return 0;
+}
+
+static int Output_clear(Output *self) {
+    clear_route(self);
+    Py_CLEAR(self->kind); Py_CLEAR(self->negotiated); Py_CLEAR(self->router);
+    return 0;
+}
+
+static void Output_dealloc(Output *self) {
+    PyObject_GC_UnTrack(self);
+    Output_clear(self);
+    for (int i = 0; i < HISTORY; i++) PyMem_Free(self->history[i].data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The rewritten packet for a source packet, into its history slot; its length, or 0 (not sent). As
+ * RtpOutput.packet. `sent` < 0 and `level` < 0 mean absent; `pic_at` < 0: no picture ID. */
+static int build(Output *o, int seq, uint32_t ts, int marker, const uint8_t *payload, int plen, int pic_at, int key,
+                 long sent, int level, Slot **out) {
+    if (o->video) {
+        if (o->need_keyframe) {
+            if (!key) return 0;
+            o->need_keyframe = 0;
+        }
+    }
+    if (pic_at >= 0 && pic_at + 1 >= plen) pic_at = -1;
+    int pic = pic_at >= 0 ? ((payload[pic_at] & 0x7F) << 8) | payload[pic_at + 1] : 0;
+    if (o->rebase) {
+        o->rebase = 0;
+        o->seq_shift = o->has_last_seq ? (int64_t)o->last_seq + 1 - seq : 0;
+        int64_t step = o->video ? VIDEO_STEP : AUDIO_STEP;
+        o->ts_shift = o->has_last_ts ? (int64_t)o->last_ts + step - (int64_t)ts : 0;
+        o->base_seq = seq;
+        if (pic_at >= 0) o->pic_shift = o->has_last_pic ? (int64_t)o->last_pic + 1 - pic : 0;
+    } else {
+        uint16_t d = (uint16_t)(seq - o->base_seq);
+        if (d & 0x8000) return 0; /* from before the switch point */
+        if (d > REORDER) o->base_seq = (seq - REORDER) & 0xFFFF;
+    }
+    int out_seq = (int)((uint64_t)(seq + o->seq_shift) & 0xFFFF);
+    uint32_t out_ts = (uint32_t)((uint64_t)((int64_t)ts + o->ts_shift) & 0xFFFFFFFFULL);
+    int new_pic = -1;
+    if (pic_at >= 0) {
+        new_pic = o->pic_shift ? (int)((uint64_t)(pic + o->pic_shift) & 0x7FFF) : pic;
+        o->last_pic = new_pic;
+        o->has_last_pic = 1;
+        if (!o->pic_shift) new_pic = -1; /* unchanged: copied as it is */
+    }
+    if (!o->has_last_seq || !(((out_seq - o->last_seq) & 0xFFFF) & 0x8000)) {
+        o->last_seq = out_seq;
+        o->last_ts = out_ts;
+        o->has_last_seq = o->has_last_ts = 1;
+    }
+    int has_time = sent >= 0 && o->abs_word, has_level = level >= 0 && o->level_word;
+    int b = 2 * has_time + has_level;
+    int ext_len = o->block_len[b] ? o->block_len[b] + (has_time ? 4 : 0) + (has_level ? 2 : 0) + o->block_pad[b] : 0;
+    int len = 12 + ext_len + plen;
+    if (len > MAX_PACKET) return -1;
+    Slot *s = &o->history[out_seq % HISTORY];
+    if (s->cap < len) {
+        int cap = len < 256 ? 256 : MAX_PACKET;
+        uint8_t *d = PyMem_Realloc(s->data, cap);
+        if (d == NULL) return -1;
+        s->data = d;
+        s->cap = cap;
+    }
+    uint8_t *p = s->data;
+    p[0] = ext_len ? 0x90 : 0x80;
+    p[1] = (uint8_t)(marker ? (o->pt | 0x80) : o->pt);
+    p[2] = (uint8_t)(out_seq >> 8); p[3] = (uint8_t)out_seq;
+    p[4] = (uint8_t)(out_ts >> 24); p[5] = (uint8_t)(out_ts >> 16); p[6] = (uint8_t)(out_ts >> 8); p[7] = (uint8_t)out_ts;
+    p[8] = (uint8_t)(o->ssrc >> 24); p[9] = (uint8_t)(o->ssrc >> 16); p[10] = (uint8_t)(o->ssrc >> 8); p[11] = (uint8_t)o->ssrc;
+    int i = 12;
+    if (ext_len) {
+        memcpy(p + i, o->block[b], o->block_len[b]);
+        i += o->block_len[b];
+        if (has_time) {
+            uint32_t w = o->abs_word | ((uint32_t)sent & 0xFFFFFF);
+            p[i] = (uint8_t)(w >> 24); p[i + 1] = (uint8_t)(w >> 16); p[i + 2] = (uint8_t)(w >> 8); p[i + 3] = (uint8_t)w;
+            i += 4;
+        }
+        if (has_level) {
+            uint32_t w = o->level_word | (level & 0x7F);
+            p[i] = (uint8_t)(w >> 8); p[i + 1] = (uint8_t)w;
+            i += 2;
+        }
+        memset(p + i, 0, o->block_pad[b]);
+        i += o->block_pad[b];
+    }
+    memcpy(p + i, payload, plen);
+    if (new_pic >= 0) {
+        p[i + pic_at] = (uint8_t)(0x80 | (new_pic >> 8));
+        p[i + pic_at + 1] = (uint8_t)(new_pic & 0xFF);
+    }
+    s->len = len;
+    o->packets++;
+    o->octets += plen;
+    if (marker && o->video) o->frames++;
+    *out = s;
+    return len;
+}
+
+static int parse_optional_int(PyObject *v, long *out) {
+    if (v == NULL || v == Py_None) {
+        *out = -1;
+        return 0;
+    }
+    *out = PyLong_AsLong(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static PyObject *Output_packet(Output *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"seq", "ts", "marker", "payload", "desc", "sent", "level", NULL};
+    int seq, marker;
+    unsigned long ts;
+    Py_buffer payload;
+    PyObject *desc = Py_None, *sent_o = Py_None, *level_o = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ikpy*|OOO", kwlist, &seq, &ts, &marker, &payload, &desc, &sent_o,
+                                     &level_o))
+        return NULL;
+    long sent, level;
+    int pic_at = -1, key = 0;
+    PyObject *result = NULL;
+    if (parse_optional_int(sent_o, &sent) < 0 || parse_optional_int(level_o, &level) < 0) goto done;
+    if (self->video) {
+        if (desc != Py_None) {
+            PyObject *pic = NULL, *k = NULL;
+            if (!PyArg_ParseTuple(desc, "OO", &pic, &k)) goto done;
+            pic_at = pic == Py_None ? -1 : (int)PyLong_AsLong(pic);
+            key = PyObject_IsTrue(k);
+            if (PyErr_Occurred()) goto done;
+        } else {
+            vp8_descriptor(payload.buf, payload.len, &pic_at, &key);
+        }
+    }
+    Slot *s = NULL;
+    int n = build(self, seq & 0xFFFF, (uint32_t)ts, marker, payload.buf, (int)payload.len, pic_at, key, sent,
+                  level >= 0 ? (int)level : -1, &s);
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        goto done;
+    }
+    result = n ? PyBytes_FromStringAndSize((const char *)s->data, n) : Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&payload);
+    return result;
+}
+
+/* As RtpOutput.retransmission, into `buf` (MAX_PACKET + 2 bytes); its length or 0. */
+static int retransmission(Output *o, int seq, uint8_t *buf) {
+    Slot *s = &o->history[seq % HISTORY];
+    if (!s->len || ((s->data[2] << 8) | s->data[3]) != seq) return 0;
+    o->retransmitted++;
+    const uint8_t *d = s->data;
+    if (o->rtx_pt < 0) {
+        memcpy(buf, d, s->len);
+        return s->len;
+    }
+    o->rtx_seq = (o->rtx_seq + 1) & 0xFFFF;
+    int end = 12 + ((d[0] & 0x10) ? 4 + 4 * ((d[14] << 8) | d[15]) : 0);
+    if (end > s->len) end = s->len;
+    buf[0] = d[0];
+    buf[1] = (uint8_t)((d[1] & 0x80) | o->rtx_pt);
+    buf[2] = (uint8_t)(o->rtx_seq >> 8); buf[3] = (uint8_t)o->rtx_seq;
+    memcpy(buf + 4, d + 4, 4);
+    buf[8] = (uint8_t)(o->rtx_ssrc >> 24); buf[9] = (uint8_t)(o->rtx_ssrc >> 16);
+    buf[10] = (uint8_t)(o->rtx_ssrc >> 8); buf[11] = (uint8_t)o->rtx_ssrc;
+    memcpy(buf + 12, d + 12, end - 12);
+    buf[end] = d[2];
+    buf[end + 1] = d[3];
+    memcpy(buf + end + 2, d + end, s->len - end);
+    return s->len + 2;
+}
+
+static PyObject *Output_retransmission(Output *self, PyObject *arg) {
+    long seq = PyLong_AsLong(arg);
+    if (seq == -1 && PyErr_Occurred()) return NULL;
+    uint8_t buf[MAX_PACKET + 2];
+    int n = retransmission(self, (int)(seq & 0xFFFF), buf);
+    return n ? PyBytes_FromStringAndSize((const char *)buf, n) : Py_NewRef(Py_None);
+}
+
+static PyObject *Output_switched(Output *self, PyObject *arg) {
+    double now = PyFloat_AsDouble(arg);
+    if (now == -1.0 && PyErr_Occurred()) return NULL;
+    self->rebase = 1;
+    self->last_frame_at = -1; /* a switch starts the freeze count afresh */
+    if (self->video) {
+        self->need_keyframe = 1;
+        self->asked_at = now;
+    }
+    Py_RETURN_NONE;
+}
+
+static int wants_keyframe(Output *o, double now) {
+    if (o->need_keyframe && now - o->asked_at > KEYFRAME_RETRY_S) {
+        o->asked_at = now;
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *Output_wants_keyframe(Output *self, PyObject *arg) {
+    double now = PyFloat_AsDouble(arg);
+    if (now == -1.0 && PyErr_Occurred()) return NULL;
+    return PyBool_FromLong(wants_keyframe(self, now));
+}
+
+/* route tuple: (dtls, CONNECTED, protocol, its own transport, fd, family, (host, port), SRTP session object,
+ * srtp_t address, srtp_protect address, sender vars, (packet count key, octets key, rtp ts key, ntp ts key)) */
+static int take_route(Output *o, PyObject *r) {
+    PyObject *dtls, *connected, *proto, *transport, *addr, *session, *vars, *keys;
+    int fd, family;
+    unsigned long long ctx, fn;
+    if (!PyArg_ParseTuple(r, "OOOOiiOOKKOO", &dtls, &connected, &proto, &transport, &fd, &family, &addr, &session,
+                          &ctx, &fn, &vars, &keys))
+        return -1;
+    const char *host;
+    int port;
+    if (!PyArg_ParseTuple(addr, "si", &host, &port)) return -1;
+    memset(&o->addr, 0, sizeof o->addr);
+    struct in_addr v4;
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&o->addr;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) {
+            if (inet_pton(AF_INET, host, &v4) != 1) goto bad;
+            a->sin6_addr.s6_addr[10] = a->sin6_addr.s6_addr[11] = 0xFF; /* ::ffff:a.b.c.d */
+            memcpy(&a->sin6_addr.s6_addr[12], &v4, 4);
+        }
+        o->addr_len = sizeof(struct sockaddr_in6);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&o->addr;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1) goto bad;
+        o->addr_len = sizeof(struct sockaddr_in);
+    }
+    clear_route(o);
+    o->dtls = Py_NewRef(dtls); o->connected = Py_NewRef(connected); o->proto = Py_NewRef(proto);
+    o->transport = Py_NewRef(transport); o->session = Py_NewRef(session); o->sender_vars = Py_NewRef(vars);
+    o->addr_obj = Py_NewRef(addr); o->keys = Py_NewRef(keys);
+    o->fd = fd;
+    o->srtp_ctx = (void *)(uintptr_t)ctx;
+    o->protect = (srtp_fn)(uintptr_t)fn;
+    return 0;
+bad:
+    PyErr_Format(PyExc_ValueError, "not a numeric address: %s", host);
+    return -1;
+}
+
+static int add_to(PyObject *vars, PyObject *key, long long n) {
+    PyObject *v = PyDict_GetItemWithError(vars, key);
+    if (v == NULL) return PyErr_Occurred() ? -1 : 0;
+    long long cur = PyLong_AsLongLong(v);
+    if (cur == -1 && PyErr_Occurred()) return -1;
+    PyObject *nv = PyLong_FromLongLong(cur + n);
+    if (nv == NULL) return -1;
+    int rc = PyDict_SetItem(vars, key, nv);
+    Py_DECREF(nv);
+    return rc;
+}
+
+/* Protect and send one packet on the leg's connection: 1 sent (or dropped by a full socket buffer, as
+ * the link would), 0 not sendable now, -1 a Python error. As aiortc_hooks.DirectSend. */
+static int send_packet(Output *o, const uint8_t *data, int len, int payload_octets, uint32_t rtp_ts, int count) {
+    if (o->dtls == NULL) {
+        if (o->router == NULL) return 0;
+        PyObject *r = PyObject_CallNoArgs(o->router);
+        if (r == NULL) return -1;
+        int rc = r == Py_None ? 0 : (take_route(o, r) < 0 ? -1 : 1);
+        Py_DECREF(r);
+        if (rc <= 0) return rc;
+    }
+    PyObject *state = PyObject_GetAttr(o->dtls, str_state);
+    if (state == NULL) return -1;
+    Py_DECREF(state);
+    if (state != o->connected) return 0;
+    PyObject *session = PyObject_GetAttr(o->dtls, str_tx_srtp);
+    if (session == NULL) return -1;
+    Py_DECREF(session);
+    if (session != o->session) { /* re-keyed: find the route again */
+        clear_route(o);
+        return 0;
+    }
+    uint8_t buf[MAX_PACKET + 2 + SRTP_TRAILER];
+    memcpy(buf, data, len);
+    int n = len;
+    if (o->protect(o->srtp_ctx, buf, &n) != 0) {
+        o->send_errors++;
+        return 0;
+    }
+    PyObject *current = PyObject_GetAttr(o->proto, str_transport);
+    if (current == NULL) return -1;
+    if (current == o->transport) {
+        Py_DECREF(current);
+        if (sendto(o->fd, buf, n, 0, (struct sockaddr *)&o->addr, o->addr_len) < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                o->dropped++; /* UDP: a full buffer drops, as the link would; nothing queues behind it */
+            } else {
+                o->send_errors++;
+                return 0;
+            }
+        }
+    } else { /* a test wraps the protocol's transport (loss, delay): go through it */
+        PyObject *bytes = PyBytes_FromStringAndSize((const char *)buf, n);
+        PyObject *r = bytes ? PyObject_CallMethodObjArgs(current, str_sendto, bytes, o->addr_obj, NULL) : NULL;
+        Py_XDECREF(bytes);
+        Py_DECREF(current);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+    }
+    if (!count) return 1;
+    PyObject *k_packets = PyTuple_GET_ITEM(o->keys, 0), *k_octets = PyTuple_GET_ITEM(o->keys, 1),
+             *k_rtp = PyTuple_GET_ITEM(o->keys, 2), *k_ntp = PyTuple_GET_ITEM(o->keys, 3);
+    if (add_to(o->sender_vars, k_packets, 1) < 0 || add_to(o->sender_vars, k_octets, payload_octets) < 0) return -1;
+    if (!o->has_sr_ts || o->sr_rtp_ts != rtp_ts) { /* a frame's packets share both: the clock is read once a frame */
+        o->sr_rtp_ts = rtp_ts;
+        o->has_sr_ts = 1;
+        PyObject *t = PyLong_FromUnsignedLong(rtp_ts), *ntp = PyLong_FromUnsignedLongLong(ntp_now());
+        int rc = (t && ntp) ? (PyDict_SetItem(o->sender_vars, k_rtp, t) | PyDict_SetItem(o->sender_vars, k_ntp, ntp)) : -1;
+        Py_XDECREF(t);
+        Py_XDECREF(ntp);
+        if (rc < 0) return -1;
+    }
+    return 1;
+}
+
+static PyObject *Output_send_retransmission(Output *self, PyObject *arg) {
+    long seq = PyLong_AsLong(arg);
+    if (seq == -1 && PyErr_Occurred()) return NULL;
+    uint8_t buf[MAX_PACKET + 2];
+    int n = retransmission(self, (int)(seq & 0xFFFF), buf);
+    if (!n) Py_RETURN_FALSE;
+    int rc = send_packet(self, buf, n, 0, 0, 0);
+    if (rc < 0) return NULL;
+    return PyBool_FromLong(rc);
+}
+
+static PyObject *Output_set_router(Output *self, PyObject *arg) {
+    clear_route(self);
+    Py_XSETREF(self->router, arg == Py_None ? NULL : Py_NewRef(arg));
+    Py_RETURN_NONE;
+}
+
+/* One source packet to every output: the rewritten packet protected and sent on each. Returns the
+ * list of outputs still waiting for a key frame whose last request is old (ask the source), or None. */
+static PyObject *fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "fan_out(outputs, seq, ts, marker, payload, level)");
+        return NULL;
+    }
+    PyObject *outputs = args[0];
+    if (!PyTuple_Check(outputs)) {
+        PyErr_SetString(PyExc_TypeError, "outputs must be a tuple");
+        return NULL;
+    }
+    long seq = PyLong_AsLong(args[1]);
+    unsigned long ts = PyLong_AsUnsignedLongMask(args[2]);
+    int marker = PyObject_IsTrue(args[3]);
+    long level;
+    if (PyErr_Occurred() || parse_optional_int(args[5], &level) < 0) return NULL;
+    Py_buffer payload;
+    if (PyObject_GetBuffer(args[4], &payload, PyBUF_SIMPLE) < 0) return NULL;
+    int pic_at = -1, key = 0, parsed = 0;
+    long sent = abs_send_time_now();
+    double now = -1;
+    PyObject *waiting = NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(outputs);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Output *o = (Output *)PyTuple_GET_ITEM(outputs, i);
+        if (o->video && !parsed) { /* once, for every output */
+            vp8_descriptor(payload.buf, payload.len, &pic_at, &key);
+            parsed = 1;
+        }
+        Slot *s = NULL;
+        int n = build(o, (int)(seq & 0xFFFF), (uint32_t)ts, marker, payload.buf, (int)payload.len,
+                      o->video ? pic_at : -1, key, sent, (int)level, &s);
+        if (n <= 0) {
+            if (n == 0) {
+                if (now < 0) now = monotonic_now();
+                if (wants_keyframe(o, now)) {
+                    if (waiting == NULL && (waiting = PyList_New(0)) == NULL) goto fail;
+                    if (PyList_Append(waiting, (PyObject *)o) < 0) goto fail;
+                }
+            }
+            continue;
+        }
+        int rc = send_packet(o, s->data, n, (int)payload.len, o->last_ts, 1);
+        if (rc < 0) goto fail;
+        if (rc == 0) continue;
+        o->fwd_bytes += payload.len;
+        if (o->video && !marker) continue;
+        o->fwd_frames++;
+        if (o->video) {
+            double t = monotonic_now();
+            if (o->last_frame_at >= 0 && t - o->last_frame_at > FREEZE_S) o->freezes++;
+            o->last_frame_at = t;
+        }
+    }
+    PyBuffer_Release(&payload);
+    if (waiting == NULL) Py_RETURN_NONE;
+    return waiting;
+fail:
+    PyBuffer_Release(&payload);
+    Py_XDECREF(waiting);
+    return NULL;
+}
+
+static PyObject *optional_int(int has, long long v) {
+    return has ? PyLong_FromLongLong(v) : Py_NewRef(Py_None);
+}
+
+static PyObject *Output_get_last_seq(Output *o, void *c) { return optional_int(o->has_last_seq, o->last_seq); }
+static PyObject *Output_get_last_ts(Output *o, void *c) { return optional_int(o->has_last_ts, o->last_ts); }
+static PyObject *Output_get_last_pic(Output *o, void *c) { return optional_int(o->has_last_pic, o->last_pic); }
+static PyObject *Output_get_need_keyframe(Output *o, void *c) { return PyBool_FromLong(o->need_keyframe); }
+static PyObject *Output_get_video(Output *o, void *c) { return PyBool_FromLong(o->video); }
+static PyObject *Output_get_asked_at(Output *o, void *c) { return PyFloat_FromDouble(o->asked_at); }
+#define COUNTER(name) \
+    static PyObject *Output_get_##name(Output *o, void *c) { return PyLong_FromUnsignedLongLong(o->name); }
+COUNTER(packets)
+COUNTER(octets)
+COUNTER(frames)
+COUNTER(retransmitted)
+COUNTER(fwd_bytes)
+COUNTER(fwd_frames)
+COUNTER(freezes)
+COUNTER(dropped)
+COUNTER(send_errors)
+
+static PyObject *Output_get_kind(Output *o, void *c) { return Py_NewRef(o->kind); }
+static PyObject *Output_get_n(Output *o, void *c) { return Py_NewRef(o->negotiated); }
+
+static PyGetSetDef Output_getset[] = {
+    {"last_seq", (getter)Output_get_last_seq, NULL, NULL, NULL},
+    {"last_ts", (getter)Output_get_last_ts, NULL, NULL, NULL},
+    {"last_pic", (getter)Output_get_last_pic, NULL, NULL, NULL},
+    {"need_keyframe", (getter)Output_get_need_keyframe, NULL, NULL, NULL},
+    {"video", (getter)Output_get_video, NULL, NULL, NULL},
+    {"asked_at", (getter)Output_get_asked_at, NULL, NULL, NULL},
+    {"packets", (getter)Output_get_packets, NULL, NULL, NULL},
+    {"octets", (getter)Output_get_octets, NULL, NULL, NULL},
+    {"frames", (getter)Output_get_frames, NULL, NULL, NULL},
+    {"retransmitted", (getter)Output_get_retransmitted, NULL, "packets sent again on a receiver's NACK", NULL},
+    {"bytes_forwarded", (getter)Output_get_fwd_bytes, NULL, "payload octets sent by fan_out", NULL},
+    {"frames_forwarded", (getter)Output_get_fwd_frames, NULL, "frames sent by fan_out", NULL},
+    {"freezes", (getter)Output_get_freezes, NULL, "gaps over 0.2 s between video frames sent by fan_out", NULL},
+    {"dropped", (getter)Output_get_dropped, NULL, "packets the kernel had no room for", NULL},
+    {"send_errors", (getter)Output_get_send_errors, NULL, "packets SRTP or the socket refused", NULL},
+    {"kind", (getter)Output_get_kind, NULL, NULL, NULL},
+    {"n", (getter)Output_get_n, NULL, "the Negotiated it was made with", NULL},
+    {NULL}};
+
+static PyMethodDef Output_methods[] = {
+    {"packet", (PyCFunction)(void (*)(void))Output_packet, METH_VARARGS | METH_KEYWORDS,
+     "packet(seq, ts, marker, payload, desc=None, sent=None, level=None) -> bytes | None, as RtpOutput.packet"},
+    {"retransmission", (PyCFunction)Output_retransmission, METH_O, "as RtpOutput.retransmission"},
+    {"send_retransmission", (PyCFunction)Output_send_retransmission, METH_O,
+     "answer a NACK for one sequence number on the leg's connection; False if not in the history"},
+    {"switched", (PyCFunction)Output_switched, METH_O, "as RtpOutput.switched"},
+    {"wants_keyframe", (PyCFunction)Output_wants_keyframe, METH_O, "as RtpOutput.wants_keyframe"},
+    {"set_router", (PyCFunction)Output_set_router, METH_O,
+     "set_router(callable returning the route tuple, or None while there is none)"},
+    {NULL}};
+
+static PyTypeObject OutputType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native_output.Output",
+    .tp_doc = "Output(kind, negotiated): media.rtp_output.RtpOutput in C, with protect and send (fan_out)",
+    .tp_basicsize = sizeof(Output),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Output_init,
+    .tp_dealloc = (destructor)Output_dealloc,
+    .tp_traverse = (traverseproc)Output_traverse,
+    .tp_clear = (inquiry)Output_clear,
+    .tp_methods = Output_methods,
+    .tp_getset = Output_getset,
+};
+
+static PyMethodDef module_methods[] = {
+    {"fan_out", (PyCFunction)(void (*)(void))fan_out, METH_FASTCALL,
+     "fan_out(outputs: tuple[Output, ...], seq, ts, marker, payload, level) -> list of outputs to ask a key "
+     "frame for, or None"},
+    {NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "media.native_output",
+                                    "RTP-level forwarding's per-packet work in C (see media/native_output.c)", -1,
+                                    module_methods};
+
+PyMODINIT_FUNC PyInit_native_output(void) {
+    if (PyType_Ready(&OutputType) < 0) return NULL;
+    str_state = PyUnicode_InternFromString("_state");
+    str_transport = PyUnicode_InternFromString("transport");
+    str_tx_srtp = PyUnicode_InternFromString("_tx_srtp");
+    str_sendto = PyUnicode_InternFromString("sendto");
+    if (!str_state || !str_transport || !str_tx_srtp || !str_sendto) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Output", (PyObject *)&OutputType) < 0 ||
+        PyModule_AddIntConstant(m, "HISTORY", HISTORY) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
