@@ -9,7 +9,7 @@ PYTEST_ARGS ?= -q
 
 .PHONY: run test sysdeps bench capacity clean
 
-$(STAMP): pyproject.toml media/native_output.c  # editing the C rebuilds it
+$(STAMP): pyproject.toml $(wildcard media/native*.c media/native.h)  # editing the C rebuilds it
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'

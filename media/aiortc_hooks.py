@@ -211,7 +211,7 @@ PacketHandler = Callable[[str, int, int, bool, bytes, bool, "int | None"], None]
 
 
 def on_rtp_packet(receiver: RTCRtpReceiver, callback: PacketHandler,
-                  wants_frames: Callable[[], bool] | None = None) -> None:
+                  wants_frames: Callable[[], bool] | None = None, native_source: Any = None) -> None:
     """Call `callback(codec name, seq, ts, marker, payload, framed, level)` with every media RTP packet
     the receiver gets (retransmissions unwrapped to the packet they repeat; `level` its RFC 6464 audio
     level, None without one).
@@ -219,7 +219,9 @@ def on_rtp_packet(receiver: RTCRtpReceiver, callback: PacketHandler,
     Through aiortc's own handling (statistics, NACKs, bandwidth estimate, frames) `framed` is True.
     With `wants_frames`, once the leg receives directly (`receive_directly`) and while
     `wants_frames()` is False, a packet takes the forward-only path instead (`ForwardOnly`: the
-    same statistics, NACKs and estimate, no frames) and `framed` is False."""
+    same statistics, NACKs and estimate, no frames) and `framed` is False. With `native_source` (a
+    media.forwarding.Source) and a leg receiving natively, its streams then move to media/native_input.c,
+    which counts and forwards them itself: `callback` is not called for those packets."""
     original = receiver._handle_rtp_packet
     kinds = _PayloadKinds(receiver)
 
@@ -241,13 +243,14 @@ def on_rtp_packet(receiver: RTCRtpReceiver, callback: PacketHandler,
 
     receiver._handle_rtp_packet = _handle_rtp_packet  # type: ignore[method-assign]
     if wants_frames is not None:
-        receiver._confctl_forward_only = ForwardOnly(receiver, kinds, callback, wants_frames)  # type: ignore[attr-defined]
+        receiver._confctl_forward_only = ForwardOnly(receiver, kinds, callback, wants_frames,  # type: ignore[attr-defined]
+                                                     native_source)
 
 
 def forward_only_packets(receiver: RTCRtpReceiver) -> int:
-    """Packets of this receiver that took the forward-only path (0 if it has none)."""
+    """Packets of this receiver that took the forward-only path, in Python or in C (0 if it has none)."""
     fast = getattr(receiver, "_confctl_forward_only", None)
-    return fast.packets if fast is not None else 0
+    return fast.packets + sum(st.packets for st in fast.native) if fast is not None else 0
 
 
 class _PayloadKinds:
@@ -299,8 +302,11 @@ class ForwardOnly:
     depacketizer or jitter buffer. Returns False to leave a packet to aiortc's path."""
 
     def __init__(self, receiver: RTCRtpReceiver, kinds: _PayloadKinds, callback: PacketHandler,
-                 wants_frames: Callable[[], bool]):
+                 wants_frames: Callable[[], bool], native_source: Any = None):
         self.receiver, self.kinds, self.callback, self.wants_frames = receiver, kinds, callback, wants_frames
+        self.native_source = native_source
+        self.native: list[Any] = []  # media.native.Stream: this receiver's streams taken in C
+        self._native_ssrcs: set[int] = set()
         self._vars = vars(receiver)
         self._streams: dict[int, Any] = getattr(receiver, _STREAMS_ATTR)
         self._active: dict[int, Any] = getattr(receiver, _SSRC_ATTR)
@@ -323,13 +329,8 @@ class ForwardOnly:
             on_level = v.get(_ON_LEVEL)
             if on_level is not None:
                 on_level(h.audio_level)
-        estimator = v[_ESTIMATOR_ATTR]
-        if estimator is not None and h.abs_send_time is not None:
-            remb = estimator.add(abs_send_time=h.abs_send_time, arrival_time_ms=arrival_ms,
-                                 payload_size=len(data) - h.start, ssrc=ssrc)
-            if remb is not None and v[_RTCP_SSRC_ATTR] is not None:
-                drive(r._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=v[_RTCP_SSRC_ATTR], media_ssrc=0,
-                                                  fci=pack_remb_fci(*remb))))
+        if v[_ESTIMATOR_ATTR] is not None and h.abs_send_time is not None:
+            self._estimate(h.abs_send_time, arrival_ms, len(data) - h.start, ssrc)
         if ssrc not in self._active or arrival_ms - self._active_at >= _ACTIVE_S:
             self._active[ssrc] = clock.current_datetime()
             self._active_at = arrival_ms
@@ -349,11 +350,56 @@ class ForwardOnly:
             self.retransmissions += 1
         nack = v[_NACK_ATTR]
         if nack is not None and nack.add(p):
-            self.nacks += 1
-            drive(r._send_rtcp_nack(ssrc, sorted(nack.missing)))
+            self._nack(ssrc)
         self.packets += 1
         self.callback(name, seq, ts, h.marker, payload, False, h.audio_level)
+        if apt is None and self.native_source is not None and ssrc not in self._native_ssrcs:
+            self._take_natively(ssrc, h.payload_type, name)
         return True
+
+    def _estimate(self, abs_send_time: int, arrival_ms: int, payload_size: int, ssrc: int) -> None:
+        """aiortc's bandwidth estimate, and the REMB it sends when the estimate changes."""
+        v = self._vars
+        remb = v[_ESTIMATOR_ATTR].add(abs_send_time=abs_send_time, arrival_time_ms=arrival_ms,
+                                      payload_size=payload_size, ssrc=ssrc)
+        if remb is not None and v[_RTCP_SSRC_ATTR] is not None:
+            drive(self.receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=v[_RTCP_SSRC_ATTR], media_ssrc=0,
+                                                          fci=pack_remb_fci(*remb))))
+
+    def _nack(self, ssrc: int) -> None:
+        self.nacks += 1
+        drive(self.receiver._send_rtcp_nack(ssrc, sorted(self._vars[_NACK_ATTR].missing)))
+
+    def _seen(self, ssrc: int) -> None:
+        self._active[ssrc] = clock.current_datetime()
+
+    def _take_natively(self, ssrc: int, payload_type: int, name: str) -> None:
+        """From now on media/native_input.c takes this SSRC's packets (see Demux): its statistics and the
+        receiver's NACK generator become the C ones, continuing from aiortc's, and both paths feed them."""
+        self._native_ssrcs.add(ssrc)
+        demux = getattr(self.receiver.transport, _DEMUX_ATTR, None)
+        if demux is None:
+            return
+        from media import native
+        r, v = self.receiver, self._vars
+        stats = self._streams[ssrc]
+        if not isinstance(stats, native.StreamStatistics):
+            stats = native.StreamStatistics(stats._clockrate)
+            stats.take(self._streams[ssrc])
+            self._streams[ssrc] = stats
+        nack = v[_NACK_ATTR]
+        if nack is not None and not isinstance(nack, native.NackGenerator):
+            nack = native.NackGenerator()
+            nack.take(v[_NACK_ATTR])
+            v[_NACK_ATTR] = nack
+        ids = getattr(r.transport._rtp_header_extensions_map, _EXT_IDS_ATTR)
+        stream = native.Stream(ssrc, payload_type, self.native_source.kind == "video", name == "VP8",
+                               ids.abs_send_time, ids.audio_level, r, self.native_source, stats, nack,
+                               v.get(_ON_LEVEL), self._estimate if v[_ESTIMATOR_ATTR] is not None else None,
+                               self._seen, self._nack)
+        if demux.add(stream):
+            self.native.append(stream)
+            self.native_source.native_in.append(stream)
 
 
 def on_send_parameters(sender: RTCRtpSender, callback: Callable[[Any], None]) -> None:
@@ -506,11 +552,16 @@ def drive(coro: Any) -> None:
     step()
 
 
-def receive_directly(pc: Any) -> int:
+_DEMUX_ATTR = "_confctl_demux"
+
+
+def receive_directly(pc: Any, native: bool = False) -> int:
     """Hand SRTP and SRTCP datagrams from the leg's sockets straight to the DTLS transport's handlers,
     instead of through aioice's queue and the transport's receive task (one await chain per
     datagram: the largest cost left on a forwarding node, measured with py-spy). STUN and DTLS
-    still take aioice's path. Call once the leg is connected; returns how many sockets now do."""
+    still take aioice's path. With `native`, the sockets are read in C (media/native_input.c), which
+    takes the media packets of streams ForwardOnly hands it and gives every other datagram to this
+    Python path. Call once the leg is connected; returns how many sockets now do."""
     import pylibsrtp
     from aiortc.rtcdtlstransport import State
     from aiortc.rtp import is_rtcp
@@ -524,8 +575,7 @@ def receive_directly(pc: Any) -> int:
 
         ids = getattr(dtls._rtp_header_extensions_map, _EXT_IDS_ATTR)
 
-        def srtp_in(data: bytes, dtls: Any = dtls, abs_id: int | None = ids.abs_send_time,
-                    level_id: int | None = ids.audio_level) -> None:
+        def srtp_in(data: bytes, dtls: Any = dtls) -> None:
             setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
             setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
             try:
@@ -535,7 +585,10 @@ def receive_directly(pc: Any) -> int:
                 data = dtls._rx_srtp.unprotect(data)
             except pylibsrtp.Error:
                 return  # as aiortc: a datagram that does not authenticate is dropped
-            now = clock.current_ms()
+            rtp_in(data, clock.current_ms())
+
+        def rtp_in(data: bytes, now: int, dtls: Any = dtls, abs_id: int | None = ids.abs_send_time,
+                   level_id: int | None = ids.audio_level) -> None:
             h = parse_header(data, abs_id, level_id)
             if h is not None:
                 fast = getattr(dtls._rtp_router.ssrc_table.get(h.ssrc), "_confctl_forward_only", None)
@@ -543,6 +596,11 @@ def receive_directly(pc: Any) -> int:
                     return
             drive(dtls._handle_rtp_data(data, arrival_time_ms=now))
 
+        demux = None
+        if native:
+            from media.native import Demux
+            demux = Demux(_native_receive_route(dtls), rtp_in)
+            setattr(dtls, _DEMUX_ATTR, demux)
         for proto in dtls.transport._connection._protocols:  # this transport's sockets (ice_protocols)
             if getattr(proto, "_confctl_direct", False):
                 continue
@@ -557,9 +615,32 @@ def receive_directly(pc: Any) -> int:
 
             proto.datagram_received = datagram_received
             proto._confctl_direct = True
-            _drain_reads(proto.transport)
+            if demux is not None:
+                _read_natively(proto, demux)
+            else:
+                _drain_reads(proto.transport)
             done += 1
     return done
+
+
+def _native_receive_route(dtls: Any) -> tuple[Any, ...]:
+    """What media/native_input.c needs to unprotect a DTLS transport's SRTP: (the transport, its
+    CONNECTED state, the SRTP session aiortc keyed, its srtp_t and libsrtp's srtp_unprotect as
+    addresses, the transport's counters and the keys of its received bytes and packets)."""
+    from aiortc.rtcdtlstransport import State
+    from pylibsrtp._binding import ffi, lib
+    session = dtls._rx_srtp
+    return (dtls, State.CONNECTED, session, int(ffi.cast("uintptr_t", session._srtp[0])),
+            int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))), vars(dtls), (_RX_BYTES, _RX_PACKETS))
+
+
+def _read_natively(protocol: Any, demux: Any) -> None:
+    """The socket's reader is media/native_input.c's: every waiting datagram per readiness event, the
+    media packets it was handed handled there, the rest given to `protocol.datagram_received`."""
+    transport = protocol.transport
+    loop, fd = transport._loop, transport._sock_fd
+    loop._remove_reader(fd)
+    loop._add_reader(fd, demux.read_ready, fd, transport, protocol)
 
 
 def _drain_reads(transport: Any) -> None:

@@ -21,7 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media.aiortc_hooks import (DirectSend, answer_nacks, answer_nacks_natively, extension_ids, native_route,
                                 on_send_parameters)
-from media.native_output import Output as NativeOutput, fan_out
+from media.native import Output as NativeOutput, fan_out
 from media.rtp_output import Negotiated, RtpOutput, abs_send_time, vp8_descriptor
 
 log = logging.getLogger("media.forwarding")
@@ -33,9 +33,10 @@ AUDIO_QUEUE = 50  # 1 s of 20 ms packets
 # Legs forward at the RTP level (media/rtp_output.py); CONFCTL_FRAME_FORWARDING=1 keeps aiortc's
 # frame path, for the benchmark's baseline.
 RTP_FORWARDING = os.environ.get("CONFCTL_FRAME_FORWARDING", "") != "1"
-# Each packet is rewritten, protected and sent in C (media/native_output.c); CONFCTL_PYTHON_RTP=1
-# forwards through the Python specification (media/rtp_output.py) instead, for the benchmark.
-NATIVE = os.environ.get("CONFCTL_PYTHON_RTP", "") != "1"
+# Each packet is received, rewritten, protected and sent in C (media/native.h); CONFCTL_PYTHON_RTP=1
+# forwards through the Python specification (aiortc_hooks.ForwardOnly, rtp_output.py) instead, for the
+# benchmark.
+NATIVE = RTP_FORWARDING and os.environ.get("CONFCTL_PYTHON_RTP", "") != "1"
 
 
 class EncodedFrame:
@@ -79,24 +80,44 @@ class Source:
         self.request_keyframe = request_keyframe
         self.subscribers: set[ForwardedTrack] = set()
         self.sinks: list[Callable[[EncodedFrame], None]] = []  # recorders
-        self.frames = 0
-        self.bytes = 0
+        self._frames = 0
+        self._bytes = 0
         self.resolution: tuple[int, int] | None = None
         self.packet_fed = False  # its receiver hands us packets (else an audio frame is one packet)
         self._seq = 0
-        self._native: tuple[NativeOutput, ...] | None = None  # subscribers' C outputs, rebuilt when they change
+        self._native: tuple[NativeOutput, ...] = ()  # subscribers' C outputs, rebuilt when they change
+        # media/native_input.c reads this per packet: the outputs when every subscriber has a C one
+        # (then it forwards the packet itself), else None (it hands the packet to on_packet)
+        self._fast: tuple[NativeOutput, ...] | None = ()
+        self.native_in: list[Any] = []  # media.native.Stream objects counting this source's packets in C
+
+    @property
+    def frames(self) -> int:
+        return self._frames + sum(st.frames for st in self.native_in)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes + sum(st.bytes for st in self.native_in)
 
     def subscribe(self, track: ForwardedTrack) -> None:
         self.subscribers.add(track)
-        self._native = None
+        self.outputs_changed()
 
     def unsubscribe(self, track: ForwardedTrack) -> None:
         self.subscribers.discard(track)
-        self._native = None
+        self.outputs_changed()
 
     def outputs_changed(self) -> None:
-        """A subscriber's output appeared (its sender started)."""
-        self._native = None
+        """A subscriber came, went, its output appeared (its sender started) or aiortc started reading
+        frames from it. A subscriber whose sender never started (a send-only site) reads nothing and
+        does not keep packets from the C path."""
+        self._native = tuple(sub.rtp for sub in self.subscribers if isinstance(sub.rtp, NativeOutput))
+        idle = sum(1 for sub in self.subscribers if sub.rtp is None and not sub.recv_calls)
+        self._fast = self._native if len(self._native) + idle == len(self.subscribers) else None
+
+    def on_keyframe_header(self, header: bytes) -> None:
+        """The first bytes of a key frame that media/native_input.c counted: its size."""
+        self.resolution = vp8_size(header) or self.resolution
 
     def on_packet(self, codec_name: str, seq: int, ts: int, marker: bool, payload: bytes, framed: bool,
                   level: int | None = None) -> None:
@@ -109,18 +130,16 @@ class Source:
             start, pic_at, key = vp8_descriptor(payload)  # once, for every output
             desc = (pic_at, key)
             if not framed:
-                self.bytes += len(payload) - start
+                self._bytes += len(payload) - start
                 if marker:
-                    self.frames += 1
+                    self._frames += 1
                 if key:
                     self.resolution = vp8_size(payload[start:start + 10]) or self.resolution
         elif not framed:
-            self.bytes += len(payload)
+            self._bytes += len(payload)
             if self.kind == "audio" or marker:  # an audio packet is a frame; other video ends one on its marker
-                self.frames += 1
+                self._frames += 1
         native = self._native
-        if native is None:
-            native = self._native = tuple(sub.rtp for sub in self.subscribers if isinstance(sub.rtp, NativeOutput))
         if native and fan_out(native, seq, ts, marker, payload, level) is not None:
             self.request_keyframe()  # an output still waits for a key frame, and its last request is old
         if len(native) == len(self.subscribers):
@@ -136,8 +155,8 @@ class Source:
         return bool(self.sinks) or any(sub.rtp is None and sub.recv_calls for sub in self.subscribers)
 
     def on_frame(self, codec_name: str, clock_rate: int, data: bytes, timestamp: int) -> None:
-        self.frames += 1
-        self.bytes += len(data)
+        self._frames += 1
+        self._bytes += len(data)
         key = is_keyframe(codec_name, data)
         if key and codec_name == "VP8":
             self.resolution = vp8_size(data) or self.resolution
@@ -304,6 +323,8 @@ class ForwardedTrack(MediaStreamTrack):
 
     async def recv(self) -> EncodedFrame:  # type: ignore[override]
         self.recv_calls += 1
+        if self.recv_calls == 1 and self.source is not None:
+            self.source.outputs_changed()  # it reads frames: its source's packets must reach push()
         if self.readyState != "live":
             raise MediaStreamError
         frame = await self._queue.get()

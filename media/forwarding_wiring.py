@@ -20,7 +20,7 @@ def source_of_receiver(receiver: RTCRtpReceiver, kind: str, spawn: Spawn) -> tup
     src = Source(kind, lambda: spawn(request_keyframe(receiver), "key-frame request"))
     tap = tap_receiver(receiver, lambda codec, frame: src.on_frame(codec.name, codec.clockRate, frame.data,
                                                                    frame.timestamp))
-    on_rtp_packet(receiver, src.on_packet, src.wants_frames)
+    on_rtp_packet(receiver, src.on_packet, src.wants_frames, native_source=src)
     return src, tap
 
 

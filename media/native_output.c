@@ -1,17 +1,16 @@
-/* RTP-level forwarding's per-packet work in C: media/rtp_output.py's RtpOutput, plus SRTP protect and
- * the send, so a packet crosses the node's fan-out in one call instead of five Python frames per receiver.
+/* An outgoing RTP stream in C: media/rtp_output.py's RtpOutput, plus SRTP protect and the send, so a
+ * packet crosses the node's fan-out in one call instead of five Python frames per receiver.
  *
  * `Output` is RtpOutput, byte for byte (tests/media/test_rtp_output.py runs against both, and a
- * differential test feeds both the same packets). `fan_out()` forwards one source packet to every
- * output: header rewrite, header extensions, NACK history, libsrtp's srtp_protect (the same session
- * aiortc's DTLS transport keyed: its address comes from pylibsrtp) and sendto() on the ICE pair's
- * socket, plus the counters aiortc's sender reports (RTCP SR) and the node's own (frames, freezes).
- * Where the route is not plain (not yet connected, or a test wrapping the transport to inject loss),
- * it goes through Python: `route()` (media/aiortc_hooks.py) says which. No I/O state is kept here
- * beyond what that route tuple hands in.
+ * differential test feeds both the same packets). `native_fan_out()` forwards one source packet to every
+ * output: header rewrite, header extensions, NACK history, libsrtp's srtp_protect (the session aiortc's
+ * DTLS transport keyed: its address comes from pylibsrtp) and sendto() on the ICE pair's socket, plus
+ * the counters aiortc's sender reports (RTCP SR) and the node's own (frames, freezes). Where the route
+ * is not plain (not yet connected, or a test wrapping the transport to inject loss) it goes through
+ * Python: the router (media/aiortc_hooks.py: native_route) says which.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "native.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -29,8 +28,6 @@
 #define MAX_PACKET 1500
 #define SRTP_TRAILER 144 /* SRTP_MAX_TAG_LEN + SRTP_MAX_MKI_LEN, as pylibsrtp reserves */
 #define NTP_UNIX_OFFSET 2208988800ULL
-
-typedef int (*srtp_fn)(void *ctx, void *packet, int *len); /* libsrtp 2: srtp_protect */
 
 typedef struct {
     uint8_t *data;
@@ -81,12 +78,13 @@ static double monotonic_now(void) {
     return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
-static uint32_t abs_send_time_now(void) {
+double native_realtime(void) {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
-    double s = (double)t.tv_sec + t.tv_nsec / 1e9;
-    return (uint32_t)((uint64_t)(s * 262144.0) & 0xFFFFFF);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
+
+static uint32_t abs_send_time_now(void) { return (uint32_t)((uint64_t)(native_realtime() * 262144.0) & 0xFFFFFF); }
 
 static unsigned long long ntp_now(void) { /* as aiortc_hooks._fast_ntp_time */
     struct timespec t;
@@ -95,15 +93,15 @@ static unsigned long long ntp_now(void) { /* as aiortc_hooks._fast_ntp_time */
     return (((unsigned long long)t.tv_sec + NTP_UNIX_OFFSET) << 32) | ((micros << 32) / 1000000ULL);
 }
 
-/* RFC 7741 §4.2: (descriptor length, picture ID offset or -1, starts a key frame) */
-static void vp8_descriptor(const uint8_t *p, Py_ssize_t n, int *pic_at, int *key) {
+/* RFC 7741 §4.2: the descriptor's length, the picture ID's offset or -1, whether it starts a key frame */
+int native_vp8_descriptor(const uint8_t *p, Py_ssize_t n, int *pic_at, int *key) {
     *pic_at = -1;
     *key = 0;
-    if (n < 1) return;
+    if (n < 1) return 0;
     uint8_t b0 = p[0];
     Py_ssize_t i = 1;
     if (b0 & 0x80) {
-        if (n < 2) return;
+        if (n < 2) return (int)n;
         uint8_t ext = p[1];
         i = 2;
         if (ext & 0x80) {
@@ -119,6 +117,7 @@ static void vp8_descriptor(const uint8_t *p, Py_ssize_t n, int *pic_at, int *key
     }
     int start = (b0 & 0x10) && (b0 & 0x0F) == 0;
     *key = start && i < n && (p[i] & 0x01) == 0;
+    return (int)i;
 }
 
 static int one_byte_id(PyObject *v) { /* 1..14, or 0: none (15 is reserved, larger need two bytes) */
@@ -339,7 +338,7 @@ static PyObject *Output_packet(Output *self, PyObject *args, PyObject *kwds) {
             key = PyObject_IsTrue(k);
             if (PyErr_Occurred()) goto done;
         } else {
-            vp8_descriptor(payload.buf, payload.len, &pic_at, &key);
+            native_vp8_descriptor(payload.buf, payload.len, &pic_at, &key);
         }
     }
     Slot *s = NULL;
@@ -459,7 +458,7 @@ bad:
     return -1;
 }
 
-static int add_to(PyObject *vars, PyObject *key, long long n) {
+int native_add_to(PyObject *vars, PyObject *key, long long n) {
     PyObject *v = PyDict_GetItemWithError(vars, key);
     if (v == NULL) return PyErr_Occurred() ? -1 : 0;
     long long cur = PyLong_AsLongLong(v);
@@ -523,7 +522,8 @@ static int send_packet(Output *o, const uint8_t *data, int len, int payload_octe
     if (!count) return 1;
     PyObject *k_packets = PyTuple_GET_ITEM(o->keys, 0), *k_octets = PyTuple_GET_ITEM(o->keys, 1),
              *k_rtp = PyTuple_GET_ITEM(o->keys, 2), *k_ntp = PyTuple_GET_ITEM(o->keys, 3);
-    if (add_to(o->sender_vars, k_packets, 1) < 0 || add_to(o->sender_vars, k_octets, payload_octets) < 0) return -1;
+    if (native_add_to(o->sender_vars, k_packets, 1) < 0 || native_add_to(o->sender_vars, k_octets, payload_octets) < 0)
+        return -1;
     if (!o->has_sr_ts || o->sr_rtp_ts != rtp_ts) { /* a frame's packets share both: the clock is read once a frame */
         o->sr_rtp_ts = rtp_ts;
         o->has_sr_ts = 1;
@@ -553,16 +553,63 @@ static PyObject *Output_set_router(Output *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-/* One source packet to every output: the rewritten packet protected and sent on each. Returns the
- * list of outputs still waiting for a key frame whose last request is old (ask the source), or None. */
-static PyObject *fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+/* One source packet to every output: the rewritten packet protected and sent on each. Outputs still
+ * waiting for a key frame whose last request is old are appended to *waiting (made when needed):
+ * the caller asks the source. 0, or -1 with a Python error. */
+int native_fan_out(PyObject *outputs, int seq, uint32_t ts, int marker, const uint8_t *payload, Py_ssize_t plen,
+                   int level, PyObject **waiting) {
+    int pic_at = -1, key = 0, parsed = 0;
+    long sent = abs_send_time_now();
+    double now = -1;
+    Py_ssize_t count = PyTuple_GET_SIZE(outputs);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Output *o = (Output *)PyTuple_GET_ITEM(outputs, i);
+        if (o->video && !parsed) { /* once, for every output */
+            native_vp8_descriptor(payload, plen, &pic_at, &key);
+            parsed = 1;
+        }
+        Slot *s = NULL;
+        int n = build(o, seq & 0xFFFF, ts, marker, payload, (int)plen, o->video ? pic_at : -1, key, sent, level, &s);
+        if (n <= 0) {
+            if (n == 0) {
+                if (now < 0) now = monotonic_now();
+                if (wants_keyframe(o, now)) {
+                    if (*waiting == NULL && (*waiting = PyList_New(0)) == NULL) return -1;
+                    if (PyList_Append(*waiting, (PyObject *)o) < 0) return -1;
+                }
+            }
+            continue;
+        }
+        int rc = send_packet(o, s->data, n, (int)plen, o->last_ts, 1);
+        if (rc < 0) return -1;
+        if (rc == 0) continue;
+        o->fwd_bytes += plen;
+        if (o->video && !marker) continue;
+        o->fwd_frames++;
+        if (o->video) {
+            double t = monotonic_now();
+            if (o->last_frame_at >= 0 && t - o->last_frame_at > FREEZE_S) o->freezes++;
+            o->last_frame_at = t;
+        }
+    }
+    return 0;
+}
+
+int native_is_outputs(PyObject *outputs) { /* a tuple of Output */
+    if (!PyTuple_Check(outputs)) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(outputs); i++)
+        if (!PyObject_TypeCheck(PyTuple_GET_ITEM(outputs, i), &NativeOutputType)) return 0;
+    return 1;
+}
+
+PyObject *native_fan_out_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "fan_out(outputs, seq, ts, marker, payload, level)");
         return NULL;
     }
     PyObject *outputs = args[0];
-    if (!PyTuple_Check(outputs)) {
-        PyErr_SetString(PyExc_TypeError, "outputs must be a tuple");
+    if (!native_is_outputs(outputs)) {
+        PyErr_SetString(PyExc_TypeError, "outputs must be a tuple of Output");
         return NULL;
     }
     long seq = PyLong_AsLong(args[1]);
@@ -572,49 +619,16 @@ static PyObject *fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nar
     if (PyErr_Occurred() || parse_optional_int(args[5], &level) < 0) return NULL;
     Py_buffer payload;
     if (PyObject_GetBuffer(args[4], &payload, PyBUF_SIMPLE) < 0) return NULL;
-    int pic_at = -1, key = 0, parsed = 0;
-    long sent = abs_send_time_now();
-    double now = -1;
     PyObject *waiting = NULL;
-    Py_ssize_t count = PyTuple_GET_SIZE(outputs);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Output *o = (Output *)PyTuple_GET_ITEM(outputs, i);
-        if (o->video && !parsed) { /* once, for every output */
-            vp8_descriptor(payload.buf, payload.len, &pic_at, &key);
-            parsed = 1;
-        }
-        Slot *s = NULL;
-        int n = build(o, (int)(seq & 0xFFFF), (uint32_t)ts, marker, payload.buf, (int)payload.len,
-                      o->video ? pic_at : -1, key, sent, (int)level, &s);
-        if (n <= 0) {
-            if (n == 0) {
-                if (now < 0) now = monotonic_now();
-                if (wants_keyframe(o, now)) {
-                    if (waiting == NULL && (waiting = PyList_New(0)) == NULL) goto fail;
-                    if (PyList_Append(waiting, (PyObject *)o) < 0) goto fail;
-                }
-            }
-            continue;
-        }
-        int rc = send_packet(o, s->data, n, (int)payload.len, o->last_ts, 1);
-        if (rc < 0) goto fail;
-        if (rc == 0) continue;
-        o->fwd_bytes += payload.len;
-        if (o->video && !marker) continue;
-        o->fwd_frames++;
-        if (o->video) {
-            double t = monotonic_now();
-            if (o->last_frame_at >= 0 && t - o->last_frame_at > FREEZE_S) o->freezes++;
-            o->last_frame_at = t;
-        }
-    }
+    int rc = native_fan_out(outputs, (int)(seq & 0xFFFF), (uint32_t)ts, marker, payload.buf, payload.len, (int)level,
+                            &waiting);
     PyBuffer_Release(&payload);
+    if (rc < 0) {
+        Py_XDECREF(waiting);
+        return NULL;
+    }
     if (waiting == NULL) Py_RETURN_NONE;
     return waiting;
-fail:
-    PyBuffer_Release(&payload);
-    Py_XDECREF(waiting);
-    return NULL;
 }
 
 static PyObject *optional_int(int has, long long v) {
@@ -674,8 +688,8 @@ static PyMethodDef Output_methods[] = {
      "set_router(callable returning the route tuple, or None while there is none)"},
     {NULL}};
 
-static PyTypeObject OutputType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native_output.Output",
+PyTypeObject NativeOutputType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native.Output",
     .tp_doc = "Output(kind, negotiated): media.rtp_output.RtpOutput in C, with protect and send (fan_out)",
     .tp_basicsize = sizeof(Output),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -688,29 +702,11 @@ static PyTypeObject OutputType = {
     .tp_getset = Output_getset,
 };
 
-static PyMethodDef module_methods[] = {
-    {"fan_out", (PyCFunction)(void (*)(void))fan_out, METH_FASTCALL,
-     "fan_out(outputs: tuple[Output, ...], seq, ts, marker, payload, level) -> list of outputs to ask a key "
-     "frame for, or None"},
-    {NULL}};
-
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "media.native_output",
-                                    "RTP-level forwarding's per-packet work in C (see media/native_output.c)", -1,
-                                    module_methods};
-
-PyMODINIT_FUNC PyInit_native_output(void) {
-    if (PyType_Ready(&OutputType) < 0) return NULL;
+int native_output_ready(void) {
     str_state = PyUnicode_InternFromString("_state");
     str_transport = PyUnicode_InternFromString("transport");
     str_tx_srtp = PyUnicode_InternFromString("_tx_srtp");
     str_sendto = PyUnicode_InternFromString("sendto");
-    if (!str_state || !str_transport || !str_tx_srtp || !str_sendto) return NULL;
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL) return NULL;
-    if (PyModule_AddObjectRef(m, "Output", (PyObject *)&OutputType) < 0 ||
-        PyModule_AddIntConstant(m, "HISTORY", HISTORY) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    if (!str_state || !str_transport || !str_tx_srtp || !str_sendto) return -1;
+    return PyType_Ready(&NativeOutputType);
 }

@@ -20,7 +20,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 
 from media.aiortc_hooks import (EncodedTap, inbound_streams, on_audio_level, receive_directly, sender_started,
                                  start_idle_senders)
-from media.forwarding import RTP_FORWARDING, ForwardedTrack, Source
+from media.forwarding import NATIVE, RTP_FORWARDING, ForwardedTrack, Source
 from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
 from media.pcm_leg import PcmLeg, RoomMixer
 from media.program import Program, program_for, within_layout
@@ -157,7 +157,7 @@ class MediaRoom:
             if pc.connectionState == "connected":
                 leg.set_state(LegState.CONNECTED)
                 if RTP_FORWARDING:
-                    receive_directly(pc)  # SRTP straight from the socket to the handlers
+                    receive_directly(pc, native=NATIVE)  # SRTP straight from the socket to the handlers
                 if await start_idle_senders(pc):
                     log.warning("leg %s: started senders aiortc had left idle", site)
                 self._reprogram()

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from media.aiortc_hooks import receive_directly
-from media.forwarding import RTP_FORWARDING, ForwardedTrack, Source
+from media.forwarding import NATIVE, RTP_FORWARDING, ForwardedTrack, Source
 from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
 from media.supervision import TaskGroup
 
@@ -56,7 +56,7 @@ class TrunkSide:
             if pc.connectionState == "connected" and not self.connected:
                 self.connected = True
                 if RTP_FORWARDING:
-                    receive_directly(pc)  # SRTP straight from the socket, as on legs
+                    receive_directly(pc, native=NATIVE)  # SRTP straight from the socket, as on legs
                 log.info("trunk end %s connected", name)
                 on_connected()
             elif pc.connectionState in ("failed", "closed"):

@@ -386,20 +386,23 @@ def receiver_pc(counters: dict[str, list[list[int]]]) -> RTCPeerConnection:
     return pc
 
 
-def start_node(frames: bool) -> tuple[subprocess.Popen, int]:
-    """A confctl node process on its own core, ready: forwarding at the RTP level, or (`frames`)
-    through aiortc's frame path. Returns it and its port."""
+def start_node(frames: bool, python_rtp: bool = False) -> tuple[subprocess.Popen, int]:
+    """A confctl node process on its own core, ready: forwarding at the RTP level in C, or through
+    its Python specification (`python_rtp`), or (`frames`) through aiortc's frame path. Returns it
+    and its port."""
     port = free_port()
-    env = {**os.environ, "CONFCTL_FRAME_FORWARDING": "1" if frames else ""}
+    env = {**os.environ, "CONFCTL_FRAME_FORWARDING": "1" if frames else "", "CONFCTL_PYTHON_RTP": "1" if python_rtp else ""}
     node = subprocess.Popen(server_cmd([sys.executable, __file__, "--serve-node", str(port)]), stdout=subprocess.PIPE,
                             text=True, env=env)
     assert node.stdout is not None and node.stdout.readline().strip() == "ready"
     return node, port
 
 
-async def run_case(receivers: int, clip: list[tuple[bytes, bool]], seconds: float, frames: bool = False) -> dict[str, float]:
-    """confctl's node: forwarding at the RTP level, or (`frames`) through aiortc's frame path."""
-    node, port = start_node(frames)
+async def run_case(receivers: int, clip: list[tuple[bytes, bool]], seconds: float, frames: bool = False,
+                   python_rtp: bool = False) -> dict[str, float]:
+    """confctl's node: forwarding at the RTP level (in C, or in Python), or (`frames`) through aiortc's
+    frame path."""
+    node, port = start_node(frames, python_rtp)
     pcs: list[RTCPeerConnection] = []
     counters: dict[str, list[list[int]]] = {}
     try:
@@ -443,23 +446,26 @@ async def main() -> None:
     print(f"room: host + speaker each send {len(clip)}-frame 1280x720 VP8 at {rate:.2f} Mbit/s and Opus; each receiver "
           f"gets 2 video + 1 audio; window {args.seconds:g} s; median of {args.repeat} alternating runs"
           + ("; the server on core 1, this driver on core 0" if PINNED else ""))
-    print("confctl forwards at the RTP level (media/rtp_output.py); 'frames' is its former path through aiortc's "
-          "packetizer (CONFCTL_FRAME_FORWARDING=1), the baseline")
-    print(f"{'receivers':>9} {'confctl %core':>14} {'fps':>5} {'frames %core':>13} {'janus %core':>12} {'fps':>5} "
-          f"{'confctl/janus':>14} {'confctl/frames':>15}   runs")
+    print("confctl forwards at the RTP level, each packet's rewrite, SRTP and send in C (media/native_output.c); "
+          "'python' is the same path in Python (media/rtp_output.py, CONFCTL_PYTHON_RTP=1); 'frames' its former "
+          "path through aiortc's packetizer (CONFCTL_FRAME_FORWARDING=1), the baseline")
+    print(f"{'receivers':>9} {'confctl %core':>14} {'fps':>5} {'python %core':>13} {'frames %core':>13} "
+          f"{'janus %core':>12} {'fps':>5} {'confctl/janus':>14} {'confctl/python':>15} {'confctl/frames':>15}   runs")
     for n in [int(x) for x in args.receivers.split(",")]:
         ours: list[dict[str, float]] = []
+        python: list[dict[str, float]] = []
         before: list[dict[str, float]] = []
         theirs: list[dict[str, float]] = []
         for _ in range(args.repeat):  # alternating, so drift on this noisy machine hits all alike
             ours.append(await run_case(n, clip, args.seconds))
+            python.append(await run_case(n, clip, args.seconds, python_rtp=True))
             before.append(await run_case(n, clip, args.seconds, frames=True))
             theirs.append(await run_janus(n, clip, args.seconds, iface))
-        mine, old, ref = (statistics.median(r["cpu"] for r in x) for x in (ours, before, theirs))
+        mine, py, old, ref = (statistics.median(r["cpu"] for r in x) for x in (ours, python, before, theirs))
         fps_m, fps_r = min(r["fps"] for r in ours), min(r["fps"] for r in theirs)
-        print(f"{n:>9} {mine:>14.1f} {fps_m:>5.1f} {old:>13.1f} {ref:>12.1f} {fps_r:>5.1f} {mine / ref:>13.2f}x "
-              f"{mine / old:>14.2f}x   (confctl {runs(ours)}; frames {runs(before)}; janus {runs(theirs)})",
-              flush=True)
+        print(f"{n:>9} {mine:>14.1f} {fps_m:>5.1f} {py:>13.1f} {old:>13.1f} {ref:>12.1f} {fps_r:>5.1f} "
+              f"{mine / ref:>13.2f}x {mine / py:>14.2f}x {mine / old:>14.2f}x   (confctl {runs(ours)}; "
+              f"python {runs(python)}; frames {runs(before)}; janus {runs(theirs)})", flush=True)
 
 
 if __name__ == "__main__":

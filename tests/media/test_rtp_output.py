@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from media.native_output import Output as NativeOutput
+from media.native import Output as NativeOutput
 from media.rtp_output import Negotiated, RtpOutput, abs_send_time, vp8_descriptor
 
 OUT = Negotiated(ssrc=0xABCDEF01, payload_type=96, codec="VP8", rtx_payload_type=97, rtx_ssrc=0x01020304)

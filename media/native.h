@@ -1,0 +1,30 @@
+/* media.native: RTP-level forwarding's per-packet work in C. What its files share.
+ *   native_output.c  an outgoing stream: media/rtp_output.py's RtpOutput, SRTP protect, send (fan_out)
+ *   native_input.c   a leg's sockets: read, SRTP unprotect, header, statistics, then fan_out (Demux)
+ *   native_stats.c   aiortc's StreamStatistics and NackGenerator, which both paths feed
+ *   native_module.c  the module
+ * The Python these replace is the specification, and the tests run both. */
+#ifndef CONFCTL_NATIVE_H
+#define CONFCTL_NATIVE_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+typedef int (*srtp_fn)(void *ctx, void *packet, int *len); /* libsrtp 2: srtp_protect, srtp_unprotect */
+
+extern PyTypeObject NativeOutputType, NativeStatsType, NativeNackType, NativeStreamType, NativeDemuxType;
+
+double native_realtime(void);
+int native_vp8_descriptor(const uint8_t *p, Py_ssize_t n, int *pic_at, int *key);
+int native_add_to(PyObject *vars, PyObject *key, long long n);
+int native_is_outputs(PyObject *outputs);
+int native_fan_out(PyObject *outputs, int seq, uint32_t ts, int marker, const uint8_t *payload, Py_ssize_t plen,
+                   int level, PyObject **waiting);
+PyObject *native_fan_out_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+void native_stats_add(PyObject *stats, int seq, uint32_t ts);
+int native_nack_add(PyObject *nack, int seq);
+int native_output_ready(void);
+int native_stats_ready(void);
+int native_input_ready(void);
+
+#endif

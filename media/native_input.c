@@ -1,0 +1,473 @@
+/* A connected leg's incoming SRTP in C: read every waiting datagram, and for a media packet of a stream
+ * registered here, unprotect it (libsrtp, the session aiortc keyed), read its header, count it in the
+ * receiver's statistics and NACK generator (native_stats.c), count the source's frames, and fan it out
+ * (native_output.c) — the path media/aiortc_hooks.py's ForwardOnly takes in Python, without a Python
+ * frame per packet. Python is called only for what is rare or owned by aiortc: the bandwidth estimate
+ * (per video packet: aiortc's estimator), an audio level (speaker election), a NACK to send, a stream
+ * seen again after a second, a key frame's size. Anything else — STUN, DTLS, RTCP, RTX, an unknown
+ * SSRC or payload type, a source someone takes frames from — is handed back to Python unchanged
+ * (`protocol.datagram_received`), so aiortc's own handling stays the fallback for all of it. */
+#include "native.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_STREAMS 16
+#define READS_PER_WAKEUP 64 /* bounded, so a flood cannot starve the loop's other work */
+#define ACTIVE_MS 1000      /* how often a stream's "last seen" is refreshed (aiortc reads it to the second) */
+#define NTP_UNIX_OFFSET 2208988800.0
+
+typedef struct {
+    PyObject_HEAD
+    uint32_t ssrc;
+    int pt, video, vp8, abs_id, level_id; /* ids < 1: not negotiated */
+    PyObject *receiver, *source, *stats, *nack, *on_level, *on_estimate, *on_active, *on_nack;
+    long long active_at;
+    unsigned long long packets, frames, bytes;
+} Stream;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *dtls, *connected, *session, *vars, *k_bytes, *k_packets, *plain;
+    void *ctx;
+    srtp_fn unprotect;
+    int n_streams;
+    Stream *streams[MAX_STREAMS];
+    unsigned long long packets, handed_back, rejected;
+} Demux;
+
+static PyObject *s_state, *s_enabled, *s_fast, *s_sinks, *s_conn_lost, *s_datagram_received, *s_error_received,
+    *s_request_keyframe, *s_on_keyframe_header, *s_rx_srtp;
+static uint8_t rbuf[65536]; /* one datagram at a time, under the GIL */
+
+/* -- Stream ------------------------------------------------------------------------------------ */
+static int Stream_init(Stream *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"ssrc", "payload_type", "video", "vp8", "abs_send_time_id", "audio_level_id", "receiver",
+                             "source", "stats", "nack", "on_level", "on_estimate", "on_active", "on_nack", NULL};
+    unsigned long ssrc;
+    PyObject *abs_id, *level_id, *receiver, *source, *stats, *nack, *on_level, *on_estimate, *on_active, *on_nack;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "kippOOOOO!OOOOO", kwlist, &ssrc, &self->pt, &self->video, &self->vp8,
+                                     &abs_id, &level_id, &receiver, &source, &NativeStatsType, &stats, &nack,
+                                     &on_level, &on_estimate, &on_active, &on_nack))
+        return -1;
+    if (nack != Py_None && !PyObject_TypeCheck(nack, &NativeNackType)) {
+        PyErr_SetString(PyExc_TypeError, "nack must be a media.native.NackGenerator or None");
+        return -1;
+    }
+    self->ssrc = (uint32_t)ssrc;
+    self->abs_id = abs_id == Py_None ? 0 : (int)PyLong_AsLong(abs_id);
+    self->level_id = level_id == Py_None ? 0 : (int)PyLong_AsLong(level_id);
+    if (PyErr_Occurred()) return -1;
+    Py_XSETREF(self->receiver, Py_NewRef(receiver));
+    Py_XSETREF(self->source, Py_NewRef(source));
+    Py_XSETREF(self->stats, Py_NewRef(stats));
+    Py_XSETREF(self->nack, Py_NewRef(nack));
+    Py_XSETREF(self->on_level, Py_NewRef(on_level));
+    Py_XSETREF(self->on_estimate, Py_NewRef(on_estimate));
+    Py_XSETREF(self->on_active, Py_NewRef(on_active));
+    Py_XSETREF(self->on_nack, Py_NewRef(on_nack));
+    return 0;
+}
+
+static int Stream_traverse(Stream *self, visitproc visit, void *arg) {
+    Py_VISIT(self->receiver); Py_VISIT(self->source); Py_VISIT(self->stats); Py_VISIT(self->nack);
+    Py_VISIT(self->on_level); Py_VISIT(self->on_estimate); Py_VISIT(self->on_active); Py_VISIT(self->on_nack);
+    return 0;
+}
+
+static int Stream_clear(Stream *self) {
+    Py_CLEAR(self->receiver); Py_CLEAR(self->source); Py_CLEAR(self->stats); Py_CLEAR(self->nack);
+    Py_CLEAR(self->on_level); Py_CLEAR(self->on_estimate); Py_CLEAR(self->on_active); Py_CLEAR(self->on_nack);
+    return 0;
+}
+
+static void Stream_dealloc(Stream *self) {
+    PyObject_GC_UnTrack(self);
+    Stream_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define STREAM_COUNTER(name) \
+    static PyObject *Stream_get_##name(Stream *s, void *c) { return PyLong_FromUnsignedLongLong(s->name); }
+STREAM_COUNTER(packets)
+STREAM_COUNTER(frames)
+STREAM_COUNTER(bytes)
+static PyObject *Stream_get_ssrc(Stream *s, void *c) { return PyLong_FromUnsignedLong(s->ssrc); }
+
+static PyGetSetDef Stream_getset[] = {
+    {"packets", (getter)Stream_get_packets, NULL, "packets taken on the native path", NULL},
+    {"frames", (getter)Stream_get_frames, NULL, "frames counted from them (as Source.on_packet counts)", NULL},
+    {"bytes", (getter)Stream_get_bytes, NULL, "their payload octets, VP8 descriptors left out", NULL},
+    {"ssrc", (getter)Stream_get_ssrc, NULL, NULL, NULL},
+    {NULL}};
+
+PyTypeObject NativeStreamType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native.Stream",
+    .tp_doc = "Stream(ssrc, payload_type, video, vp8, abs_send_time_id, audio_level_id, receiver, source, stats, "
+              "nack, on_level, on_estimate, on_active, on_nack): one incoming media SSRC the native path takes",
+    .tp_basicsize = sizeof(Stream),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Stream_init,
+    .tp_dealloc = (destructor)Stream_dealloc,
+    .tp_traverse = (traverseproc)Stream_traverse,
+    .tp_clear = (inquiry)Stream_clear,
+    .tp_getset = Stream_getset,
+};
+
+/* -- Demux ------------------------------------------------------------------------------------- */
+/* route: (dtls, CONNECTED, rx SRTP session, srtp_t address, srtp_unprotect address, dtls vars,
+ *         (rx bytes key, rx packets key)); plain(data, arrival_ms): a plaintext RTP packet for Python */
+static int Demux_init(Demux *self, PyObject *args, PyObject *kwds) {
+    PyObject *dtls, *connected, *session, *vars, *keys, *plain;
+    unsigned long long ctx, fn;
+    if (!PyArg_ParseTuple(args, "(OOOKKO!O!)O", &dtls, &connected, &session, &ctx, &fn, &PyDict_Type, &vars,
+                          &PyTuple_Type, &keys, &plain))
+        return -1;
+    if (PyTuple_GET_SIZE(keys) != 2) {
+        PyErr_SetString(PyExc_ValueError, "two counter keys");
+        return -1;
+    }
+    Py_XSETREF(self->dtls, Py_NewRef(dtls));
+    Py_XSETREF(self->connected, Py_NewRef(connected));
+    Py_XSETREF(self->session, Py_NewRef(session));
+    Py_XSETREF(self->vars, Py_NewRef(vars));
+    Py_XSETREF(self->k_bytes, Py_NewRef(PyTuple_GET_ITEM(keys, 0)));
+    Py_XSETREF(self->k_packets, Py_NewRef(PyTuple_GET_ITEM(keys, 1)));
+    Py_XSETREF(self->plain, Py_NewRef(plain));
+    self->ctx = (void *)(uintptr_t)ctx;
+    self->unprotect = (srtp_fn)(uintptr_t)fn;
+    return 0;
+}
+
+static int Demux_traverse(Demux *self, visitproc visit, void *arg) {
+    Py_VISIT(self->dtls); Py_VISIT(self->connected); Py_VISIT(self->session); Py_VISIT(self->vars);
+    Py_VISIT(self->k_bytes); Py_VISIT(self->k_packets); Py_VISIT(self->plain);
+    for (int i = 0; i < self->n_streams; i++) Py_VISIT(self->streams[i]);
+    return 0;
+}
+
+static int Demux_clear(Demux *self) {
+    Py_CLEAR(self->dtls); Py_CLEAR(self->connected); Py_CLEAR(self->session); Py_CLEAR(self->vars);
+    Py_CLEAR(self->k_bytes); Py_CLEAR(self->k_packets); Py_CLEAR(self->plain);
+    for (int i = 0; i < self->n_streams; i++) Py_CLEAR(self->streams[i]);
+    self->n_streams = 0;
+    return 0;
+}
+
+static void Demux_dealloc(Demux *self) {
+    PyObject_GC_UnTrack(self);
+    Demux_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Demux_add(Demux *self, PyObject *stream) {
+    if (!PyObject_TypeCheck(stream, &NativeStreamType)) {
+        PyErr_SetString(PyExc_TypeError, "a media.native.Stream");
+        return NULL;
+    }
+    Stream *st = (Stream *)stream;
+    for (int i = 0; i < self->n_streams; i++)
+        if (self->streams[i]->ssrc == st->ssrc) {
+            Py_SETREF(self->streams[i], (Stream *)Py_NewRef(stream)); /* the same SSRC, a new receiver: replaced */
+            Py_RETURN_TRUE;
+        }
+    if (self->n_streams == MAX_STREAMS) Py_RETURN_FALSE; /* the rest stay on the Python path */
+    self->streams[self->n_streams++] = (Stream *)Py_NewRef(stream);
+    Py_RETURN_TRUE;
+}
+
+static Stream *find(Demux *d, uint32_t ssrc) {
+    for (int i = 0; i < d->n_streams; i++)
+        if (d->streams[i]->ssrc == ssrc) return d->streams[i];
+    return NULL;
+}
+
+/* 1: the stream's packets take the native path now (connected, receiver enabled, the source's outputs
+ * all native and nobody taking frames): *fast is its outputs (a new reference: a callback may replace
+ * the source's tuple while the packet is handled); 0: Python's; -1: error */
+static int eligible(Demux *d, Stream *st, PyObject **fast) {
+    PyObject *v = PyObject_GetAttr(d->dtls, s_state);
+    if (v == NULL) return -1;
+    Py_DECREF(v);
+    if (v != d->connected) return 0;
+    v = PyObject_GetAttr(d->dtls, s_rx_srtp);
+    if (v == NULL) return -1;
+    Py_DECREF(v);
+    if (v != d->session) return 0; /* re-keyed: Python's path */
+    v = PyObject_GetAttr(st->receiver, s_enabled);
+    if (v == NULL) return -1;
+    int enabled = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    if (enabled <= 0) return enabled;
+    v = PyObject_GetAttr(st->source, s_sinks);
+    if (v == NULL) return -1;
+    Py_ssize_t sinks = PyObject_Length(v);
+    Py_DECREF(v);
+    if (sinks != 0) return sinks < 0 ? -1 : 0;
+    v = PyObject_GetAttr(st->source, s_fast);
+    if (v == NULL) return -1;
+    if (!native_is_outputs(v)) {
+        Py_DECREF(v);
+        return 0;
+    }
+    *fast = v;
+    return 1;
+}
+
+static int call_ok(PyObject *r) {
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* RFC 3550 §5.1 and RFC 8285: the header of a plaintext RTP packet; -1 if malformed */
+static int parse(const uint8_t *p, int n, int abs_id, int level_id, int *start, int *end, long *abs_time,
+                 int *level) {
+    *abs_time = -1;
+    *level = -1;
+    if (n < 12 || (p[0] >> 6) != 2) return -1;
+    int pos = 12 + 4 * (p[0] & 0x0F);
+    if (p[0] & 0x10) {
+        if (pos + 4 > n) return -1;
+        int profile = (p[pos] << 8) | p[pos + 1], words = (p[pos + 2] << 8) | p[pos + 3];
+        pos += 4;
+        int ext_end = pos + 4 * words;
+        if (ext_end > n) return -1;
+        int head = profile == 0xBEDE ? 1 : (profile & 0xFFF0) == 0x1000 ? 2 : 0;
+        int i = pos;
+        while (head && i + head - 1 < ext_end) {
+            int b = p[i], id, len;
+            if (b == 0) {
+                i++;
+                continue;
+            }
+            if (head == 1) {
+                id = b >> 4;
+                len = (b & 0x0F) + 1;
+                if (id == 15) break;
+            } else {
+                id = b;
+                len = p[i + 1];
+            }
+            int value = i + head;
+            if (value + len > ext_end) break;
+            if (id == abs_id && len == 3)
+                *abs_time = (p[value] << 16) | (p[value + 1] << 8) | p[value + 2];
+            else if (id == level_id && len >= 1)
+                *level = p[value] & 0x7F;
+            i = value + len;
+        }
+        pos = ext_end;
+    }
+    int e = n;
+    if (p[0] & 0x20) {
+        int pad = p[n - 1];
+        if (pad == 0 || pos + pad > n) return -1;
+        e = n - pad;
+    }
+    if (pos > e) return -1;
+    *start = pos;
+    *end = e;
+    return 0;
+}
+
+/* One SRTP datagram of a registered stream, on the native path. 0, or -1 with a Python error. */
+static int take(Demux *d, Stream *st, PyObject *fast, int n) {
+    if (native_add_to(d->vars, d->k_bytes, n) < 0 || native_add_to(d->vars, d->k_packets, 1) < 0) return -1;
+    int len = n;
+    if (d->unprotect(d->ctx, rbuf, &len) != 0) {
+        d->rejected++; /* as aiortc: a datagram that does not authenticate is dropped */
+        return 0;
+    }
+    long long arrival_ms = (long long)((native_realtime() + NTP_UNIX_OFFSET) * 1000); /* aiortc_hooks._fast_ms */
+    int start, end, level;
+    long abs_time;
+    if (parse(rbuf, len, st->abs_id, st->level_id, &start, &end, &abs_time, &level) < 0) return 0; /* aiortc drops it */
+    if ((rbuf[1] & 0x7F) != st->pt) { /* RTX or another codec: Python's path, already unprotected */
+        PyObject *data = PyBytes_FromStringAndSize((const char *)rbuf, len);
+        PyObject *r = data ? PyObject_CallFunction(d->plain, "OL", data, arrival_ms) : NULL;
+        Py_XDECREF(data);
+        d->handed_back++;
+        return call_ok(r);
+    }
+    int marker = rbuf[1] >> 7, seq = (rbuf[2] << 8) | rbuf[3];
+    uint32_t ts = ((uint32_t)rbuf[4] << 24) | ((uint32_t)rbuf[5] << 16) | ((uint32_t)rbuf[6] << 8) | rbuf[7];
+    if (level >= 0 && st->on_level != Py_None && call_ok(PyObject_CallFunction(st->on_level, "i", level)) < 0)
+        return -1;
+    if (abs_time >= 0 && st->on_estimate != Py_None &&
+        call_ok(PyObject_CallFunction(st->on_estimate, "lLik", abs_time, arrival_ms, len - start,
+                                      (unsigned long)st->ssrc)) < 0)
+        return -1;
+    if (!st->active_at || arrival_ms - st->active_at >= ACTIVE_MS) {
+        st->active_at = arrival_ms;
+        if (call_ok(PyObject_CallFunction(st->on_active, "k", (unsigned long)st->ssrc)) < 0) return -1;
+    }
+    native_stats_add(st->stats, seq, ts);
+    if (st->nack != Py_None && native_nack_add(st->nack, seq) &&
+        call_ok(PyObject_CallFunction(st->on_nack, "k", (unsigned long)st->ssrc)) < 0)
+        return -1;
+    st->packets++;
+    d->packets++;
+    const uint8_t *payload = rbuf + start;
+    int plen = end - start;
+    if (st->video && st->vp8) { /* what operators see of the camera, as Source.on_packet counts it */
+        int pic_at, key, skip = native_vp8_descriptor(payload, plen, &pic_at, &key);
+        st->bytes += plen - skip;
+        if (marker) st->frames++;
+        if (key) {
+            PyObject *head = PyBytes_FromStringAndSize((const char *)payload + skip, plen - skip < 10 ? plen - skip : 10);
+            PyObject *r = head ? PyObject_CallMethodObjArgs(st->source, s_on_keyframe_header, head, NULL) : NULL;
+            Py_XDECREF(head);
+            if (call_ok(r) < 0) return -1;
+        }
+    } else {
+        st->bytes += plen;
+        if (!st->video || marker) st->frames++;
+    }
+    PyObject *waiting = NULL;
+    int rc = native_fan_out(fast, seq, ts, marker, payload, plen, level, &waiting);
+    if (rc < 0) {
+        Py_XDECREF(waiting);
+        return -1;
+    }
+    if (waiting != NULL) { /* an output still waits for a key frame, and its last request is old */
+        Py_DECREF(waiting);
+        return call_ok(PyObject_CallMethodObjArgs(st->source, s_request_keyframe, NULL));
+    }
+    return 0;
+}
+
+static PyObject *address(const struct sockaddr_storage *sa) { /* as socket.recvfrom gives it */
+    char host[INET6_ADDRSTRLEN];
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        return Py_BuildValue("(sikk)", host, ntohs(a->sin6_port), (unsigned long)ntohl(a->sin6_flowinfo),
+                             (unsigned long)a->sin6_scope_id);
+    }
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    return Py_BuildValue("(si)", host, ntohs(a->sin_port));
+}
+
+/* The socket's reader (loop._add_reader(fd, demux.read_ready, fd, transport, protocol)): every waiting
+ * datagram, up to READS_PER_WAKEUP. */
+static PyObject *Demux_read_ready(Demux *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "read_ready(fd, transport, protocol)");
+        return NULL;
+    }
+    int fd = (int)PyLong_AsLong(args[0]);
+    PyObject *transport = args[1], *protocol = args[2];
+    if (PyErr_Occurred()) return NULL;
+    PyObject *lost = PyObject_GetAttr(transport, s_conn_lost);
+    if (lost == NULL) return NULL;
+    int is_lost = PyObject_IsTrue(lost);
+    Py_DECREF(lost);
+    if (is_lost) Py_RETURN_NONE;
+    for (int i = 0; i < READS_PER_WAKEUP; i++) {
+        if (i) { /* a handler may have closed the transport (its fd may be another socket's by now) */
+            lost = PyObject_GetAttr(transport, s_conn_lost);
+            if (lost == NULL) return NULL;
+            is_lost = PyObject_IsTrue(lost);
+            Py_DECREF(lost);
+            if (is_lost) break;
+        }
+        struct sockaddr_storage sa;
+        socklen_t sa_len = sizeof sa;
+        ssize_t n = recvfrom(fd, rbuf, sizeof rbuf, 0, (struct sockaddr *)&sa, &sa_len);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+            PyObject *type, *value, *tb;
+            PyErr_SetFromErrno(PyExc_OSError);
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            PyObject *r = PyObject_CallMethodObjArgs(protocol, s_error_received, value, NULL);
+            Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
+            if (r == NULL) return NULL;
+            Py_DECREF(r);
+            break;
+        }
+        uint8_t b0 = n ? rbuf[0] : 0, b1 = n > 1 ? rbuf[1] : 0;
+        if (n >= 12 && b0 > 127 && b0 < 192 && !(b1 >= 192 && b1 <= 208)) { /* SRTP, not SRTCP */
+            Stream *st = find(self, ((uint32_t)rbuf[8] << 24) | ((uint32_t)rbuf[9] << 16) | ((uint32_t)rbuf[10] << 8) | rbuf[11]);
+            PyObject *fast = NULL;
+            int ok = st ? eligible(self, st, &fast) : 0;
+            if (ok < 0) return NULL;
+            if (ok) {
+                Py_INCREF(st); /* a callback may replace it in the table */
+                int rc = take(self, st, fast, (int)n);
+                Py_DECREF(st);
+                Py_DECREF(fast);
+                if (rc < 0) return NULL;
+                continue;
+            }
+        }
+        self->handed_back++;
+        PyObject *data = PyBytes_FromStringAndSize((const char *)rbuf, n), *addr = address(&sa);
+        PyObject *r = (data && addr) ? PyObject_CallMethodObjArgs(protocol, s_datagram_received, data, addr, NULL) : NULL;
+        Py_XDECREF(data);
+        Py_XDECREF(addr);
+        if (r == NULL) return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Demux_get_packets(Demux *d, void *c) { return PyLong_FromUnsignedLongLong(d->packets); }
+static PyObject *Demux_get_handed_back(Demux *d, void *c) { return PyLong_FromUnsignedLongLong(d->handed_back); }
+static PyObject *Demux_get_rejected(Demux *d, void *c) { return PyLong_FromUnsignedLongLong(d->rejected); }
+static PyObject *Demux_get_streams(Demux *d, void *c) {
+    PyObject *t = PyTuple_New(d->n_streams);
+    for (int i = 0; t && i < d->n_streams; i++) PyTuple_SET_ITEM(t, i, Py_NewRef(d->streams[i]));
+    return t;
+}
+
+static PyGetSetDef Demux_getset[] = {
+    {"packets", (getter)Demux_get_packets, NULL, "media packets taken on the native path", NULL},
+    {"handed_back", (getter)Demux_get_handed_back, NULL, "datagrams handed to Python's path", NULL},
+    {"rejected", (getter)Demux_get_rejected, NULL, "datagrams that did not authenticate", NULL},
+    {"streams", (getter)Demux_get_streams, NULL, NULL, NULL},
+    {NULL}};
+
+static PyMethodDef Demux_methods[] = {
+    {"add", (PyCFunction)Demux_add, METH_O, "take a Stream's packets natively; False if the table is full"},
+    {"read_ready", (PyCFunction)(void (*)(void))Demux_read_ready, METH_FASTCALL,
+     "read_ready(fd, transport, protocol): the socket's reader"},
+    {NULL}};
+
+PyTypeObject NativeDemuxType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native.Demux",
+    .tp_doc = "Demux(route, plain): a DTLS transport's incoming SRTP, read from its sockets",
+    .tp_basicsize = sizeof(Demux),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Demux_init,
+    .tp_dealloc = (destructor)Demux_dealloc,
+    .tp_traverse = (traverseproc)Demux_traverse,
+    .tp_clear = (inquiry)Demux_clear,
+    .tp_methods = Demux_methods,
+    .tp_getset = Demux_getset,
+};
+
+int native_input_ready(void) {
+#define INTERN(var, text) \
+    if ((var = PyUnicode_InternFromString(text)) == NULL) return -1;
+    INTERN(s_state, "_state")
+    INTERN(s_enabled, "_enabled")
+    INTERN(s_fast, "_fast")
+    INTERN(s_sinks, "sinks")
+    INTERN(s_conn_lost, "_conn_lost")
+    INTERN(s_datagram_received, "datagram_received")
+    INTERN(s_error_received, "error_received")
+    INTERN(s_request_keyframe, "request_keyframe")
+    INTERN(s_on_keyframe_header, "on_keyframe_header")
+    INTERN(s_rx_srtp, "_rx_srtp")
+#undef INTERN
+    if (PyType_Ready(&NativeStreamType) < 0) return -1;
+    return PyType_Ready(&NativeDemuxType);
+}
