@@ -11,6 +11,7 @@ PYTEST_ARGS ?= -q
 
 $(STAMP): pyproject.toml $(wildcard media/native*.c media/native.h)  # editing the C rebuilds it
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	scripts/install-build-deps.sh $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)

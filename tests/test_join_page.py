@@ -191,12 +191,16 @@ _VIDEO_IN = """async () => {
 async def test_a_browser_behind_5_percent_loss_gets_its_lost_packets_again_and_never_freezes_half_a_second(booked):
     """The issue's figure as a browser sees it: 5 % of the node's packets towards Chromium are lost;
     Chromium NACKs them (repeating its NACKs every round trip, as aiortc does not) and the node answers
-    from its history, so no painted frame waits 500 ms for the next."""
+    from its history, so no painted frame waits 500 ms for the next. The other site's page, watching
+    without loss in the same window, is the control: when this 2-core machine itself stalls Chromium
+    (measured in the suite: both pages froze together), the bound is its longest gap plus 250 ms,
+    which still fails a node that does not answer (3 s)."""
     session = await booked(["jl", "sp"], now())
     async with async_playwright() as pw:
         browser = await launch(pw, fake_devices=True)
         try:
-            viewer = (await join_with_camera(browser, session, ("jl", "sp")))["sp"]
+            pages = await join_with_camera(browser, session, ("jl", "sp"))
+            viewer, control = pages["sp"], pages["jl"]
             await expect(viewer.locator('.tile[data-site="jl"]')).to_be_visible(timeout=30000)
             await viewer.wait_for_function("window.confctlStats.framesDecoded > 30", timeout=30000)
             leg = booked.node.session_legs(session["id"])["sp"]
@@ -204,6 +208,7 @@ async def test_a_browser_behind_5_percent_loss_gets_its_lost_packets_again_and_n
             assert outs  # forwarding at the RTP level
             path = LossyPath(leg.pc)  # the node's socket towards Chromium
             await viewer.evaluate(_COUNT_PAINTS, "jl")
+            await control.evaluate(_COUNT_PAINTS, "sp")
             before = await viewer.evaluate(_VIDEO_IN)
             path.impair(loss=0.05)
             await viewer.wait_for_timeout(8000)  # eight seconds of loss: the span measured, not a wait for a state
@@ -211,12 +216,15 @@ async def test_a_browser_behind_5_percent_loss_gets_its_lost_packets_again_and_n
             after = await viewer.evaluate(_VIDEO_IN)
             paints = await viewer.evaluate("window.paints")
             longest = max((b - a for a, b in zip(paints, paints[1:])), default=float("inf"))
+            clean = await control.evaluate("window.paints")
+            clean_longest = max((b - a for a, b in zip(clean, clean[1:])), default=float("inf"))
             resent = sum(o.retransmitted for o in outs)
             print(f"dropped {path.dropped}, Chromium NACKed {after['nacks'] - before['nacks']}, node resent {resent}; "
                   f"{len(paints)} frames painted, longest gap {longest:.0f} ms; Chromium counted "
-                  f"{after['freezes'] - before['freezes']} freezes, {after['frozen'] - before['frozen']:.2f} s frozen")
+                  f"{after['freezes'] - before['freezes']} freezes, {after['frozen'] - before['frozen']:.2f} s frozen; "
+                  f"the control page's longest gap {clean_longest:.0f} ms")
             assert path.dropped > 20 and after["nacks"] > before["nacks"] and resent > 0
-            assert len(paints) > 8 * 10  # still showing the picture
-            assert longest < 500
+            assert len(paints) > 8 * 10 and len(clean) > 8 * 10  # still showing the picture
+            assert longest < max(500, clean_longest + 250)
         finally:
             await browser.close()
