@@ -9,8 +9,4 @@ include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"]
 [ -f "$include/Python.h" ] || missing+=(python3-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages to build media.native: ${missing[*]}"
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+exec "$(dirname "$0")/apt-install.sh" "${missing[@]}"
