@@ -56,7 +56,9 @@ typedef struct {
     int block_len[4], block_pad[4];
     uint32_t abs_word, level_word; /* 0: not negotiated */
     /* what the node reports: packets sent on the RTP path */
-    unsigned long long fwd_bytes, fwd_frames, freezes, dropped, send_errors;
+    unsigned long long fwd_bytes, fwd_frames, freezes, dropped, skipped, send_errors;
+    int skipping;     /* the kernel had no room for a packet of this video frame: the rest is not sent */
+    uint32_t skip_ts; /* that frame's timestamp, as sent */
     double last_frame_at; /* < 0: none since the last switch */
     /* the route (media/aiortc_hooks.py: DirectSend.route) */
     PyObject *router;                 /* () -> route tuple or None */
@@ -423,12 +425,15 @@ static int take_route(Output *o, PyObject *r) {
     if (!PyArg_ParseTuple(r, "OOOOiiOOKKOO", &dtls, &connected, &proto, &transport, &fd, &family, &addr, &session,
                           &ctx, &fn, &vars, &keys))
         return -1;
-    const char *host;
+    const char *host = "";
     int port;
-    if (!PyArg_ParseTuple(addr, "si", &host, &port)) return -1;
     memset(&o->addr, 0, sizeof o->addr);
     struct in_addr v4;
-    if (family == AF_INET6) {
+    if (addr == Py_None) { /* a connected socket (a test's socket pair): send() */
+        o->addr_len = 0;
+    } else if (!PyArg_ParseTuple(addr, "si", &host, &port)) {
+        return -1;
+    } else if (family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&o->addr;
         a->sin6_family = AF_INET6;
         a->sin6_port = htons((uint16_t)port);
@@ -470,8 +475,9 @@ int native_add_to(PyObject *vars, PyObject *key, long long n) {
     return rc;
 }
 
-/* Protect and send one packet on the leg's connection: 1 sent (or dropped by a full socket buffer, as
- * the link would), 0 not sendable now, -1 a Python error. As aiortc_hooks.DirectSend. */
+/* Protect and send one packet on the leg's connection: 1 sent, 2 dropped by a full socket buffer (as the
+ * link would drop it; nothing queues behind it), 0 not sendable now, -1 a Python error. As
+ * aiortc_hooks.DirectSend. */
 static int send_packet(Output *o, const uint8_t *data, int len, int payload_octets, uint32_t rtp_ts, int count) {
     if (o->dtls == NULL) {
         if (o->router == NULL) return 0;
@@ -501,11 +507,13 @@ static int send_packet(Output *o, const uint8_t *data, int len, int payload_octe
     }
     PyObject *current = PyObject_GetAttr(o->proto, str_transport);
     if (current == NULL) return -1;
+    int full = 0;
     if (current == o->transport) {
         Py_DECREF(current);
-        if (sendto(o->fd, buf, n, 0, (struct sockaddr *)&o->addr, o->addr_len) < 0) {
+        if (sendto(o->fd, buf, n, 0, o->addr_len ? (struct sockaddr *)&o->addr : NULL, o->addr_len) < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                o->dropped++; /* UDP: a full buffer drops, as the link would; nothing queues behind it */
+                o->dropped++;
+                full = 1;
             } else {
                 o->send_errors++;
                 return 0;
@@ -519,7 +527,7 @@ static int send_packet(Output *o, const uint8_t *data, int len, int payload_octe
         if (r == NULL) return -1;
         Py_DECREF(r);
     }
-    if (!count) return 1;
+    if (!count) return 1 + full;
     PyObject *k_packets = PyTuple_GET_ITEM(o->keys, 0), *k_octets = PyTuple_GET_ITEM(o->keys, 1),
              *k_rtp = PyTuple_GET_ITEM(o->keys, 2), *k_ntp = PyTuple_GET_ITEM(o->keys, 3);
     if (native_add_to(o->sender_vars, k_packets, 1) < 0 || native_add_to(o->sender_vars, k_octets, payload_octets) < 0)
@@ -533,7 +541,7 @@ static int send_packet(Output *o, const uint8_t *data, int len, int payload_octe
         Py_XDECREF(ntp);
         if (rc < 0) return -1;
     }
-    return 1;
+    return 1 + full;
 }
 
 static PyObject *Output_send_retransmission(Output *self, PyObject *arg) {
@@ -544,7 +552,7 @@ static PyObject *Output_send_retransmission(Output *self, PyObject *arg) {
     if (!n) Py_RETURN_FALSE;
     int rc = send_packet(self, buf, n, 0, 0, 0);
     if (rc < 0) return NULL;
-    return PyBool_FromLong(rc);
+    return PyBool_FromLong(rc > 0);
 }
 
 static PyObject *Output_set_router(Output *self, PyObject *arg) {
@@ -580,9 +588,24 @@ int native_fan_out(PyObject *outputs, int seq, uint32_t ts, int marker, const ui
             }
             continue;
         }
+        uint32_t frame_ts = 0;
+        if (o->video) { /* a frame the kernel already dropped a packet of is not sent on: it cannot be decoded,
+                         * and the link has no room; the receiver NACKs it (answered from the history) or asks
+                         * for a key frame, and the next frame is sent */
+            frame_ts = ((uint32_t)s->data[4] << 24) | ((uint32_t)s->data[5] << 16) | ((uint32_t)s->data[6] << 8) | s->data[7];
+            if (o->skipping && frame_ts == o->skip_ts) {
+                o->skipped++;
+                continue;
+            }
+            o->skipping = 0;
+        }
         int rc = send_packet(o, s->data, n, (int)plen, o->last_ts, 1);
         if (rc < 0) return -1;
         if (rc == 0) continue;
+        if (rc == 2 && o->video) {
+            o->skipping = 1;
+            o->skip_ts = frame_ts;
+        }
         o->fwd_bytes += plen;
         if (o->video && !marker) continue;
         o->fwd_frames++;
@@ -651,6 +674,7 @@ COUNTER(fwd_bytes)
 COUNTER(fwd_frames)
 COUNTER(freezes)
 COUNTER(dropped)
+COUNTER(skipped)
 COUNTER(send_errors)
 
 static PyObject *Output_get_kind(Output *o, void *c) { return Py_NewRef(o->kind); }
@@ -671,6 +695,8 @@ static PyGetSetDef Output_getset[] = {
     {"frames_forwarded", (getter)Output_get_fwd_frames, NULL, "frames sent by fan_out", NULL},
     {"freezes", (getter)Output_get_freezes, NULL, "gaps over 0.2 s between video frames sent by fan_out", NULL},
     {"dropped", (getter)Output_get_dropped, NULL, "packets the kernel had no room for", NULL},
+    {"skipped", (getter)Output_get_skipped, NULL, "packets not sent: the rest of a video frame the kernel dropped a packet of",
+     NULL},
     {"send_errors", (getter)Output_get_send_errors, NULL, "packets SRTP or the socket refused", NULL},
     {"kind", (getter)Output_get_kind, NULL, NULL, NULL},
     {"n", (getter)Output_get_n, NULL, "the Negotiated it was made with", NULL},

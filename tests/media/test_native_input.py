@@ -159,3 +159,68 @@ def test_the_socket_reader_takes_its_streams_and_hands_everything_else_to_python
     assert demux.packets == 10
     a.close()
     b.close()
+
+
+def test_malformed_packets_that_authenticate_are_dropped_without_harm():
+    """Headers with random CSRC counts, extension profiles and lengths, padding and payload sizes,
+    encrypted with the real session so they reach the C parser: none crashes the node or is handed on
+    half-read; the well-formed ones are counted and forwarded, the rest dropped as aiortc drops them."""
+    import os
+    import socket
+    import struct
+    import types
+
+    import pylibsrtp
+    from pylibsrtp._binding import ffi, lib
+
+    key = os.urandom(30)
+    tx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    rx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    dtls = _Dtls(rx)
+    demux = native.Demux((dtls, "connected", rx, int(ffi.cast("uintptr_t", rx._srtp[0])),
+                          int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))), vars(dtls),
+                          ("_rx_bytes", "_rx_packets")), lambda data, now: None)
+    from media.rtp_output import Negotiated
+    out = native.Output("video", Negotiated(7, 96, "VP8", mid="1", mid_id=1, abs_send_time_id=2))
+    out.switched(0.0)
+    source = types.SimpleNamespace(_fast=(out,), sinks=[], request_keyframe=lambda: None,
+                                   on_keyframe_header=lambda header: None)
+    stats = native.StreamStatistics(90000)
+    assert demux.add(native.Stream(4242, 96, True, True, 3, 1, types.SimpleNamespace(_enabled=True), source, stats,
+                                   native.NackGenerator(), lambda level: None, lambda *a: None,
+                                   lambda ssrc: None, lambda ssrc: None))
+    a, b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("127.0.0.1", 0))
+    b.bind(("127.0.0.1", 0))
+    b.setblocking(False)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    protocol, transport = _Protocol(), types.SimpleNamespace(_conn_lost=0)
+    rng = random.Random(11)
+    sent = 0
+    for i in range(1500):
+        csrc, ext, pad = rng.choice([0, 0, 0, 1, 15]), rng.random() < 0.7, rng.random() < 0.2
+        header = struct.pack("!BBHII", 0x80 | (0x20 if pad else 0) | (0x10 if ext else 0) | csrc, 96, i, 3000 * i, 4242)
+        body = os.urandom(4 * csrc)
+        if ext:
+            words = rng.choice([0, 1, 2, 255])
+            body += struct.pack("!HH", rng.choice([0xBEDE, 0x1000, 0x1234]), words) + os.urandom(4 * rng.randrange(3))
+        body += os.urandom(rng.choice([0, 1, 20, 1100, 1400, 3000, 60_000]))
+        if pad:
+            body += bytes([rng.randrange(256)])
+        packet = header + body
+        if len(packet) > 1500 - 144:  # pylibsrtp's own buffer; the C side takes up to 64 KiB
+            continue
+        try:
+            protected = tx.protect(packet)
+        except pylibsrtp.Error:  # libsrtp itself refuses to protect a header it cannot walk
+            continue
+        a.sendto(protected, b.getsockname())
+        sent += 1
+        if i % 32 == 31:
+            demux.read_ready(b.fileno(), transport, protocol)
+    demux.read_ready(b.fileno(), transport, protocol)
+    print(f"{sent} sent, {demux.packets} well-formed, {out.packets} forwarded")
+    assert 0 < stats.packets_received == demux.packets < sent and demux.rejected == 0
+    assert out.packets > 0 and protocol.handed == []
+    a.close()
+    b.close()

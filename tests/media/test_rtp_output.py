@@ -182,3 +182,63 @@ def test_the_native_output_writes_what_the_python_specification_writes():
                 spec.retransmitted, spec.need_keyframe) == \
             (native.last_seq, native.last_ts, native.last_pic, native.packets, native.octets, native.frames,
              native.retransmitted, native.need_keyframe)
+
+
+def test_a_receiver_whose_link_is_full_loses_whole_frames_not_packets_scattered_over_all_of_them():
+    """When the kernel has no room for a packet of a video frame (the leg's buffer or shaped link is
+    full), the rest of that frame is not sent - it could not be decoded, and the link has no room -
+    but kept for NACKs; the next frame is sent again, and nothing waits. A real libsrtp session and a
+    datagram socket whose reader has stopped."""
+    import os
+    import socket
+    import types
+
+    import pylibsrtp
+    from pylibsrtp._binding import ffi, lib
+
+    from media.native import fan_out
+
+    node, viewer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    node.setblocking(False)
+    session = pylibsrtp.Session(pylibsrtp.Policy(key=os.urandom(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    dtls = types.SimpleNamespace(_state="connected", _tx_srtp=session)
+    transport = object()
+    protocol = types.SimpleNamespace(transport=transport)
+    counters = {"packets": 0, "octets": 0, "rtp_ts": 0, "ntp_ts": 0}
+    out = NativeOutput("video", OUT)
+    out.set_router(lambda: (dtls, "connected", protocol, transport, node.fileno(), int(socket.AF_UNIX), None, session,
+                            int(ffi.cast("uintptr_t", session._srtp[0])),
+                            int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))), counters,
+                            ("packets", "octets", "rtp_ts", "ntp_ts")))
+    out.switched(0.0)
+    outs, seq, frames, received = (out,), 0, 0, []
+
+    def frame(key: bool, packets: int = 10) -> None:
+        nonlocal seq, frames
+        frames += 1
+        for i in range(packets):
+            seq += 1
+            fan_out(outs, seq, 3000 * frames, i == packets - 1, vp8(key, start=i == 0) + bytes(900), None)
+
+    frame(True)
+    while out.dropped == 0:  # the viewer reads nothing: its queue fills
+        frame(False)
+    assert out.skipped > 0 and out.dropped <= 2  # the rest of the frame with the drop was not sent, not tried
+    broken = out.last_seq
+    assert out.retransmission(broken) is not None  # but kept, for the NACK that asks for it
+    viewer.setblocking(False)
+    while True:
+        try:
+            received.append(viewer.recv(2048))
+        except BlockingIOError:
+            break
+    before = len(received)
+    frame(False)  # the link has room again: the next frame goes out whole
+    while True:
+        try:
+            received.append(viewer.recv(2048))
+        except BlockingIOError:
+            break
+    assert len(received) - before == 10 and counters["packets"] == len(received) + out.dropped
+    node.close()
+    viewer.close()
