@@ -359,12 +359,16 @@ class ForwardOnly:
 
     def _estimate(self, abs_send_time: int, arrival_ms: int, payload_size: int, ssrc: int) -> None:
         """aiortc's bandwidth estimate, and the REMB it sends when the estimate changes."""
-        v = self._vars
-        remb = v[_ESTIMATOR_ATTR].add(abs_send_time=abs_send_time, arrival_time_ms=arrival_ms,
-                                      payload_size=payload_size, ssrc=ssrc)
-        if remb is not None and v[_RTCP_SSRC_ATTR] is not None:
-            drive(self.receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=v[_RTCP_SSRC_ATTR], media_ssrc=0,
-                                                          fci=pack_remb_fci(*remb))))
+        remb = self._vars[_ESTIMATOR_ATTR].add(abs_send_time=abs_send_time, arrival_time_ms=arrival_ms,
+                                               payload_size=payload_size, ssrc=ssrc)
+        if remb is not None:
+            self._remb(*remb)
+
+    def _remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        rtcp_ssrc = self._vars[_RTCP_SSRC_ATTR]
+        if rtcp_ssrc is not None:
+            drive(self.receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                                                          fci=pack_remb_fci(bitrate, ssrcs))))
 
     def _nack(self, ssrc: int) -> None:
         self.nacks += 1
@@ -375,7 +379,8 @@ class ForwardOnly:
 
     def _take_natively(self, ssrc: int, payload_type: int, name: str) -> None:
         """From now on media/native_input.c takes this SSRC's packets (see Demux): its statistics and the
-        receiver's NACK generator become the C ones, continuing from aiortc's, and both paths feed them."""
+        receiver's NACK generator become the C ones, continuing from aiortc's, and its bandwidth estimate a
+        C one (started afresh: aiortc's has seen a packet or two); both paths feed them."""
         self._native_ssrcs.add(ssrc)
         demux = getattr(self.receiver.transport, _DEMUX_ATTR, None)
         if demux is None:
@@ -392,11 +397,13 @@ class ForwardOnly:
             nack = native.NackGenerator()
             nack.take(v[_NACK_ATTR])
             v[_NACK_ATTR] = nack
+        estimator = v[_ESTIMATOR_ATTR]
+        if estimator is not None and not isinstance(estimator, native.RemoteBitrateEstimator):
+            estimator = v[_ESTIMATOR_ATTR] = native.RemoteBitrateEstimator()
         ids = getattr(r.transport._rtp_header_extensions_map, _EXT_IDS_ATTR)
         stream = native.Stream(ssrc, payload_type, self.native_source.kind == "video", name == "VP8",
                                ids.abs_send_time, ids.audio_level, r, self.native_source, stats, nack,
-                               v.get(_ON_LEVEL), self._estimate if v[_ESTIMATOR_ATTR] is not None else None,
-                               self._seen, self._nack)
+                               v.get(_ON_LEVEL), estimator, self._remb, self._seen, self._nack)
         if demux.add(stream):
             self.native.append(stream)
             self.native_source.native_in.append(stream)

@@ -2,6 +2,7 @@
  *   native_output.c  an outgoing stream: media/rtp_output.py's RtpOutput, SRTP protect, send (fan_out)
  *   native_input.c   a leg's sockets: read, SRTP unprotect, header, statistics, then fan_out (Demux)
  *   native_stats.c   aiortc's StreamStatistics and NackGenerator, which both paths feed
+ *   native_estimate.c  aiortc's RemoteBitrateEstimator (the REMB a publisher gets)
  *   native_module.c  the module
  * The Python these replace is the specification, and the tests run both. */
 #ifndef CONFCTL_NATIVE_H
@@ -12,7 +13,8 @@
 
 typedef int (*srtp_fn)(void *ctx, void *packet, int *len); /* libsrtp 2: srtp_protect, srtp_unprotect */
 
-extern PyTypeObject NativeOutputType, NativeStatsType, NativeNackType, NativeStreamType, NativeDemuxType;
+extern PyTypeObject NativeOutputType, NativeStatsType, NativeNackType, NativeStreamType, NativeDemuxType,
+    NativeEstimatorType;
 
 double native_realtime(void);
 int native_vp8_descriptor(const uint8_t *p, Py_ssize_t n, int *pic_at, int *key);
@@ -23,6 +25,9 @@ int native_fan_out(PyObject *outputs, int seq, uint32_t ts, int marker, const ui
 PyObject *native_fan_out_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 void native_stats_add(PyObject *stats, int seq, uint32_t ts);
 int native_nack_add(PyObject *nack, int seq);
+long long native_estimate(PyObject *estimator, long long arrival_ms, uint32_t abs_send_time, long long size,
+                          uint32_t ssrc);
+PyObject *native_estimate_ssrcs(PyObject *estimator);
 int native_output_ready(void);
 int native_stats_ready(void);
 int native_input_ready(void);

@@ -2,8 +2,8 @@
  * registered here, unprotect it (libsrtp, the session aiortc keyed), read its header, count it in the
  * receiver's statistics and NACK generator (native_stats.c), count the source's frames, and fan it out
  * (native_output.c) — the path media/aiortc_hooks.py's ForwardOnly takes in Python, without a Python
- * frame per packet. Python is called only for what is rare or owned by aiortc: the bandwidth estimate
- * (per video packet: aiortc's estimator), an audio level (speaker election), a NACK to send, a stream
+ * frame per packet. Python is called only for what is rare or owned by aiortc: a REMB to send (the
+ * estimate itself is native_estimate.c), an audio level (speaker election), a NACK to send, a stream
  * seen again after a second, a key frame's size. Anything else — STUN, DTLS, RTCP, RTX, an unknown
  * SSRC or payload type, a source someone takes frames from — is handed back to Python unchanged
  * (`protocol.datagram_received`), so aiortc's own handling stays the fallback for all of it. */
@@ -24,7 +24,7 @@ typedef struct {
     PyObject_HEAD
     uint32_t ssrc;
     int pt, video, vp8, abs_id, level_id; /* ids < 1: not negotiated */
-    PyObject *receiver, *source, *stats, *nack, *on_level, *on_estimate, *on_active, *on_nack;
+    PyObject *receiver, *source, *stats, *nack, *on_level, *estimator, *on_remb, *on_active, *on_nack;
     long long active_at;
     unsigned long long packets, frames, bytes;
 } Stream;
@@ -46,13 +46,18 @@ static uint8_t rbuf[65536]; /* one datagram at a time, under the GIL */
 /* -- Stream ------------------------------------------------------------------------------------ */
 static int Stream_init(Stream *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"ssrc", "payload_type", "video", "vp8", "abs_send_time_id", "audio_level_id", "receiver",
-                             "source", "stats", "nack", "on_level", "on_estimate", "on_active", "on_nack", NULL};
+                             "source", "stats", "nack", "on_level", "estimator", "on_remb", "on_active", "on_nack", NULL};
     unsigned long ssrc;
-    PyObject *abs_id, *level_id, *receiver, *source, *stats, *nack, *on_level, *on_estimate, *on_active, *on_nack;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "kippOOOOO!OOOOO", kwlist, &ssrc, &self->pt, &self->video, &self->vp8,
-                                     &abs_id, &level_id, &receiver, &source, &NativeStatsType, &stats, &nack,
-                                     &on_level, &on_estimate, &on_active, &on_nack))
+    PyObject *abs_id, *level_id, *receiver, *source, *stats, *nack, *on_level, *estimator, *on_remb, *on_active,
+        *on_nack;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "kippOOOOO!OOOOOO", kwlist, &ssrc, &self->pt, &self->video,
+                                     &self->vp8, &abs_id, &level_id, &receiver, &source, &NativeStatsType, &stats,
+                                     &nack, &on_level, &estimator, &on_remb, &on_active, &on_nack))
         return -1;
+    if (estimator != Py_None && !PyObject_TypeCheck(estimator, &NativeEstimatorType)) {
+        PyErr_SetString(PyExc_TypeError, "estimator must be a media.native.RemoteBitrateEstimator or None");
+        return -1;
+    }
     if (nack != Py_None && !PyObject_TypeCheck(nack, &NativeNackType)) {
         PyErr_SetString(PyExc_TypeError, "nack must be a media.native.NackGenerator or None");
         return -1;
@@ -66,7 +71,8 @@ static int Stream_init(Stream *self, PyObject *args, PyObject *kwds) {
     Py_XSETREF(self->stats, Py_NewRef(stats));
     Py_XSETREF(self->nack, Py_NewRef(nack));
     Py_XSETREF(self->on_level, Py_NewRef(on_level));
-    Py_XSETREF(self->on_estimate, Py_NewRef(on_estimate));
+    Py_XSETREF(self->estimator, Py_NewRef(estimator));
+    Py_XSETREF(self->on_remb, Py_NewRef(on_remb));
     Py_XSETREF(self->on_active, Py_NewRef(on_active));
     Py_XSETREF(self->on_nack, Py_NewRef(on_nack));
     return 0;
@@ -74,13 +80,15 @@ static int Stream_init(Stream *self, PyObject *args, PyObject *kwds) {
 
 static int Stream_traverse(Stream *self, visitproc visit, void *arg) {
     Py_VISIT(self->receiver); Py_VISIT(self->source); Py_VISIT(self->stats); Py_VISIT(self->nack);
-    Py_VISIT(self->on_level); Py_VISIT(self->on_estimate); Py_VISIT(self->on_active); Py_VISIT(self->on_nack);
+    Py_VISIT(self->on_level); Py_VISIT(self->estimator); Py_VISIT(self->on_remb); Py_VISIT(self->on_active);
+    Py_VISIT(self->on_nack);
     return 0;
 }
 
 static int Stream_clear(Stream *self) {
     Py_CLEAR(self->receiver); Py_CLEAR(self->source); Py_CLEAR(self->stats); Py_CLEAR(self->nack);
-    Py_CLEAR(self->on_level); Py_CLEAR(self->on_estimate); Py_CLEAR(self->on_active); Py_CLEAR(self->on_nack);
+    Py_CLEAR(self->on_level); Py_CLEAR(self->estimator); Py_CLEAR(self->on_remb); Py_CLEAR(self->on_active);
+    Py_CLEAR(self->on_nack);
     return 0;
 }
 
@@ -107,7 +115,7 @@ static PyGetSetDef Stream_getset[] = {
 PyTypeObject NativeStreamType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native.Stream",
     .tp_doc = "Stream(ssrc, payload_type, video, vp8, abs_send_time_id, audio_level_id, receiver, source, stats, "
-              "nack, on_level, on_estimate, on_active, on_nack): one incoming media SSRC the native path takes",
+              "nack, on_level, estimator, on_remb, on_active, on_nack): one incoming media SSRC the native path takes",
     .tp_basicsize = sizeof(Stream),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
@@ -298,10 +306,15 @@ static int take(Demux *d, Stream *st, PyObject *fast, int n) {
     uint32_t ts = ((uint32_t)rbuf[4] << 24) | ((uint32_t)rbuf[5] << 16) | ((uint32_t)rbuf[6] << 8) | rbuf[7];
     if (level >= 0 && st->on_level != Py_None && call_ok(PyObject_CallFunction(st->on_level, "i", level)) < 0)
         return -1;
-    if (abs_time >= 0 && st->on_estimate != Py_None &&
-        call_ok(PyObject_CallFunction(st->on_estimate, "lLik", abs_time, arrival_ms, len - start,
-                                      (unsigned long)st->ssrc)) < 0)
-        return -1;
+    if (abs_time >= 0 && st->estimator != Py_None) {
+        long long remb = native_estimate(st->estimator, arrival_ms, (uint32_t)abs_time, len - start, st->ssrc);
+        if (remb >= 0) { /* the estimate changed: Python sends the REMB */
+            PyObject *ssrcs = native_estimate_ssrcs(st->estimator);
+            PyObject *r = ssrcs ? PyObject_CallFunction(st->on_remb, "LO", remb, ssrcs) : NULL;
+            Py_XDECREF(ssrcs);
+            if (call_ok(r) < 0) return -1;
+        }
+    }
     if (!st->active_at || arrival_ms - st->active_at >= ACTIVE_MS) {
         st->active_at = arrival_ms;
         if (call_ok(PyObject_CallFunction(st->on_active, "k", (unsigned long)st->ssrc)) < 0) return -1;

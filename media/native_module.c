@@ -11,14 +11,17 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "media.native",
                                     "RTP-level forwarding's per-packet work in C (media/native.h)", -1, module_methods};
 
 PyMODINIT_FUNC PyInit_native(void) {
-    if (native_output_ready() < 0 || native_stats_ready() < 0 || native_input_ready() < 0) return NULL;
+    if (native_output_ready() < 0 || native_stats_ready() < 0 || native_input_ready() < 0 ||
+        PyType_Ready(&NativeEstimatorType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "Output", (PyObject *)&NativeOutputType) < 0 ||
         PyModule_AddObjectRef(m, "StreamStatistics", (PyObject *)&NativeStatsType) < 0 ||
         PyModule_AddObjectRef(m, "NackGenerator", (PyObject *)&NativeNackType) < 0 ||
         PyModule_AddObjectRef(m, "Stream", (PyObject *)&NativeStreamType) < 0 ||
-        PyModule_AddObjectRef(m, "Demux", (PyObject *)&NativeDemuxType) < 0) {
+        PyModule_AddObjectRef(m, "Demux", (PyObject *)&NativeDemuxType) < 0 ||
+        PyModule_AddObjectRef(m, "RemoteBitrateEstimator", (PyObject *)&NativeEstimatorType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

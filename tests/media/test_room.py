@@ -7,7 +7,7 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from media.aiortc_hooks import forward_only_packets, ice_protocols
-from media.native import Output as NativeOutput, StreamStatistics
+from media.native import Output as NativeOutput, RemoteBitrateEstimator, StreamStatistics
 from media.room import LegState, MediaRoom, SignallingError, leg_counters
 from tests.media.peers import SitePeer, until
 
@@ -60,6 +60,8 @@ async def test_three_sites_receive_the_program_and_the_node_never_decodes():
                           if st.ssrc in t.receiver._RTCRtpReceiver__remote_streams)
                 stats = rx._RTCRtpReceiver__remote_streams[st.ssrc]
                 assert isinstance(stats, StreamStatistics) and stats.packets_received >= st.packets > 0
+                assert rx.track.kind == "audio" or isinstance(rx._RTCRtpReceiver__remote_bitrate_estimator,
+                                                              RemoteBitrateEstimator)  # the REMB, in C too
     finally:
         for p in peers.values():
             await p.close()
