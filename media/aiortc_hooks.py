@@ -10,6 +10,9 @@ negotiated, sends through its SRTP session and ICE pair directly and answers
 its NACKs. A connected leg's datagrams come straight from its sockets, drained
 per wakeup (`receive_directly`), and a source nobody takes frames from skips
 the receiver's frame assembly (`ForwardOnly`).
+The per-packet path in C (media/native.h) is handed what it needs from here (`native_route`,
+`_native_receive_route`, `ForwardOnly._take_natively`) and reads a few of the same attributes by
+name (a DTLS transport's `_state`, `_tx_srtp`, `_rx_srtp`; a receiver's `_enabled`).
 tests/media/test_aiortc_hooks.py fails loudly if these internals move.
 """
 from __future__ import annotations

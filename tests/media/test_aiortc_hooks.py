@@ -18,6 +18,13 @@ async def test_the_internals_the_hooks_use_are_where_we_expect():
     dtls = t.receiver.transport
     assert hasattr(dtls._rtp_header_extensions_map, aiortc_hooks._EXT_IDS_ATTR)
     assert isinstance(dtls._rtp_router.ssrc_table, dict)
+    # media/native*.c reads these by name, and calls libsrtp through pylibsrtp's own binding
+    for attr in ("_state", "_tx_srtp", "_rx_srtp", aiortc_hooks._RX_BYTES, aiortc_hooks._RX_PACKETS):
+        assert hasattr(dtls, attr), attr
+    import pylibsrtp
+    from pylibsrtp._binding import ffi, lib
+    assert ffi.typeof(lib.srtp_protect).cname == "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+    assert hasattr(pylibsrtp.Session(), "_srtp") and lib.srtp_unprotect
     for attr in (aiortc_hooks._PACKETS, aiortc_hooks._OCTETS, aiortc_hooks._RTP_TS, aiortc_hooks._NTP_TS):
         assert hasattr(t.sender, attr), attr  # RTP-level forwarding keeps the sender's report counters
     assert callable(t.sender._retransmit) and hasattr(t.sender, "_ssrc") and hasattr(t.sender, "_rtx_ssrc")
