@@ -65,7 +65,7 @@ typedef struct {
     PyObject *dtls, *connected, *proto, *transport, *session, *sender_vars, *addr_obj, *keys;
     int fd;
     struct sockaddr_storage addr;
-    socklen_t addr_len;
+    int addr_len; /* 0: a connected socket; -1: sent through Python's transport */
     void *srtp_ctx;
     srtp_fn protect;
     uint32_t sr_rtp_ts;
@@ -438,7 +438,7 @@ static int take_route(Output *o, PyObject *r) {
         a->sin6_family = AF_INET6;
         a->sin6_port = htons((uint16_t)port);
         if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) {
-            if (inet_pton(AF_INET, host, &v4) != 1) goto bad;
+            if (inet_pton(AF_INET, host, &v4) != 1) goto by_python;
             a->sin6_addr.s6_addr[10] = a->sin6_addr.s6_addr[11] = 0xFF; /* ::ffff:a.b.c.d */
             memcpy(&a->sin6_addr.s6_addr[12], &v4, 4);
         }
@@ -447,8 +447,12 @@ static int take_route(Output *o, PyObject *r) {
         struct sockaddr_in *a = (struct sockaddr_in *)&o->addr;
         a->sin_family = AF_INET;
         a->sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, host, &a->sin_addr) != 1) goto bad;
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1) goto by_python;
         o->addr_len = sizeof(struct sockaddr_in);
+    }
+    if (0) {
+    by_python: /* an address inet_pton does not read (an IPv6 one with a %scope): Python's sendto does */
+        o->addr_len = -1;
     }
     clear_route(o);
     o->dtls = Py_NewRef(dtls); o->connected = Py_NewRef(connected); o->proto = Py_NewRef(proto);
@@ -458,9 +462,6 @@ static int take_route(Output *o, PyObject *r) {
     o->srtp_ctx = (void *)(uintptr_t)ctx;
     o->protect = (srtp_fn)(uintptr_t)fn;
     return 0;
-bad:
-    PyErr_Format(PyExc_ValueError, "not a numeric address: %s", host);
-    return -1;
 }
 
 int native_add_to(PyObject *vars, PyObject *key, long long n) {
@@ -508,7 +509,7 @@ static int send_packet(Output *o, const uint8_t *data, int len, int payload_octe
     PyObject *current = PyObject_GetAttr(o->proto, str_transport);
     if (current == NULL) return -1;
     int full = 0;
-    if (current == o->transport) {
+    if (current == o->transport && o->addr_len >= 0) {
         Py_DECREF(current);
         if (sendto(o->fd, buf, n, 0, o->addr_len ? (struct sockaddr *)&o->addr : NULL, o->addr_len) < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
@@ -519,7 +520,7 @@ static int send_packet(Output *o, const uint8_t *data, int len, int payload_octe
                 return 0;
             }
         }
-    } else { /* a test wraps the protocol's transport (loss, delay): go through it */
+    } else { /* a test wraps the protocol's transport (loss, delay), or the address needs Python: through it */
         PyObject *bytes = PyBytes_FromStringAndSize((const char *)buf, n);
         PyObject *r = bytes ? PyObject_CallMethodObjArgs(current, str_sendto, bytes, o->addr_obj, NULL) : NULL;
         Py_XDECREF(bytes);

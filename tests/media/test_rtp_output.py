@@ -242,3 +242,31 @@ def test_a_receiver_whose_link_is_full_loses_whole_frames_not_packets_scattered_
     assert len(received) - before == 10 and counters["packets"] == len(received) + out.dropped
     node.close()
     viewer.close()
+
+
+def test_an_address_c_cannot_read_is_sent_through_pythons_transport():
+    """An IPv6 link-local peer (fe80::…%iface) is one inet_pton does not read: the output still
+    sends, protected, through the protocol's asyncio transport, to that address."""
+    import os
+    import socket
+    import types
+
+    import pylibsrtp
+    from pylibsrtp._binding import ffi, lib
+
+    from media.native import fan_out
+
+    session = pylibsrtp.Session(pylibsrtp.Policy(key=os.urandom(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    dtls = types.SimpleNamespace(_state="connected", _tx_srtp=session)
+    sent: list[tuple[bytes, tuple]] = []
+    transport = types.SimpleNamespace(sendto=lambda data, addr: sent.append((data, addr)))
+    protocol = types.SimpleNamespace(transport=transport)
+    out = NativeOutput("audio", Negotiated(5, 111, "opus"))
+    out.set_router(lambda: (dtls, "connected", protocol, transport, -1, int(socket.AF_INET6), ("fe80::1%lo", 5004),
+                            session, int(ffi.cast("uintptr_t", session._srtp[0])),
+                            int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
+                            {"p": 0, "o": 0, "r": 0, "n": 0}, ("p", "o", "r", "n")))
+    out.switched(0.0)
+    fan_out((out,), 7, 960, False, b"opus", None)
+    assert [addr for _, addr in sent] == [("fe80::1%lo", 5004)] and len(sent[0][0]) > 12 + 4  # with its SRTP tag
+    assert out.frames_forwarded == 1 and out.send_errors == 0
