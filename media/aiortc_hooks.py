@@ -446,14 +446,11 @@ class DirectSend:
     def __call__(self, data: bytes, payload_octets: int, rtp_ts: int, count: bool = True) -> bool:
         route = self._route
         if route is None:
-            dtls = self.sender.transport
-            if dtls is None or dtls._state is not self._connected:
+            found = native_route(self.sender)  # the same route the C outputs take
+            if found is None:
                 return False
-            pair = dtls.transport._connection._nominated.get(1)
-            if pair is None or pair.protocol.transport is None:
-                return False
-            tr = pair.protocol.transport
-            route = self._route = (dtls, pair.protocol, pair.remote_addr, dtls._tx_srtp.protect, tr, tr._sock)
+            dtls, _, proto, tr, _, _, addr, session = found[:8]
+            route = self._route = (dtls, proto, addr, session.protect, tr, tr._sock)
         dtls, proto, addr, protect, transport, sock = route
         if dtls._state is not self._connected:
             return False

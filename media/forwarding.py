@@ -86,6 +86,7 @@ class Source:
         self.packet_fed = False  # its receiver hands us packets (else an audio frame is one packet)
         self._seq = 0
         self._native: tuple[NativeOutput, ...] = ()  # subscribers' C outputs, rebuilt when they change
+        self._frame_readers = False  # a subscriber's aiortc sender reads frames (not at the RTP level)
         # media/native_input.c reads this per packet: the outputs when every subscriber has a C one
         # (then it forwards the packet itself), else None (it hands the packet to on_packet)
         self._fast: tuple[NativeOutput, ...] | None = ()
@@ -112,6 +113,7 @@ class Source:
         frames from it. A subscriber whose sender never started (a send-only site) reads nothing and
         does not keep packets from the C path."""
         self._native = tuple(sub.rtp for sub in self.subscribers if isinstance(sub.rtp, NativeOutput))
+        self._frame_readers = any(sub.rtp is None and sub.recv_calls for sub in self.subscribers)
         idle = sum(1 for sub in self.subscribers if sub.rtp is None and not sub.recv_calls)
         self._fast = self._native if len(self._native) + idle == len(self.subscribers) else None
 
@@ -151,8 +153,9 @@ class Source:
 
     def wants_frames(self) -> bool:
         """Someone takes whole frames: a recorder, or an output whose aiortc sender reads frames (not
-        at the RTP level). An output whose sender never started (a send-only site) reads nothing."""
-        return bool(self.sinks) or any(sub.rtp is None and sub.recv_calls for sub in self.subscribers)
+        at the RTP level). An output whose sender never started (a send-only site) reads nothing.
+        Asked per packet: the subscribers' part is kept by outputs_changed, not walked here."""
+        return bool(self.sinks) or self._frame_readers
 
     def on_frame(self, codec_name: str, clock_rate: int, data: bytes, timestamp: int) -> None:
         self._frames += 1

@@ -27,7 +27,6 @@ typedef struct {
 } Bucket;
 
 typedef struct {
-    int has_arrival;
     long long arrival, size;
     uint32_t first_ts, last_ts;
 } Group;
@@ -133,7 +132,6 @@ static int uint32_gt(uint32_t a, uint32_t b) {
 }
 
 static void new_group(Group *g, uint32_t ts) {
-    g->has_arrival = 0;
     g->arrival = g->size = 0;
     g->first_ts = g->last_ts = ts;
 }
@@ -169,7 +167,6 @@ static int compute_deltas(Estimator *e, uint32_t ts, long long arrival, long lon
     }
     e->cur.size += size;
     e->cur.arrival = arrival;
-    e->cur.has_arrival = 1;
     return got;
 }
 

@@ -25,6 +25,7 @@ typedef struct {
     uint32_t ssrc;
     int pt, video, vp8, abs_id, level_id; /* ids < 1: not negotiated */
     PyObject *receiver, *source, *stats, *nack, *on_level, *estimator, *on_remb, *on_active, *on_nack;
+    PyObject *checked; /* the source's last outputs tuple found to hold only Outputs (checked once, not per packet) */
     long long active_at;
     unsigned long long packets, frames, bytes;
 } Stream;
@@ -37,6 +38,7 @@ typedef struct {
     int n_streams;
     Stream *streams[MAX_STREAMS];
     unsigned long long packets, handed_back, rejected;
+    long long rx_bytes, rx_packets; /* taken this wakeup, added to the transport's counters when it ends */
 } Demux;
 
 static PyObject *s_state, *s_enabled, *s_fast, *s_sinks, *s_conn_lost, *s_datagram_received, *s_error_received,
@@ -81,14 +83,14 @@ static int Stream_init(Stream *self, PyObject *args, PyObject *kwds) {
 static int Stream_traverse(Stream *self, visitproc visit, void *arg) {
     Py_VISIT(self->receiver); Py_VISIT(self->source); Py_VISIT(self->stats); Py_VISIT(self->nack);
     Py_VISIT(self->on_level); Py_VISIT(self->estimator); Py_VISIT(self->on_remb); Py_VISIT(self->on_active);
-    Py_VISIT(self->on_nack);
+    Py_VISIT(self->on_nack); Py_VISIT(self->checked);
     return 0;
 }
 
 static int Stream_clear(Stream *self) {
     Py_CLEAR(self->receiver); Py_CLEAR(self->source); Py_CLEAR(self->stats); Py_CLEAR(self->nack);
     Py_CLEAR(self->on_level); Py_CLEAR(self->estimator); Py_CLEAR(self->on_remb); Py_CLEAR(self->on_active);
-    Py_CLEAR(self->on_nack);
+    Py_CLEAR(self->on_nack); Py_CLEAR(self->checked);
     return 0;
 }
 
@@ -218,9 +220,12 @@ static int eligible(Demux *d, Stream *st, PyObject **fast) {
     if (sinks != 0) return sinks < 0 ? -1 : 0;
     v = PyObject_GetAttr(st->source, s_fast);
     if (v == NULL) return -1;
-    if (!native_is_outputs(v)) {
-        Py_DECREF(v);
-        return 0;
+    if (v != st->checked) { /* a new tuple (the subscribers changed): is it all Outputs? */
+        if (!native_is_outputs(v)) {
+            Py_DECREF(v);
+            return 0;
+        }
+        Py_XSETREF(st->checked, Py_NewRef(v));
     }
     *fast = v;
     return 1;
@@ -285,7 +290,8 @@ static int parse(const uint8_t *p, int n, int abs_id, int level_id, int *start, 
 
 /* One SRTP datagram of a registered stream, on the native path. 0, or -1 with a Python error. */
 static int take(Demux *d, Stream *st, PyObject *fast, int n) {
-    if (native_add_to(d->vars, d->k_bytes, n) < 0 || native_add_to(d->vars, d->k_packets, 1) < 0) return -1;
+    d->rx_bytes += n;
+    d->rx_packets++;
     int len = n;
     if (d->unprotect(d->ctx, rbuf, &len) != 0) {
         d->rejected++; /* as aiortc: a datagram that does not authenticate is dropped */
@@ -368,8 +374,25 @@ static PyObject *address(const struct sockaddr_storage *sa) { /* as socket.recvf
 }
 
 /* The socket's reader (loop._add_reader(fd, demux.read_ready, fd, transport, protocol)): every waiting
- * datagram, up to READS_PER_WAKEUP. */
+ * datagram, up to READS_PER_WAKEUP; then what it took is added to the transport's counters. */
+static PyObject *read_all(Demux *self, PyObject *const *args, Py_ssize_t nargs);
+
 static PyObject *Demux_read_ready(Demux *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *r = read_all(self, args, nargs), *type, *value, *tb;
+    long long bytes = self->rx_bytes, packets = self->rx_packets;
+    self->rx_bytes = self->rx_packets = 0;
+    if (!packets) return r;
+    PyErr_Fetch(&type, &value, &tb); /* counted even when a handler raised */
+    if (native_add_to(self->vars, self->k_bytes, bytes) < 0 || native_add_to(self->vars, self->k_packets, packets) < 0) {
+        Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
+        Py_XDECREF(r);
+        return NULL;
+    }
+    PyErr_Restore(type, value, tb);
+    return r;
+}
+
+static PyObject *read_all(Demux *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "read_ready(fd, transport, protocol)");
         return NULL;
