@@ -1,4 +1,5 @@
-# `make run`: the whole system on the demo topology. `make test`: the whole suite.
+# `make run`: the whole system on the demo topology (`make run TLS=1`: over HTTPS with a throw-away CA).
+# `make test`: the whole suite.
 # Both create or refresh .venv from pyproject.toml; `make test` also installs the
 # Debian packages the tests drive (scripts/install-system-deps.sh).
 PYTHON ?= python3
@@ -20,7 +21,7 @@ sysdeps:
 	scripts/install-system-deps.sh
 
 run: $(STAMP)
-	$(BIN)/python scripts/run_demo.py $(RUN_ARGS)
+	$(BIN)/python scripts/run_demo.py $(if $(TLS),--tls) $(RUN_ARGS)
 
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -16,12 +16,15 @@ from confctl.api.route import PUBLIC, Route
 from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
 from confctl.config import Settings
 from confctl.errors import error_middleware
+from confctl.public_origin import public_origin_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, SETTINGS,
                           BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, run_db,
                           run_read)
 from confctl.page_routes import PAGES, add_pages
 from confctl.signalling import websocket
+from media.aiortc_hooks import IceAddressing, use_ice_addressing
 from media.node import MediaNode
+from media.port_range import UdpPorts
 from media.supervision import TaskGroup
 from confctl.node_watch import watch_nodes
 from monitoring.alarm_config import load_config
@@ -124,6 +127,10 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     """The media node runs in-process by default; its rooms close with the app."""
     # Before any room records: what a killed predecessor left half-written becomes playable.
     await asyncio.to_thread(recover_interrupted, app[SETTINGS].recordings_dir)
+    settings = app[SETTINGS]
+    pinned = settings.ice_advertise is not None or settings.ice_ports is not None
+    if pinned:  # the in-process node's candidates: one address, one port range (per process, as aioice's sockets)
+        previous = use_ice_addressing(IceAddressing(settings.ice_advertise, UdpPorts(settings.ice_ports)))
     app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir, grant_key=lambda: app[NODE_KEY])
     app[BACKGROUND].keep_alive(lambda: _retention(app[SETTINGS]), "recordings-retention")
     app[BACKGROUND].keep_alive(lambda: watch_nodes(app), "media node watch")
@@ -144,6 +151,8 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     await app[BACKGROUND].close()
     await operations.close()
     await app[MEDIA_NODE].close()
+    if pinned:
+        use_ice_addressing(previous)
 
 
 async def _sip(app: web.Application) -> AsyncIterator[None]:
@@ -157,7 +166,7 @@ async def _sip(app: web.Application) -> AsyncIterator[None]:
     blocking = lambda fn, *a, **kw: run_db(app, fn, *a, **kw)  # noqa: E731
     gateway = Gateway(SessionConferences(app), CallRecords(app[BOOKINGS].engine), blocking, settings.sip_host,
                       advertise=settings.sip_advertise, rtp_timeout_s=settings.sip_rtp_timeout_s,
-                      watch_s=settings.sip_watch_s)
+                      watch_s=settings.sip_watch_s, rtp_ports=settings.rtp_ports)
     service = SipService(app[SIP_STORE], blocking, key, digest_order=settings.sip_digest, gateway=gateway)
     loop = asyncio.get_running_loop()
     _, endpoint = await loop.create_datagram_endpoint(lambda: SipEndpoint(service),
@@ -182,7 +191,8 @@ def make_app(settings: Settings) -> web.Application:
     # aiohttp's parser answers a header field over its limit with a plain-text 400 before any
     # middleware runs: the limit is raised so that the auth middleware sees an oversized
     # Authorization header and refuses it in JSON (431). Beyond 32 KiB aiohttp still answers itself.
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=1_000_000,
+    app = web.Application(middlewares=[public_origin_middleware(settings.public_url), error_middleware, auth_middleware],
+                          client_max_size=1_000_000,
                           handler_args={"max_field_size": 32768, "max_line_size": 16384})
     app[SETTINGS] = settings
     app[BACKGROUND] = TaskGroup("confctl")

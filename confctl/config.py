@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from media.port_range import PortRange
+
 
 DEFAULT_DB_URL = "sqlite:///var/confctl.db"
 
@@ -44,3 +46,11 @@ class Settings:
     alarm_retention_days: int = 90  # cleared alarms
     quality_retention_days: int = 31  # per-minute quality aggregates
     web_session_hours: int = 12  # a browser's sign-in lasts a working day
+    # Deployment on the province's network (docs/deploy.md). The URL browsers reach us at when a proxy
+    # terminates TLS (confctl/public_origin.py); None: the request's own.
+    public_url: str | None = None
+    # The in-process media node's ICE: the only address its candidates carry, and the UDP range its
+    # sockets bind in (media/aiortc_hooks.py); the SIP gateway's RTP range. None: any.
+    ice_advertise: str | None = None
+    ice_ports: PortRange | None = None
+    rtp_ports: PortRange | None = None

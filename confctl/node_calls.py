@@ -5,6 +5,7 @@ A node that is down or unreachable has no legs to act on, so it is skipped, not 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -12,8 +13,11 @@ import aiohttp
 from aiohttp import web
 
 from confctl.keys import NODE_KEY, NODE_STORE, run_read
+from media.tls import log_verification_failure
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+log = logging.getLogger("confctl.node_calls")
 
 
 async def post_to_nodes(app: web.Application, path: str, body: dict[str, Any], *,
@@ -31,7 +35,8 @@ async def post_to_nodes(app: web.Application, path: str, body: dict[str, Any], *
                     if r.status != 200:
                         continue
                     answer = await r.json()
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                log_verification_failure(log, exc, n.url)
                 continue  # an unreachable node has no leg to act on
             answers.append(answer)
             if until is not None and until(answer):

@@ -3,6 +3,7 @@ live node process's over its /figures (signed with the node key)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -10,7 +11,10 @@ import aiohttp
 from aiohttp import web
 
 from confctl.keys import MEDIA_NODE, NODE_KEY, NODE_STORE, run_read
+from media.tls import log_verification_failure
 from monitoring.pipeline import Figures
+
+log = logging.getLogger("confctl.node_figures")
 
 
 async def gather_figures(app: web.Application) -> Figures:
@@ -33,5 +37,6 @@ async def _remote(http: aiohttp.ClientSession, url: str, key: bytes) -> dict[str
         async with http.get(f"{url}/figures", headers={"Authorization": f"Bearer {key.hex()}"},
                             timeout=aiohttp.ClientTimeout(total=3)) as r:
             return await r.json() if r.status == 200 else {}
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        log_verification_failure(log, exc, url)
         return {}  # a node that does not answer is shown by /api/media-nodes, not here

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import secrets
+import os
 import subprocess
 import sys
 import tempfile
@@ -170,10 +171,11 @@ def start_nodes(wan: Wan, topo: Topology, control: str, token: str, work: Path) 
     """Every media node whose site is in the emulated network, as a process in that site's namespace."""
     nodes = {n.id: n.site for n in topo.nodes.values() if n.site in wan.plan.namespaces}
     for node_id, site in nodes.items():
-        wan.spawn(site, [CONFCTL, "media-node", "--control", control, "--token", token, "--id", node_id,
+        wan.spawn(site, [CONFCTL, "media-node", "--control", control, "--id", node_id,
                          "--host", "0.0.0.0", "--port", str(NODE_PORT), "--public-url",
                          f"http://{wan.plan.address(site)}:{NODE_PORT}", "--recordings", str(work / "rec")],
-                  stdout=subprocess.DEVNULL, stderr=open(work / f"{node_id}.log", "w"))
+                  stdout=subprocess.DEVNULL, stderr=open(work / f"{node_id}.log", "w"),
+                  env={**os.environ, "CONFCTL_NODE_TOKEN": token})  # never on the command line
     return set(nodes)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import aiortc
@@ -26,6 +27,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_remb_fci, unwrap_rtx
 
+from media.port_range import UdpPorts
 from media.rtp_input import RtpHeader, parse_header
 
 TESTED_AIORTC = ("1.16.",)
@@ -675,3 +677,88 @@ def _drain_reads(transport: Any) -> None:
 
     loop._remove_reader(fd)
     loop._add_reader(fd, read_ready)
+
+
+# -- ICE sockets a firewall can be told about (aioice 0.13) ----------------------------------------
+# aioice binds one socket per interface on a random port and puts each interface's address in a
+# candidate. A node behind a province firewall needs every socket in one range (--ice-ports) and,
+# behind NAT or on a host with several interfaces, one address in its candidates (--advertise, as
+# Janus's nat_1_1_mapping and mediasoup's announcedAddress): one socket on the wildcard address, its
+# candidate carrying the advertised one. Remote `.local` (mDNS) candidates are ignored under a policy:
+# resolving them opens port 5353 outside the range, and a browser on another network cannot be
+# resolved that way anyway; its address arrives as a peer-reflexive candidate with its first check.
+TESTED_AIOICE = ("0.13.",)
+
+
+@dataclass(frozen=True)
+class IceAddressing:
+    advertise: str | None = None  # the only address in our candidates
+    ports: UdpPorts = field(default_factory=UdpPorts)  # the range every ICE socket binds in, and its refusals
+
+
+_ice_policy: IceAddressing | None = None  # this process's (the node's flags): aioice's sockets are per process
+
+
+def use_ice_addressing(addressing: IceAddressing | None) -> IceAddressing | None:
+    """Sets this process's ICE addressing (None: aioice's own); returns the previous one, to restore."""
+    global _ice_policy
+    import aioice.ice
+    if not aioice.__version__.startswith(TESTED_AIOICE):
+        raise AiortcInternalsMoved(f"ICE addressing is tested with aioice {TESTED_AIOICE}, found {aioice.__version__}")
+    conn = aioice.ice.Connection
+    if not getattr(conn, "_confctl_hooked", False):
+        original_gather, original_remote = conn.get_component_candidates, conn.add_remote_candidate
+
+        async def get_component_candidates(self: Any, component: int, addresses: list[str], timeout: int = 5) -> Any:
+            policy = _ice_policy
+            if policy is None:
+                return await original_gather(self, component, addresses, timeout)
+            return await _host_candidates(self, policy, component, addresses)
+
+        async def add_remote_candidate(self: Any, candidate: Any) -> None:
+            if _ice_policy is not None and candidate is not None and candidate.host.endswith(".local"):
+                return  # see above: no mDNS socket; the browser's checks bring its address
+            await original_remote(self, candidate)
+
+        conn.get_component_candidates = get_component_candidates
+        conn.add_remote_candidate = add_remote_candidate
+        conn._confctl_hooked = True
+    previous, _ice_policy = _ice_policy, addressing
+    return previous
+
+
+def ice_addressing() -> IceAddressing | None:
+    return _ice_policy
+
+
+async def _host_candidates(conn: Any, policy: IceAddressing, component: int, addresses: list[str]) -> list[Any]:
+    import asyncio
+    import socket
+
+    from aioice import turn
+    from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+    from aioice.ice import StunProtocol
+    if conn.stun_server or conn.turn_server:
+        raise ValueError("--ice-ports/--advertise gather host candidates only: no STUN or TURN server with them")
+    if policy.advertise:  # one socket on every interface, its candidate the advertised address
+        hosts = ["::" if ":" in policy.advertise else "0.0.0.0"]
+    else:
+        hosts = addresses
+    loop = asyncio.get_running_loop()
+    protocols: list[Any] = []
+    try:
+        for host in hosts:
+            sock = policy.ports.bind_udp(host, "ICE for a leg or trunk")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, turn.UDP_SOCKET_BUFFER_SIZE)
+            _, protocol = await loop.create_datagram_endpoint(lambda: StunProtocol(conn), sock=sock)
+            address = policy.advertise or host
+            protocol.local_candidate = Candidate(
+                foundation=candidate_foundation("host", "udp", address), component=component, transport="udp",
+                priority=candidate_priority(component, "host"), host=address, port=sock.getsockname()[1], type="host")
+            protocols.append(protocol)
+    except BaseException:
+        for p in protocols:
+            p.transport.close()
+        raise
+    conn._protocols += protocols
+    return [p.local_candidate for p in protocols]

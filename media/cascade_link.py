@@ -29,6 +29,7 @@ from typing import Any, Callable
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from media.tls import log_verification_failure
 from media.cascade_session import Cascade, Placement, Slots, apply_order, ws_url
 from media.grants import GRANT_TTL_S, Grant, InvalidGrant, sign_grant, verify_grant
 from media.program import SessionRanking, session_ranking
@@ -257,7 +258,8 @@ class ChildBranch:
                 await self._link_once()
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError, LinkRefused, ValueError, KeyError,
                     TypeError) as exc:
-                log.warning("session %s: link %s -> %s: %r", self.session_id, self.node_id, self.placement.root, exc)
+                if not log_verification_failure(log, exc, self.placement.root_url or ""):
+                    log.warning("session %s: link %s -> %s: %r", self.session_id, self.node_id, self.placement.root, exc)
             self._unlinked()
             if self.closed:
                 return

@@ -24,12 +24,14 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from media.aiortc_hooks import ice_addressing
 from media.cascade_link import serve_trunk
 from media.grants import InvalidGrant, verify_grant
 from media.node import MediaNode
 from media.recording import recover_interrupted, set_owner
 from media.signalling import Refusal, serve
 from media.supervision import TaskGroup
+from media.tls import verification_failure
 from rooms.ids import NodeId, SessionId, SiteId
 
 log = logging.getLogger("media.node_server")
@@ -46,6 +48,7 @@ async def _register_forever(app: web.Application, control: str, token: str, node
     is logged and retried here; anything else ends this coroutine, and its TaskGroup restarts it."""
     timeout = aiohttp.ClientTimeout(total=max(2.0, heartbeat_s))  # a hung control plane is a failed beat
     meter = LoadMeter(app[NODE])
+    said = ""  # the last failure logged
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}, timeout=timeout) as http:
         while True:
             try:
@@ -61,8 +64,18 @@ async def _register_forever(app: web.Application, control: str, token: str, node
                             registered.set()
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
                 # control plane down, slow, or answering what is not a registration: keep serving, retry
-                log.warning("registration with %s failed: %r", control, exc)
+                why = verification_failure(exc, control) or f"registration with {control} failed: {exc!r}"
+                if why != said:  # one line per cause, not one every beat
+                    log.log(logging.ERROR if why.startswith("TLS") else logging.WARNING, "%s", why)
+                said = why
+            else:
+                said = ""
             await asyncio.sleep(heartbeat_s)
+
+
+def _ports_refused() -> int:
+    policy = ice_addressing()
+    return policy.ports.refused if policy is not None else 0
 
 
 class LoadMeter:
@@ -80,7 +93,8 @@ class LoadMeter:
         t = os.times()
         cpu = t.user + t.system
         load: dict[str, float | int] = {"legs": len(legs) + sum(len(r.phones) for r in rooms), "rooms": len(rooms),
-                                        "cpu_percent": 0.0, "kbps_in": 0, "kbps_out": 0}
+                                        "cpu_percent": 0.0, "kbps_in": 0, "kbps_out": 0,
+                                        "media_ports_refused": _ports_refused()}
         if self._last is not None and now > self._last[0]:
             dt = now - self._last[0]
             load["cpu_percent"] = round(100 * max(0.0, cpu - self._last[1]) / dt, 1)

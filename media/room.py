@@ -22,6 +22,7 @@ from media.aiortc_hooks import (EncodedTap, inbound_streams, on_audio_level, rec
                                  start_idle_senders)
 from media.forwarding import NATIVE, RTP_FORWARDING, ForwardedTrack, Source
 from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
+from media.port_range import PortRangeExhausted
 from media.pcm_leg import PcmLeg, RoomMixer
 from media.program import Program, program_for, within_layout
 from media.recording import TrackRecorder
@@ -65,6 +66,7 @@ class EndReason(str, enum.Enum):
     ENDED_BY_ADMIN = "ended_by_admin"
     HUNG_UP = "hung_up"  # a phone's call ended
     PREEMPTED = "preempted"  # an emergency needed the site's link (rooms/preemption.py)
+    NO_MEDIA_PORTS = "no_media_ports"  # every port of the node's --ice-ports range was in use
 
 
 TOLD = (EndReason.REPLACED, EndReason.ENDED_BY_ADMIN, EndReason.PREEMPTED)  # the page is told, and does not rejoin
@@ -72,6 +74,10 @@ TOLD = (EndReason.REPLACED, EndReason.ENDED_BY_ADMIN, EndReason.PREEMPTED)  # th
 
 class SignallingError(ValueError):
     """The peer sent something we cannot use (garbage SDP, wrong media sections)."""
+
+
+class NoMediaPorts(RuntimeError):
+    """The node's media port range is full: the leg is refused with this sentence."""
 
 
 @dataclass(eq=False)
@@ -183,7 +189,12 @@ class MediaRoom:
                 out.attach(pc.addTrack(out))
         prefer_vp8(pc)
         relay_keyframe_requests(pc)
-        await pc.setLocalDescription(await pc.createAnswer())
+        try:
+            await pc.setLocalDescription(await pc.createAnswer())
+        except PortRangeExhausted as exc:  # --ice-ports is full: refused in words, counted by the node
+            log.warning("leg %s refused: %s", site, exc.strerror)
+            await self.leave(site, EndReason.NO_MEDIA_PORTS)
+            raise NoMediaPorts(f"this media node has no free media port: {exc.strerror}") from None
         leg.set_state(LegState.CONNECTING)
         return leg, pc.localDescription.sdp
 

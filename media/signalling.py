@@ -19,7 +19,7 @@ from media.cascade_session import Placement
 from media.grants import Grant
 from media.node import MediaNode, WrongNode
 from media.program import Program
-from media.room import EndReason, Leg, MediaRoom, SignallingError
+from media.room import EndReason, Leg, MediaRoom, NoMediaPorts, SignallingError
 from rooms.ids import SessionId, SiteId
 
 log = logging.getLogger("media.signalling")
@@ -119,6 +119,8 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                         leg, answer = await room.join(site, msg["sdp"], grant.layout)
                     except SignallingError as exc:
                         raise Refusal("invalid_sdp", str(exc)) from None
+                    except NoMediaPorts as exc:
+                        raise Refusal("no_media_ports", str(exc)) from None
                     leg_room = room
                     leg.on_program = lambda p: send(_program_msg(p))
                     leg.on_rejoin = lambda reason: send({"type": "rejoin", "reason": reason})

@@ -32,9 +32,11 @@ LEG_GAUGES = (("loss_percent", "loss_pct", "Packets the site sent that did not a
 
 class ConfctlCollector(Collector):
     def __init__(self, pipeline: QualityPipeline, reserved: Any, bookings: Any, live: Any,
-                 alarms_raised: dict[str, int] | None = None, alarms_open: int = 0, sip: dict[str, int] | None = None):
+                 alarms_raised: dict[str, int] | None = None, alarms_open: int = 0, sip: dict[str, int] | None = None,
+                 ports_refused: dict[tuple[str, str], int] | None = None):
         self.pipeline, self._reserved, self._bookings, self._live = pipeline, reserved, bookings, live
         self._raised, self._open, self._sip = alarms_raised or {}, alarms_open, sip or {}
+        self._ports_refused = ports_refused or {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         samples = list(self.pipeline.latest.values())
@@ -79,6 +81,11 @@ class ConfctlCollector(Collector):
         for outcome, n in sorted(self._sip.items()):
             sip.add_metric([outcome], n)
         yield sip
+        refused = CounterMetricFamily("confctl_media_ports_refused", "Legs (ice) and phone calls (rtp) refused because "
+                                      "every port of the host's media range was in use", labels=["node", "kind"])
+        for (node, kind), n in sorted(self._ports_refused.items()):
+            refused.add_metric([node, kind], n)
+        yield refused
 
 
 def render(pipeline: QualityPipeline, reserved: Any, bookings: Any, live: Any, **counters: Any) -> bytes:

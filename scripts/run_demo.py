@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from confctl.config import DEFAULT_DB_URL
 from rooms.store.bookings import BookingStore
@@ -47,7 +48,10 @@ def main() -> None:
     p.add_argument("--node-ports", type=int, default=int(os.environ.get("CONFCTL_NODE_PORTS", "9100")),
                    help="the first media node's port; the others follow")
     p.add_argument("--no-nodes", action="store_true", help="every media node inside confctl serve instead")
+    p.add_argument("--tls", action="store_true", help="HTTPS and WSS with a throw-away CA made under var/tls "
+                   "(`make run TLS=1`); plain HTTP on localhost is already a secure context for browsers")
     args = p.parse_args()
+    tls = make_demo_ca(args.host) if args.tls else None
     engine = make_engine(args.db)
     upgrade(engine)
     store = BookingStore(engine)
@@ -55,7 +59,7 @@ def main() -> None:
         store.set_topology(demo_topology())
     sites = set(store.topology().sites)
     users = UserStore(engine)
-    base = f"http://{args.host}:{args.port}"
+    base = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
     print(f"\nconfctl demo: Jilin network ({len(sites)} sites), database {args.db}\n")
     join = demo_session(store, base)
     print(f"  sign in        {base}/signin     (paste a token below; the browser keeps a cookie session)")
@@ -94,18 +98,28 @@ def main() -> None:
         sys.exit(0)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # The node token reaches the nodes in their environment: on a command line every local user's `ps` reads it.
+    env = {**os.environ, "CONFCTL_NODE_TOKEN": node_token}
+    tls_args: list[str] = []
+    if tls is not None:  # the control plane and the nodes verify each other against the demo CA
+        env["SSL_CERT_FILE"] = str(tls / "ca.pem")
+        tls_args = ["--tls-cert", str(tls / "server.pem"), "--tls-key", str(tls / "server.key")]
     children.append(subprocess.Popen([confctl, "serve", "--db", args.db, "--host", args.host, "--port", str(args.port),
-                                      "--sip-port", str(args.sip_port)]))
-    _wait_healthy(f"{base}/api/health", children[0])
+                                      "--sip-port", str(args.sip_port), *tls_args], env=env))
+    _wait_healthy(f"{base}/api/health", children[0], tls)
     if not args.no_nodes:
         print(f"\n  media nodes (one process each; GET {base}/api/media-nodes lists them with their load):")
         for i, node in enumerate(nodes):
             port = args.node_ports + i
             children.append(subprocess.Popen(
-                [confctl, "media-node", "--control", base, "--token", node_token, "--id", node, "--host", args.host,
-                 "--port", str(port)], stdout=subprocess.DEVNULL))
-            print(f"    {node:<10} http://{args.host}:{port}")
-    print(f"\n  try: curl -H 'Authorization: Bearer <organizer token>' {base}/api/capacity?plan=cascade\n", flush=True)
+                [confctl, "media-node", "--control", base, "--id", node, "--host", args.host,
+                 "--port", str(port), *tls_args], stdout=subprocess.DEVNULL, env=env))
+            print(f"    {node:<10} {base.split('://')[0]}://{args.host}:{port}")
+    if tls is not None:
+        print_trust(tls)
+    cacert = f"--cacert {(tls / 'ca.pem').resolve()} " if tls is not None else ""
+    print(f"\n  try: curl {cacert}-H 'Authorization: Bearer <organizer token>' {base}/api/capacity?plan=cascade\n",
+          flush=True)
     while all(c.poll() is None for c in children[:1]):
         time.sleep(1)
     stop()
@@ -135,12 +149,35 @@ def demo_session(store: BookingStore, base: str) -> str:
     return f"{base}/join?token={mint(shared_secret(store.engine, 'join_token'), sid, 'cc-nongan')}"
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+def make_demo_ca(host: str) -> Path:
+    """A throw-away CA and a certificate for `host` under var/tls (scripts/dev-ca.sh, openssl)."""
+    folder = Path("var/tls")
+    script = Path(__file__).resolve().parent / "dev-ca.sh"
+    names = sorted({host, "localhost", "127.0.0.1"})
+    r = subprocess.run([str(script), str(folder), *names], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"could not make the demo CA: {r.stderr.strip() or r.stdout.strip()}")
+    return folder
+
+
+def print_trust(tls: Path) -> None:
+    ca = tls.resolve() / "ca.pem"
+    print(f"""
+  TLS: a throw-away CA made for this demo signed the certificate; trust it to open the pages without a warning:
+    curl             curl --cacert {ca} ...   (Python: SSL_CERT_FILE={ca})
+    Chromium/Linux   certutil -d sql:$HOME/.pki/nssdb -A -n confctl-demo-ca -t "C,," -i {ca}   (package libnss3-tools)
+    this machine     cp {ca} /usr/local/share/ca-certificates/confctl-demo-ca.crt && update-ca-certificates
+  (remove it again when done: it is a demo CA whose key lies in {tls.resolve()})""", flush=True)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], tls: Path | None = None) -> None:
     """The control plane answers before the nodes register with it (they would retry anyway)."""
+    import ssl
+    context = ssl.create_default_context(cafile=str(tls / "ca.pem")) if tls is not None else None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(url, timeout=2, context=context):
                 return
         except OSError:
             time.sleep(0.2)

@@ -20,6 +20,7 @@ import secrets
 import time
 from typing import Any, Awaitable, Callable
 
+from media.port_range import PortRange, PortRangeExhausted, UdpPorts
 from media.room import MediaRoom
 from media.supervision import TaskGroup
 from sip_stub.call_policy import (DB_RETRY_AFTER_S, DEFAULT_RTP_TIMEOUT_S, MIN_SE_S, CallFacts, ConferenceFacts, EndReason, end_reason,
@@ -43,12 +44,14 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
 
 class Gateway:
     def __init__(self, conferences: Conferences, records: Any, blocking: Blocking, host: str,
-                 advertise: str | None = None, rtp_timeout_s: float = DEFAULT_RTP_TIMEOUT_S, watch_s: float = WATCH_S):
+                 advertise: str | None = None, rtp_timeout_s: float = DEFAULT_RTP_TIMEOUT_S, watch_s: float = WATCH_S,
+                 rtp_ports: PortRange | None = None):
         self.conferences = conferences
         self.records = records  # rooms.store.calls.CallRecords (blocking calls)
         self.blocking = blocking
         self.host = host  # where RTP sockets bind (may be 0.0.0.0)
         self.advertise = advertise  # the address phones reach us at, if set (--sip-advertise)
+        self.rtp_ports = UdpPorts(rtp_ports)  # --rtp-ports: the range a firewall opens for phones' RTP
         self.rtp_timeout_s = rtp_timeout_s
         self.watch_s = watch_s
         self.endpoint: Any = None  # the SIP endpoint, once it exists (attach)
@@ -160,9 +163,15 @@ class Gateway:
             if command == Command.TOGGLE_MUTE:
                 room.toggle_phone_mute(site)
 
+        try:
+            sock = self.rtp_ports.bind_udp(self.host or "0.0.0.0", "SIP RTP")
+        except PortRangeExhausted as exc:
+            log.warning("call refused: %s", exc)
+            raise Refuse(503, f"Service Unavailable (no RTP port free in {exc.ports})",
+                         [("Retry-After", "30")]) from None
         _, rtp = await asyncio.get_running_loop().create_datagram_endpoint(
             lambda: RtpSession(media, lambda pcm: room.phone_audio(site, pcm), lambda: room.phone_mix(site), keypad),
-            local_addr=(self.host, 0))
+            sock=sock)
         return rtp
 
     async def _admit(self, req: Request, account: Any, now: float, record_id: int, local_tag: str,

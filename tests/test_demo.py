@@ -53,6 +53,9 @@ def test_make_run_starts_every_media_node_as_a_process_and_ctrl_c_stops_them_all
                     break
             time.sleep(0.2)
         assert alive == nodes, out.read_text()
+        # No token on any command line: `ps` shows every process's arguments to every local user.
+        args = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        assert "media-node" in args and not re.search(r"cc[tf]_[A-Za-z0-9_-]{20,}", args), args
         printed = out.read_text()
         assert all(f"http://127.0.0.1:{p}" in printed for p in node_ports)  # every node's URL is shown
     finally:

@@ -7,7 +7,8 @@ from aiohttp import web
 
 from confctl.api.route import READERS, Route
 from confctl.auth import require
-from confctl.keys import BOOKINGS, OPERATIONS, QUALITY, SIP_WORKERS, run_read
+from confctl.keys import BOOKINGS, NODE_STORE, OPERATIONS, QUALITY, SIP_GATEWAY, SIP_WORKERS, run_read
+from media.aiortc_hooks import ice_addressing
 from monitoring.link_load import live_link_load, utilization_rows
 from monitoring.metrics import render
 
@@ -30,8 +31,23 @@ async def metrics(request: web.Request) -> web.Response:
                 if isinstance(v, int):
                     sip[k] = sip.get(k, 0) + v
     body = render(request.app[QUALITY], lambda: peaks, lambda: booked, lambda: live,
-                  alarms_raised=dict(ops.raised_total), alarms_open=len(ops.alarms.raised()), sip=sip)
+                  alarms_raised=dict(ops.raised_total), alarms_open=len(ops.alarms.raised()), sip=sip,
+                  ports_refused=await _ports_refused(request.app))
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def _ports_refused(app: web.Application) -> dict[tuple[str, str], int]:
+    """Media ports refused: each node process's count (from its beats), this process's ICE and SIP RTP."""
+    out: dict[tuple[str, str], int] = {}
+    for n in await run_read(app, app[NODE_STORE].all):
+        if n.load and n.load.get("media_ports_refused"):
+            out[(n.id, "ice")] = int(n.load["media_ports_refused"])
+    here = ice_addressing()
+    out[("in-process", "ice")] = here.ports.refused if here is not None else 0
+    gateway = app.get(SIP_GATEWAY)
+    if gateway is not None:
+        out[("in-process", "rtp")] = gateway.rtp_ports.refused
+    return out
 
 
 routes = [

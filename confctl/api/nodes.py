@@ -21,6 +21,7 @@ class NodeLoad(BaseModel):
     cpu_percent: float = Field(ge=0, le=10_000, allow_inf_nan=False)  # of one core, over the last beat
     kbps_in: int = Field(ge=0, le=100_000_000)
     kbps_out: int = Field(ge=0, le=100_000_000)
+    media_ports_refused: int = Field(default=0, ge=0, le=1_000_000_000)  # legs refused: --ice-ports full, since start
 
 
 class NodeRegistration(BaseModel):

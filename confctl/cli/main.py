@@ -89,26 +89,118 @@ def cmd_serve(args: argparse.Namespace) -> None:
             load_config(alarms)  # fail fast on a malformed file; site names are checked as the app starts
         except AlarmConfigError as exc:
             raise CliError(f"--alarms: {exc}") from None
+    ssl_context = _tls(args)
+    if args.public_url:
+        from confctl.public_origin import PublicUrlError, parse_public_url
+        try:
+            parse_public_url(args.public_url)
+        except PublicUrlError as exc:
+            raise CliError(str(exc)) from None
     settings = Settings(db_url=args.db, topology_file=Path(args.topology) if args.topology else None,
                         host=args.host, port=args.port, alarms_file=alarms,
                         horizon_days=args.horizon_days, sip_port=args.sip_port or None, sip_host=args.host,
                         sip_advertise=args.sip_advertise or None, sip_rtp_timeout_s=args.sip_rtp_timeout,
                         sip_digest=tuple(a.strip().upper() for a in args.sip_digest.split(",")),
-                        sip_workers=args.sip_workers)
-    print(f"confctl serving on http://{args.host}:{args.port}/  (database {args.db})", flush=True)
-    web.run_app(make_app(settings), host=args.host, port=args.port, print=None,
+                        sip_workers=args.sip_workers, public_url=args.public_url.rstrip("/") if args.public_url else None,
+                        ice_advertise=_address(args.advertise), ice_ports=_ports(args.ice_ports, "--ice-ports"),
+                        rtp_ports=_ports(args.rtp_ports, "--rtp-ports"))
+    scheme = "https" if ssl_context else "http"
+    print(f"confctl serving on {scheme}://{args.host}:{args.port}/"
+          f"{f'  (browsers reach it at {settings.public_url})' if settings.public_url else ''}"
+          f"  (database {redacted(args.db)})", flush=True)
+    web.run_app(make_app(settings), host=args.host, port=args.port, print=None, ssl_context=ssl_context,
                 access_log_class=RedactingAccessLogger)
+
+
+def _tls(args: argparse.Namespace) -> Any:
+    """The server's TLS context from --tls-cert/--tls-key (both or neither), or None for plain HTTP."""
+    if not args.tls_cert and not args.tls_key:
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise CliError("--tls-cert and --tls-key go together (a PEM certificate and its key)")
+    from media.tls import TlsSetupError, server_context
+    try:
+        return server_context(Path(args.tls_cert), Path(args.tls_key))
+    except TlsSetupError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _ports(text: str | None, flag: str) -> Any:
+    if not text:
+        return None
+    from media.port_range import PortRange
+    try:
+        return PortRange.parse(text)
+    except ValueError as exc:
+        raise CliError(f"{flag} {exc}") from None
+
+
+def _address(text: str | None) -> str | None:
+    """--advertise: an IP address (ICE candidates carry addresses, not names)."""
+    if not text:
+        return None
+    import ipaddress
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise CliError(f"--advertise {text!r}: give the IP address browsers and other nodes reach this host at "
+                       "(ICE candidates carry addresses, not names)") from None
+
+
+def redacted(url: str) -> str:
+    """A database URL with its password replaced: startup lines and logs are read by many."""
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: said as given, the engine refuses it with its own words
+        return url
+
+
+def _node_token(args: argparse.Namespace) -> str:
+    """The node's token: --token-file or $CONFCTL_NODE_TOKEN (never the command line: `ps` shows it to all)."""
+    if args.token:
+        print("confctl media-node: warning: --token puts the token where every local user's `ps` reads it; "
+              "use CONFCTL_NODE_TOKEN or --token-file", file=sys.stderr, flush=True)
+        return args.token
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            raise CliError(f"--token-file {args.token_file}: {exc.strerror or exc}") from None
+        if not token:
+            raise CliError(f"--token-file {args.token_file}: the file is empty")
+        return token
+    token = os.environ.get("CONFCTL_NODE_TOKEN", "").strip()
+    if not token:
+        raise CliError("a media node needs its node token: set CONFCTL_NODE_TOKEN or give --token-file FILE "
+                       "(`confctl users add NAME --role node` prints one)")
+    return token
 
 
 def cmd_media_node(args: argparse.Namespace) -> None:
     from aiohttp import web
 
     from media.node_server import make_node_app
+    from media.aiortc_hooks import IceAddressing, use_ice_addressing
+    from media.port_range import UdpPorts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    public = args.public_url or f"http://{args.host}:{args.port}"
-    print(f"media node {args.id} serving on {public}, control plane {args.control}", flush=True)
-    web.run_app(make_node_app(args.control, args.token, args.id, public, Path(args.recordings)),
-                host=args.host, port=args.port, print=None)
+    token = _node_token(args)
+    ssl_context = _tls(args)
+    advertise, ice_ports = _address(args.advertise), _ports(args.ice_ports, "--ice-ports")
+    if not args.control.startswith(("http://", "https://")):
+        raise CliError(f"--control {args.control!r}: the control plane's URL, e.g. https://confctl.example:8443")
+    where = advertise or args.host
+    if not args.public_url and where in ("0.0.0.0", "::"):
+        raise CliError("with --host 0.0.0.0, say where browsers reach this node: --advertise ADDR or --public-url URL")
+    host = f"[{where}]" if ":" in where else where
+    public = (args.public_url or f"{'https' if ssl_context else 'http'}://{host}:{args.port}").rstrip("/")
+    if advertise is not None or ice_ports is not None:
+        use_ice_addressing(IceAddressing(advertise, UdpPorts(ice_ports)))
+    print(f"media node {args.id} serving on {public}, control plane {args.control}"
+          + (f", ICE {advertise or 'every interface'} ports {ice_ports or 'any'}" if advertise or ice_ports else ""),
+          flush=True)
+    web.run_app(make_node_app(args.control, token, args.id, public, Path(args.recordings)),
+                host=args.host, port=args.port, print=None, ssl_context=ssl_context)
 
 
 def cmd_users_add(args: argparse.Namespace) -> None:
@@ -295,7 +387,7 @@ def cmd_db_which(args: argparse.Namespace) -> None:
     store = BookingStore(engine)
     source = "--db" if "--db" in sys.argv else "$CONFCTL_DB" if os.environ.get("CONFCTL_DB") else "the default"
     topo = store.topology() if store.has_topology() else None
-    print(f"{url}  ({source}; topology: {topo.name or topo.network if topo else 'none'}; "
+    print(f"{redacted(url)}  ({source}; topology: {topo.name or topo.network if topo else 'none'}; "
           f"{len(store.list())} booked session(s))")
 
 
@@ -347,7 +439,17 @@ def cmd_dryrun(args: argparse.Namespace) -> None:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
     upgrade(make_engine(db_url(args)))
-    print(f"{args.db}: schema up to date")
+    print(f"{redacted(args.db)}: schema up to date")
+
+
+def _deployment_flags(s: argparse.ArgumentParser, whose: str) -> None:
+    """TLS and the media addressing a firewall is told about (docs/deploy.md)."""
+    s.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS and WSS with this PEM certificate (chain after it)")
+    s.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM key")
+    s.add_argument("--advertise", metavar="ADDR", help=f"the only address {whose} ICE candidates carry (the address "
+                   "browsers and other nodes reach, e.g. behind NAT); sockets then bind on every interface")
+    s.add_argument("--ice-ports", metavar="LO-HI", help=f"UDP range every socket of {whose} legs and trunks binds "
+                   "in (e.g. 40000-40999); a leg finding it full is refused and counted in /metrics")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -378,17 +480,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sip-workers", type=int, default=2, metavar="N",
                    help="processes beside this one that read the SIP socket and answer REGISTER and OPTIONS, "
                         "for registration storms (default 2; 0: this process alone)")
+    s.add_argument("--public-url", help="the URL browsers reach this control plane at, when a reverse proxy "
+                   "terminates TLS (e.g. https://confctl.example): join links name it, and with https:// the sign-in "
+                   "cookie is Secure and pages carry Strict-Transport-Security")
+    s.add_argument("--rtp-ports", metavar="LO-HI", help="UDP range for the SIP gateway's RTP sockets (default: any)")
+    _deployment_flags(s, "its in-process media node's")
 
     s = add("media-node", cmd_media_node, "run a media node as its own process, registered with a control plane",
             db=False)
     s.add_argument("--control", required=True, help="the control plane's URL, e.g. http://127.0.0.1:8080")
-    s.add_argument("--token", required=True, help="bearer token of a user with role node")
+    s.add_argument("--token-file", metavar="FILE", help="a file holding the node token (a user with role node); "
+                   "or set CONFCTL_NODE_TOKEN")
+    s.add_argument("--token", help=argparse.SUPPRESS)  # still read, with a warning: `ps` shows it to every local user
     s.add_argument("--id", default="node-jl", help="node id; match the topology's node ids (node-<site>)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=9000)
     s.add_argument("--public-url", help="URL sites and the control plane reach this node at")
     s.add_argument("--recordings", default="var/recordings",
                    help="where recorded sessions are written: the control plane's folder, or storage it shares")
+    _deployment_flags(s, "its")
 
     users = sub.add_parser("users", help="users and roles").add_subparsers(dest="users_cmd", required=True)
     s = add("add", cmd_users_add, "create a user; prints its token as the last line", users)

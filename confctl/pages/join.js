@@ -9,6 +9,13 @@ let pc = null, ws = null, timer = null, last = null;
 let stream = null, wanted = null, retry = null, failures = 0;
 let framesBefore = 0;  // frames decoded by earlier peer connections (each rejoin starts a new one)
 let info = null, preview = null, meterTimer = null, program = { video: [], audio: null };
+// Browsers give a page the camera and microphone only in a secure context (https://, or this very
+// computer): a page opened over plain http:// from another computer has no navigator.mediaDevices.
+const devicesAllowed = Boolean(window.isSecureContext && navigator.mediaDevices);
+// The test pattern needs none of them: a canvas, an oscillator and a peer connection (measured in
+// Chromium on an insecure origin: it joins, sends and receives).
+const patternPossible = typeof RTCPeerConnection === "function" && typeof AudioContext === "function" &&
+  typeof HTMLCanvasElement.prototype.captureStream === "function";
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -19,6 +26,26 @@ function el(tag, attrs = {}, ...children) {
 
 function status(text) { $("status").textContent = text; }
 function notice(text) { $("notice").hidden = !text; $("notice").textContent = text || ""; }
+
+function explainInsecure() {
+  // In plain words, for the technician and for the IT person they forward it to.
+  const secure = window.isSecureContext;
+  $("insecure").replaceChildren(
+    el("h2", {}, "Your camera and microphone cannot be used on this page"),
+    el("p", {}, "The browser allows the camera and microphone only on a secure (https://) page. ",
+       secure ? "This browser gives this page no access to them."
+              : el("span", {}, "This page was opened at ", el("code", { id: "insecure_origin" }, location.origin),
+                   " over plain HTTP from another computer, so the browser blocks them.")),
+    el("p", {}, patternPossible
+      ? "You can still join with a test pattern to see and hear the others (they see a moving pattern and hear a tone, not you)."
+      : "This browser cannot join from this page at all."),
+    el("p", {}, "To use your camera and microphone, ask your administrator for the https:// join link: " +
+       "you can forward them this message."),
+    el("p", {}, "For the administrator: serve confctl over HTTPS (", el("code", {}, "confctl serve --tls-cert … --tls-key …"),
+       ", or behind the nginx front) and send this site its https:// join link."));
+  $("insecure").hidden = false;
+  for (const id of ["check", "cam", "mic"]) $(id).disabled = true;
+}
 
 function patternStream() {
   // A moving test pattern from a canvas, for rooms without a camera.
@@ -85,7 +112,8 @@ function untilGivenBack() {
 
 function buttons() {
   const can = info && info.status === "booked" && !info.dropped && !wanted;
-  for (const id of ["camera", "pattern", "selftest"]) $(id).disabled = !can;
+  for (const id of ["camera", "selftest"]) $(id).disabled = !can || !devicesAllowed;
+  $("pattern").disabled = !can || !patternPossible;
   $("leave").disabled = !wanted;
 }
 
@@ -97,6 +125,7 @@ function cameraConstraints() {
 }
 
 async function checkDevices() {
+  if (!devicesAllowed) throw new Error("this browser allows the camera and microphone only on a secure (https://) page");
   if (preview) preview.getTracks().forEach((t) => t.stop());
   preview = await navigator.mediaDevices.getUserMedia(cameraConstraints());
   $("preview").srcObject = preview;
@@ -312,6 +341,7 @@ function leave() {
   buttons();
 }
 
+if (!devicesAllowed) explainInsecure();
 $("check").addEventListener("click", () => checkDevices().catch((e) => status(`camera or microphone: ${e.message || e}`)));
 for (const id of ["cam", "mic"]) $(id).addEventListener("change", () => checkDevices().catch((e) => status(String(e))));
 $("camera").addEventListener("click", () => join(true).catch((e) => status(String(e))));

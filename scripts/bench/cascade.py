@@ -149,9 +149,10 @@ async def main() -> None:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     base = f"http://127.0.0.1:{port}"
-    procs = {n: subprocess.Popen([CONFCTL, "media-node", "--control", base, "--token", tokens["node"], "--id", n,
+    procs = {n: subprocess.Popen([CONFCTL, "media-node", "--control", base, "--id", n,
                                   "--port", str(free_port()), "--recordings", str(work / "rec")],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n in NODES}
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env={**os.environ, "CONFCTL_NODE_TOKEN": tokens["node"]}) for n in NODES}
     try:
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + 60

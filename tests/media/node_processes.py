@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -26,9 +27,10 @@ def free_port() -> int:
 
 def start_node(base: str, token: str, node_id: str, recordings: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = subprocess.Popen([CONFCTL, "media-node", "--control", base, "--token", token, "--id", node_id,
+    proc = subprocess.Popen([CONFCTL, "media-node", "--control", base, "--id", node_id,
                              "--port", str(port), "--recordings", str(recordings)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CONFCTL_NODE_TOKEN": token})
     return proc, port
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
@@ -25,9 +26,10 @@ async def plane_and_node(aiohttp_server, tmp_path):
     tokens = add_users(url, [("olga", Role.ORGANIZER, None), ("opal", Role.OPERATOR, None), ("node-jl", Role.NODE, None)])
     port = free_port()
     node = subprocess.Popen([CONFCTL, "media-node", "--control", f"http://127.0.0.1:{server.port}",
-                             "--token", tokens["node-jl"], "--id", "node-jl", "--port", str(port),
+                             "--id", "node-jl", "--port", str(port),
                              "--recordings", str(tmp_path / "rec")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CONFCTL_NODE_TOKEN": tokens["node-jl"]})
     base = f"http://127.0.0.1:{server.port}"
     try:
         async with aiohttp.ClientSession() as http:
