@@ -9,7 +9,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from confctl.api import (calendar, dry_runs, emergencies, join_info, live, metrics, network, nodes, operators, people, recordings,
+from confctl.api import (calendar, dry_runs, emergencies, join_info, live, metrics, network, nodes, operators, people, recordings, tokens,
                          sessions, signin, telephony)
 from confctl.api.openapi import openapi_route
 from confctl.api.route import PUBLIC, Route
@@ -18,7 +18,7 @@ from confctl.config import Settings
 from confctl.errors import error_middleware
 from confctl.public_origin import public_origin_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, SETTINGS,
-                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, run_db,
+                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, API_TOKENS, run_db,
                           run_read)
 from confctl.page_routes import PAGES, add_pages
 from confctl.signalling import websocket
@@ -33,6 +33,7 @@ from monitoring.operations import Operations, Services
 from monitoring.pipeline import QualityPipeline
 from media.recording import purge_older_than, recover_interrupted
 from rooms.store.bookings import BookingStore
+from rooms.store.tokens import ApiTokens
 from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
 from rooms.store.media_nodes import MediaNodeStore
@@ -69,7 +70,7 @@ def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
     for module in (calendar, sessions, emergencies, dry_runs, network, people, live, metrics, operators, signin, join_info, recordings,
-                   nodes, telephony):
+                   nodes, telephony, tokens):
         routes.extend(module.routes)
     routes.append(Route("GET", "/api/health", health, "Liveness", PUBLIC))
     routes.append(openapi_route(routes))
@@ -86,6 +87,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[USER_STORE] = UserStore(engine)
     app[WEB_SESSIONS] = WebSessions(engine)
     app[FEED_TOKENS] = FeedTokens(engine)
+    app[API_TOKENS] = ApiTokens(engine)
     app[JOIN_SECRET] = await run_db(app, shared_secret, engine, "join_token")
     app[NODE_KEY] = await run_db(app, shared_secret, engine, "node_grant")
     app[NODE_STORE] = MediaNodeStore(engine)

@@ -25,6 +25,8 @@ COOKIE = "confctl_session"  # a browser's sign-in (HttpOnly, SameSite=Strict): p
 COOKIE_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 FEED_SHAPE = re.compile(FEED_PREFIX + r"[A-Za-z0-9_-]{43}")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# The only routes a feed token (or a token in a URL) reads: calendar clients cannot send headers.
+FEED_ROUTES = ("/api/sessions/{id}.ics", "/api/sites/{site}/calendar.ics")
 
 
 def route_table(routes: list[Route]) -> dict[tuple[str, str], Route]:
@@ -52,7 +54,8 @@ async def _feed_user(request: web.Request) -> User | None:
     """Calendar clients cannot send headers: a .ics URL carries a feed token, which reads feeds only.
     (On /join, ?token= is a site's join token, verified by the signalling server, not a user's.)"""
     token = request.query.get("token", "")
-    if not token or not request.path.endswith(".ics"):
+    route = _route_of(request)
+    if not token or route is None or route.path not in FEED_ROUTES:
         return None
     user = None
     if FEED_SHAPE.fullmatch(token):
@@ -72,13 +75,26 @@ async def _cookie_user(request: web.Request) -> User | None:
     user_id = await run_read(request.app, request.app[WEB_SESSIONS].user_of, value, int(time.time()))
     if user_id is None:
         return None  # signed out or expired: as if no cookie (pages send the browser to sign in)
-    if request.method not in SAFE_METHODS:
-        # SameSite=Strict keeps other sites' requests from carrying the cookie; an Origin that is not
-        # ours is refused as well, for browsers that predate SameSite.
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.split("://", 1)[-1] != request.host:
-            raise ApiError(403, "cross_origin", "a signed-in browser's changes must come from confctl's own pages")
+    if request.method not in SAFE_METHODS and not same_origin(request, required=True):
+        # SameSite=Strict keeps other sites' requests from carrying the cookie; the origin is checked as well,
+        # for browsers that predate SameSite and for sibling hosts SameSite counts as the same site.
+        raise ApiError(403, "cross_origin", "a signed-in browser's changes must come from confctl's own pages "
+                       "(the request named no origin, or another one)")
     return await run_read(request.app, request.app[USER_STORE].by_id, user_id)
+
+
+def same_origin(request: web.Request, required: bool) -> bool:
+    """Whether a browser says this request comes from our own pages: `Sec-Fetch-Site: same-origin`, or an
+    Origin equal to ours. With neither header, `required` decides (cookie writes: refused; sign-in: allowed,
+    as a script may sign in, but a browser always sends one of them on a cross-origin POST)."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return not required
+    return origin == f"{request.scheme}://{request.host}"
+
 
 
 async def page_user(request: web.Request) -> User | None:
@@ -87,7 +103,7 @@ async def page_user(request: web.Request) -> User | None:
 
 
 def _unknown_token() -> ApiError:
-    return ApiError(401, "invalid_token", "the bearer token is not known (revoked or mistyped)",
+    return ApiError(401, "invalid_token", "the bearer token is not known, has expired or was revoked",
                     headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
@@ -98,9 +114,10 @@ async def auth_middleware(request: web.Request, handler: Callable[[web.Request],
     if token:
         if not TOKEN_SHAPE.fullmatch(token):
             raise _unknown_token()
-        user = await run_read(request.app, request.app[USER_STORE].by_token, token)
-        if user is None:
+        found = await run_read(request.app, request.app[USER_STORE].authenticate, token, int(time.time()))
+        if found is None:
             raise _unknown_token()
+        user = found[0]
         request[USER] = user
     elif route is not None and not route.public:
         user = await _feed_user(request) or await _cookie_user(request)

@@ -14,6 +14,7 @@ from media.supervision import TaskGroup
 from monitoring.operations import Operations
 from rooms.store.bookings import BookingStore
 from rooms.store.media_nodes import MediaNodeStore
+from rooms.store.tokens import ApiTokens
 from rooms.store.users import UserStore
 from rooms.store.web_sessions import FeedTokens, WebSessions
 
@@ -24,6 +25,7 @@ BOOKINGS = web.AppKey("bookings", BookingStore)
 USER_STORE = web.AppKey("users", UserStore)
 WEB_SESSIONS = web.AppKey("web_sessions", WebSessions)  # browsers' sign-ins
 FEED_TOKENS = web.AppKey("feed_tokens", FeedTokens)  # calendar feed tokens
+API_TOKENS = web.AppKey("api_tokens", ApiTokens)  # personal bearer tokens
 DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)  # writes: bookings, topology, SIP, call records
 # Auth and reads get threads of their own, so a long write (a topology re-admission, a SIP
 # worker's batch) never queues every API call behind it.

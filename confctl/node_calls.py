@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from confctl.keys import NODE_KEY, NODE_STORE, run_read
+from media.grants import node_key, sign_control
 from media.tls import log_verification_failure
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
@@ -28,10 +29,12 @@ async def post_to_nodes(app: web.Application, path: str, body: dict[str, Any], *
     answers: list[dict[str, Any]] = []
     if not nodes:
         return answers
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {app[NODE_KEY].hex()}"}) as http:
+    async with aiohttp.ClientSession() as http:
         for n in nodes:
+            call = sign_control(node_key(app[NODE_KEY], n.id), n.id, "POST", path, time.time())
             try:
-                async with http.post(f"{n.url}{path}", json=body, timeout=TIMEOUT) as r:
+                async with http.post(f"{n.url}{path}", json=body, timeout=TIMEOUT,
+                                     headers={"Authorization": f"Bearer {call}"}) as r:
                     if r.status != 200:
                         continue
                     answer = await r.json()

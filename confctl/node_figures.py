@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from confctl.keys import MEDIA_NODE, NODE_KEY, NODE_STORE, run_read
+from media.grants import node_key, sign_control
 from media.tls import log_verification_failure
 from monitoring.pipeline import Figures
 
@@ -25,16 +26,17 @@ async def gather_figures(app: web.Application) -> Figures:
     nodes = [n for n in await run_read(app, app[NODE_STORE].all) if n.alive(time.time())]
     if nodes:
         async with aiohttp.ClientSession() as http:
-            remote = await asyncio.gather(*(_remote(http, n.url, app[NODE_KEY]) for n in nodes))
+            remote = await asyncio.gather(*(_remote(http, n.url, n.id, node_key(app[NODE_KEY], n.id)) for n in nodes))
         for n, body in zip(nodes, remote):
             sessions += [dict(s, node=n.id) for s in body.get("sessions", [])]
             ended += [dict(e, node=e.get("node") or n.id) for e in body.get("ended", [])]
     return Figures(sessions, ended)
 
 
-async def _remote(http: aiohttp.ClientSession, url: str, key: bytes) -> dict[str, Any]:
+async def _remote(http: aiohttp.ClientSession, url: str, node_id: str, key: bytes) -> dict[str, Any]:
+    call = sign_control(key, node_id, "GET", "/figures", time.time())
     try:
-        async with http.get(f"{url}/figures", headers={"Authorization": f"Bearer {key.hex()}"},
+        async with http.get(f"{url}/figures", headers={"Authorization": f"Bearer {call}"},
                             timeout=aiohttp.ClientTimeout(total=3)) as r:
             return await r.json() if r.status == 200 else {}
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:

@@ -13,11 +13,11 @@ from typing import Any
 from aiohttp import web
 
 from confctl.join_tokens import InvalidJoinToken, verify
-from confctl.session_windows import is_live, is_over
+from confctl.session_windows import is_live, is_over, windows
 from confctl.keys import BOOKINGS, FALLBACKS, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS, run_db, run_read
 from confctl.placement import effective_placement, fallback_cost, place, planned
 from media.cascade_session import Placement, ws_url
-from media.grants import GRANT_TTL_S, Grant, sign_grant
+from media.grants import GRANT_TTL_S, Grant, node_key, sign_grant
 from media.signalling import Redirect, Refusal, serve
 from rooms.ids import SiteId
 from rooms.store.bookings import NotFound
@@ -66,8 +66,15 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
         return replace(grant, notice=notice)
     node = alive[where.node_of(SiteId(site))]
     cascade = Placement(where.attachments, where.root, alive[where.root].url, session["media_plan"].get("layouts", {}))
-    return Redirect(ws_url(node.url, "/ws"), sign_grant(app[NODE_KEY], replace(
-        grant, node=node.id, cascade=cascade.to_dict() if cascade.spans_nodes else None)), notice)
+    placement = cascade.to_dict() if cascade.spans_nodes else None
+    if placement is not None and node.id != where.root:
+        # The child's link to the root, signed here with the root's key: nodes never sign grants themselves.
+        until = max((e for s, e in windows(session, margin) if s <= now <= e), default=now + GRANT_TTL_S)
+        trunk = Grant(session_id, node.id, session["host_site"], False, False, until, node=where.root,
+                      cascade=placement, trunk=True)
+        placement = {**placement, "trunk_grant": sign_grant(node_key(app[NODE_KEY], where.root), trunk)}
+    return Redirect(ws_url(node.url, "/ws"), sign_grant(node_key(app[NODE_KEY], node.id), replace(
+        grant, node=node.id, cascade=placement)), notice)
 
 
 async def _report_fallback(app: web.Application, topo: Any, session: dict[str, Any], where: Any,

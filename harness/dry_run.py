@@ -90,7 +90,7 @@ async def dry_run(db_url: str, session_id: str, seconds: float = 60, warmup_s: f
         result.notes += wan.notes
         runner, control, tokens = await _control_plane(work / "topology.yaml", work)
         try:
-            nodes = start_nodes(wan, topo, control, tokens["node"], work)
+            nodes = start_nodes(wan, topo, control, tokens, work)
             # Background: the other sessions' reservations on every link this meeting uses.
             for link in plan.links:
                 for d, (src, dst) in (("up", (link.child, link.parent_addr)), ("down", (link.parent, link.child_addr))):

@@ -82,8 +82,8 @@ async def _control_plane(topo_file: Path, work: Path) -> tuple[web.AppRunner, st
     upgrade(engine)
     users, known = UserStore(engine), set(load_topology_file(topo_file).sites)
     # The admin may book at emergency precedence: mobile platforms and the vehicle take part in emergencies.
-    tokens = {r.value: users.add(f"harness-{r.value}", r, None, known, ("emergency",) if r is Role.ADMIN else ())[1]
-              for r in (Role.ADMIN, Role.NODE)}
+    tokens = {"admin": users.add("harness-admin", Role.ADMIN, None, known, ("emergency",))[1]}
+    tokens.update({n: users.add(n, Role.NODE, None, known)[1] for n in load_topology_file(topo_file).nodes})
     engine.dispose()
     runner = web.AppRunner(make_app(Settings(topology_file=topo_file, db_url=url, recordings_dir=work / "rec")))
     await runner.setup()
@@ -149,7 +149,7 @@ async def _case(cfg: RunConfig, topo_file: Path, case: Case, result: RunResult, 
         result.notes += [n for n in wan.notes if n not in result.notes]
         runner, control, tokens = await _control_plane(emulated, work)
         try:
-            nodes = start_nodes(wan, topo, control, tokens["node"], work)
+            nodes = start_nodes(wan, topo, control, tokens, work)
             async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {tokens['admin']}"}) as http:
                 await _until_registered(http, control, set(nodes))
                 k = 1
@@ -167,7 +167,7 @@ async def _case(cfg: RunConfig, topo_file: Path, case: Case, result: RunResult, 
             await runner.cleanup()
 
 
-def start_nodes(wan: Wan, topo: Topology, control: str, token: str, work: Path) -> set[str]:
+def start_nodes(wan: Wan, topo: Topology, control: str, tokens: dict[str, str], work: Path) -> set[str]:
     """Every media node whose site is in the emulated network, as a process in that site's namespace."""
     nodes = {n.id: n.site for n in topo.nodes.values() if n.site in wan.plan.namespaces}
     for node_id, site in nodes.items():
@@ -175,7 +175,7 @@ def start_nodes(wan: Wan, topo: Topology, control: str, token: str, work: Path) 
                          "--host", "0.0.0.0", "--port", str(NODE_PORT), "--public-url",
                          f"http://{wan.plan.address(site)}:{NODE_PORT}", "--recordings", str(work / "rec")],
                   stdout=subprocess.DEVNULL, stderr=open(work / f"{node_id}.log", "w"),
-                  env={**os.environ, "CONFCTL_NODE_TOKEN": token})  # never on the command line
+                  env={**os.environ, "CONFCTL_NODE_TOKEN": tokens[node_id]})  # never on the command line
     return set(nodes)
 
 

@@ -316,7 +316,9 @@ class ChildBranch:
 
                 helpers = [asyncio.create_task(writer()), asyncio.create_task(flush_levels())]
                 try:
-                    send({"type": "trunk", "grant": sign_grant(self._key(), grant)})
+                    # The control plane's grant for this link; signing our own works only where one key
+                    # serves every node (in one process, in tests), since each node process has its own.
+                    send({"type": "trunk", "grant": self.placement.trunk_grant or sign_grant(self._key(), grant)})
                     send({"type": "offer", "sdp": await side.offer()})
                     self.side = side
                     async for raw in ws:

@@ -41,6 +41,7 @@ class Placement:
     root: NodeId
     root_url: str | None = None  # where child node processes reach the root's /trunk
     layouts: Mapping[SiteId, str] = field(default_factory=dict)  # sites the plan gives less: what trunks carry for them
+    trunk_grant: str | None = None  # a child's: the control plane's grant for its link to the root (media/grants.py)
 
     def node_of(self, site: SiteId) -> NodeId:
         return self.attachments.get(site, self.root)
@@ -51,12 +52,14 @@ class Placement:
 
     def to_dict(self) -> dict[str, Any]:
         return {"attachments": dict(self.attachments), "root": self.root, "root_url": self.root_url,
-                **({"layouts": dict(self.layouts)} if self.layouts else {})}
+                **({"layouts": dict(self.layouts)} if self.layouts else {}),
+                **({"trunk_grant": self.trunk_grant} if self.trunk_grant else {})}
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "Placement":
         return Placement({SiteId(s): NodeId(n) for s, n in dict(d["attachments"]).items()}, NodeId(d["root"]),
-                         d.get("root_url"), {SiteId(s): str(l) for s, l in dict(d.get("layouts") or {}).items()})
+                         d.get("root_url"), {SiteId(s): str(l) for s, l in dict(d.get("layouts") or {}).items()},
+                         str(d["trunk_grant"]) if d.get("trunk_grant") else None)
 
 
 def ws_url(http_url: str, path: str) -> str:

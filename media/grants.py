@@ -69,3 +69,43 @@ def verify_grant(key: bytes, text: object, now: float, node: str | None = None) 
     if node is not None and grant.node not in (None, node):
         raise InvalidGrant(f"grant issued for node {grant.node}, not {node}: join again through the control plane")
     return grant
+
+
+# -- one key per node ---------------------------------------------------------------------------
+# Each node process gets its own key, derived from the control plane's secret and its id: it verifies
+# the grants issued for it and nothing else, so a stolen node cannot mint grants for another node.
+# Trunk grants (a child node's link to its session's root) are signed by the control plane with the
+# root's key and handed to the child inside the placement; a node never signs a grant itself.
+
+def node_key(master: bytes, node_id: str) -> bytes:
+    return hmac.new(master, b"confctl node key\n" + node_id.encode(), hashlib.sha256).digest()
+
+
+# -- calls from the control plane to a node -----------------------------------------------------
+# A short-lived token bound to the node, the method and the path, signed with that node's key: the
+# key itself never travels, and a token read off one call cannot be used for another path or node.
+CONTROL_TTL_S = 30
+
+
+def sign_control(key: bytes, node_id: str, method: str, path: str, now: float) -> str:
+    body = _b64(json.dumps({"node": node_id, "call": f"{method} {path}", "expires": now + CONTROL_TTL_S},
+                           separators=(",", ":")).encode())
+    return f"{body}.{_b64(_control_mac(key, body))}"
+
+
+def _control_mac(key: bytes, body: str) -> bytes:
+    return hmac.new(key, b"control\n" + body.encode(), hashlib.sha256).digest()
+
+
+def verify_control(key: bytes, text: str, node_id: str, method: str, path: str, now: float) -> bool:
+    if not key or text.count(".") != 1 or len(text) > 1000:
+        return False
+    body, sig = text.split(".")
+    try:
+        if not hmac.compare_digest(_unb64(sig), _control_mac(key, body)):
+            return False
+        fields = json.loads(_unb64(body))
+        return (isinstance(fields, dict) and fields.get("node") == node_id and fields.get("call") == f"{method} {path}"
+                and isinstance(fields.get("expires"), (int, float)) and fields["expires"] >= now)
+    except (ValueError, UnicodeDecodeError):
+        return False

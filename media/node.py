@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from media.aiortc_hooks import install_fast_clock, raise_bitrate_caps
 from media.cascade_link import GATEWAY, ChildBranch
+from media.grants import node_key
 from media.cascade_session import Cascade, Placement
 from media.room import EndReason, Leg, MediaRoom
 from media.supervision import TaskGroup
@@ -91,7 +92,10 @@ class MediaNode:
         where = self.recordings / session_id if record and self.recordings is not None else None
         branch = self.branches.get(session_id)
         if branch is None or branch.closed:
-            branch = self.branches[session_id] = ChildBranch(session_id, host, GATEWAY, placement, self._grant_key,
+            # In the control plane the key is the master every node key derives from: the gateway signs its
+            # trunk grant with the root's own key, as the control plane does for child nodes.
+            root_key = lambda: node_key(self._grant_key(), placement.root)  # noqa: E731
+            branch = self.branches[session_id] = ChildBranch(session_id, host, GATEWAY, placement, root_key,
                                                              self._ice, where)
         return branch.room
 

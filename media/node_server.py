@@ -14,7 +14,6 @@ recovered when it starts again.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import time
@@ -26,7 +25,7 @@ from aiohttp import web
 
 from media.aiortc_hooks import ice_addressing
 from media.cascade_link import serve_trunk
-from media.grants import InvalidGrant, verify_grant
+from media.grants import InvalidGrant, verify_control, verify_grant
 from media.node import MediaNode
 from media.recording import recover_interrupted, set_owner
 from media.signalling import Refusal, serve
@@ -128,8 +127,9 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
         return await serve_trunk(request, app[NODE], lambda: bytes(app[KEY]), node_id)
 
     def from_control_plane(request: web.Request) -> bool:
+        """A call signed with this node's key for this node, method and path, not yet expired (media/grants.py)."""
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        return bool(app[KEY]) and hmac.compare_digest(given, bytes(app[KEY]).hex())
+        return verify_control(bytes(app[KEY]), given, node_id, request.method, request.path, time.time())
 
     forbidden = {"error": "forbidden", "detail": "the control plane's key is required"}
 

@@ -22,7 +22,8 @@ mkdir -p "$out"
 # The subjectAltName: every argument, localhost and 127.0.0.1, once each, in a stable order.
 declare -A seen=()
 sans=()
-for name in localhost 127.0.0.1 "$@"; do
+mapfile -t rest < <(printf '%s\n' "$@" | sort -u)  # any order of the same names: the same certificate
+for name in localhost 127.0.0.1 ${rest[@]+"${rest[@]}"}; do
   [ -n "$name" ] || continue
   if [[ $name =~ ^[0-9]+(\.[0-9]+){3}$ || $name == *:* ]]; then
     entry="IP:$name"

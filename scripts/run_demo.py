@@ -36,7 +36,6 @@ DEMO_USERS = [
     ("demo-operator", Role.OPERATOR, None),
     ("demo-admin", Role.ADMIN, None),
 ]
-NODE_USER = "demo-nodes"  # the media node processes register with this role-node token
 
 
 def main() -> None:
@@ -79,9 +78,11 @@ def main() -> None:
     password = secrets.token_urlsafe(12)
     sip.add_account("demo-phone", "cc-nongan", password, "confctl")
     print(f"\n  SIP: udp {args.host}:{args.sip_port}, phone account demo-phone (site cc-nongan), password {password}")
-    users.remove_named(NODE_USER)
-    _, node_token = users.add(NODE_USER, Role.NODE, None, sites)
     nodes = sorted(store.topology().nodes)
+    node_tokens = {}  # one credential per node, bound to its id (`confctl nodes add`), recreated like the users
+    for node in nodes:
+        users.remove_named(node)
+        node_tokens[node] = users.add(node, Role.NODE, None, sites)[1]
     engine.dispose()
     confctl = os.path.join(os.path.dirname(sys.executable), "confctl")
     children: list[subprocess.Popen[bytes]] = []
@@ -98,8 +99,7 @@ def main() -> None:
         sys.exit(0)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    # The node token reaches the nodes in their environment: on a command line every local user's `ps` reads it.
-    env = {**os.environ, "CONFCTL_NODE_TOKEN": node_token}
+    env = dict(os.environ)
     tls_args: list[str] = []
     if tls is not None:  # the control plane and the nodes verify each other against the demo CA
         env["SSL_CERT_FILE"] = str(tls / "ca.pem")
@@ -113,7 +113,9 @@ def main() -> None:
             port = args.node_ports + i
             children.append(subprocess.Popen(
                 [confctl, "media-node", "--control", base, "--id", node, "--host", args.host,
-                 "--port", str(port), *tls_args], stdout=subprocess.DEVNULL, env=env))
+                 "--port", str(port), *tls_args], stdout=subprocess.DEVNULL,
+                # The token in its environment: on a command line every local user's `ps` would read it.
+                env={**env, "CONFCTL_NODE_TOKEN": node_tokens[node]}))
             print(f"    {node:<10} {base.split('://')[0]}://{args.host}:{port}")
     if tls is not None:
         print_trust(tls)

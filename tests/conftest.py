@@ -120,7 +120,8 @@ def small_topology(rooms: int = 60, county_mbps: float = 10) -> Topology:
 
 @pytest.fixture
 async def api(aiohttp_client, db_url):
-    """The app over HTTP on the demo network, with one user per role; `api.h(name)` are their headers."""
+    """The app over HTTP on the demo network, with one user per role; `api.h(name)` are their headers.
+    A node's credential registers the node id it is named after: `node-cc` registers node-cc, `nora` none."""
     from confctl.app import make_app
     from confctl.config import Settings
     from rooms.topology import demo_topology_path
@@ -128,7 +129,7 @@ async def api(aiohttp_client, db_url):
     client = await aiohttp_client(app)
     tokens = add_users(db_url, [("olga", Role.ORGANIZER, None), ("oscar", Role.ORGANIZER, None),
                                 ("tina", Role.TECHNICIAN, "cc-nongan"), ("opal", Role.OPERATOR, None),
-                                ("ada", Role.ADMIN, None), ("nora", Role.NODE, None)])
+                                ("ada", Role.ADMIN, None), ("nora", Role.NODE, None), ("node-cc", Role.NODE, None)])
     client.tokens = tokens
     client.h = lambda who: {"Authorization": f"Bearer {tokens[who]}"}
     yield client

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 async def test_a_node_registers_only_with_a_topology_id_and_an_id_in_use_is_refused(api):
     r = await api.post("/api/media-nodes", json={"id": "node-atlantis", "url": "http://127.0.0.1:9001"},
-                       headers=api.h("nora"))
+                       headers=api.h("ada"))
     assert r.status == 422 and (await r.json())["error"] == "unknown_node"
-    ok = await api.post("/api/media-nodes", json={"id": "node-cc", "url": "http://127.0.0.1:9001"}, headers=api.h("nora"))
+    ok = await api.post("/api/media-nodes", json={"id": "node-cc", "url": "http://127.0.0.1:9001"},
+                        headers=api.h("node-cc"))
     assert ok.status == 200 and len((await ok.json())["grant_key"]) == 64
     again = await api.post("/api/media-nodes", json={"id": "node-cc", "url": "http://127.0.0.1:9001"},
-                           headers=api.h("nora"))
+                           headers=api.h("node-cc"))
     assert again.status == 200  # the same process's heartbeat
     other = await api.post("/api/media-nodes", json={"id": "node-cc", "url": "http://127.0.0.1:9002"},
-                           headers=api.h("nora"))
+                           headers=api.h("node-cc"))
     assert other.status == 409 and (await other.json())["error"] == "node_id_in_use"
     bad = await api.post("/api/media-nodes", json={"id": "node-cc", "url": "http://127.0.0.1:9001"},
                          headers={"Authorization": "Bearer cct_" + "x" * 43})

@@ -11,9 +11,10 @@ def _path(template: str, session_id: str) -> str:
     return (template.replace("{id}", session_id).replace("{site}", "cc-nongan").replace("{name}", "x.webm"))
 
 
-# Writes every person may make that change nothing in the network: their own feed tokens, and an
-# operator's acknowledgement of an alarm (the one thing operators do, besides reading).
-OWN_WRITES = {("POST", "/api/feed-tokens"), ("DELETE", "/api/feed-tokens/{id}"), ("POST", "/api/alarms/{id}/ack")}
+# Writes every person may make that change nothing in the network: their own feed tokens and bearer tokens,
+# and an operator's acknowledgement of an alarm (the one thing operators do, besides reading).
+OWN_WRITES = {("POST", "/api/feed-tokens"), ("DELETE", "/api/feed-tokens/{id}"), ("POST", "/api/alarms/{id}/ack"),
+              ("POST", "/api/tokens"), ("POST", "/api/tokens/{id}/rotate"), ("DELETE", "/api/tokens/{id}")}
 
 
 def test_the_readme_role_promises_hold_in_the_table():

@@ -10,7 +10,9 @@ from confctl.api.route import READERS, Route
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
 from confctl.keys import BOOKINGS, MEDIA_NODE, NODE_KEY, NODE_STORE, run_db, run_read
+from media.grants import node_key
 from rooms.booking_form import FormError, validation_detail
+from rooms.store.users import Role
 
 
 class NodeLoad(BaseModel):
@@ -32,11 +34,13 @@ class NodeRegistration(BaseModel):
 
 
 async def register(request: web.Request) -> web.Response:
-    require(request)
+    user = require(request)
     try:
         body = NodeRegistration.model_validate(await read_json(request))
     except ValidationError as exc:
         raise FormError(validation_detail(exc)) from None
+    if user.role is Role.NODE and user.name != body.id:  # `confctl nodes add NODE_ID` binds the credential
+        raise ApiError(403, "wrong_node", f"this credential is node {user.name}'s; it may not register as {body.id}")
     topo = await run_read(request.app, request.app[BOOKINGS].topology)
     if body.id not in topo.nodes:
         raise ApiError(422, "unknown_node", f"node {body.id!r} is not in the topology; its nodes are "
@@ -48,8 +52,8 @@ async def register(request: web.Request) -> web.Response:
                        "may not take its id (stop that one, or wait until it is taken for dead)")
     await run_db(request.app, request.app[NODE_STORE].register, body.id, body.url, int(now),
                  body.load.model_dump() if body.load is not None else None)
-    # The key the node verifies grants with, and that the control plane uses to read its figures.
-    return web.json_response({"id": body.id, "grant_key": request.app[NODE_KEY].hex()})
+    # This node's own key (media/grants.py): it verifies the grants issued for it and the control plane's calls.
+    return web.json_response({"id": body.id, "grant_key": node_key(request.app[NODE_KEY], body.id).hex()})
 
 
 async def list_nodes(request: web.Request) -> web.Response:
@@ -73,8 +77,9 @@ async def list_nodes(request: web.Request) -> web.Response:
 
 routes = [
     Route("POST", "/api/media-nodes", register, "A media node registers, then beats every 2 s with its load "
-          "(missing 5 s of beats marks it down)",
-          ("node", "admin"), NodeRegistration, {200: "{id, grant_key}", 409: "the id is alive at another URL",
+          "(missing 5 s of beats marks it down); a node's credential registers its own id only",
+          ("node", "admin"), NodeRegistration, {200: "{id, grant_key}", 403: "another node's id",
+                                                409: "the id is alive at another URL",
                                                 422: "invalid, or not a node of the topology"}),
     Route("GET", "/api/media-nodes", list_nodes, "Registered media nodes and whether they are alive", READERS),
 ]

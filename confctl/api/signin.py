@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from confctl.api.route import PEOPLE, PUBLIC, Route
-from confctl.auth import COOKIE, TOKEN_SHAPE, require
+from confctl.auth import COOKIE, TOKEN_SHAPE, require, same_origin
 from confctl.errors import ApiError, parse_body
 from confctl.keys import FEED_TOKENS, SETTINGS, USER_STORE, WEB_SESSIONS, run_db, run_read
 
@@ -28,15 +28,24 @@ class NewFeedToken(BaseModel):
 
 
 async def sign_in(request: web.Request) -> web.Response:
+    # Login CSRF: another site's page must not sign this browser in to the attacker's account. Its form
+    # or text/plain fetch needs no preflight; a JSON body does, and the origin must be ours.
+    if not same_origin(request, required=False):
+        raise ApiError(403, "cross_origin", "sign in from confctl's own sign-in page")
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the token as JSON: {\"token\": \"cct_…\"}")
     body = await parse_body(request, SignIn)
     token = body.token.strip()
-    user = await run_read(request.app, request.app[USER_STORE].by_token, token) if TOKEN_SHAPE.fullmatch(token) else None
-    if user is None:
-        raise ApiError(401, "invalid_token", "that token is not known: ask an administrator for yours")
+    found = (await run_read(request.app, request.app[USER_STORE].authenticate, token, int(time.time()))
+             if TOKEN_SHAPE.fullmatch(token) else None)
+    if found is None:
+        raise ApiError(401, "invalid_token", "that token is not known, has expired or was revoked: "
+                       "ask an administrator for yours")
+    user, token_id = found
     if user.role.value == "node":
         raise ApiError(403, "forbidden", "a media node's token does not sign in")
     lifetime = request.app[SETTINGS].web_session_hours * 3600
-    value = await run_db(request.app, request.app[WEB_SESSIONS].open, user.id, int(time.time()), lifetime)
+    value = await run_db(request.app, request.app[WEB_SESSIONS].open, user.id, int(time.time()), lifetime, token_id)
     resp = web.json_response({"user": user.to_dict(), "expires_in_s": lifetime})
     resp.set_cookie(COOKIE, value, max_age=lifetime, httponly=True, samesite="Strict", path="/",
                     secure=request.secure)
@@ -73,7 +82,8 @@ async def revoke_feed_token(request: web.Request) -> web.Response:
 
 routes = [
     Route("POST", "/api/signin", sign_in, "Sign a browser in: a bearer token for an HttpOnly session cookie", PUBLIC,
-          SignIn, {200: "signed in (Set-Cookie)", 401: "unknown token"}),
+          SignIn, {200: "signed in (Set-Cookie)", 401: "unknown, expired or revoked token",
+                   403: "from another origin", 415: "not JSON"}),
     Route("POST", "/api/signout", sign_out, "End this browser's session", PUBLIC),
     Route("POST", "/api/feed-tokens", add_feed_token, "A calendar feed token: reads your .ics feeds only, revocable",
           PEOPLE, NewFeedToken, {201: "the token, shown once"}),

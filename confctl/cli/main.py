@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -23,6 +24,7 @@ from rooms.ids import PlanKind, SiteId
 from rooms.store.bookings import BookingStore, DialInExhausted, NoTopology, NotFound, SessionCancelled
 from rooms.store.engine import DatabaseUrlError, make_engine
 from rooms.store.migrate import upgrade
+from rooms.store.tokens import DEFAULT_TOKEN_DAYS, TokenError
 from rooms.store.users import Role, UserError, UserStore
 from rooms.topology import Topology, TopologyError, demo_topology_path, load_topology_file
 
@@ -35,6 +37,7 @@ NO_TOPOLOGY = ("the database {db} has no topology: load one with `confctl topolo
                "(the demo network is {demo}; `make run` loads it)")
 
 
+NODE_TOKEN_DAYS = 365  # a node runs unattended: a year, rotated with `confctl tokens rotate`
 DEFAULT_URL = "http://127.0.0.1:8080"  # where `confctl serve` and `make run` listen; join links point there
 
 
@@ -173,7 +176,7 @@ def _node_token(args: argparse.Namespace) -> str:
     token = os.environ.get("CONFCTL_NODE_TOKEN", "").strip()
     if not token:
         raise CliError("a media node needs its node token: set CONFCTL_NODE_TOKEN or give --token-file FILE "
-                       "(`confctl users add NAME --role node` prints one)")
+                       "(`confctl nodes add NODE_ID` prints one)")
     return token
 
 
@@ -206,8 +209,10 @@ def cmd_media_node(args: argparse.Namespace) -> None:
 def cmd_users_add(args: argparse.Namespace) -> None:
     store = _store(args)
     users = UserStore(store.engine)
+    if args.role == Role.NODE.value:
+        raise CliError("a media node's credential is bound to its node id: `confctl nodes add NODE_ID`")
     user, token = users.add(args.name, Role(args.role), SiteId(args.site) if args.site else None, set(store.topology().sites),
-                            tuple(args.permission or ()))
+                            tuple(args.permission or ()), days=args.days)
     print(f"created {user.role.value} {user.name} ({user.id}){' at ' + user.site if user.site else ''}")
     print(token)
 
@@ -243,6 +248,72 @@ def cmd_dial_out(args: argparse.Namespace) -> None:
     except urllib.error.URLError as exc:
         raise CliError(f"cannot reach {args.url}: {exc.reason}") from None
     print(f"calling {args.account} into {args.session}: call {body['call_id']}")
+
+
+def _user_named(store: BookingStore, name: str) -> Any:
+    user = UserStore(store.engine).by_name(name)
+    if user is None:
+        raise CliError(f"no user named {name!r} (`confctl users list` lists them)")
+    return user
+
+
+def _when(epoch: int | None) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M") if epoch else "-"
+
+
+def cmd_tokens_list(args: argparse.Namespace) -> None:
+    from rooms.store.tokens import ApiTokens
+    store = _store(args, need_topology=False)
+    rows = ApiTokens(store.engine).list(_user_named(store, args.user).id if args.user else None)
+    now = int(time.time())
+    print(f"{'id':<22} {'user':<20} {'label':<16} {'created':<16} {'expires':<16} {'last used':<16} state")
+    for r in rows:
+        state = "revoked" if r["revoked_at"] else "expired" if r["expires_at"] <= now else "live"
+        print(f"{r['id']:<22} {r['user']:<20} {r['label'][:16]:<16} {_when(r['created_at']):<16} "
+              f"{_when(r['expires_at']):<16} {_when(r['last_used_at']):<16} {state}")
+    print(f"{len(rows)} token(s)")
+
+
+def cmd_tokens_issue(args: argparse.Namespace) -> None:
+    from rooms.store.tokens import ApiTokens
+    store = _store(args, need_topology=False)
+    user = _user_named(store, args.user)
+    token_id, token = ApiTokens(store.engine).issue(user.id, int(time.time()), args.days, args.label)
+    print(f"issued {token_id} for {user.name}, valid {args.days or DEFAULT_TOKEN_DAYS} days")
+    print(token)
+
+
+def cmd_tokens_rotate(args: argparse.Namespace) -> None:
+    from rooms.store.tokens import ApiTokens
+    token_id, token = ApiTokens(_store(args, need_topology=False).engine).rotate(args.id, int(time.time()), args.days)
+    print(f"{args.id} revoked; {token_id} in its place, valid {args.days or DEFAULT_TOKEN_DAYS} days")
+    print(token)
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> None:
+    from rooms.store.tokens import ApiTokens
+    if bool(args.id) == bool(args.user):
+        raise CliError("give a token id, or --user NAME for every token of a user")
+    store = _store(args, need_topology=False)
+    tokens = ApiTokens(store.engine)
+    if args.user:
+        n = tokens.revoke_user(_user_named(store, args.user).id, int(time.time()))
+        print(f"revoked {n} token(s) of {args.user}; their browser sessions ended")
+    elif tokens.revoke(args.id, int(time.time())):
+        print(f"revoked {args.id}; browser sessions signed in with it ended")
+    else:
+        raise CliError(f"no live token {args.id} (`confctl tokens list` shows ids and states)")
+
+
+def cmd_nodes_add(args: argparse.Namespace) -> None:
+    store = _store(args)
+    topo = store.topology()
+    if args.node_id not in topo.nodes:
+        raise CliError(f"{args.node_id!r} is not a media node of the topology; its nodes are {sorted(topo.nodes)}")
+    user, token = UserStore(store.engine).add(args.node_id, Role.NODE, None, set(topo.sites),
+                                              days=args.days or NODE_TOKEN_DAYS)
+    print(f"node credential for {args.node_id} ({user.id}): registers as {args.node_id} only")
+    print(token)
 
 
 def cmd_users_list(args: argparse.Namespace) -> None:
@@ -489,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("media-node", cmd_media_node, "run a media node as its own process, registered with a control plane",
             db=False)
     s.add_argument("--control", required=True, help="the control plane's URL, e.g. http://127.0.0.1:8080")
-    s.add_argument("--token-file", metavar="FILE", help="a file holding the node token (a user with role node); "
+    s.add_argument("--token-file", metavar="FILE", help="a file holding the node token (`confctl nodes add NODE_ID`); "
                    "or set CONFCTL_NODE_TOKEN")
     s.add_argument("--token", help=argparse.SUPPRESS)  # still read, with a warning: `ps` shows it to every local user
     s.add_argument("--id", default="node-jl", help="node id; match the topology's node ids (node-<site>)")
@@ -507,7 +578,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--site", help="the site a technician is bound to")
     s.add_argument("--permission", action="append", choices=["emergency"],
                    help="emergency: may open sessions above routine precedence (the duty officer)")
+    s.add_argument("--days", type=int, help=f"how long its token lives (default {DEFAULT_TOKEN_DAYS})")
     add("list", cmd_users_list, "list users", users)
+
+    tokens = sub.add_parser("tokens", help="personal bearer tokens: expiry, last use, revocation").add_subparsers(
+        dest="tokens_cmd", required=True)
+    s = add("list", cmd_tokens_list, "list tokens (never the tokens themselves): whose, expiry, last use", tokens)
+    s.add_argument("--user", help="one user's (by name)")
+    s = add("issue", cmd_tokens_issue, "a new token for a user; prints it as the last line", tokens)
+    s.add_argument("user", help="the user's name")
+    s.add_argument("--days", type=int, help=f"how long it lives (default {DEFAULT_TOKEN_DAYS})")
+    s.add_argument("--label", default="token", help="what it is for (a laptop, a script)")
+    s = add("rotate", cmd_tokens_rotate, "a new token in place of one, which is revoked at once; prints the new one",
+            tokens)
+    s.add_argument("id", help="the token's id (tok_…, from `confctl tokens list`)")
+    s.add_argument("--days", type=int, help=f"how long the new one lives (default {DEFAULT_TOKEN_DAYS})")
+    s = add("revoke", cmd_tokens_revoke, "revoke a token, or every token of a user; their browser sessions end",
+            tokens)
+    s.add_argument("id", nargs="?", help="the token's id (tok_…)")
+    s.add_argument("--user", help="every token of this user (by name)")
+
+    nodes = sub.add_parser("nodes", help="media node credentials, one per node id").add_subparsers(
+        dest="nodes_cmd", required=True)
+    s = add("add", cmd_nodes_add, "a credential for one media node of the topology, refused for any other id; "
+            "prints its token as the last line (give it to the node as CONFCTL_NODE_TOKEN)", nodes)
+    s.add_argument("node_id", help="a node of the topology, e.g. node-cc")
+    s.add_argument("--days", type=int, help="how long its token lives (default 365: rotate it yearly)")
 
     sip = sub.add_parser("sip-accounts", help="SIP accounts, each bound to a site").add_subparsers(
         dest="sip_cmd", required=True)
@@ -608,7 +704,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.close()
         sys.exit(0)
     except (CliError, TopologyError, RequestError, UserError, DatabaseUrlError, NotFound, NoTopology,
-            SessionCancelled, DialInExhausted, ValueError, HarnessError) as exc:  # SipAccountError is a ValueError
+            SessionCancelled, DialInExhausted, ValueError, HarnessError, TokenError) as exc:  # SipAccountError is a ValueError
         detail = exc.detail if isinstance(exc, RequestError) and not isinstance(exc, FormError) else str(exc)
         if isinstance(exc, TopologyError):
             detail = "invalid topology:\n  " + "\n  ".join(exc.problems)

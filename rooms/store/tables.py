@@ -70,7 +70,6 @@ class UserRow(SQLModel, table=True):
     name: str = Field(max_length=100, unique=True)
     role: str = Field(max_length=20)
     site_id: Optional[str] = Field(default=None, max_length=100)
-    token_hash: str = Field(max_length=64, unique=True)  # sha256 of the bearer token; the token is never stored
     permissions: str = Field(default="", max_length=200)  # space-separated grants beyond the role: "emergency"
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
@@ -197,8 +196,23 @@ class WebSessionRow(SQLModel, table=True):
     __tablename__ = "web_session"
     token_hash: str = Field(primary_key=True, max_length=64)
     user_id: str = Field(max_length=40)
+    token_id: Optional[str] = Field(default=None, max_length=40)  # the personal token it signed in with
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """A personal bearer token: only its SHA-256 is kept; it expires, records its last use, can be revoked."""
+
+    __tablename__ = "api_token"
+    id: str = Field(primary_key=True, max_length=40)
+    user_id: str = Field(max_length=40, index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    label: str = Field(max_length=100)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_used_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    revoked_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class FeedTokenRow(SQLModel, table=True):

@@ -1,9 +1,7 @@
-"""Users, roles and their bearer tokens (only a SHA-256 of each token is stored)."""
+"""Users and roles; their bearer tokens live in rooms/store/tokens.py (only a SHA-256 of each is stored)."""
 from __future__ import annotations
 
 import enum
-import hashlib
-import secrets
 import time
 from typing import Any
 from dataclasses import dataclass
@@ -13,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from rooms.ids import SiteId, UserId, new_user_id
 from rooms.store.engine import read_transaction, write_transaction
-from rooms.store.tables import UserRow
+from rooms.store.tables import UserRow, WebSessionRow
+from rooms.store.tokens import AT, ApiTokens, TokenError, token_hash  # noqa: F401  (token_hash: web_sessions)
 
 UT = UserRow.__table__
 
@@ -49,11 +48,6 @@ class User:
                 "permissions": sorted(self.permissions)}
 
 
-TOKEN_PREFIX = "cct_"
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class UserStore:
@@ -61,8 +55,9 @@ class UserStore:
         self.engine = engine
 
     def add(self, name: str, role: Role, site: SiteId | None, known_sites: set[str],
-            permissions: tuple[str, ...] = ()) -> tuple[User, str]:
-        """Create a user; return it with its bearer token (shown once, never stored)."""
+            permissions: tuple[str, ...] = (), days: int | None = None) -> tuple[User, str]:
+        """Create a user; return it with its first bearer token (shown once, never stored), valid `days`
+        (default 90; rooms/store/tokens.py)."""
         if not name or len(name) > 100:
             raise UserError("name must be 1-100 characters")
         if role is Role.TECHNICIAN and site is None:
@@ -72,22 +67,35 @@ class UserStore:
         unknown = [p for p in permissions if p not in PERMISSIONS]
         if unknown:
             raise UserError(f"unknown permission(s) {unknown}; known: {list(PERMISSIONS)}")
-        # The prefix keeps a token from starting with "-" (token_urlsafe does, 1 in 64), which
-        # argparse would read as an option in `--token TOKEN`; it also makes leaked tokens greppable.
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         user = User(new_user_id(), name, role, site, frozenset(permissions))
+        now = int(time.time())
         try:
             with write_transaction(self.engine) as conn:
                 conn.execute(insert(UT).values(id=user.id, name=name, role=role.value, site_id=site,
-                                               permissions=" ".join(sorted(set(permissions))),
-                                               token_hash=token_hash(token), created_at=int(time.time())))
+                                               permissions=" ".join(sorted(set(permissions))), created_at=now))
+                _, token = ApiTokens(self.engine).issue(user.id, now, days, "first token", conn=conn)
         except IntegrityError:
             raise UserError(f"a user named {name!r} exists already") from None
+        except TokenError as exc:
+            raise UserError(str(exc)) from None
         return user, token
 
-    def by_token(self, token: str) -> User | None:
+    def by_token(self, token: str, now: int | None = None) -> User | None:
+        """The user of a live token (not expired, not revoked)."""
+        found = self.authenticate(token, int(time.time()) if now is None else now)
+        return found[0] if found else None
+
+    def authenticate(self, token: str, now: int) -> tuple[User, str] | None:
+        """(the user, the token's id) of a live token."""
+        use = ApiTokens(self.engine).authenticate(token, now)
+        if use is None:
+            return None
+        user = self.by_id(use.user_id)
+        return (user, use.token_id) if user is not None else None
+
+    def by_name(self, name: str) -> User | None:
         with read_transaction(self.engine) as conn:
-            r = conn.execute(select(UT).where(UT.c.token_hash == token_hash(token))).first()
+            r = conn.execute(select(UT).where(UT.c.name == name)).first()
         return _user(r) if r else None
 
     def by_id(self, user_id: str) -> User | None:
@@ -100,8 +108,14 @@ class UserStore:
             return [_user(r) for r in conn.execute(select(UT).order_by(UT.c.name))]
 
     def remove_named(self, name: str) -> bool:
+        """Removes the user with their tokens and browser sessions."""
         with write_transaction(self.engine) as conn:
-            return conn.execute(delete(UT).where(UT.c.name == name)).rowcount > 0
+            r = conn.execute(select(UT.c.id).where(UT.c.name == name)).first()
+            if r is None:
+                return False
+            conn.execute(delete(AT).where(AT.c.user_id == r.id))
+            conn.execute(delete(WebSessionRow.__table__).where(WebSessionRow.__table__.c.user_id == r.id))
+            return conn.execute(delete(UT).where(UT.c.id == r.id)).rowcount > 0
 
 
 def _user(r) -> User:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, delete, insert, select
 from rooms.ids import UserId
 from rooms.store.engine import read_transaction, write_transaction
 from rooms.store.tables import FeedTokenRow, WebSessionRow
-from rooms.store.users import token_hash
+from rooms.store.tokens import token_hash
 
 WS = WebSessionRow.__table__
 FT = FeedTokenRow.__table__
@@ -24,12 +24,13 @@ class WebSessions:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def open(self, user_id: UserId, now: int, lifetime_s: int) -> str:
+    def open(self, user_id: UserId, now: int, lifetime_s: int, token_id: str | None = None) -> str:
+        """A browser session for the user, ended with the token it signed in with (`token_id`)."""
         value = secrets.token_urlsafe(32)
         with write_transaction(self.engine, lock_key=None) as conn:
             conn.execute(delete(WS).where(WS.c.expires_at < now))  # expired ones go as new ones come
             conn.execute(insert(WS).values(token_hash=token_hash(value), user_id=user_id, created_at=now,
-                                           expires_at=now + lifetime_s))
+                                           expires_at=now + lifetime_s, token_id=token_id))
         return value
 
     def user_of(self, value: str, now: int) -> str | None:

@@ -141,7 +141,8 @@ async def main() -> None:
     upgrade(engine)
     users, known = UserStore(engine), set(T.sites)
     tokens = {role.value: users.add(f"bench-{role.value}", role, None, known)[1]
-              for role in (Role.ORGANIZER, Role.OPERATOR, Role.NODE)}
+              for role in (Role.ORGANIZER, Role.OPERATOR)}
+    tokens.update({n: users.add(n, Role.NODE, None, known)[1] for n in NODES})  # a credential per node id
     engine.dispose()
     runner = web.AppRunner(make_app(Settings(topology_file=demo_topology_path(), db_url=url,
                                              recordings_dir=work / "rec")))
@@ -152,7 +153,7 @@ async def main() -> None:
     procs = {n: subprocess.Popen([CONFCTL, "media-node", "--control", base, "--id", n,
                                   "--port", str(free_port()), "--recordings", str(work / "rec")],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 env={**os.environ, "CONFCTL_NODE_TOKEN": tokens["node"]}) for n in NODES}
+                                 env={**os.environ, "CONFCTL_NODE_TOKEN": tokens[n]}) for n in NODES}
     try:
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + 60

@@ -1,0 +1,163 @@
+"""Tokens with a life: they expire, are revoked (ending the browser sessions signed in with them), rotate
+without losing the user; and a signed-in browser's writes must name our origin (CSRF, login CSRF)."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import subprocess
+import time
+
+import pytest
+from sqlalchemy import create_engine, text, update
+
+from confctl.cli.main import main as cli
+from rooms.store.engine import make_engine
+from rooms.store.migrate import upgrade
+from rooms.store.tables import ApiTokenRow
+from rooms.store.users import UserStore
+from tests.conftest import IN_CI, PG_BASE
+
+ORIGIN = "http://127.0.0.1"
+
+
+def _expire(db_url: str, token_id: str | None = None) -> None:
+    engine = make_engine(db_url)
+    table = ApiTokenRow.__table__
+    with engine.begin() as conn:
+        q = update(table).values(expires_at=int(time.time()) - 1)
+        conn.execute(q.where(table.c.id == token_id) if token_id else q)
+    engine.dispose()
+
+
+async def _sign_in(api, token: str) -> dict[str, str]:
+    r = await api.post("/api/signin", json={"token": token})
+    assert r.status == 200, await r.text()
+    return {"Cookie": r.headers["Set-Cookie"].split(";")[0]}
+
+
+async def test_a_revoked_token_is_refused_at_once_and_its_browser_sessions_end(api):
+    me = api.h("olga")
+    issued = await api.post("/api/tokens", json={"label": "laptop", "days": 30}, headers=me)
+    assert issued.status == 201
+    laptop = await issued.json()
+    cookie = await _sign_in(api, laptop["token"])
+    assert (await api.get("/api/me", headers=cookie)).status == 200
+    listed = (await (await api.get("/api/tokens", headers=me)).json())["tokens"]
+    row = next(t for t in listed if t["id"] == laptop["id"])
+    assert row["label"] == "laptop" and row["last_used_at"] and row["expires_at"] - row["created_at"] == 30 * 86400
+    revoked = await api.delete(f"/api/tokens/{laptop['id']}", headers=me)
+    assert revoked.status == 200 and (await revoked.json())["revoked"] is True
+    r = await api.get("/api/me", headers={"Authorization": f"Bearer {laptop['token']}"})
+    assert r.status == 401 and "revoked" in (await r.json())["detail"]
+    assert (await api.get("/api/me", headers=cookie)).status == 401  # the browser signed in with it is out
+    assert (await api.get("/api/me", headers=me)).status == 200  # the user's other token still works
+
+
+async def test_an_expired_token_is_refused_and_cannot_sign_in(api, db_url):
+    _expire(db_url)
+    r = await api.get("/api/me", headers=api.h("olga"))
+    assert r.status == 401 and "expired" in (await r.json())["detail"]
+    r = await api.post("/api/signin", json={"token": api.tokens["olga"]})
+    assert r.status == 401
+
+
+async def test_rotation_hands_a_new_token_and_revokes_the_old_one_and_nobody_manages_anothers(api):
+    mine = (await (await api.get("/api/tokens", headers=api.h("olga"))).json())["tokens"]
+    assert [t["user"] for t in mine] == ["olga"]  # only one's own
+    r = await api.post(f"/api/tokens/{mine[0]['id']}/rotate", headers=api.h("tina"))
+    assert r.status == 404  # another's token is as good as unknown
+    r = await api.post(f"/api/tokens/{mine[0]['id']}/rotate", json={"days": 7}, headers=api.h("olga"))
+    assert r.status == 201
+    fresh = (await r.json())["token"]
+    assert (await api.get("/api/me", headers=api.h("olga"))).status == 401
+    assert (await (await api.get("/api/me", headers={"Authorization": f"Bearer {fresh}"})).json())["name"] == "olga"
+    again = await api.post(f"/api/tokens/{mine[0]['id']}/rotate", headers={"Authorization": f"Bearer {fresh}"})
+    assert again.status == 409
+    everyone = (await (await api.get("/api/tokens", headers=api.h("ada"))).json())["tokens"]
+    assert {"olga", "tina", "ada"} <= {t["user"] for t in everyone}
+    assert all("token" not in t and "token_hash" not in t for t in everyone)  # never shown again
+
+
+def test_the_cli_lists_issues_and_revokes_tokens(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/cli.db"
+    cli(["topology", "load", "rooms/data/jilin.yaml", "--db", db])
+    cli(["users", "add", "olga", "--role", "organizer", "--days", "10", "--db", db])
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    cli(["tokens", "issue", "olga", "--label", "script", "--db", db])
+    second = capsys.readouterr().out.strip().splitlines()[-1]
+    assert first.startswith("cct_") and second.startswith("cct_") and first != second
+    cli(["tokens", "list", "--user", "olga", "--db", db])
+    listing = capsys.readouterr().out
+    assert "first token" in listing and "script" in listing and listing.count(" live") == 2
+    cli(["tokens", "revoke", "--user", "olga", "--db", db])
+    assert "revoked 2 token(s)" in capsys.readouterr().out
+    r = subprocess.run([".venv/bin/confctl", "tokens", "revoke", "tok_nope", "--db", db], capture_output=True, text=True)
+    assert r.returncode == 2 and "no live token tok_nope" in r.stderr
+    r = subprocess.run([".venv/bin/confctl", "users", "add", "n", "--role", "node", "--db", db], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "confctl nodes add" in r.stderr
+    r = subprocess.run([".venv/bin/confctl", "nodes", "add", "node-atlantis", "--db", db], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "not a media node of the topology" in r.stderr
+
+
+async def test_a_signed_in_write_without_an_origin_is_refused(api):
+    cookie = await _sign_in(api, api.tokens["olga"])
+    r = await api.post("/api/feed-tokens", json={}, headers=cookie)  # no Origin, no Sec-Fetch-Site
+    assert r.status == 403 and (await r.json())["error"] == "cross_origin"
+    r = await api.post("/api/feed-tokens", json={}, headers={**cookie, "Sec-Fetch-Site": "same-site"})
+    assert r.status == 403  # a sibling host is not us
+    host = f"http://{api.server.host}:{api.server.port}"
+    r = await api.post("/api/feed-tokens", json={}, headers={**cookie, "Origin": host})
+    assert r.status == 201
+    r = await api.post("/api/feed-tokens", json={}, headers={**cookie, "Sec-Fetch-Site": "same-origin"})
+    assert r.status == 201
+
+
+async def test_login_csrf_another_site_cannot_sign_a_browser_in_to_its_account(api):
+    # The attacker's page posts its own token as text/plain (no preflight) from its own origin.
+    r = await api.post("/api/signin", data=f'{{"token": "{api.tokens["olga"]}"}}',
+                       headers={"Content-Type": "text/plain", "Origin": "https://evil.example"})
+    assert r.status == 403 and "Set-Cookie" not in r.headers
+    r = await api.post("/api/signin", data=f'{{"token": "{api.tokens["olga"]}"}}',
+                       headers={"Content-Type": "text/plain", "Sec-Fetch-Site": "cross-site"})
+    assert r.status == 403
+    r = await api.post("/api/signin", data=f'{{"token": "{api.tokens["olga"]}"}}', headers={"Content-Type": "text/plain"})
+    assert r.status == 415  # a form or plain-text post, even without an origin, is not a sign-in
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def unmigrated_url(request, tmp_path, pg_reason):
+    """An empty database on each backend, for a migration to start from where it likes."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/old.db"
+        return
+    if pg_reason is not None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL must run in CI: {pg_reason}")
+        pytest.skip(f"PostgreSQL not reachable: {pg_reason}")
+    schema = "t_" + secrets.token_hex(6)
+    admin = create_engine(PG_BASE)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_tokens_issued_before_expiry_existed_keep_working_for_90_days_after_the_upgrade(unmigrated_url):
+    engine = make_engine(unmigrated_url)
+    upgrade(engine, "0013_preemption")
+    old = "cct_" + "a" * 43
+    with engine.begin() as conn:
+        conn.execute(text('INSERT INTO "user" (id, name, role, site_id, token_hash, permissions, created_at) '
+                          "VALUES ('usr_old', 'veteran', 'operator', NULL, :h, '', 1)"),
+                     {"h": hashlib.sha256(old.encode()).hexdigest()})
+    upgrade(engine)
+    users = UserStore(engine)
+    assert users.by_token(old).name == "veteran"
+    assert users.by_token(old, now=int(time.time()) + 91 * 86400) is None
+    engine.dispose()
