@@ -1,5 +1,5 @@
-"""Watching the media node processes: a node that stops beating is taken for down, and what it was
-recording is made playable.
+"""Watching the media node processes: a node whose beats stop is suspected, probed, and only then
+taken for down (rooms/node_liveness.py); what it was recording is made playable.
 
 Sites of a dead node find out on their own (their signalling connection breaks, and the join
 page rejoins through the control plane, which places them around the dead node:
@@ -10,34 +10,78 @@ moment it is seen down, while every other node keeps writing in the same folder.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 
+import aiohttp
 from aiohttp import web
 
-from confctl.keys import NODE_STORE, SETTINGS, run_read
+from confctl.keys import NODE_STORE, SETTINGS, run_db, run_read
 from media.recording import recover_interrupted
+from media.tls import log_verification_failure
+from rooms.node_liveness import Verdict, judge, phi
+from rooms.store.media_nodes import RegisteredNode
 
 log = logging.getLogger("confctl.node_watch")
-WATCH_EVERY_S = 1.0
+WATCH_EVERY_S = 0.5
+LAG_WINDOW_S = 10.0  # the loop lag taken off silences: the worst over this long
+PROBE_TIMEOUT = aiohttp.ClientTimeout(total=3)  # a starved node answers late, a dead one refuses at once
 
 
-def newly_down(alive: dict[str, bool], handled: set[str]) -> tuple[set[str], set[str]]:
-    """(nodes to handle now, the handled set afterwards): a node is handled once per time it goes down."""
-    down = {n for n, ok in alive.items() if not ok}
-    return down - handled, (handled | down) & down
+class LoopLag:
+    """How late this process's event loop has been running lately (the worst over LAG_WINDOW_S)."""
+
+    def __init__(self) -> None:
+        self._seen: collections.deque[tuple[float, float]] = collections.deque()
+
+    def note(self, now: float, lag_s: float) -> None:
+        self._seen.append((now, max(0.0, lag_s)))
+        while self._seen and self._seen[0][0] < now - LAG_WINDOW_S:
+            self._seen.popleft()
+
+    def worst(self) -> float:
+        return max((lag for _, lag in self._seen), default=0.0)
+
+
+async def probe(http: aiohttp.ClientSession, node: RegisteredNode) -> bool:
+    try:
+        async with http.get(f"{node.url}/health", timeout=PROBE_TIMEOUT) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        log_verification_failure(log, exc, node.url)
+        return False
 
 
 async def watch_nodes(app: web.Application) -> None:
-    handled: set[str] = set()
-    while True:
-        nodes = await run_read(app, app[NODE_STORE].all)
-        now = time.time()
-        todo, handled = newly_down({n.id: n.alive(now) for n in nodes}, handled)
-        for node_id in sorted(todo):
-            log.warning("media node %s is down (no beat for %.0f s)", node_id,
-                        now - next(n.last_seen for n in nodes if n.id == node_id))
-            recovered = await asyncio.to_thread(recover_interrupted, app[SETTINGS].recordings_dir, node_id)
-            if recovered:
-                log.warning("recovered %d recording(s) node %s left half-written", len(recovered), node_id)
-        await asyncio.sleep(WATCH_EVERY_S)
+    lag = LoopLag()
+    async with aiohttp.ClientSession() as http:
+        while True:
+            nodes = await run_read(app, app[NODE_STORE].all)
+            now = time.time()
+            for node in nodes:
+                if node.down_since is not None:
+                    continue
+                silence = node.silence(now)
+                verdict = judge(silence, lag.worst(), node.arrivals)
+                if verdict is Verdict.SUSPECT:
+                    ok = await probe(http, node)
+                    verdict = judge(node.silence(time.time()), lag.worst(), node.arrivals, ok)
+                    if ok:
+                        log.info("media node %s silent %.1f s (phi %.1f) but answers its probe: up", node.id,
+                                 silence, phi(silence, node.arrivals))
+                if verdict is Verdict.DOWN:
+                    await _down(app, node, silence, lag.worst())
+            expected = time.monotonic() + WATCH_EVERY_S
+            await asyncio.sleep(WATCH_EVERY_S)
+            lag.note(time.monotonic(), time.monotonic() - expected)
+
+
+async def _down(app: web.Application, node: RegisteredNode, silence: float, loop_lag: float) -> None:
+    if not await run_db(app, app[NODE_STORE].mark_down, node.id, int(time.time()), node.last_seen_ms):
+        return  # it beat again meanwhile
+    log.warning("media node %s is down: no beat for %.1f s (phi %.1f, beats every %.2f s; this loop's lag %.2f s) "
+                "and its probe failed", node.id, silence, phi(silence, node.arrivals), node.arrivals.mean_s, loop_lag)
+    recovered = await asyncio.to_thread(recover_interrupted, app[SETTINGS].recordings_dir, node.id)
+    if recovered:
+        log.warning("recovered %d recording(s) node %s left half-written", len(recovered), node.id)

@@ -50,7 +50,7 @@ async def register(request: web.Request) -> web.Response:
     if same and same[0].alive(now) and same[0].url != body.url:
         raise ApiError(409, "node_id_in_use", f"node {body.id} is alive at {same[0].url}; a second process "
                        "may not take its id (stop that one, or wait until it is taken for dead)")
-    await run_db(request.app, request.app[NODE_STORE].register, body.id, body.url, int(now),
+    await run_db(request.app, request.app[NODE_STORE].register, body.id, body.url, now,
                  body.load.model_dump() if body.load is not None else None)
     # This node's own key (media/grants.py): it verifies the grants issued for it and the control plane's calls.
     return web.json_response({"id": body.id, "grant_key": node_key(request.app[NODE_KEY], body.id).hex()})
@@ -77,7 +77,7 @@ async def list_nodes(request: web.Request) -> web.Response:
 
 routes = [
     Route("POST", "/api/media-nodes", register, "A media node registers, then beats every 2 s with its load "
-          "(missing 5 s of beats marks it down); a node's credential registers its own id only",
+          "(down when its beats stop beyond what they taught, and a direct probe fails); a node's credential registers its own id only",
           ("node", "admin"), NodeRegistration, {200: "{id, grant_key}", 403: "another node's id",
                                                 409: "the id is alive at another URL",
                                                 422: "invalid, or not a node of the topology"}),

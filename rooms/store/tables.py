@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import BigInteger, Column, Integer, Text
+from sqlalchemy import BigInteger, Column, Float, Integer, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -90,6 +90,11 @@ class MediaNodeRow(SQLModel, table=True):
     url: str = Field(max_length=300)  # its HTTP base, e.g. http://10.1.2.3:9000
     last_seen: int = Field(sa_column=Column(BigInteger, nullable=False))
     load_json: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))  # its last heartbeat's load
+    # Liveness (rooms/node_liveness.py): its beats' interval statistics, its last beat in ms, judged down since.
+    last_seen_ms: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    interval_mean_s: Optional[float] = Field(default=None, sa_column=Column(Float, nullable=True))
+    interval_var_s2: Optional[float] = Field(default=None, sa_column=Column(Float, nullable=True))
+    down_since: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class SipAccountRow(SQLModel, table=True):
