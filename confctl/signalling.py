@@ -64,10 +64,13 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
     if where.in_process:
         await place(app, session_id, where)
         return replace(grant, notice=notice)
+    _move_off_in_process(app, session_id)
     node = alive[where.node_of(SiteId(site))]
     cascade = Placement(where.attachments, where.root, alive[where.root].url, session["media_plan"].get("layouts", {}))
-    placement = cascade.to_dict() if cascade.spans_nodes else None
-    if placement is not None and node.id != where.root:
+    # Always the placement, spanning nodes or not: after a fallback (node-cc died, Nong'an now on node-jl)
+    # the root must learn that its stale plan no longer sends Nong'an elsewhere.
+    placement = cascade.to_dict()
+    if cascade.spans_nodes and node.id != where.root:
         # The child's link to the root, signed here with the root's key: nodes never sign grants themselves.
         until = max((e for s, e in windows(session, margin) if s <= now <= e), default=now + GRANT_TTL_S)
         trunk = Grant(session_id, node.id, session["host_site"], False, False, until, node=where.root,
@@ -75,6 +78,17 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
         placement = {**placement, "trunk_grant": sign_grant(node_key(app[NODE_KEY], where.root), trunk)}
     return Redirect(ws_url(node.url, "/ws"), sign_grant(node_key(app[NODE_KEY], node.id), replace(
         grant, node=node.id, cascade=placement)), notice)
+
+
+def _move_off_in_process(app: web.Application, session_id: str) -> None:
+    """The session now runs on node processes: legs that joined this control plane's own node while
+    none was registered are told to rejoin, or they would stay an island no other site's media reaches."""
+    for site, leg in app[MEDIA_NODE].session_legs(session_id).items():  # type: ignore[arg-type]
+        if leg.on_rejoin is not None:
+            log.info("session %s: %s moves from the control plane's node to the session's node processes",
+                     session_id, site)
+            leg.on_rejoin("this session's media node is up now: moving there")
+            leg.on_rejoin = None  # told once
 
 
 async def _report_fallback(app: web.Application, topo: Any, session: dict[str, Any], where: Any,

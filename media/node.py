@@ -48,8 +48,10 @@ class MediaNode:
         self.ended: deque[dict[str, Any]] = deque(maxlen=ENDED_KEPT)
 
     def place(self, session_id: SessionId, placement: Placement) -> None:
-        """The control plane's word on which node each site of a session attaches to."""
-        if placement.spans_nodes:
+        """The control plane's word on which node each site of a session attaches to. A session that is
+        already a cascade here keeps its one room per node even when every site now attaches to this one
+        (a fallback after its other node died): a plain room beside it would be an island."""
+        if placement.spans_nodes or session_id in self.cascades:
             self.placements[session_id] = placement
             if session_id in self.cascades:  # a fallback moved sites (a node died): the root follows
                 self.cascades[session_id].placement = placement
