@@ -174,6 +174,30 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self.respond(tx, make_response(req, 100, "Trying"))  # §17.2.1: at once, stops the client retransmitting
         self.core.on_request(req, tx, source)
 
+    def answer_without_transaction(self, data: bytes, source: Addr) -> bool:
+        """Answer a request the core decides alone (`stateless_answer`) and no transaction here awaits.
+
+        False, and nothing sent: it needs more (for a worker process, the main process). The request
+        is read as `_on_request` reads it, so the answer is the one any process would send.
+        """
+        try:
+            req = parse_message(data)
+        except ValueError:
+            return False
+        if not isinstance(req, Request):
+            return False
+        _, via = self._malformed(req)
+        if via is None or server_key(req, via) in self.server_tx:
+            return False
+        reply_to = _stamp_via(req, source, via)
+        quick = self.core.stateless_answer(req)
+        if quick is None:
+            return False
+        self.stats["received"] += 1
+        self.stats["stateless"] += 1
+        self._send(quick, reply_to)
+        return True
+
     @staticmethod
     def _malformed(req: Request) -> tuple[str, None] | tuple[None, Via]:
         """(why it is refused, None) or (None, its top Via, parsed once here)."""

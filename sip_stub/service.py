@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 from sip_stub.builders import make_response
 from sip_stub.call_policy import DB_RETRY_AFTER_S
 from sip_stub.digest import NONCE_TTL_S, Verdict, challenges, verify
-from sip_stub.throttle import FailureThrottle
+from sip_stub.throttle import Allow, GuessEvent, GuessThrottle
 from sip_stub.endpoint import Addr, SipEndpoint
 from sip_stub.fields import parse_auth, parse_name_addr, parse_uri
 from sip_stub.message import Request, Response
@@ -48,18 +48,27 @@ class SipService:
         self.realm = realm
         self.endpoint: SipEndpoint | None = None
         self._tasks = TaskGroup("SIP service")
-        self.throttle = FailureThrottle()
+        self.throttle = GuessThrottle()
+        # The throttle's clock: monotonic, and CLOCK_MONOTONIC is one clock for every process of the host,
+        # so the replicas in worker processes agree on the times in each other's outcomes.
+        self.throttle_clock: Callable[[], float] = time.monotonic
+        # Whoever shares the throttle with other processes reading the socket (sip_stub.workers) hears
+        # every outcome recorded here, and feeds theirs to `self.throttle.apply`.
+        self.on_guess: Callable[[GuessEvent], None] | None = None
 
     # -- the Core protocol ---------------------------------------------------------------
     def stateless_answer(self, req: Request) -> Response | None:
         """A final answer decided by the request alone, sent without a server transaction (RFC 3261 §8.2.7).
 
-        OPTIONS, refusals of malformed or unsupported requests, and the first challenge to a REGISTER:
-        half of a registration storm. A retransmission is answered again with the identical response
-        (the challenge is derived from the request), so a transaction would add nothing but its 32 s
-        Timer J. INVITE, ACK and CANCEL always get a transaction; None: the request needs one.
+        OPTIONS, refusals of malformed or unsupported requests, and the challenge to a REGISTER or a new
+        INVITE without credentials: half of a registration storm, and all an INVITE flood gets. A
+        retransmission is answered again with the identical response (the challenge is derived from the
+        request), so a transaction would add nothing but its 32 s Timer J, or for an INVITE, ten
+        retransmissions of the 401 towards a source that never ACKs (Timer G, §17.2.1): an amplifier for
+        spoofed sources. The ACK for a 401 sent so matches no transaction and on_ack absorbs it, as
+        kamailio's sl_send_reply does. ACK and CANCEL always get a transaction; None: the request needs one.
         """
-        return None if req.method in ("INVITE", "ACK", "CANCEL") else self._answer_from_request(req)
+        return None if req.method in ("ACK", "CANCEL") else self._answer_from_request(req)
 
     def _answer_from_request(self, req: Request) -> Response | None:
         """The response the request alone decides, whichever way it is sent; None: it needs more."""
@@ -68,11 +77,14 @@ class SipService:
             return self._response(req, *refusal)
         if req.method == "OPTIONS":
             return self._response(req, 200, "OK", [("Allow", ALLOW), ("Accept", "application/sdp")])
-        if req.method == "REGISTER" and req.header("Authorization") is None:
+        if req.method in ("REGISTER", "INVITE") and req.header("Authorization") is None:
             try:
-                parse_uri(parse_name_addr(req.header("To") or "").uri)
+                to = parse_name_addr(req.header("To") or "")
+                parse_uri(to.uri)
             except ValueError as exc:
                 return self._response(req, 400, f"Bad Request ({exc})")
+            if req.method == "INVITE" and to.tag:
+                return None  # inside a dialog: the call's own business
             return self._response(req, *self._challenge(req, time.time()))
         return None
 
@@ -121,7 +133,14 @@ class SipService:
         return self._respond(tx, req, 405, "Method Not Allowed", [("Allow", ALLOW)])
 
     def on_ack(self, req: Request, source: Addr) -> None:
+        """The ACK for our 2xx; or for a 401 answered without a transaction, absorbed here."""
         if self.gateway is None:
+            return
+        call = self.gateway.find(req)
+        first = call.invite_tx.request if call is not None and call.invite_tx is not None else None
+        if first is not None and req.cseq()[0] < first.cseq()[0]:
+            # A late ACK for the challenge to this call's first INVITE (the 401 carried the call's To tag):
+            # not the ACK for the 2xx, which would stop the 2xx's retransmissions.
             return
         invite_tx = self.gateway.ack(req)  # the ACK for our 2xx: stop retransmitting it
         if invite_tx is not None and self.endpoint is not None:
@@ -184,9 +203,8 @@ class SipService:
         """The account behind an INVITE's digest credentials, or None after answering it."""
         now = time.time()
         auth = req.header("Authorization")
-        if auth is None:
-            self._respond(tx, req, 401, "Unauthorized", [
-                ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, order=self.digest_order)])
+        if auth is None:  # (answered without a transaction by stateless_answer when the endpoint asks it)
+            self._respond(tx, req, *self._challenge(req, now))
             return None
         try:
             scheme, params = parse_auth(auth)
@@ -202,6 +220,7 @@ class SipService:
             self._db_failed(tx, req, exc)
             return None
         if isinstance(outcome, SipAccount):
+            self._guessed_right(source, outcome.username)
             return outcome
         self._respond(tx, req, *outcome)
         return None
@@ -209,10 +228,11 @@ class SipService:
     async def _check_digest(self, req: Request, scheme: str, params: dict[str, str], source: Addr,
                             now: float) -> SipAccount | tuple[int, str, list[tuple[str, str]]]:
         """The account, or the refusal to send. Unknown users and wrong passwords are answered
-        alike (403, no enumeration); failures are throttled per source and per account."""
+        alike (403, no enumeration); failures are throttled per source and per (source, account),
+        never per account alone (sip_stub/throttle.py). The caller records the success, once the
+        digest is known not to be a replay."""
         username = params.get("username", "")
-        keys = (f"src:{source[0]}", f"user:{username}")
-        if self.throttle.blocked(keys, now):
+        if not isinstance(self.throttle.check(source[0], username, self.throttle_clock()), Allow):
             self._count("auth_throttled")
             return 403, "Forbidden (too many failed attempts; retry later)", []
         account = await self.registrations.account(username) if scheme == "digest" else None
@@ -223,10 +243,17 @@ class SipService:
             return 401, "Unauthorized", [
                 ("WWW-Authenticate", c) for c in challenges(self.key, self.realm, now, True, self.digest_order)]
         if verdict is Verdict.BAD:
-            self.throttle.failed(keys, now)
+            self._share(self.throttle.record_failure(source[0], username, self.throttle_clock()))
             self._count("auth_failed")
             return 403, "Forbidden", []
         return account
+
+    def _guessed_right(self, source: Addr, username: str) -> None:
+        self._share(self.throttle.record_success(source[0], username, self.throttle_clock()))
+
+    def _share(self, event: GuessEvent | None) -> None:
+        if event is not None and self.on_guess is not None:
+            self.on_guess(event)
 
     def _nonce_use(self, req: Request, params: dict[str, str], now: float) -> NonceUse:
         # The whole request is its identity: a retransmission is byte for byte the same, while a
@@ -344,6 +371,7 @@ class SipService:
             return self._db_failed(tx, req, exc)
         if isinstance(bindings, Replayed):
             return self._respond(tx, req, *self._replayed())
+        self._guessed_right(source, account.username)
         contacts = [("Contact", f"<{b.contact}>;expires={max(0, b.expires_at - int(now))}") for b in bindings]
         self._respond(tx, req, 200, "OK", [*contacts, ("Date", formatdate(now, usegmt=True))])
 

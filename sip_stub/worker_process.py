@@ -1,11 +1,19 @@
 """A SIP worker process: reads the service's UDP socket beside its siblings.
 
 It answers what needs no call state — OPTIONS and REGISTER (digest, bindings
-in the shared database) — and relays every other datagram (INVITE, ACK, BYE,
-CANCEL, responses to dial-outs) to the main process, which owns the calls
-and the media. Several processes reading one socket is how kamailio's
+in the shared database), and the challenge to an INVITE without credentials —
+and relays every other datagram (INVITE, ACK, BYE, CANCEL, responses to
+dial-outs) to the main process, which owns the calls and the media. Several processes reading one socket is how kamailio's
 `children` scale; a REGISTER retransmission that lands in a sibling is
 answered again from the database, which is harmless.
+
+The kernel hands each datagram to whichever process reads first, so one
+guesser's attempts land in every process. Each keeps a replica of the
+password-guessing throttle (sip_stub/throttle.py) and all replicas apply the
+same outcomes: a worker sends what it recorded up the relay, the main process
+applies it and writes it down every other worker's stdin (kamailio shares its
+htable the same way between nodes, with DMQ). Only failures travel, and a
+success that wiped a failure record; a registration storm sends none.
 
 Started by `sip_stub.workers.SipWorkers` with the socket and the relay as
 inherited descriptors; it stops on SIGTERM or when its stdin (a pipe held
@@ -25,13 +33,14 @@ import signal
 import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable
 
 from rooms.store.engine import make_engine
 from rooms.store.secrets import shared_secret
 from rooms.store.sip import SipStore
 from sip_stub.endpoint import SipEndpoint
 from sip_stub.service import SipService
+from sip_stub.throttle import GuessEvent, GuessOutcome
 
 log = logging.getLogger("sip.worker")
 ANSWERED_HERE = (b"REGISTER ", b"OPTIONS ")
@@ -39,11 +48,30 @@ ANSWERED_HERE = (b"REGISTER ", b"OPTIONS ")
 
 STATS_EVERY_S = 2.0
 STATS_PREFIX = b"#stats "  # a relay frame that carries a worker's counters, not a datagram
+GUESS_PREFIX = b"#guess "  # a relay frame, or a line on a worker's stdin, that carries a throttle outcome
+MAX_GUESS_FRAME = 4096
 DB_URL_ENV = "CONFCTL_WORKER_DB_URL"
 
 
 def stats_frame(pid: int, stats: dict[str, int]) -> bytes:
     return STATS_PREFIX + json.dumps({"pid": pid, **stats}).encode()
+
+
+def guess_frame(pid: int, event: GuessEvent) -> bytes:
+    """An outcome `pid` recorded, for the other processes' throttles: one line (JSON escapes any newline)."""
+    return GUESS_PREFIX + json.dumps({"pid": pid, "outcome": event.outcome.value, "source": event.source,
+                                      "account": event.account, "at": event.at}).encode() + b"\n"
+
+
+def parse_guess_frame(frame: bytes) -> tuple[int, GuessEvent]:
+    if not frame.startswith(GUESS_PREFIX) or len(frame) > MAX_GUESS_FRAME:
+        raise ValueError("not a guess frame")
+    try:
+        d = json.loads(frame[len(GUESS_PREFIX):])
+        return int(d["pid"]), GuessEvent(GuessOutcome(d["outcome"]), str(d["source"]), str(d["account"]),
+                                          float(d["at"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"malformed guess frame: {exc!r}") from None
 
 
 def relay_frame(data: bytes, addr: tuple[str, int]) -> bytes:
@@ -60,7 +88,8 @@ def parse_relay_frame(frame: bytes) -> tuple[bytes, tuple[str, int]]:
 
 
 class WorkerEndpoint(SipEndpoint):
-    """The registrar's endpoint; whatever is not a REGISTER or OPTIONS request goes to the main process."""
+    """The registrar's endpoint. It also challenges INVITEs without credentials (statelessly, as the main
+    process would, with the same key); every other datagram goes to the main process."""
 
     def __init__(self, core: Any, relay: socket.socket):
         super().__init__(core)
@@ -69,8 +98,15 @@ class WorkerEndpoint(SipEndpoint):
         self.stats["relay_dropped"] = 0
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if data.lstrip(b"\r\n").startswith(ANSWERED_HERE):
+        head = data.lstrip(b"\r\n")
+        if head.startswith(ANSWERED_HERE):
             return super().datagram_received(data, addr)
+        if head.startswith(b"INVITE "):
+            try:
+                if self.answer_without_transaction(data, (addr[0], addr[1])):
+                    return  # a challenge or a refusal: an INVITE flood never reaches the process running the media
+            except Exception:  # a bug here must not lose the call: the main process decides
+                log.exception("failed reading an INVITE from %s", addr)
         try:
             self.relay.send(relay_frame(data, (addr[0], addr[1])))
             self.stats["relayed"] += 1
@@ -78,16 +114,38 @@ class WorkerEndpoint(SipEndpoint):
             self.stats["relay_dropped"] += 1
 
 
+class ParentPipe(asyncio.Protocol):
+    """This worker's stdin, held by the main process: the siblings' throttle outcomes, one a line.
+    Its end means the main process is gone."""
+
+    def __init__(self, stop: asyncio.Event):
+        self.stop = stop
+        self.apply: Callable[[GuessEvent], None] | None = None  # set once the service exists
+        self._partial = b""
+
+    def data_received(self, data: bytes) -> None:
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        if len(self._partial) > MAX_GUESS_FRAME:
+            self._partial = b""  # no line is that long: whatever this is, it is not ours
+        for line in lines:
+            try:
+                _, event = parse_guess_frame(line)
+            except ValueError as exc:
+                log.warning("dropped a line from the main process: %s", exc)
+                continue
+            if self.apply is not None:
+                self.apply(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop.set()
+
+
 async def serve(sip_fd: int, relay_fd: int, db_url: str, digest: tuple[str, ...]) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-
-    class ParentGone(asyncio.Protocol):
-        def connection_lost(self, exc: Exception | None) -> None:
-            stop.set()
-    await loop.connect_read_pipe(ParentGone, sys.stdin)
+    _, parent = await loop.connect_read_pipe(lambda: ParentPipe(stop), sys.stdin)
 
     # Bindings are soft state: a phone re-registers within its expiry anyway, and kamailio keeps them in
     # memory only. Without an fsync per commit the write lock the workers share is held far shorter.
@@ -104,6 +162,21 @@ async def serve(sip_fd: int, relay_fd: int, db_url: str, digest: tuple[str, ...]
     _, endpoint = await loop.create_datagram_endpoint(
         lambda: WorkerEndpoint(service, relay), sock=socket.socket(fileno=sip_fd))
     service.endpoint = endpoint
+    for counter in ("guesses_sent", "guesses_heard", "guesses_dropped"):
+        endpoint.stats[counter] = 0
+
+    def send_guess(event: GuessEvent) -> None:  # what this worker recorded, for the other processes
+        try:
+            relay.send(guess_frame(os.getpid(), event))
+            endpoint.stats["guesses_sent"] += 1
+        except OSError:  # the main process busy or gone: this replica alone knows it
+            endpoint.stats["guesses_dropped"] += 1
+
+    def hear_guess(event: GuessEvent) -> None:  # what a sibling or the main process recorded
+        service.throttle.apply(event)
+        endpoint.stats["guesses_heard"] += 1
+    service.on_guess = send_guess
+    parent.apply = hear_guess  # type: ignore[attr-defined]
 
     async def report() -> None:  # the operators' view of this worker, through the main process
         while True:

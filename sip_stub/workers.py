@@ -8,6 +8,13 @@ REGISTER and OPTIONS, and relay the rest here over a Unix datagram pair. The
 main endpoint still sends through the same socket, so replies leave from the
 service's port. Every worker is owned: stopped and awaited on close, and
 gone by itself if this process dies (its stdin pipe closes).
+
+The password-guessing throttle is replicated, not centralised: asking this
+process before each digest check would put it back on every REGISTER's path.
+A worker sends each outcome it records up the relay; this process applies it
+to its own replica (it checks INVITEs) and writes it down every other
+worker's stdin, as it does its own outcomes. A replica lags by one hop of
+local IPC; a worker too slow to read its pipe loses outcomes, never blocks us.
 """
 from __future__ import annotations
 
@@ -18,22 +25,30 @@ import os
 import socket
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 from sip_stub.endpoint import SipEndpoint
-from sip_stub.worker_process import DB_URL_ENV, STATS_PREFIX, parse_relay_frame
+from sip_stub.service import SipService
+from sip_stub.throttle import GuessEvent
+from sip_stub.worker_process import (DB_URL_ENV, GUESS_PREFIX, STATS_PREFIX, guess_frame, parse_guess_frame,
+                                     parse_relay_frame)
 
 log = logging.getLogger("sip.workers")
 STOP_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 60.0
+MAX_UNREAD_BY_WORKER = 256 * 1024  # bytes of outcomes a worker has not read yet; beyond, more are dropped
 
 
 class _RelayIn(asyncio.DatagramProtocol):
-    def __init__(self, endpoint: SipEndpoint, reports: dict[int, tuple[float, dict[str, int]]]):
+    def __init__(self, endpoint: SipEndpoint, reports: dict[int, tuple[float, dict[str, int]]],
+                 on_guess: Callable[[bytes], None]):
         self.endpoint = endpoint
         self.reports = reports
+        self.on_guess = on_guess
 
     def datagram_received(self, frame: bytes, _addr: Any) -> None:
+        if frame.startswith(GUESS_PREFIX):
+            return self.on_guess(frame)
         if frame.startswith(STATS_PREFIX):
             try:
                 stats = json.loads(frame[len(STATS_PREFIX):])
@@ -59,15 +74,21 @@ class SipWorkers:
         self._relay_transport: asyncio.DatagramTransport | None = None
         self._watch: asyncio.Task[None] | None = None
         self._reports: dict[int, tuple[float, dict[str, int]]] = {}  # pid -> (when, counters)
+        core = endpoint.core
+        self.service = core if isinstance(core, SipService) else None  # whose throttle the workers share
 
     async def start(self) -> None:
         assert self.endpoint.transport is not None, "start the endpoint first"
         sip_sock = self.endpoint.transport.get_extra_info("socket")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         loop = asyncio.get_running_loop()
+        for counter in ("guesses_shared", "guesses_dropped"):
+            self.endpoint.stats.setdefault(counter, 0)
+        if self.service is not None:
+            self.service.on_guess = self._own_guess
         try:
             self._relay_transport, _ = await loop.create_datagram_endpoint(
-                lambda: _RelayIn(self.endpoint, self._reports), sock=ours)
+                lambda: _RelayIn(self.endpoint, self._reports, self._worker_guess), sock=ours)
             for _ in range(self.count):
                 self.procs.append(await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "sip_stub.worker_process", "--sip-fd", str(sip_sock.fileno()),
@@ -91,6 +112,32 @@ class SipWorkers:
         self.endpoint.transport.pause_reading()  # from now on the workers read; this process only sends
         self._watch = asyncio.create_task(self._watch_workers())
         log.info("SIP: %d worker processes read the socket (pids %s)", self.count, [p.pid for p in self.procs])
+
+    # -- the shared throttle ---------------------------------------------------------------
+    def _own_guess(self, event: GuessEvent) -> None:
+        self._share(guess_frame(os.getpid(), event), origin=None)
+
+    def _worker_guess(self, frame: bytes) -> None:
+        try:
+            pid, event = parse_guess_frame(frame)
+        except ValueError as exc:
+            log.warning("dropped a worker's throttle outcome: %s", exc)
+            return
+        if self.service is not None:
+            self.service.throttle.apply(event)
+        self._share(frame, origin=pid)
+
+    def _share(self, frame: bytes, origin: int | None) -> None:
+        """Down every worker's stdin but the one it came from."""
+        for p in self.procs:
+            if p.pid == origin or p.returncode is not None or p.stdin is None:
+                continue
+            transport = p.stdin.transport
+            if transport.is_closing() or transport.get_write_buffer_size() > MAX_UNREAD_BY_WORKER:
+                self.endpoint.stats["guesses_dropped"] += 1
+                continue
+            p.stdin.write(frame)
+            self.endpoint.stats["guesses_shared"] += 1
 
     def status(self) -> dict[str, Any]:
         """What operators see: this process's counters and every worker's latest report."""
@@ -123,6 +170,8 @@ class SipWorkers:
             await asyncio.gather(*waits, return_exceptions=True)
 
     async def close(self) -> None:
+        if self.service is not None and self.service.on_guess == self._own_guess:
+            self.service.on_guess = None
         if self._watch is not None:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
