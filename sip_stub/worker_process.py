@@ -200,15 +200,27 @@ async def serve(sip_fd: int, relay_fd: int, db_url: str, digest: tuple[str, ...]
         engine.dispose()
 
 
+def _first_line(fd: int, limit: int = 4096) -> str:
+    """The database URL the main process writes first on our stdin, read byte by byte: a buffered read
+    could swallow the throttle outcomes behind it, which the loop reads from the same pipe later."""
+    out = bytearray()
+    while len(out) < limit:
+        b = os.read(fd, 1)
+        if not b or b == b"\n":
+            break
+        out += b
+    return out.decode(errors="replace").strip()
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m sip_stub.worker_process")
     ap.add_argument("--sip-fd", type=int, required=True)
     ap.add_argument("--relay-fd", type=int, required=True)
     ap.add_argument("--digest", default="MD5")
     args = ap.parse_args(argv)
-    db_url = os.environ.pop(DB_URL_ENV, None)  # popped: a child of this worker never inherits it
+    db_url = _first_line(0) or os.environ.pop(DB_URL_ENV, None)
     if not db_url:
-        ap.error(f"the database URL comes in the environment variable {DB_URL_ENV}")
+        ap.error("the database URL comes as the first line on stdin")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
     # uvloop: datagrams in and out and callbacks in C; measured +24 % REGISTER/s per worker. Only here:
     # the main process runs aiortc, which is tested on asyncio's own loop.

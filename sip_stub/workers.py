@@ -93,10 +93,12 @@ class SipWorkers:
                 self.procs.append(await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "sip_stub.worker_process", "--sip-fd", str(sip_sock.fileno()),
                     "--relay-fd", str(theirs.fileno()), "--digest", ",".join(self.digest),
-                    # the URL may hold a password: by environment, never on a command line `ps` shows
-                    env={**os.environ, DB_URL_ENV: self.db_url},
+                    # The URL may hold a password: the first line on its stdin, neither on a command line `ps`
+                    # shows nor in its environment, which /proc/PID/environ keeps for the process's life.
+                    env={k: v for k, v in os.environ.items() if k not in (DB_URL_ENV, "CONFCTL_DB")},
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                     pass_fds=(sip_sock.fileno(), theirs.fileno())))
+                self.procs[-1].stdin.write(self.db_url.encode() + b"\n")  # type: ignore[union-attr]
             for p in self.procs:  # this process keeps reading until every worker reads too: no gap at start
                 try:
                     line = await asyncio.wait_for(p.stdout.readline(), READY_TIMEOUT_S)  # type: ignore[union-attr]
@@ -109,7 +111,7 @@ class SipWorkers:
             raise
         finally:
             theirs.close()  # the workers hold their copies
-        self.endpoint.transport.pause_reading()  # from now on the workers read; this process only sends
+        _set_reading(self.endpoint.transport, False)  # from now on the workers read; this process only sends
         self._watch = asyncio.create_task(self._watch_workers())
         log.info("SIP: %d worker processes read the socket (pids %s)", self.count, [p.pid for p in self.procs])
 
@@ -147,7 +149,7 @@ class SipWorkers:
             when, stats = self._reports.get(p.pid, (None, {}))
             workers.append({"pid": p.pid, "running": p.returncode is None, "exit_code": p.returncode,
                             "reported_s_ago": None if when is None else round(now - when, 1), "stats": stats})
-        return {"reading_socket": bool(self.endpoint.transport and self.endpoint.transport.is_reading()),
+        return {"reading_socket": bool(self.endpoint.transport and _is_reading(self.endpoint.transport)),
                 "stats": dict(self.endpoint.stats), "workers": workers}
 
     async def _watch_workers(self) -> None:
@@ -163,7 +165,7 @@ class SipWorkers:
                     log.error("SIP worker %d exited with %s", waits.pop(fut).pid, fut.result())
             if self.endpoint.transport is not None:
                 log.error("SIP: no worker left; the main process reads the socket again")
-                self.endpoint.transport.resume_reading()
+                _set_reading(self.endpoint.transport, True)
         finally:
             for fut in waits:
                 fut.cancel()
@@ -192,3 +194,28 @@ class SipWorkers:
         if self._relay_transport is not None:
             self._relay_transport.close()
             self._relay_transport = None
+
+
+# Datagram transports pause and resume reading from CPython 3.11.4 on; Debian 12's python3 (3.11.2)
+# raises NotImplementedError. There the socket's reader is removed from the loop and put back.
+def _set_reading(transport: Any, reading: bool) -> None:
+    try:
+        transport.resume_reading() if reading else transport.pause_reading()
+    except NotImplementedError:
+        # The loop's own unchecked calls (the public ones refuse a descriptor a transport owns), with the
+        # selector transport's own callback: what 3.11.4's pause_reading does.
+        loop, fd = asyncio.get_running_loop(), transport.get_extra_info("socket").fileno()
+        if reading:
+            loop._add_reader(fd, transport._read_ready)  # type: ignore[attr-defined]
+        else:
+            loop._remove_reader(fd)  # type: ignore[attr-defined]
+        transport._confctl_reading = reading
+
+
+def _is_reading(transport: Any) -> bool:
+    if hasattr(transport, "_confctl_reading"):  # paused or resumed by the fallback above
+        return bool(transport._confctl_reading)
+    try:
+        return bool(transport.is_reading())
+    except NotImplementedError:
+        return True
