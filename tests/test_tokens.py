@@ -161,3 +161,18 @@ def test_tokens_issued_before_expiry_existed_keep_working_for_90_days_after_the_
     assert users.by_token(old).name == "veteran"
     assert users.by_token(old, now=int(time.time()) + 91 * 86400) is None
     engine.dispose()
+
+
+async def test_a_technician_reads_only_their_own_sites_links_and_no_session_ids(api):
+    from tests.conftest import booking
+    r = await api.post("/api/sessions", json=booking(["jl", "cc-nongan", "sp"]), headers=api.h("olga"))
+    assert r.status == 201
+    when = {"from": (await r.json())["start"]}
+    own = await api.get("/api/links/cc-nongan/load", params=when, headers=api.h("tina"))  # Nong'an's technician
+    body = await own.json()
+    assert own.status == 200 and body["down"]["peak_kbps"] > 0 and "sessions" not in body["down"]
+    assert (await api.get("/api/links/cc/load", headers=api.h("tina"))).status == 200  # Changchun's uplink: on the path
+    other = await api.get("/api/links/sp/load", headers=api.h("tina"))  # Siping's: another site's
+    assert other.status == 403
+    organizer = await (await api.get("/api/links/sp/load", params=when, headers=api.h("olga"))).json()
+    assert organizer["down"]["sessions"]  # organizers and operators still see which sessions load it

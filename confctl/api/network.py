@@ -14,6 +14,7 @@ from confctl.keys import BOOKINGS, run_db, run_read
 from rooms.capacity import capacity
 from rooms.ids import PlanKind
 from rooms.recurrence import iso, offset_minutes
+from rooms.store.users import Role
 from rooms.topology import Topology, TopologyError, parse_topology
 from rooms.topology_document import TopologyDocument
 
@@ -58,7 +59,14 @@ async def put_topology(request: web.Request) -> web.Response:
 
 
 async def link_load(request: web.Request) -> web.Response:
-    require(request)
+    user = require(request)
+    if user.role is Role.TECHNICIAN:
+        # A technician sees the links between their site and the province (what their meetings cross),
+        # in aggregate: other sites' links, and which sessions load a link, are not theirs to read.
+        topo = await run_read(request.app, request.app[BOOKINGS].topology)
+        link = request.match_info["id"]
+        if link in topo.links and link not in topo.path(user.site):  # type: ignore[arg-type]
+            raise ApiError(403, "forbidden", f"a technician sees the links of site {user.site}'s path only")
     now = int(time.time())
     start = query_time(request, "from") or now
     end = query_time(request, "to") or start + 24 * 3600
@@ -71,6 +79,8 @@ async def link_load(request: web.Request) -> web.Response:
     for d in ("up", "down"):
         for step in load[d]["steps"]:
             step["t"] = iso(step["t"], off)
+        if user.role is Role.TECHNICIAN:
+            load[d].pop("sessions", None)
     return web.json_response(load)
 
 
@@ -96,8 +106,10 @@ routes = [
     Route("PUT", "/api/topology", put_topology, "Replace the topology (refused while future bookings would break)",
           ("admin",), TopologyDocument,
           {200: "applied", 409: "future sessions would break (listed)", 422: "invalid topology"}),
-    Route("GET", "/api/links/{id}/load", link_load, "Reserved load on a link per direction over time",
-          responses={200: "steps per direction with the limit", 404: "unknown link"},
+    Route("GET", "/api/links/{id}/load", link_load, "Reserved load on a link per direction over time (technicians: "
+          "the links of their site's path, without session ids)",
+          responses={200: "steps per direction with the limit", 403: "a technician, another site's link",
+                     404: "unknown link"},
           query=(("from", "ISO 8601 with offset (default now)"), ("to", "ISO 8601 with offset (default from + 24 h)"))),
     Route("GET", "/api/capacity", get_capacity, "Concurrent sessions each link class admits, and the binding direction",
           query=(("profile", "one profile"), ("plan", "central|cascade"), ("sites_below", "participants beneath the link"))),
