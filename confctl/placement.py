@@ -55,7 +55,16 @@ def effective_placement(planned: Mapping[SiteId, NodeId], root: NodeId, alive: s
         return EffectivePlacement(dict(planned), only, False, ())
     down = tuple(sorted({n for n in [*used, root] if n not in alive}))
     if root not in alive:
-        return EffectivePlacement({s: root for s in planned}, root, True, down)
+        # The root is down but node processes run: another node becomes the root (the alive node of the plan
+        # that carries most of its sites, then any alive node), never this control plane's own node, which
+        # another control plane would not share: the session would split into islands.
+        counts = {n: sum(1 for x in planned.values() if x == n) for n in used if n in alive}
+        new_root = (max(sorted(counts), key=lambda n: counts[n]) if counts
+                    else min(alive) if alive else None)
+        if new_root is None:  # every node process is down: the control plane's own node is all there is
+            return EffectivePlacement({s: root for s in planned}, root, True, down)
+        return EffectivePlacement({s: (n if n in alive else new_root) for s, n in planned.items()}, NodeId(new_root),
+                                  False, down)
     return EffectivePlacement({s: (n if n in alive else root) for s, n in planned.items()}, root, False, down)
 
 

@@ -46,9 +46,14 @@ def test_a_dead_prefecture_node_sends_its_sites_to_the_root_and_the_extra_load_i
     # Both Changchun counties now get their own program down the cc link instead of one shared one.
     assert set(cost) == {("cc", "down"), ("cc", "up")}
     assert cost[("cc", "down")]["fallback_kbps"] > cost[("cc", "down")]["booked_kbps"] > 0
-    # The root down: the whole session on the control plane's own node, central.
-    central = effective_placement(plan.attachments, "node-jl", every - {"node-jl"}, True)
-    assert central.in_process and set(central.attachments.values()) == {"node-jl"} and central.down == ("node-jl",)
+    # The root down: a surviving node of the plan becomes the root (the one with most sites; then by id),
+    # never the control plane's own node while node processes run.
+    moved = effective_placement(plan.attachments, "node-jl", every - {"node-jl"}, True)
+    assert not moved.in_process and moved.root == "node-cc" and moved.down == ("node-jl",)
+    assert moved.attachments == {"jl": "node-cc", "cc-nongan": "node-cc", "cc-yushu": "node-cc", "sp-lishu": "node-sp"}
+    # Every node process down: then only the control plane's own node is left.
+    last = effective_placement(plan.attachments, "node-jl", set(), True)
+    assert last.in_process and set(last.attachments.values()) == {"node-jl"}
     # A prefecture's own meeting runs on its node alone, even with the province node down.
     local = media_plan(topo, topo.profile("hd720"), PlanKind.CASCADE, ["cc", "cc-nongan", "cc-yushu"])
     alone = effective_placement(local.attachments, "node-jl", {"node-cc"}, True)

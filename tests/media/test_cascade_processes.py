@@ -229,9 +229,10 @@ async def test_a_phone_meets_browsers_whose_session_runs_on_node_processes(plane
 
 
 @pytest.mark.browser
-async def test_a_killed_root_node_puts_the_session_on_the_control_planes_own_node(plane):
-    """node-jl (the root) dies: the province's page rejoins at once, node-cc tells Nong'an to rejoin
-    once the root is out of reach for 5 s, and the control plane runs the session itself, central."""
+async def test_a_killed_root_node_hands_the_session_to_a_surviving_node_not_the_control_plane(plane):
+    """node-jl (the root) dies: the province's page rejoins at once and is placed on node-cc, which becomes
+    the session's root; Nong'an, already on node-cc, rejoins into that room. Never the control plane's own
+    node while node processes run: a second control plane would not share it (islands)."""
     s = await book(plane, ["jl", "cc-nongan"])
     async with async_playwright() as pw:
         browser = await launch(pw, fake_devices=True)
@@ -256,8 +257,8 @@ async def test_a_killed_root_node_puts_the_session_on_the_control_planes_own_nod
             print(f"root node-jl killed: both sites flowing again after {time.monotonic() - killed:.1f} s")
             view = await live(plane)
             on = {leg["site"]: x["node"] for x in view["sessions"] if x["session"] == s["id"] for leg in x["legs"]}
-            assert on == {"jl": "in-process", "cc-nongan": "in-process"}
-            assert view["fallbacks"][s["id"]]["in_process"] and "node-jl" in view["fallbacks"][s["id"]]["down"]
+            assert on == {"jl": "node-cc", "cc-nongan": "node-cc"}
+            assert not view["fallbacks"][s["id"]]["in_process"] and "node-jl" in view["fallbacks"][s["id"]]["down"]
             assert "node-jl" in await pages["cc-nongan"].text_content("#notice")
         finally:
             await browser.close()
