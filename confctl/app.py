@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -18,7 +19,7 @@ from confctl.config import Settings
 from confctl.errors import error_middleware
 from confctl.public_origin import public_origin_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, SETTINGS,
-                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, API_TOKENS, run_db,
+                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, API_TOKENS, LEASE, run_db,
                           run_read)
 from confctl.page_routes import PAGES, add_pages
 from confctl.signalling import websocket
@@ -26,12 +27,14 @@ from media.aiortc_hooks import IceAddressing, use_ice_addressing
 from media.node import MediaNode
 from media.port_range import UdpPorts
 from media.supervision import TaskGroup
+from confctl.lease import LeaseKeeper
 from confctl.node_watch import watch_nodes
+from rooms.store.lease import Lease
 from monitoring.alarm_config import load_config
 from confctl.node_figures import gather_figures
 from monitoring.operations import Operations, Services
 from monitoring.pipeline import QualityPipeline
-from media.recording import purge_older_than, recover_interrupted
+from media.recording import purge_older_than, recover_interrupted, set_owner
 from rooms.store.bookings import BookingStore
 from rooms.store.tokens import ApiTokens
 from rooms.store.engine import make_engine
@@ -58,8 +61,10 @@ async def health(request: web.Request) -> web.Response:
     gateway = request.app.get(SIP_GATEWAY)
     if gateway is not None:
         groups.append(gateway.tasks)  # the SIP call watchdog
+    lease = request.app.get(LEASE)
     return web.json_response({"ok": all(g.healthy for g in groups),
-                              "tasks": {name: s for g in groups for name, s in g.status().items()}})
+                              "tasks": {name: s for g in groups for name, s in g.status().items()},
+                              **({"lease": lease.status()} if lease is not None else {})})
 
 
 async def home(request: web.Request) -> web.Response:
@@ -102,20 +107,43 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     engine.dispose()
 
 
-async def _retention(settings: Settings) -> None:
-    """Delete recordings past their retention, now and every six hours."""
+async def _while_leading(app: web.Application, work: Callable[[web.Application], Awaitable[None]]) -> None:
+    """Runs `work` while this instance holds the work lease (confctl/lease.py); stops it when the lease goes."""
     while True:
-        removed = await asyncio.to_thread(purge_older_than, settings.recordings_dir,
-                                          settings.recording_retention_days * 86400, time.time())
-        if removed:
-            log.info("retention: deleted %d recording(s)", len(removed))
-        await asyncio.sleep(6 * 3600)
+        while not app[LEASE].held:
+            await asyncio.sleep(0.2)
+        task = asyncio.create_task(work(app))
+        try:
+            while app[LEASE].held and not task.done():
+                await asyncio.sleep(0.2)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]  # the TaskGroup restarts us with backoff
+
+
+async def _retention(app: web.Application) -> None:
+    """Delete recordings past their retention, every six hours (the lease holder)."""
+    settings = app[SETTINGS]
+    while True:
+        if app[LEASE].held:
+            removed = await asyncio.to_thread(purge_older_than, settings.recordings_dir,
+                                              settings.recording_retention_days * 86400, time.time())
+            if removed:
+                log.info("retention: deleted %d recording(s)", len(removed))
+            await asyncio.sleep(6 * 3600)
+        else:
+            await asyncio.sleep(1)
 
 
 async def _record_retention(app: web.Application) -> None:
-    """Call records, cleared alarms and per-minute quality past their retention, now and daily."""
+    """Call records, cleared alarms and per-minute quality past their retention, daily (the lease holder)."""
     s, ops = app[SETTINGS], app[OPERATIONS]
     while True:
+        if not app[LEASE].held:
+            await asyncio.sleep(1)
+            continue
         now = int(time.time())
         gone = [await run_db(app, ops.calls.purge, now - s.call_record_retention_days * 86400),
                 await run_db(app, ops.alarm_store.purge, now - s.alarm_retention_days * 86400),
@@ -127,22 +155,30 @@ async def _record_retention(app: web.Application) -> None:
 
 async def _media(app: web.Application) -> AsyncIterator[None]:
     """The media node runs in-process by default; its rooms close with the app."""
-    # Before any room records: what a killed predecessor left half-written becomes playable.
-    await asyncio.to_thread(recover_interrupted, app[SETTINGS].recordings_dir)
     settings = app[SETTINGS]
+    # Before any room records: what this instance left half-written when killed becomes playable; its
+    # files carry its instance id, so another control plane's live recordings in a shared folder are not touched.
+    set_owner(settings.instance_id)
+    await asyncio.to_thread(recover_interrupted, settings.recordings_dir, settings.instance_id)
     pinned = settings.ice_advertise is not None or settings.ice_ports is not None
     if pinned:  # the in-process node's candidates: one address, one port range (per process, as aioice's sockets)
         previous = use_ice_addressing(IceAddressing(settings.ice_advertise, UdpPorts(settings.ice_ports)))
-    app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir, grant_key=lambda: app[NODE_KEY])
-    app[BACKGROUND].keep_alive(lambda: _retention(app[SETTINGS]), "recordings-retention")
-    app[BACKGROUND].keep_alive(lambda: watch_nodes(app), "media node watch")
+    app[MEDIA_NODE] = MediaNode(recordings=app[SETTINGS].recordings_dir, grant_key=lambda: app[NODE_KEY],
+                                gateway_id=f"gateway-{settings.instance_id}" if settings.instance_id else None)
+    instance = settings.instance_id or f"cp-{os.getpid()}"
+    app[LEASE] = keeper = LeaseKeeper(Lease(app[BOOKINGS].engine), instance, lambda: app[OPERATIONS].take_over(),
+                                      lambda: app[OPERATIONS].hand_over())
+    app[BACKGROUND].keep_alive(lambda: _retention(app), "recordings-retention")
+    app[BACKGROUND].keep_alive(lambda: _while_leading(app, watch_nodes), "media node watch")
     topo = await run_read(app, app[BOOKINGS].topology) if await run_read(app, app[BOOKINGS].has_topology) else None
     config = load_config(app[SETTINGS].alarms_file, set(topo.sites) if topo is not None else None)
     app[QUALITY] = pipeline = QualityPipeline()
     services = Services(app[BOOKINGS], app[NODE_STORE], lambda: gather_figures(app),
                         lambda fn, *a: run_db(app, fn, *a), lambda fn, *a: run_read(app, fn, *a))
-    app[OPERATIONS] = operations = Operations(services, config, pipeline, app[SETTINGS].quality_sample_s)
+    app[OPERATIONS] = operations = Operations(services, config, pipeline, app[SETTINGS].quality_sample_s,
+                                              leader=lambda: keeper.held)
     await operations.start()
+    app[BACKGROUND].keep_alive(keeper.run, "work lease")
     app[BACKGROUND].keep_alive(operations.run, "quality pipeline")
     app[BACKGROUND].keep_alive(lambda: _record_retention(app), "records retention")
     app[COMPOSITES] = recordings.CompositeJobs()

@@ -49,6 +49,9 @@ class Settings:
     # Deployment on the province's network (docs/deploy.md). The URL browsers reach us at when a proxy
     # terminates TLS (confctl/public_origin.py); None: the request's own.
     public_url: str | None = None
+    # Which control plane this is, among several on one database (`confctl serve` sets cp-HOST-PORT): its
+    # partial recordings and its SIP gateway's link to a session's root node carry it. None: the only one.
+    instance_id: str | None = None
     # The in-process media node's ICE: the only address its candidates carry, and the UDP range its
     # sockets bind in (media/aiortc_hooks.py); the SIP gateway's RTP range. None: any.
     ice_advertise: str | None = None

@@ -42,7 +42,11 @@ from rooms.ids import NodeId, SessionId, SiteId
 log = logging.getLogger("media.cascade_link")
 # The SIP gateway's room in the control plane, for a session on node processes: a child of the
 # root whose sites are whichever phones are in (any site of the session may dial in).
-GATEWAY = NodeId("gateway")
+GATEWAY = NodeId("gateway")  # a control plane's SIP gateway as a child: "gateway" or "gateway-<instance>"
+
+
+def is_gateway(child: str) -> bool:
+    return child == GATEWAY or child.startswith(GATEWAY + "-")
 ROOT_LOST_S = 5.0  # the control plane takes a node for dead 4-5 s after its last beat
 LEVELS_EVERY_S = 0.1
 RETRY_S = 1.0
@@ -140,7 +144,7 @@ async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes],
             placement = Placement.from_dict(grant.cascade)
             child = NodeId(grant.site)
             if placement.root != node_id or child == node_id or (
-                    child != GATEWAY and child not in set(placement.attachments.values())):
+                    not is_gateway(child) and child not in set(placement.attachments.values())):
                 raise LinkRefused(f"node {child} is not a child of root {node_id} in this session's placement")
             session_id = SessionId(grant.session)
             node.place(session_id, placement)
@@ -159,7 +163,7 @@ async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes],
         cascade.attach(child, branch)
         log.info("session %s: child node %s linked", session_id, child)
         def allowed(child: NodeId) -> set[SiteId]:
-            return set(placement.attachments) if child == GATEWAY else cascade_.placement_below(child)
+            return set(placement.attachments) if is_gateway(child) else cascade_.placement_below(child)
         async for raw in ws:
             if raw.type != WSMsgType.TEXT:
                 continue

@@ -31,8 +31,12 @@ class WrongNode(ValueError):
 
 class MediaNode:
     def __init__(self, ice_servers: list[Any] | None = None, recordings: Path | None = None,
-                 node_id: NodeId | None = None, grant_key: Callable[[], bytes] | None = None):
+                 node_id: NodeId | None = None, grant_key: Callable[[], bytes] | None = None,
+                 gateway_id: str | None = None):
         self.node_id = node_id  # None: every node of the topology, in this process
+        # The SIP gateway's child id at a session's root: one per control plane, or two instances' phones
+        # would replace each other's link there.
+        self.gateway_id = NodeId(gateway_id or GATEWAY)
         self._grant_key = grant_key or (lambda: b"")
         self.branches: dict[SessionId, ChildBranch] = {}  # sessions rooted on another node process
         self.rooms: dict[SessionId, MediaRoom] = {}
@@ -106,7 +110,7 @@ class MediaNode:
             # In the control plane the key is the master every node key derives from: the gateway signs its
             # trunk grant with the root's own key, as the control plane does for child nodes.
             root_key = lambda: node_key(self._grant_key(), placement.root)  # noqa: E731
-            branch = self.branches[session_id] = ChildBranch(session_id, host, GATEWAY, placement, root_key,
+            branch = self.branches[session_id] = ChildBranch(session_id, host, self.gateway_id, placement, root_key,
                                                              self._ice, where)
         return branch.room
 

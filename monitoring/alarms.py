@@ -86,6 +86,21 @@ class AlarmEngine:
         self.tracked: dict[tuple[AlarmKind, str], _Tracked] = {}
         self.transitions: list[tuple[str, str, str]] = []  # (subject, old, new): tests read the sequence
 
+    def adopt(self, row: dict[str, Any]) -> tuple[AlarmKind, str] | None:
+        """An alarm another holder raised (a stored row): tracked as raised, so it clears, not re-raises."""
+        try:
+            kind = AlarmKind(row["kind"])
+        except ValueError:
+            return None
+        value = float(row.get("value") or 0.0)
+        threshold = float(row.get("threshold") or 0.0)
+        o = Observation(kind, row["subject"], value, threshold, threshold, row["message"],
+                        context={"session": row.get("session_id"), "site": row.get("site_id"),
+                                 "link": row.get("link_id"), "node": row.get("node_id")})
+        key = (kind, row["subject"])
+        self.tracked[key] = _Tracked(AlarmState.RAISED, 0, o)
+        return key
+
     def raised(self) -> list[Observation]:
         return [t.last for t in self.tracked.values() if t.state in (AlarmState.RAISED, AlarmState.CLEARING)]
 

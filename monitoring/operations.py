@@ -48,8 +48,13 @@ class Services:
 
 
 class Operations:
-    def __init__(self, services: Services, config: AlarmConfig, pipeline: QualityPipeline, sample_s: float):
+    def __init__(self, services: Services, config: AlarmConfig, pipeline: QualityPipeline, sample_s: float,
+                 leader: Callable[[], bool] = lambda: True):
         engine = services.bookings.engine
+        # Several control planes sample the nodes for their own dashboards; only the holder of the work
+        # lease (confctl/lease.py) raises alarms, posts webhooks and writes records and aggregates.
+        self.leader = leader
+        self._warmup = 0  # rounds to sample before judging alarms, after taking over from another holder
         self.s, self.config, self.pipeline, self.sample_s = services, config, pipeline, sample_s
         self.alarms = AlarmEngine(config.hysteresis)
         self.alarm_store = AlarmStore(engine)
@@ -66,13 +71,30 @@ class Operations:
         self.rounds = 0
 
     async def start(self) -> None:
-        cleared = await self.s.write(self.alarm_store.clear_all_open, int(time.time()))
-        if cleared:
-            log.info("cleared %d alarm(s) a previous run left open", cleared)
         self.webhooks.start()
 
+    async def take_over(self) -> None:
+        """This instance now holds the work lease: the alarms left open (by the last holder, or this instance
+        before a restart) are adopted as raised, so one that still holds is not raised twice and one that
+        ended clears once; judging waits two rounds, until the pipeline has rates to judge."""
+        rows = await self.s.read(self.alarm_store.list, True)
+        self._alarm_ids = {}
+        for row in rows:
+            key = self.alarms.adopt(row)
+            if key is not None:
+                self._alarm_ids[key] = row["id"]
+        self._warmup = 2
+        if rows:
+            log.info("adopted %d open alarm(s)", len(rows))
+
+    def hand_over(self) -> None:
+        """The lease is gone: what this instance tracked is the next holder's to adopt from the store."""
+        self.alarms.tracked.clear()
+        self._alarm_ids.clear()
+
     async def close(self) -> None:
-        await self.s.write(self.minutes_store.write, self.minutes.flush())
+        if self.leader():
+            await self.s.write(self.minutes_store.write, self.minutes.flush())
         await self.webhooks.close()
 
     async def run(self) -> None:
@@ -95,11 +117,16 @@ class Operations:
                         + link_observations(self.config, topo, rows)
                         + absence_observations(self.config, topo, absences(running, present, now))
                         + node_observations(down))
-        for event in self.alarms.step(observations, now):
-            await self._alarm(event)
-        await self._call_records(figs, now)
+        leader = self.leader()
+        if leader and self._warmup > 0:
+            self._warmup -= 1
+        elif leader:
+            for event in self.alarms.step(observations, now):
+                await self._alarm(event)
+        if leader:
+            await self._call_records(figs, now)
         finished = self.minutes.add(samples, now)
-        if finished:
+        if finished and leader:
             await self.s.write(self.minutes_store.write, finished)
         open_alarms = await read(self.alarm_store.list, True)
         self.snapshot = snapshot(self.config, topo, self.pipeline.latest.values(), rows, open_alarms,

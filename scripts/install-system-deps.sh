@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real; installed only when missing.
 set -euo pipefail
-packages=(chromium sip-tester baresip iproute2 libnss3-tools nginx openssl stress-ng)
+packages=(chromium sip-tester baresip iproute2 libnss3-tools nginx openssl stress-ng haproxy)
 # iproute2: the capacity harness emulates the WAN with ip and tc; the cross-host test (tests/deploy/) also
 # makes its hosts with it. libnss3-tools (certutil): that test's browsers trust its throw-away CA;
 # nginx: the control plane behind a TLS-terminating proxy there; openssl: scripts/dev-ca.sh

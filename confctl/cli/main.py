@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -106,7 +107,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
                         sip_digest=tuple(a.strip().upper() for a in args.sip_digest.split(",")),
                         sip_workers=args.sip_workers, public_url=args.public_url.rstrip("/") if args.public_url else None,
                         ice_advertise=_address(args.advertise), ice_ports=_ports(args.ice_ports, "--ice-ports"),
-                        rtp_ports=_ports(args.rtp_ports, "--rtp-ports"))
+                        rtp_ports=_ports(args.rtp_ports, "--rtp-ports"),
+                        instance_id=args.instance_id or f"cp-{socket.gethostname()}-{args.port}")
     scheme = "https" if ssl_context else "http"
     print(f"confctl serving on {scheme}://{args.host}:{args.port}/"
           f"{f'  (browsers reach it at {settings.public_url})' if settings.public_url else ''}"
@@ -555,6 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "terminates TLS (e.g. https://confctl.example): join links name it, and with https:// the sign-in "
                    "cookie is Secure and pages carry Strict-Transport-Security")
     s.add_argument("--rtp-ports", metavar="LO-HI", help="UDP range for the SIP gateway's RTP sockets (default: any)")
+    s.add_argument("--instance-id", help="this control plane's name among several on one database "
+                   "(default cp-HOSTNAME-PORT): its partial recordings and its SIP gateway's links carry it")
     _deployment_flags(s, "its in-process media node's")
 
     s = add("media-node", cmd_media_node, "run a media node as its own process, registered with a control plane",
