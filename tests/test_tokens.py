@@ -16,6 +16,7 @@ from rooms.store.migrate import upgrade
 from rooms.store.tables import ApiTokenRow
 from rooms.store.users import UserStore
 from tests.conftest import IN_CI, PG_BASE
+from tests.media.node_processes import CONFCTL
 
 ORIGIN = "http://127.0.0.1"
 
@@ -91,12 +92,12 @@ def test_the_cli_lists_issues_and_revokes_tokens(tmp_path, capsys):
     assert "first token" in listing and "script" in listing and listing.count(" live") == 2
     cli(["tokens", "revoke", "--user", "olga", "--db", db])
     assert "revoked 2 token(s)" in capsys.readouterr().out
-    r = subprocess.run([".venv/bin/confctl", "tokens", "revoke", "tok_nope", "--db", db], capture_output=True, text=True)
+    r = subprocess.run([CONFCTL, "tokens", "revoke", "tok_nope", "--db", db], capture_output=True, text=True)
     assert r.returncode == 2 and "no live token tok_nope" in r.stderr
-    r = subprocess.run([".venv/bin/confctl", "users", "add", "n", "--role", "node", "--db", db], capture_output=True,
+    r = subprocess.run([CONFCTL, "users", "add", "n", "--role", "node", "--db", db], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "confctl nodes add" in r.stderr
-    r = subprocess.run([".venv/bin/confctl", "nodes", "add", "node-atlantis", "--db", db], capture_output=True,
+    r = subprocess.run([CONFCTL, "nodes", "add", "node-atlantis", "--db", db], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "not a media node of the topology" in r.stderr
 
