@@ -88,8 +88,15 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--instances", type=int, help="instead: accepted bookings/s through 1 and through N "
+                    "confctl serve on one PostgreSQL, over HTTP (scripts/bench/instances.py)")
     ap.add_argument("--cold-from", help=argparse.SUPPRESS)  # internal: the fresh process of the cold start
     args = ap.parse_args()
+    if args.instances:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from instances import main as instances
+        instances(args.instances, min(args.bookings, 400))
+        return
     if args.cold_from:
         print(json.dumps(cold_start(args.cold_from, args.samples, args.days, args.seed)))
         return
