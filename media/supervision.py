@@ -30,6 +30,7 @@ class LoopStatus:
     restarts: int = 0
     last_error: str | None = None
     last_failed_at: float | None = None
+    next_delay_s: float | None = None  # the wait before the restart under way
 
     def to_dict(self) -> dict[str, Any]:
         return {"state": self.state.value, "restarts": self.restarts, "last_error": self.last_error,
@@ -61,14 +62,19 @@ class TaskGroup:
         return task
 
     def keep_alive(self, factory: Callable[[], Awaitable[None]], name: str,
-                   first_backoff_s: float = 1.0, max_backoff_s: float = 60.0) -> LoopStatus:
-        """Run `factory()` until close(); restart it with backoff whenever it fails or returns."""
+                   first_backoff_s: float = 1.0, max_backoff_s: float = 60.0,
+                   healthy_after_s: float | None = None) -> LoopStatus:
+        """Run `factory()` until close(); restart it with backoff whenever it fails or returns. The backoff
+        doubles over failures in a row; a run that lasted `healthy_after_s` (default: the cap) starts it over,
+        so a loop that fails once a day is back after `first_backoff_s`, not the cap, for good."""
         status = self._loops[name] = LoopStatus()
+        reset_after = max_backoff_s if healthy_after_s is None else healthy_after_s
 
         async def supervise() -> None:
             failures = 0
             while not self._closed:
                 status.state = LoopState.RUNNING
+                started = time.monotonic()
                 try:
                     await factory()
                     error = "returned"
@@ -77,11 +83,14 @@ class TaskGroup:
                 except Exception as exc:  # any failure: logged, restarted; the loop must live
                     error = repr(exc)
                     log.error("%s: %s failed, restarting: %r", self.owner, name, exc, exc_info=exc)
+                if time.monotonic() - started >= reset_after:
+                    failures = 0  # it had been running well: this failure is a new one, not the next in a row
                 failures += 1
                 status.restarts += 1
                 status.last_error, status.last_failed_at = error, time.time()
                 status.state = LoopState.BACKING_OFF
-                await asyncio.sleep(backoff_delay(failures, first_backoff_s, max_backoff_s))
+                status.next_delay_s = backoff_delay(failures, first_backoff_s, max_backoff_s)
+                await asyncio.sleep(status.next_delay_s)
             status.state = LoopState.STOPPED
 
         task = self.spawn(supervise(), f"supervisor of {name}")

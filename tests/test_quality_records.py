@@ -56,3 +56,19 @@ def test_minutes_alarms_and_records_are_stored_filtered_and_purged(db_url):
         assert alarms.list(open_only=True) == [] and alarms.purge(before=1000) == 1
     finally:
         engine.dispose()
+
+
+def test_a_trunks_call_record_with_its_long_id_is_stored_once_on_every_backend(db_url):
+    # The id the quality loop gives a trunk that ended (monitoring/operations.py): about 54 characters.
+    from rooms.store.calls import CallRecords
+    engine = make_engine(db_url)
+    calls = CallRecords(engine)
+    leg_id = "trunk:ses_0123456789abcdef:node-jlc->node-jl:1765123456"
+    assert len(leg_id) > 40
+    row = {"call_id": leg_id, "leg_id": leg_id, "kind": "trunk", "direction": "out", "caller": "node-jlc->node-jl",
+           "session_id": "ses_0123456789abcdef", "node": "node-jl", "started_at": 1, "answered_at": 1, "ended_at": 2,
+           "end_reason": "closed"}
+    assert calls.ended_leg(row) is True
+    assert calls.ended_leg(row) is False  # repeated by the node: written once
+    assert [r["leg_id"] for r in calls.list(kind="trunk")] == [leg_id]
+    engine.dispose()

@@ -139,7 +139,7 @@ class CallRecordRow(SQLModel, table=True):
     end_reason: Optional[str] = Field(default=None, max_length=40)
     kind: str = Field(default="sip", max_length=8)  # sip | webrtc | trunk
     node: Optional[str] = Field(default=None, max_length=100)  # the media node that carried it
-    leg_id: Optional[str] = Field(default=None, max_length=40, unique=True)  # the node's id: written once
+    leg_id: Optional[str] = Field(default=None, max_length=120, unique=True)  # the node's id: written once
     user_id: Optional[str] = Field(default=None, max_length=40)
     avg_mos: Optional[float] = None
     worst_mos: Optional[float] = None

@@ -75,3 +75,28 @@ async def test_a_node_heartbeat_survives_a_control_plane_answering_nonsense(aioh
         await until(lambda: bytes(node_app[KEY]) == bytes.fromhex("ab" * 16), what="registration after two bad beats")
     finally:
         await node.close()
+
+
+async def test_the_backoff_starts_over_after_a_loop_ran_well():
+    # Three failures in a row double the wait; a run that lasted its healthy span, then failed, waits the first
+    # delay again: a loop that fails once a day must not wait the cap (and show not-ok) for good.
+    delays: list[float] = []
+    long_run = asyncio.Event()
+    runs: list[int] = []
+
+    async def loop() -> None:
+        runs.append(1)
+        if status.next_delay_s is not None:
+            delays.append(status.next_delay_s)
+        if len(runs) == 4:
+            await asyncio.sleep(0.15)  # a healthy span, then the failure
+        if len(runs) == 5:
+            long_run.set()
+            await asyncio.Event().wait()
+        raise RuntimeError("flaky")
+
+    group = TaskGroup("test")
+    status = group.keep_alive(loop, "flaky", first_backoff_s=0.01, max_backoff_s=1.0, healthy_after_s=0.1)
+    await asyncio.wait_for(long_run.wait(), 10)
+    await group.close()
+    assert delays == [0.01, 0.02, 0.04, 0.01], delays
