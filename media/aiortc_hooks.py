@@ -12,7 +12,9 @@ per wakeup (`receive_directly`), and a source nobody takes frames from skips
 the receiver's frame assembly (`ForwardOnly`).
 The per-packet path in C (media/native.h) is handed what it needs from here (`native_route`,
 `_native_receive_route`, `ForwardOnly._take_natively`) and reads a few of the same attributes by
-name (a DTLS transport's `_state`, `_tx_srtp`, `_rx_srtp`; a receiver's `_enabled`).
+name (a DTLS transport's `_state`, `_tx_srtp`, `_rx_srtp`; a receiver's `_enabled`; an asyncio
+transport's `_closing`), and calls pylibsrtp's libsrtp by address, its signature checked first
+(`check_libsrtp`).
 tests/media/test_aiortc_hooks.py fails loudly if these internals move.
 """
 from __future__ import annotations
@@ -456,6 +458,9 @@ class DirectSend:
         dtls, proto, addr, protect, transport, sock = route
         if dtls._state is not self._connected:
             return False
+        if transport.is_closing():  # its socket is closed (or about to be): found again, or not, next time
+            self._route = None
+            return False
         if proto.transport is transport:  # asyncio's own: straight to the socket, without its Python layer
             try:
                 sock.sendto(protect(data), addr)
@@ -478,28 +483,57 @@ class DirectSend:
 
 _SENDER_COUNTERS = (_PACKETS, _OCTETS, _RTP_TS, _NTP_TS)
 
+# media/native.h's srtp_fn: how the C calls libsrtp's srtp_protect and srtp_unprotect, by address
+SRTP_FN_SIGNATURE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+_srtp_addresses: tuple[int, int] | None = None
+
+
+def check_libsrtp(ffi: Any, lib: Any) -> tuple[int, int]:
+    """The addresses of srtp_protect and srtp_unprotect in a cffi binding of libsrtp, once both are
+    checked to have the signature media/native.h calls them with (and their status to be an int);
+    AiortcInternalsMoved otherwise."""
+    names = ("srtp_protect", "srtp_unprotect")
+    for name in names:
+        fn = getattr(lib, name, None)
+        found = ffi.typeof(fn).cname if fn is not None else None
+        if found != SRTP_FN_SIGNATURE or ffi.sizeof("srtp_err_status_t") != ffi.sizeof("int"):
+            raise AiortcInternalsMoved(f"pylibsrtp's {name} is {found}, not {SRTP_FN_SIGNATURE} (media/native.h)")
+    protect, unprotect = (int(ffi.cast("uintptr_t", ffi.addressof(lib, name))) for name in names)
+    return protect, unprotect
+
+
+def libsrtp_functions() -> tuple[int, int]:
+    """pylibsrtp's (pinned in pyproject.toml) srtp_protect and srtp_unprotect addresses, checked
+    (check_libsrtp) before the C is handed either; every route is built with them."""
+    global _srtp_addresses
+    if _srtp_addresses is None:
+        from pylibsrtp._binding import ffi, lib
+        _srtp_addresses = check_libsrtp(ffi, lib)
+    return _srtp_addresses
+
 
 def native_route(sender: RTCRtpSender) -> tuple[Any, ...] | None:
     """What media/native_output.c needs to protect and send on a sender's connection, as DirectSend
-    does, or None until it is connected: (DTLS transport, its CONNECTED state, the nominated pair's
-    protocol, that protocol's own asyncio transport, socket fd, address family, remote (host, port),
-    the SRTP session, its srtp_t and libsrtp's srtp_protect as addresses, the sender's counters and
-    their keys). The SRTP session is the one aiortc keyed (pylibsrtp's cffi objects)."""
+    does, or None until it is connected (and once its socket is closing): (DTLS transport, its CONNECTED
+    state, the nominated pair's protocol, that protocol's own asyncio transport, socket fd, address
+    family, remote (host, port), the SRTP session, its srtp_t and libsrtp's srtp_protect as addresses,
+    the sender's counters and their keys). The SRTP session is the one aiortc keyed (pylibsrtp's cffi
+    objects). The C keeps its own dup() of the fd, and drops the route when the transport closes."""
     from aiortc.rtcdtlstransport import State
-    from pylibsrtp._binding import ffi, lib
+    from pylibsrtp._binding import ffi
     dtls = sender.transport
     if dtls is None or dtls._state is not State.CONNECTED or dtls._tx_srtp is None:
         return None
     pair = dtls.transport._connection._nominated.get(1)
-    if pair is None or pair.protocol.transport is None:
+    if pair is None or pair.protocol.transport is None or pair.protocol.transport.is_closing():
         return None
     transport = pair.protocol.transport
     sock = transport._sock
     session = dtls._tx_srtp
     host, port = pair.remote_addr[:2]
+    protect, _ = libsrtp_functions()
     return (dtls, State.CONNECTED, pair.protocol, transport, sock.fileno(), int(sock.family), (host, port), session,
-            int(ffi.cast("uintptr_t", session._srtp[0])), int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
-            vars(sender), _SENDER_COUNTERS)
+            int(ffi.cast("uintptr_t", session._srtp[0])), protect, vars(sender), _SENDER_COUNTERS)
 
 
 def answer_nacks(sender: RTCRtpSender, lookup: Callable[[int], bytes | None]) -> None:
@@ -637,10 +671,11 @@ def _native_receive_route(dtls: Any) -> tuple[Any, ...]:
     CONNECTED state, the SRTP session aiortc keyed, its srtp_t and libsrtp's srtp_unprotect as
     addresses, the transport's counters and the keys of its received bytes and packets)."""
     from aiortc.rtcdtlstransport import State
-    from pylibsrtp._binding import ffi, lib
+    from pylibsrtp._binding import ffi
     session = dtls._rx_srtp
-    return (dtls, State.CONNECTED, session, int(ffi.cast("uintptr_t", session._srtp[0])),
-            int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))), vars(dtls), (_RX_BYTES, _RX_PACKETS))
+    _, unprotect = libsrtp_functions()
+    return (dtls, State.CONNECTED, session, int(ffi.cast("uintptr_t", session._srtp[0])), unprotect, vars(dtls),
+            (_RX_BYTES, _RX_PACKETS))
 
 
 def _read_natively(protocol: Any, demux: Any) -> None:
@@ -652,14 +687,18 @@ def _read_natively(protocol: Any, demux: Any) -> None:
     loop._add_reader(fd, demux.read_ready, fd, transport, protocol)
 
 
+MAX_DATAGRAM = 1500  # media/native.h MAX_PACKET: pylibsrtp's buffer; a longer datagram is no peer's packet
+
+
 def _drain_reads(transport: Any) -> None:
     """Read every datagram waiting on the socket per readiness event, not one as asyncio does: a video
     frame's packets arrive back to back, and one loop pass per packet (epoll, select, handles) cost
-    17 % of a forwarding node's CPU at 8 receivers (13.9 -> 11.5 % of a core, pinned A/B runs)."""
+    17 % of a forwarding node's CPU at 8 receivers (13.9 -> 11.5 % of a core, pinned A/B runs).
+    Datagrams longer than MAX_DATAGRAM are dropped unread, as media/native_input.c drops them."""
     loop = transport._loop
     fd = transport._sock_fd
     sock = transport._sock
-    size = transport.max_size
+    size = MAX_DATAGRAM + 1  # one byte more: a longer datagram shows itself, and is dropped as the C drops it
 
     def read_ready() -> None:
         if transport._conn_lost:
@@ -673,7 +712,8 @@ def _drain_reads(transport: Any) -> None:
             except OSError as exc:
                 transport._protocol.error_received(exc)
                 return
-            transport._protocol.datagram_received(data, addr)
+            if len(data) <= MAX_DATAGRAM:
+                transport._protocol.datagram_received(data, addr)
 
     loop._remove_reader(fd)
     loop._add_reader(fd, read_ready)

@@ -11,13 +11,20 @@
 #include <Python.h>
 #include <stdint.h>
 
-typedef int (*srtp_fn)(void *ctx, void *packet, int *len); /* libsrtp 2: srtp_protect, srtp_unprotect */
+/* libsrtp 2: srtp_protect, srtp_unprotect. Called through the addresses pylibsrtp's binding gives, whose
+ * signature media/aiortc_hooks.py (libsrtp_functions) checks against this one before a route is built. */
+typedef int (*srtp_fn)(void *ctx, void *packet, int *len);
+
+#define MAX_PACKET 1500   /* the longest RTP packet built, and the longest datagram read: pylibsrtp's buffer */
+#define SRTP_TRAILER 144  /* SRTP_MAX_TAG_LEN + SRTP_MAX_MKI_LEN, as pylibsrtp reserves */
 
 extern PyTypeObject NativeOutputType, NativeStatsType, NativeNackType, NativeStreamType, NativeDemuxType,
     NativeEstimatorType;
 
 double native_realtime(void);
-int native_vp8_descriptor(const uint8_t *p, Py_ssize_t n, int *pic_at, int *key);
+Py_ssize_t native_vp8_descriptor(const uint8_t *p, Py_ssize_t n, Py_ssize_t *pic_at, int *key);
+PyObject *native_vp8_descriptor_py(PyObject *module, PyObject *arg);
+PyObject *native_parse_header_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 int native_add_to(PyObject *vars, PyObject *key, long long n);
 int native_is_outputs(PyObject *outputs);
 int native_fan_out(PyObject *outputs, int seq, uint32_t ts, int marker, const uint8_t *payload, Py_ssize_t plen,

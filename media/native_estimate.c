@@ -18,6 +18,8 @@
 #define DELTA_COUNTER_MAX 1000
 #define FRAME_PERIOD_HISTORY 60
 #define MAX_SSRCS 16
+#define MAX_ARRIVAL_MS (1LL << 43) /* NTP milliseconds until 2178: the arithmetic below cannot overflow */
+#define MAX_PAYLOAD (1LL << 20)
 
 enum { NORMAL, UNDERUSING, OVERUSING };
 enum { HOLD, INCREASE, DECREASE };
@@ -57,9 +59,7 @@ typedef struct {
     uint32_t ssrcs[MAX_SSRCS];
 } Estimator;
 
-static int Estimator_init(Estimator *e, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "", kwlist)) return -1;
+static void estimator_reset(Estimator *e) {
     memset((char *)e + sizeof(PyObject), 0, sizeof(Estimator) - sizeof(PyObject));
     e->incoming_initialized = 1;
     e->E[0][0] = 100.0;
@@ -73,7 +73,19 @@ static int Estimator_init(Estimator *e, PyObject *args, PyObject *kwds) {
     e->rtt = 200;
     e->state = HOLD;
     e->hypothesis = NORMAL;
+}
+
+static int Estimator_init(Estimator *e, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "", kwlist)) return -1;
+    estimator_reset(e);
     return 0;
+}
+
+static PyObject *Estimator_new(PyTypeObject *type, PyObject *args, PyObject *kwds) { /* usable without __init__ */
+    PyObject *self = PyType_GenericNew(type, args, kwds);
+    if (self != NULL) estimator_reset((Estimator *)self);
+    return self;
 }
 
 /* -- RateCounter -- */
@@ -390,7 +402,14 @@ long long native_estimate(PyObject *self, long long arrival, uint32_t abs_send_t
 PyObject *native_estimate_ssrcs(PyObject *self) {
     Estimator *e = (Estimator *)self;
     PyObject *list = PyList_New(e->n_ssrcs);
-    for (int i = 0; list && i < e->n_ssrcs; i++) PyList_SET_ITEM(list, i, PyLong_FromUnsignedLong(e->ssrcs[i]));
+    for (int i = 0; list && i < e->n_ssrcs; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(e->ssrcs[i]);
+        if (v == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, v);
+    }
     return list;
 }
 
@@ -399,6 +418,10 @@ static PyObject *Estimator_add(Estimator *self, PyObject *args, PyObject *kwds) 
     long long arrival, size;
     unsigned long abs_time, ssrc;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "LkLk", kwlist, &arrival, &abs_time, &size, &ssrc)) return NULL;
+    if (arrival < 0 || arrival > MAX_ARRIVAL_MS || size < 0 || size > MAX_PAYLOAD) {
+        PyErr_SetString(PyExc_ValueError, "add: arrival_time_ms or payload_size out of range");
+        return NULL;
+    }
     long long target = native_estimate((PyObject *)self, arrival, (uint32_t)abs_time, size, (uint32_t)ssrc);
     if (target < 0) Py_RETURN_NONE;
     PyObject *ssrcs = native_estimate_ssrcs((PyObject *)self);
@@ -415,7 +438,7 @@ PyTypeObject NativeEstimatorType = {
     .tp_doc = "RemoteBitrateEstimator(): aiortc's abs-send-time bandwidth estimate, in C",
     .tp_basicsize = sizeof(Estimator),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Estimator_new,
     .tp_init = (initproc)Estimator_init,
     .tp_methods = Estimator_methods,
 };

@@ -5,6 +5,12 @@ static PyMethodDef module_methods[] = {
     {"fan_out", (PyCFunction)(void (*)(void))native_fan_out_py, METH_FASTCALL,
      "fan_out(outputs: tuple[Output, ...], seq, ts, marker, payload, level) -> list of outputs to ask a key "
      "frame for, or None"},
+    {"parse_header", (PyCFunction)(void (*)(void))native_parse_header_py, METH_FASTCALL,
+     "parse_header(data, abs_send_time_id, audio_level_id=None) -> tuple or None: media.rtp_input.parse_header "
+     "in C (what the socket reader runs), for the tests that compare the two"},
+    {"vp8_descriptor", (PyCFunction)native_vp8_descriptor_py, METH_O,
+     "vp8_descriptor(payload) -> (length, picture ID offset or None, starts a key frame): "
+     "media.rtp_output.vp8_descriptor in C"},
     {NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "media.native",

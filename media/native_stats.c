@@ -5,24 +5,36 @@
  * feeds both the same sequences. */
 #include "native.h"
 
+#include <math.h>
+
 #define RTP_HISTORY_SIZE 128 /* aiortc.rtp: how far back the NACK generator tracks missing packets */
 #define PACKETS_LOST_MIN (-0x800000LL)
 #define PACKETS_LOST_MAX 0x7FFFFFLL
+#define MAX_CLOCKRATE 1000000 /* RTP clocks are 8 to 90 kHz: the arrival time in ticks stays an exact double */
+#define MAX_TICKS 9007199254740992.0 /* 2^53: an arrival in ticks beyond it is refused, not cast */
+#define MAX_COUNT (1LL << 53) /* any counter taken from aiortc's objects */
 
 static int uint16_gt(int a, int b) { /* aiortc.utils.uint16_gt */
     return (a < b && b - a > 0x8000) || (a > b && a - b < 0x8000);
 }
 
-static int read_packet(PyObject *packet, long *seq, long long *ts) { /* .sequence_number, .timestamp */
+/* .sequence_number (16 bits) and .timestamp (32 bits); -1 with an error if absent or out of range */
+static int read_packet(PyObject *packet, long *seq, long long *ts) {
     PyObject *s = PyObject_GetAttrString(packet, "sequence_number");
     PyObject *t = s ? PyObject_GetAttrString(packet, "timestamp") : NULL;
-    if (t) {
-        *seq = PyLong_AsLong(s);
-        *ts = PyLong_AsLongLong(t);
+    int rc = -1;
+    if (t == NULL) goto done;
+    if ((*seq = PyLong_AsLong(s)) == -1 && PyErr_Occurred()) goto done;
+    if ((*ts = PyLong_AsLongLong(t)) == -1 && PyErr_Occurred()) goto done;
+    if (*seq < 0 || *seq > 0xFFFF || *ts < 0 || *ts > 0xFFFFFFFFLL) {
+        PyErr_SetString(PyExc_ValueError, "an RTP packet's sequence number is 16 bits, its timestamp 32");
+        goto done;
     }
+    rc = 0;
+done:
     Py_XDECREF(s);
     Py_XDECREF(t);
-    return PyErr_Occurred() ? -1 : 0;
+    return rc;
 }
 
 /* -- StreamStatistics -------------------------------------------------------------------------- */
@@ -36,7 +48,13 @@ typedef struct {
 
 static int Stats_init(Stats *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"clockrate", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "l", kwlist, &self->clockrate)) return -1;
+    long clockrate;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "l", kwlist, &clockrate)) return -1;
+    if (clockrate < 1 || clockrate > MAX_CLOCKRATE) {
+        PyErr_SetString(PyExc_ValueError, "clockrate: 1 to 1,000,000 Hz");
+        return -1;
+    }
+    self->clockrate = clockrate;
     return 0;
 }
 
@@ -67,12 +85,17 @@ void native_stats_add(PyObject *stats, int seq, uint32_t ts) { stats_add((Stats 
 static PyObject *Stats_add(Stats *self, PyObject *const *args, Py_ssize_t nargs) {
     long seq;
     long long ts;
-    double now = nargs > 1 ? PyFloat_AsDouble(args[1]) : native_realtime();
     if (nargs < 1 || nargs > 2) {
         PyErr_SetString(PyExc_TypeError, "add(packet, now=None)");
         return NULL;
     }
-    if (PyErr_Occurred() || read_packet(args[0], &seq, &ts) < 0) return NULL;
+    double now = native_realtime();
+    if (nargs > 1 && args[1] != Py_None && (now = PyFloat_AsDouble(args[1])) == -1.0 && PyErr_Occurred()) return NULL;
+    if (!isfinite(now) || fabs(now * self->clockrate) > MAX_TICKS) { /* (long long) of it would be undefined */
+        PyErr_SetString(PyExc_ValueError, "add: `now` is not a time this clock can count in ticks");
+        return NULL;
+    }
+    if (read_packet(args[0], &seq, &ts) < 0) return NULL;
     stats_add(self, seq, ts, now);
     Py_RETURN_NONE;
 }
@@ -107,26 +130,36 @@ static PyObject *Stats_clockrate(Stats *s, void *c) { return PyLong_FromLong(s->
 
 static PyObject *Stats_take(Stats *self, PyObject *other) {
     /* Continue from an aiortc StreamStatistics' state, so nothing already counted is lost. */
-    PyObject *v;
-#define TAKE(attr, field, has)                                          \
-    v = PyObject_GetAttrString(other, attr);                            \
-    if (v == NULL) return NULL;                                         \
-    if (v != Py_None) {                                                 \
-        self->field = PyLong_AsLongLong(v);                             \
-        has;                                                            \
-    }                                                                   \
-    Py_DECREF(v);                                                       \
-    if (PyErr_Occurred()) return NULL;
-    TAKE("base_seq", base_seq, self->has_base = 1)
-    TAKE("max_seq", max_seq, self->has_max = 1)
-    TAKE("cycles", cycles, (void)0)
-    TAKE("packets_received", packets_received, (void)0)
-    TAKE("_jitter_q4", jitter_q4, (void)0)
-    TAKE("_last_arrival", last_arrival, self->has_last = 1)
-    TAKE("_last_timestamp", last_timestamp, (void)0)
-    TAKE("_expected_prior", expected_prior, (void)0)
-    TAKE("_received_prior", received_prior, (void)0)
-#undef TAKE
+    static const struct {
+        const char *attr;
+        long long lo, hi;
+    } fields[9] = {{"base_seq", 0, 0xFFFF}, {"max_seq", 0, 0xFFFF}, {"cycles", 0, MAX_COUNT},
+                   {"packets_received", 0, MAX_COUNT}, {"_jitter_q4", 0, MAX_COUNT},
+                   {"_last_arrival", -MAX_COUNT, MAX_COUNT}, {"_last_timestamp", 0, 0xFFFFFFFFLL},
+                   {"_expected_prior", -MAX_COUNT, MAX_COUNT}, {"_received_prior", 0, MAX_COUNT}};
+    long long got[9];
+    int present[9];
+    for (int i = 0; i < 9; i++) { /* all read and checked before any is taken */
+        PyObject *v = PyObject_GetAttrString(other, fields[i].attr);
+        if (v == NULL) return NULL;
+        present[i] = v != Py_None;
+        got[i] = present[i] ? PyLong_AsLongLong(v) : 0;
+        Py_DECREF(v);
+        if (got[i] == -1 && PyErr_Occurred()) return NULL;
+        if (got[i] < fields[i].lo || got[i] > fields[i].hi) {
+            PyErr_Format(PyExc_ValueError, "take: %s out of range", fields[i].attr);
+            return NULL;
+        }
+    }
+    if (present[0]) { self->base_seq = got[0]; self->has_base = 1; }
+    if (present[1]) { self->max_seq = got[1]; self->has_max = 1; }
+    if (present[2]) self->cycles = got[2];
+    if (present[3]) self->packets_received = got[3];
+    if (present[4]) self->jitter_q4 = got[4];
+    if (present[5]) { self->last_arrival = got[5]; self->has_last = 1; }
+    if (present[6]) self->last_timestamp = got[6];
+    if (present[7]) self->expected_prior = got[7];
+    if (present[8]) self->received_prior = got[8];
     Py_RETURN_NONE;
 }
 
@@ -264,12 +297,16 @@ static PyObject *Nack_take(Nack *self, PyObject *other) {
     PyObject *it = missing ? PyObject_GetIter(missing) : NULL, *item;
     if (it == NULL) goto done;
     if (max != Py_None) {
-        self->max_seq = (int)(PyLong_AsLong(max) & 0xFFFF);
+        long m = PyLong_AsLong(max);
+        if (m == -1 && PyErr_Occurred()) goto done;
+        self->max_seq = (int)(m & 0xFFFF);
         self->has_max = 1;
     }
     while ((item = PyIter_Next(it)) != NULL) {
-        nack_set(self, (int)(PyLong_AsLong(item) & 0xFFFF));
+        long seq = PyLong_AsLong(item);
         Py_DECREF(item);
+        if (seq == -1 && PyErr_Occurred()) break; /* no further call with the error pending */
+        nack_set(self, (int)(seq & 0xFFFF));
     }
 done:
     Py_XDECREF(max);

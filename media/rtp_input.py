@@ -30,8 +30,14 @@ class RtpHeader(NamedTuple):
     audio_level: int | None  # RFC 6464: 0 (loudest) .. 127 dBov below
 
 
+def _negotiated_id(ext_id: int | None) -> int | None:
+    """An extension id a stream can have negotiated (1..255), else None: ID 0 is padding, never an element's."""
+    return ext_id if ext_id is not None and 1 <= ext_id <= 255 else None
+
+
 def parse_header(data: bytes, abs_send_time_id: int | None, audio_level_id: int | None = None) -> RtpHeader | None:
     """The header of an RTP packet, or None if it is not a well-formed one."""
+    abs_send_time_id, audio_level_id = _negotiated_id(abs_send_time_id), _negotiated_id(audio_level_id)
     n = len(data)
     if n < 12:
         return None
@@ -74,12 +80,12 @@ def _extensions(data: bytes, pos: int, end: int, profile: int, abs_id: int | Non
         return None, None
     while pos + head - 1 < end:
         b = data[pos]
-        if b == 0:  # padding between elements
+        if b == 0:  # padding between elements (RFC 8285 §4.1)
             pos += 1
             continue
         if head == 1:
             ext_id, length = b >> 4, (b & 0x0F) + 1
-            if ext_id == 15:  # reserved: stop (RFC 8285 §4.2)
+            if ext_id in (0, 15):  # 15 reserved, 0 padding that claims a length: stop (RFC 8285 §4.2; as libwebrtc)
                 break
         else:
             ext_id, length = b, data[pos + 1]

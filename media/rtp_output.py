@@ -29,11 +29,14 @@ KEYFRAME_RETRY_S = 0.5
 REORDER = 1000  # a packet this far behind the newest is dropped as stale (and the wrap stays safe)
 VIDEO_STEP = 3000  # 90 kHz at 30 fps: the gap put between two sources' frames at a switch
 AUDIO_STEP = 960  # 48 kHz Opus, 20 ms
+MAX_PACKET = 1500  # the longest packet built (media/native.h): pylibsrtp's buffer, and the receiving node's limit
 
 
 def vp8_descriptor(payload: bytes) -> tuple[int, int | None, bool]:
     """(length of the VP8 payload descriptor, offset of a 15-bit picture ID or None, starts a key frame)
-    per RFC 7741 §4.2; key frame: start of partition 0 and the VP8 header's P bit clear (RFC 6386 §9.1)."""
+    per RFC 7741 §4.2; key frame: start of partition 0 and the VP8 header's P bit clear (RFC 6386 §9.1).
+    A malformed descriptor, cut short by the payload's end: its length is the payload's, a picture ID
+    without both its bytes is none, and it starts no key frame."""
     n = len(payload)
     if n < 1:
         return 0, None, False
@@ -47,7 +50,7 @@ def vp8_descriptor(payload: bytes) -> tuple[int, int | None, bool]:
         i = 2
         if ext & 0x80:  # I: picture ID
             if i < n and payload[i] & 0x80:  # M: 15 bits
-                pic = i
+                pic = i if i + 1 < n else None
                 i += 2
             else:
                 i += 1
@@ -57,7 +60,7 @@ def vp8_descriptor(payload: bytes) -> tuple[int, int | None, bool]:
             i += 1
     start = bool(b0 & 0x10) and (b0 & 0x0F) == 0
     key = start and i < n and (payload[i] & 0x01) == 0
-    return i, pic, key
+    return min(i, n), pic, key
 
 
 @dataclass
@@ -129,7 +132,7 @@ class RtpOutput:
         if not start:
             return b""
         if has_time:
-            start += (self._abs_word | sent).to_bytes(4, "big")  # type: ignore[operator]
+            start += (self._abs_word | (sent & 0xFFFFFF)).to_bytes(4, "big")  # type: ignore[operator]
         if has_level:
             start += (self._level_word | (level & 0x7F)).to_bytes(2, "big")  # type: ignore[operator]
         return start + pad
@@ -153,10 +156,16 @@ class RtpOutput:
                level: int | None = None) -> bytes | None:
         """The packet to send for a source packet, or None (waiting for a key frame, or a late one).
         `desc` is (picture ID offset, starts a key frame) when the caller parsed the descriptor once
-        for all its outputs; `sent` the abs-send-time value; `level` the source packet's audio level."""
+        for all its outputs; `sent` the abs-send-time value; `level` the source packet's audio level.
+        ValueError, with nothing changed, if the packet would be longer than MAX_PACKET."""
+        ext = self._extensions(sent, level)
+        if 12 + len(ext) + len(payload) > MAX_PACKET:
+            raise ValueError("packet is too long")
         pic_at = None
         if self.video:
             pic_at, key = desc if desc is not None else vp8_descriptor(payload)[1:]
+            if pic_at is not None and not 0 <= pic_at < len(payload) - 1:
+                pic_at = None  # both bytes of a picture ID are in the payload, or there is none
             if self.need_keyframe:
                 if not key:
                     return None
@@ -186,7 +195,6 @@ class RtpOutput:
             self.last_pic = ((payload[pic_at] & 0x7F) << 8) | payload[pic_at + 1]
         if self.last_seq is None or not ((out_seq - self.last_seq) & 0x8000):
             self.last_seq, self.last_ts = out_seq, out_ts
-        ext = self._extensions(sent, level)
         data = _HEADER.pack(0x90 if ext else 0x80, self._pt | 0x80 if marker else self._pt, out_seq, out_ts,
                             self._ssrc) + ext + payload
         self.history[out_seq % HISTORY] = data

@@ -253,3 +253,211 @@ def test_the_bandwidth_estimate_agrees_with_aiortcs_packet_for_packet():
     before = [b for f, b in rembs if f < 600]
     during = [b for f, b in rembs if 600 <= f < 900]
     assert min(during) < 0.7 * before[-1] < rembs[-1][1]  # it fell with the congestion and recovered
+
+
+class _Leg:
+    """A leg's receive side as media/native_input.c sees it: real libsrtp sessions (what the peer
+    protects with, what the demux unprotects with) and a real UDP socket pair."""
+
+    def __init__(self, plain=None) -> None:  # type: ignore[no-untyped-def]
+        import os
+        import socket
+        import types
+
+        import pylibsrtp
+        from pylibsrtp._binding import ffi, lib
+
+        key = os.urandom(30)
+        self.tx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+        rx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+        self.dtls = _Dtls(rx)
+        self.plain: list[bytes] = []
+        self.demux = native.Demux((self.dtls, "connected", rx, int(ffi.cast("uintptr_t", rx._srtp[0])),
+                                   int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))), vars(self.dtls),
+                                   ("_rx_bytes", "_rx_packets")), plain or (lambda data, now: self.plain.append(data)))
+        self.a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.a.bind(("127.0.0.1", 0))
+        self.b.bind(("127.0.0.1", 0))
+        self.b.setblocking(False)
+        self.protocol, self.transport = _Protocol(), types.SimpleNamespace(_conn_lost=0)
+
+    def stream(self, ssrc: int, pt: int, video: bool, out=None, abs_id=None, level_id=None,  # type: ignore[no-untyped-def]
+               on_level=None, estimator=None, on_remb=None) -> native.Stream:
+        import types
+        source = types.SimpleNamespace(_fast=(out,) if out is not None else (), sinks=[],
+                                       request_keyframe=lambda: None, on_keyframe_header=lambda header: None)
+        st = native.Stream(ssrc, pt, video, video, abs_id, level_id, types.SimpleNamespace(_enabled=True), source,
+                           native.StreamStatistics(90000 if video else 48000), native.NackGenerator(), on_level,
+                           estimator, on_remb, lambda ssrc: None, lambda ssrc: None)
+        assert self.demux.add(st)
+        return st
+
+    def protect(self, packet: bytes) -> bytes:
+        """SRTP as the peer's libsrtp makes it, for packets longer than pylibsrtp's own buffer too."""
+        from pylibsrtp._binding import ffi, lib
+        buf = ffi.new("char[]", len(packet) + 144)
+        buf[0:len(packet)] = packet
+        n = ffi.new("int *", len(packet))
+        assert lib.srtp_protect(self.tx._srtp[0], buf, n) == 0
+        return ffi.buffer(buf)[0:n[0]]
+
+    def send(self, *datagrams: bytes) -> None:
+        for d in datagrams:
+            self.a.sendto(d, self.b.getsockname())
+
+    def read(self) -> None:
+        self.demux.read_ready(self.b.fileno(), self.transport, self.protocol)
+
+    def close(self) -> None:
+        self.a.close()
+        self.b.close()
+
+
+def _rtp(ssrc: int, seq: int, payload: bytes, pt: int = 111, extension: bytes = b"", marker: bool = False) -> bytes:
+    import struct
+    return struct.pack("!BBHII", 0x90 if extension else 0x80, pt | (0x80 if marker else 0), seq, 960 * seq,
+                       ssrc) + extension + payload
+
+
+def test_an_extension_element_with_id_0_is_padding_not_a_level_or_send_time():
+    """A stream that negotiated neither audio level nor abs-send-time: one-byte elements whose ID is 0
+    are padding (RFC 8285), not read as either - in C and in the Python specification (issue 22, 2)."""
+    from media.rtp_input import parse_header
+    leg, heard, rembs = _Leg(), [], []
+    leg.stream(1111, 111, False, on_level=heard.append, estimator=native.RemoteBitrateEstimator(),
+               on_remb=lambda bitrate, ssrcs: rembs.append(bitrate))
+    level_0 = b"\xbe\xde\x00\x01" + b"\x01\x1e\x00\x00"  # ID 0 "length 2": level 30 if misread
+    send_time_0 = b"\xbe\xde\x00\x01" + b"\x02\x12\x34\x56"  # ID 0 "length 3": a send time if misread
+    for seq in range(200):
+        extension = level_0 if seq % 2 else send_time_0
+        leg.send(leg.tx.protect(_rtp(1111, seq, b"opus" * 10, extension=extension)))
+        if seq % 32 == 31:
+            leg.read()
+    leg.read()
+    assert leg.demux.packets == 200 and heard == [] and rembs == []
+    for extension in (level_0, send_time_0):
+        packet = _rtp(1111, 1, b"opus", extension=extension)
+        for ids in ((None, None), (0, 0)):
+            h = parse_header(packet, *ids)
+            assert h is not None and (h.abs_send_time, h.audio_level) == (None, None)
+            assert native.parse_header(packet, *ids) == tuple(h)
+    leg.close()
+
+
+def test_a_datagram_longer_than_1500_bytes_is_dropped_before_unprotect_and_not_handed_to_python():
+    """Longer than any packet a peer sends (and pylibsrtp's buffer): not unprotected, even when it would
+    authenticate, and not handed to Python's path either; 1500 bytes still are (issue 22, 3)."""
+    leg = _Leg()
+    out = native.Output("audio", __import__("media.rtp_output", fromlist=["Negotiated"]).Negotiated(5, 111, "opus"))
+    out.switched(0.0)
+    st = leg.stream(1111, 111, False, out=out)
+    authentic_long = leg.protect(_rtp(1111, 1, bytes(1490)))  # 1502 bytes of SRTP that authenticates
+    unknown_long = _rtp(2222, 1, bytes(3000))
+    stun_long = b"\x00\x01\x0f\xa0\x21\x12\xa4\x42" + bytes(4012)
+    at_limit = _rtp(2222, 2, bytes(1500 - 12))
+    assert len(authentic_long) > 1500 and len(at_limit) == 1500
+    leg.send(authentic_long, unknown_long, stun_long, at_limit, leg.tx.protect(_rtp(1111, 2, b"opus")))
+    leg.read()
+    assert [d for d, _ in leg.protocol.handed] == [at_limit]
+    assert st.packets == 1 and out.last_seq == 2  # only the packet of a sane size was taken and forwarded
+    assert leg.demux.oversized == 3 and leg.demux.rejected == 0 and leg.dtls._rx_packets == 1
+    leg.close()
+
+
+async def test_pythons_socket_reader_drops_what_the_c_drops():
+    """Without the C reader (aiortc_hooks._drain_reads) a datagram over 1500 bytes is dropped too:
+    pylibsrtp would raise on it (issue 22, 3)."""
+    import asyncio
+    import socket
+
+    from media.aiortc_hooks import _drain_reads
+
+    got: list[bytes] = []
+
+    class Protocol(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[no-untyped-def, override]
+            got.append(data)
+
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(Protocol, local_addr=("127.0.0.1", 0))
+    _drain_reads(transport)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for size in (1501, 1500, 9000, 20):
+        peer.sendto(bytes([0x80]) * size, transport.get_extra_info("sockname"))
+    import time
+    deadline = time.monotonic() + 5
+    while len(got) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert [len(d) for d in got] == [1500, 20]
+    transport.close()
+    peer.close()
+
+
+def test_each_demux_reads_into_its_own_buffer():
+    """A callback of one leg's packet (the speaker election's level) runs while another leg's datagrams
+    are read, and its own leg's reader is called again: the packet being handled is not overwritten,
+    and what is forwarded is its own payload (issue 22, 5)."""
+    from media.rtp_output import Negotiated
+    leg_a, leg_b = _Leg(), _Leg()
+    out = native.Output("audio", Negotiated(5, 111, "opus"))
+    out.switched(0.0)
+    level = b"\xbe\xde\x00\x01" + b"\x10\x1e\x00\x00"  # audio level (id 1) 30
+
+    def on_level(value: int) -> None:  # reads the other leg, and its own, meanwhile
+        leg_b.read()
+        leg_a.read()
+
+    leg_a.stream(1111, 111, False, out=out, level_id=1, on_level=on_level)
+    leg_b.send(_rtp(3333, 1, b"B" * 40))  # another stream: handed to Python's path on leg B
+    leg_a.send(leg_a.tx.protect(_rtp(1111, 7, b"A" * 40, extension=level)),
+               leg_a.tx.protect(_rtp(1111, 8, b"a" * 40, extension=level)))
+    leg_a.read()
+    first = out.retransmission(out.last_seq - 1)
+    assert first is not None and first.endswith(b"A" * 40)
+    assert out.retransmission(out.last_seq).endswith(b"a" * 40)  # the re-entrant read left it for the loop
+    assert [d for d, _ in leg_b.protocol.handed] == [_rtp(3333, 1, b"B" * 40)]
+    leg_a.close()
+    leg_b.close()
+
+
+def test_a_vp8_descriptor_longer_than_its_payload_counts_no_bytes():
+    """`80 e0`: the descriptor announces a picture ID, TL0PICIDX and TID the payload does not have.
+    The camera's byte count does not wrap around (issue 22, 7)."""
+    from media.rtp_output import Negotiated
+    leg = _Leg()
+    out = native.Output("video", Negotiated(7, 96, "VP8"))
+    out.switched(0.0)
+    st = leg.stream(4242, 96, True, out=out)
+    for seq, payload in enumerate((b"\x80\xe0", b"\x90\xc0\x81", b"\x90\x80\x80", b"\x80")):
+        leg.send(leg.tx.protect(_rtp(4242, seq, payload, pt=96, marker=True)))
+    leg.read()
+    assert st.packets == 4 and st.frames == 4 and st.bytes == 0
+    leg.close()
+
+
+def test_statistics_refuse_a_time_no_clock_can_count():
+    """`now` is converted to clock ticks as a 64-bit integer: a time for which that overflows, or not a
+    number, is refused instead of converted (undefined in C) (issue 22, 7)."""
+    import math
+    import types
+
+    import pytest
+    stats = native.StreamStatistics(90000)
+    p = types.SimpleNamespace(sequence_number=1, timestamp=2)
+    for now in (1e300, -1e300, math.inf, math.nan, 2.0**63 / 90000):
+        with pytest.raises(ValueError):
+            stats.add(p, now)
+    assert stats.packets_received == 0
+    stats.add(p, 1_700_000_000.0)
+    assert stats.packets_received == 1
+    for bad in (types.SimpleNamespace(sequence_number=70000, timestamp=2),
+                types.SimpleNamespace(sequence_number=1, timestamp=-1)):
+        with pytest.raises(ValueError):
+            stats.add(bad, 1_700_000_000.0)
+    with pytest.raises(ValueError):
+        native.StreamStatistics(0)
+    estimator = native.RemoteBitrateEstimator()
+    for args in (dict(arrival_time_ms=2**62), dict(arrival_time_ms=-1), dict(payload_size=2**40)):
+        with pytest.raises(ValueError):
+            estimator.add(**{**dict(arrival_time_ms=1000, abs_send_time=1, payload_size=1000, ssrc=1), **args})

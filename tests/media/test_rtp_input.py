@@ -5,6 +5,7 @@ import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from media import native
 from media.rtp_input import parse_header
 
 ABS = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -61,3 +62,40 @@ def test_a_packet_without_the_extension_has_no_send_time():
 ])
 def test_malformed_packets_are_refused_not_misread(data):
     assert parse_header(data, 3) is None
+
+
+def test_an_element_with_id_0_is_padding_whatever_was_negotiated():
+    """RFC 8285: ID 0 is padding. Neither an id left out (None) nor 0 finds a send time or level in an
+    ID 0 "element"; zero bytes are skipped, an ID 0 with a length ends the block (as libwebrtc reads
+    it), and nothing inside it is read as an element (issue 22, 2)."""
+    head = RtpPacket(payload_type=96, sequence_number=1, timestamp=2, ssrc=3, payload=b"x").serialize()[:12]
+    head = bytes([head[0] | 0x10]) + head[1:]
+    misread = head + b"\xbe\xde\x00\x02" + b"\x02\x12\x34\x56" + b"\x10\x1e\x00\x00" + b"x"
+    for ids in ((None, None), (0, 0), (1, 1)):  # "12 34 56" inside it is no element of id 1 either
+        h = parse_header(misread, *ids)
+        assert h is not None and (h.abs_send_time, h.audio_level) == (None, None) and misread[h.start:] == b"x"
+    padded = head + b"\xbe\xde\x00\x02" + b"\x00\x00\x32\x12\x34\x56" + b"\x00\x00" + b"x"
+    h = parse_header(padded, 3, None)  # zero bytes before and after an element: skipped
+    assert h is not None and h.abs_send_time == 0x123456
+
+
+@pytest.mark.parametrize("abs_id,level_id", [(None, None), (0, 0), (3, 4), (14, 1), (255, 15), (300, -1)])
+def test_the_c_reads_every_header_as_the_specification_does(abs_id, level_id):
+    """media/native_input.c's parser against this one, on the packets above and every prefix of them."""
+    m = extensions_map(3)
+    p = RtpPacket(payload_type=96, marker=1, sequence_number=65535, timestamp=4_000_000_000, ssrc=0xDEADBEEF,
+                  payload=b"\x90\x80\x12\x34" + bytes(range(40)))
+    p.padding_size = 7
+    p.csrc = [1, 2]
+    p.extensions.mid = "0"
+    p.extensions.abs_send_time = 0x123456
+    p.extensions.audio_level = (True, 30)
+    packets = [p.serialize(m), RtpPacket(payload_type=111, sequence_number=1, timestamp=2, ssrc=3,
+                                         payload=b"opus").serialize()]
+    packets += [b"\x90" + bytes(11) + b"\x10\x00\x00\x02" + b"\x03\x02\x12\x34\x04\x01\x1e\x00",  # two-byte
+                b"\x90" + bytes(11) + b"\xbe\xde\x00\x01" + b"\xf2\x12\x34\x56",  # ID 15: stop
+                b"\x90" + bytes(11) + b"\xbe\xde\x00\x01" + b"\x3f\x12\x34\x56"]  # longer than the block
+    for data in packets:
+        for end in range(len(data) + 1):
+            h = parse_header(data[:end], abs_id, level_id)
+            assert native.parse_header(data[:end], abs_id, level_id) == (tuple(h) if h else None), (data.hex(), end)

@@ -202,7 +202,7 @@ def test_a_receiver_whose_link_is_full_loses_whole_frames_not_packets_scattered_
     node.setblocking(False)
     session = pylibsrtp.Session(pylibsrtp.Policy(key=os.urandom(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
     dtls = types.SimpleNamespace(_state="connected", _tx_srtp=session)
-    transport = object()
+    transport = types.SimpleNamespace(_closing=False)  # asyncio's, open
     protocol = types.SimpleNamespace(transport=transport)
     counters = {"packets": 0, "octets": 0, "rtp_ts": 0, "ntp_ts": 0}
     out = NativeOutput("video", OUT)
@@ -259,7 +259,7 @@ def test_an_address_c_cannot_read_is_sent_through_pythons_transport():
     session = pylibsrtp.Session(pylibsrtp.Policy(key=os.urandom(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
     dtls = types.SimpleNamespace(_state="connected", _tx_srtp=session)
     sent: list[tuple[bytes, tuple]] = []
-    transport = types.SimpleNamespace(sendto=lambda data, addr: sent.append((data, addr)))
+    transport = types.SimpleNamespace(sendto=lambda data, addr: sent.append((data, addr)), _closing=False)
     protocol = types.SimpleNamespace(transport=transport)
     out = NativeOutput("audio", Negotiated(5, 111, "opus"))
     out.set_router(lambda: (dtls, "connected", protocol, transport, -1, int(socket.AF_INET6), ("fe80::1%lo", 5004),
@@ -270,3 +270,58 @@ def test_an_address_c_cannot_read_is_sent_through_pythons_transport():
     fan_out((out,), 7, 960, False, b"opus", None)
     assert [addr for _, addr in sent] == [("fe80::1%lo", 5004)] and len(sent[0][0]) > 12 + 4  # with its SRTP tag
     assert out.frames_forwarded == 1 and out.send_errors == 0
+
+
+def test_a_truncated_vp8_descriptor_is_malformed_not_an_error(Out):
+    """`90 c0 81`: a 15-bit picture ID whose second byte is not there. The specification raised
+    IndexError; both now read it as a descriptor without a picture ID, as the C did (issue 22, 8)."""
+    out = Out("video", OUT)
+    out.switched(0.0)
+    assert out.packet(1, 0, True, vp8(True, pic=7)) is not None
+    out.switched(1.0)
+    assert out.packet(40000, 90000, True, vp8(True, pic=300)) is not None  # a switch: picture IDs are shifted
+    for payload in (bytes([0x90, 0xC0, 0x81]), bytes([0x80, 0xE0]), bytes([0x90, 0x80, 0x80]), bytes([0x90, 0x80])):
+        data = out.packet(40001, 93000, True, payload)
+        assert data is not None and data[12:] == payload  # no picture ID to shift: the payload as it was
+    assert out.last_pic == 8
+
+
+def test_vp8_descriptors_read_the_same_in_c_at_every_truncation():
+    """The descriptor's length never passes the payload's end, a picture ID cut short is none, and
+    the C agrees for every prefix of every descriptor form (issue 22, 7 and 8)."""
+    from media import native
+    assert vp8_descriptor(bytes([0x80, 0xE0])) == (2, None, False)
+    assert vp8_descriptor(bytes([0x90, 0xC0, 0x81])) == (3, None, False)
+    forms = [vp8(True), vp8(False, start=False), bytes([0x90, 0xE0, 0x81, 0x02, 0x03, 0x04, 0x00]) + b"key",
+             bytes([0x90, 0xF0, 0x05, 0x06, 0x07, 0x00]), bytes([0x10, 0x00, 0x9D]), bytes([0x80, 0x00, 0x01])]
+    rng = random.Random(4)
+    forms += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 9))) for _ in range(2000)]
+    for form in forms:
+        for end in range(len(form) + 1):
+            prefix = form[:end]
+            length, pic, key = vp8_descriptor(prefix)
+            assert native.vp8_descriptor(prefix) == (length, pic, key), prefix.hex()
+            assert length <= len(prefix) and (pic is None or pic + 1 < len(prefix))
+
+
+def test_the_bytes_counted_from_a_malformed_descriptor_are_none_not_negative():
+    from media.forwarding import Source
+    video = Source("video", lambda: None)
+    video.on_packet("VP8", 1, 3000, True, bytes([0x80, 0xE0]), framed=False)
+    assert video.bytes == 0 and video.frames == 1
+
+
+def test_a_packet_too_long_to_send_changes_nothing(Out):
+    """A key frame packet longer than MAX_PACKET is refused before it is taken for the key frame the
+    output waits for, or moves its numbering; the next one that fits is (issue 22, 7)."""
+    out = Out("video", OUT)
+    out.switched(0.0)
+    with pytest.raises(ValueError, match="too long"):
+        out.packet(100, 9000, False, vp8(True) + bytes(1500))
+    assert out.need_keyframe and out.last_seq is None and out.packets == 0
+    assert out.packet(101, 9000, False, vp8(False)) is None  # still waiting for a key frame
+    first = out.packet(102, 12000, True, vp8(True, pic=5))
+    assert first is not None and out.last_pic == 5 and out.packets == 1
+    with pytest.raises(ValueError, match="too long"):
+        out.packet(103, 15000, True, vp8(False, pic=6) + bytes(1500), sent=abs_send_time(1.0))
+    assert (out.last_seq, out.last_pic) == (fields(first)[1], 5)
