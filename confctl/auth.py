@@ -14,6 +14,7 @@ from rooms.store.users import User
 from rooms.store.web_sessions import FEED_PREFIX
 
 USER = web.RequestKey("user", User)
+TOKEN_ID = web.RequestKey("token_id", object)  # the personal token the caller came with (bearer, or the cookie's)
 ROUTE_TABLE = web.AppKey("route_table", dict)  # (method, canonical path) -> Route
 
 # What a token can look like (cct_ + 43 URL-safe characters; the prefix is optional for
@@ -72,7 +73,8 @@ async def _cookie_user(request: web.Request) -> User | None:
     value = request.cookies.get(COOKIE, "")
     if not COOKIE_SHAPE.fullmatch(value):
         return None
-    user_id = await run_read(request.app, request.app[WEB_SESSIONS].user_of, value, int(time.time()))
+    found = await run_read(request.app, request.app[WEB_SESSIONS].session_of, value, int(time.time()))
+    user_id = found[0] if found else None
     if user_id is None:
         return None  # signed out or expired: as if no cookie (pages send the browser to sign in)
     if request.method not in SAFE_METHODS and not same_origin(request, required=True):
@@ -80,6 +82,7 @@ async def _cookie_user(request: web.Request) -> User | None:
         # for browsers that predate SameSite and for sibling hosts SameSite counts as the same site.
         raise ApiError(403, "cross_origin", "a signed-in browser's changes must come from confctl's own pages "
                        "(the request named no origin, or another one)")
+    request[TOKEN_ID] = found[1] if found else None
     return await run_read(request.app, request.app[USER_STORE].by_id, user_id)
 
 
@@ -119,6 +122,7 @@ async def auth_middleware(request: web.Request, handler: Callable[[web.Request],
             raise _unknown_token()
         user = found[0]
         request[USER] = user
+        request[TOKEN_ID] = found[1]
     elif route is not None and not route.public:
         user = await _feed_user(request) or await _cookie_user(request)
         if user is not None:

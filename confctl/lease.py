@@ -35,19 +35,26 @@ class LeaseKeeper:
                     log.warning("work lease: %s", str(exc).splitlines()[0])
                     now_held = False
                 if now_held and not self.held:
+                    try:
+                        await self._on_gain()  # open alarms adopted before any work runs as the holder
+                    except BaseException:
+                        await asyncio.to_thread(self.lease.release)  # not ready to lead: let another
+                        raise
                     self.held, self.since, self.changes = True, time.time(), self.changes + 1
                     log.warning("%s holds the work lease: alarms, call records, node watch and retention run here",
                                 self.instance)
-                    await self._on_gain()
                 elif not now_held and self.held:
-                    self.held, self.since, self.changes = False, None, self.changes + 1
-                    log.warning("%s lost the work lease: its once-only work stops", self.instance)
-                    self._on_loss()
+                    self._lose("lost the work lease")
                 await asyncio.sleep(POLL_S)
         finally:
             if self.held:
-                self._on_loss()
+                self._lose("stops holding the work lease")
             await asyncio.to_thread(self.lease.release)
+
+    def _lose(self, what: str) -> None:
+        self.held, self.since, self.changes = False, None, self.changes + 1
+        log.warning("%s %s: its once-only work stops", self.instance, what)
+        self._on_loss()
 
     def status(self) -> dict[str, object]:
         return {"instance": self.instance, "holds_work_lease": self.held, "since": self.since, "changes": self.changes}

@@ -5,6 +5,7 @@ A node that is down or unreachable has no legs to act on, so it is skipped, not 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -31,11 +32,14 @@ async def post_to_nodes(app: web.Application, path: str, body: dict[str, Any], *
         return answers
     async with aiohttp.ClientSession() as http:
         for n in nodes:
-            call = sign_control(node_key(app[NODE_KEY], n.id), n.id, "POST", path, time.time())
+            content = json.dumps(body).encode()
+            call = sign_control(node_key(app[NODE_KEY], n.id), n.id, "POST", path, time.time(), content)
             try:
-                async with http.post(f"{n.url}{path}", json=body, timeout=TIMEOUT,
-                                     headers={"Authorization": f"Bearer {call}"}) as r:
+                async with http.post(f"{n.url}{path}", data=content, timeout=TIMEOUT,
+                                     headers={"Authorization": f"Bearer {call}", "Content-Type": "application/json"}) as r:
                     if r.status != 200:
+                        log.warning("node %s answered %s %d (its clock more than 30 s off ours, or its key "
+                                    "changed?)", n.id, path, r.status)
                         continue
                     answer = await r.json()
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:

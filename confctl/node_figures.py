@@ -38,7 +38,10 @@ async def _remote(http: aiohttp.ClientSession, url: str, node_id: str, key: byte
     try:
         async with http.get(f"{url}/figures", headers={"Authorization": f"Bearer {call}"},
                             timeout=aiohttp.ClientTimeout(total=3)) as r:
-            return await r.json() if r.status == 200 else {}
+            if r.status != 200:
+                log.warning("node %s answered /figures %d (its clock more than 30 s off ours?)", node_id, r.status)
+                return {}
+            return await r.json()
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         log_verification_failure(log, exc, url)
         return {}  # a node that does not answer is shown by /api/media-nodes, not here

@@ -55,6 +55,7 @@ async def probe(http: aiohttp.ClientSession, node: RegisteredNode) -> bool:
 
 async def watch_nodes(app: web.Application) -> None:
     lag = LoopLag()
+    suspected: set[str] = set()  # said once per suspicion, not every half second
     async with aiohttp.ClientSession() as http:
         while True:
             nodes = await run_read(app, app[NODE_STORE].all)
@@ -64,10 +65,13 @@ async def watch_nodes(app: web.Application) -> None:
                     continue
                 silence = node.silence(now)
                 verdict = judge(silence, lag.worst(), node.arrivals)
+                if verdict is Verdict.UP:
+                    suspected.discard(node.id)
                 if verdict is Verdict.SUSPECT:
                     ok = await probe(http, node)
                     verdict = judge(node.silence(time.time()), lag.worst(), node.arrivals, ok)
-                    if ok:
+                    if ok and node.id not in suspected:
+                        suspected.add(node.id)
                         log.info("media node %s silent %.1f s (phi %.1f) but answers its probe: up", node.id,
                                  silence, phi(silence, node.arrivals))
                 if verdict is Verdict.DOWN:

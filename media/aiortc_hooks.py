@@ -789,8 +789,12 @@ async def _host_candidates(conn: Any, policy: IceAddressing, component: int, add
     try:
         for host in hosts:
             sock = policy.ports.bind_udp(host, "ICE for a leg or trunk")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, turn.UDP_SOCKET_BUFFER_SIZE)
-            _, protocol = await loop.create_datagram_endpoint(lambda: StunProtocol(conn), sock=sock)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, turn.UDP_SOCKET_BUFFER_SIZE)
+                _, protocol = await loop.create_datagram_endpoint(lambda: StunProtocol(conn), sock=sock)
+            except BaseException:
+                sock.close()  # bound but never handed to a transport: ours to close
+                raise
             address = policy.advertise or host
             protocol.local_candidate = Candidate(
                 foundation=candidate_foundation("host", "udp", address), component=component, transport="udp",

@@ -87,9 +87,10 @@ def node_key(master: bytes, node_id: str) -> bytes:
 CONTROL_TTL_S = 30
 
 
-def sign_control(key: bytes, node_id: str, method: str, path: str, now: float) -> str:
-    body = _b64(json.dumps({"node": node_id, "call": f"{method} {path}", "expires": now + CONTROL_TTL_S},
-                           separators=(",", ":")).encode())
+def sign_control(key: bytes, node_id: str, method: str, path: str, now: float, content: bytes = b"") -> str:
+    """`content`: the request's body, bound by its hash: a token read off one call cannot carry another body."""
+    body = _b64(json.dumps({"node": node_id, "call": f"{method} {path}", "expires": now + CONTROL_TTL_S,
+                            "content": hashlib.sha256(content).hexdigest()}, separators=(",", ":")).encode())
     return f"{body}.{_b64(_control_mac(key, body))}"
 
 
@@ -97,7 +98,8 @@ def _control_mac(key: bytes, body: str) -> bytes:
     return hmac.new(key, b"control\n" + body.encode(), hashlib.sha256).digest()
 
 
-def verify_control(key: bytes, text: str, node_id: str, method: str, path: str, now: float) -> bool:
+def verify_control(key: bytes, text: str, node_id: str, method: str, path: str, now: float,
+                   content: bytes = b"") -> bool:
     if not key or text.count(".") != 1 or len(text) > 1000:
         return False
     body, sig = text.split(".")
@@ -106,6 +108,7 @@ def verify_control(key: bytes, text: str, node_id: str, method: str, path: str, 
             return False
         fields = json.loads(_unb64(body))
         return (isinstance(fields, dict) and fields.get("node") == node_id and fields.get("call") == f"{method} {path}"
+                and fields.get("content") == hashlib.sha256(content).hexdigest()
                 and isinstance(fields.get("expires"), (int, float)) and fields["expires"] >= now)
     except (ValueError, UnicodeDecodeError):
         return False

@@ -56,13 +56,14 @@ class MediaNode:
         already a cascade here keeps its one room per node even when every site now attaches to this one
         (a fallback after its other node died): a plain room beside it would be an island."""
         branch = self.branches.get(session_id)
-        if branch is not None and placement.root == self.node_id:
-            # We were a child and are the session's root now (its root node died): our sites join again,
-            # into the room this node now holds for the whole session.
+        if branch is not None and placement.root != branch.placement.root:
+            # The session's root moved (its root node died): our branch would keep dialling the dead one.
+            # Our sites join again: into the room this node now holds, if it is the root, or a new branch.
             del self.branches[session_id]
             for leg in list(branch.room.legs.values()):
                 if leg.on_rejoin is not None:
-                    leg.on_rejoin(f"media node {branch.placement.root} is down: this node carries the session now")
+                    leg.on_rejoin(f"media node {branch.placement.root} is down: the session moved to "
+                                  f"{placement.root}")
             self._closing.spawn(branch.close(), f"closing the branch of {session_id}")
         if placement.spans_nodes or session_id in self.cascades:
             self.placements[session_id] = placement

@@ -39,6 +39,7 @@ HEARTBEAT_S = 2  # the control plane marks a node down after 5 s without a beat 
 NODE = web.AppKey("node", MediaNode)
 KEY = web.AppKey("grant_key", bytearray)  # filled at registration
 TASKS = web.AppKey("tasks", TaskGroup)
+REFUSED = web.AppKey("refused", list)  # the status of the control plane's last refusal, while it refuses
 
 
 async def _register_forever(app: web.Application, control: str, token: str, node_id: str, public_url: str,
@@ -56,7 +57,9 @@ async def _register_forever(app: web.Application, control: str, token: str, node
                     body = await r.json(content_type=None)
                     if r.status != 200:
                         log.error("control plane refused registration: %s", body)
+                        app[REFUSED].append(r.status)  # /health says so: the control plane's probe sees it down
                     else:
+                        app[REFUSED].clear()
                         app[KEY][:] = bytes.fromhex(body["grant_key"])
                         if not registered.is_set():
                             log.info("registered with %s as %s at %s", control, node_id, public_url)
@@ -107,6 +110,7 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
                   recordings: Path = Path("var/recordings"), heartbeat_s: float = HEARTBEAT_S) -> web.Application:
     app = web.Application()
     app[KEY] = bytearray()
+    app[REFUSED] = []
     app[NODE] = MediaNode(recordings=recordings, node_id=NodeId(node_id), grant_key=lambda: bytes(app[KEY]))
     app[TASKS] = TaskGroup(f"media node {node_id}")
 
@@ -126,21 +130,23 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
             raise web.HTTPServiceUnavailable(text="this node has not registered with its control plane yet")
         return await serve_trunk(request, app[NODE], lambda: bytes(app[KEY]), node_id)
 
-    def from_control_plane(request: web.Request) -> bool:
-        """A call signed with this node's key for this node, method and path, not yet expired (media/grants.py)."""
+    async def from_control_plane(request: web.Request) -> bool:
+        """A call signed with this node's key for this node, method, path and body, not yet expired
+        (media/grants.py)."""
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        return verify_control(bytes(app[KEY]), given, node_id, request.method, request.path, time.time())
+        return verify_control(bytes(app[KEY]), given, node_id, request.method, request.path, time.time(),
+                              await request.read())
 
     forbidden = {"error": "forbidden", "detail": "the control plane's key is required"}
 
     async def figures(request: web.Request) -> web.Response:
-        if not from_control_plane(request):
+        if not await from_control_plane(request):
             return web.json_response(forbidden, status=403)
         return web.json_response({"node": node_id, "sessions": await app[NODE].live_figures(time.monotonic()),
                                   "ended": app[NODE].ended_legs()})
 
     async def end_leg(request: web.Request) -> web.Response:
-        if not from_control_plane(request):
+        if not await from_control_plane(request):
             return web.json_response(forbidden, status=403)
         try:
             body = await request.json()
@@ -150,7 +156,7 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
         return web.json_response({"ended": await app[NODE].end_leg(session, site)})
 
     async def follow_plan(request: web.Request) -> web.Response:
-        if not from_control_plane(request):
+        if not await from_control_plane(request):
             return web.json_response(forbidden, status=403)
         try:
             body = await request.json()
@@ -163,8 +169,12 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
         return web.json_response(await app[NODE].follow_plan(session, layouts, dropped, why))
 
     async def health(request: web.Request) -> web.Response:
-        return web.json_response({"ok": app[TASKS].healthy, "registered": bool(app[KEY]),
-                                  "rooms": len(app[NODE].session_rooms()), "tasks": app[TASKS].status()})
+        # A node whose credential the control plane refuses (expired, revoked) cannot be placed on: it answers
+        # 503, so the control plane's probe takes it for down instead of alive but silent.
+        refused = bool(app[REFUSED])
+        return web.json_response({"ok": app[TASKS].healthy and not refused, "registered": bool(app[KEY]),
+                                  "registration_refused": refused, "rooms": len(app[NODE].session_rooms()),
+                                  "tasks": app[TASKS].status()}, status=503 if refused else 200)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         set_owner(node_id)

@@ -77,7 +77,7 @@ class Operations:
         """This instance now holds the work lease: the alarms left open (by the last holder, or this instance
         before a restart) are adopted as raised, so one that still holds is not raised twice and one that
         ended clears once; judging waits two rounds, until the pipeline has rates to judge."""
-        rows = await self.s.read(self.alarm_store.list, True)
+        rows = await self.s.read(self.alarm_store.list, True, None, 1_000_000)  # every open one, not a page
         self._alarm_ids = {}
         for row in rows:
             key = self.alarms.adopt(row)

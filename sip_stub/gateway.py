@@ -169,9 +169,13 @@ class Gateway:
             log.warning("call refused: %s", exc)
             raise Refuse(503, f"Service Unavailable (no RTP port free in {exc.ports})",
                          [("Retry-After", "30")]) from None
-        _, rtp = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: RtpSession(media, lambda pcm: room.phone_audio(site, pcm), lambda: room.phone_mix(site), keypad),
-            sock=sock)
+        try:
+            _, rtp = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: RtpSession(media, lambda pcm: room.phone_audio(site, pcm), lambda: room.phone_mix(site), keypad),
+                sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         return rtp
 
     async def _admit(self, req: Request, account: Any, now: float, record_id: int, local_tag: str,

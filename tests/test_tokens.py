@@ -177,3 +177,34 @@ async def test_a_technician_reads_only_their_own_sites_links_and_no_session_ids(
     assert other.status == 403
     organizer = await (await api.get("/api/links/sp/load", params=when, headers=api.h("olga"))).json()
     assert organizer["down"]["sessions"]  # organizers and operators still see which sessions load it
+
+
+async def test_expiry_cannot_be_outlived_through_a_browser_session_or_a_longer_token(api, db_url):
+    me = api.h("olga")
+    short = await (await api.post("/api/tokens", json={"days": 5}, headers=me)).json()
+    # A token made with a token lives no longer than it: asking for ten years gives the caller's own expiry.
+    made = await (await api.post("/api/tokens", json={"days": 3650},
+                                 headers={"Authorization": f"Bearer {short['token']}"})).json()
+    mine = {t["id"]: t for t in (await (await api.get("/api/tokens", headers=me)).json())["tokens"]}
+    assert mine[made["id"]]["expires_at"] <= mine[short["id"]]["expires_at"]
+    # A browser signed in with a token is out when that token expires, whatever its 12 hours say.
+    cookie = await _sign_in(api, short["token"])
+    host = {"Origin": f"http://{api.server.host}:{api.server.port}"}
+    assert (await api.get("/api/me", headers=cookie)).status == 200
+    _expire(db_url, short["id"])
+    assert (await api.get("/api/me", headers=cookie)).status == 401
+    assert (await api.post("/api/tokens", json={"days": 3650}, headers={**cookie, **host})).status == 401
+    # An administrator may still give a person a fresh, long-lived token.
+    r = await api.post("/api/tokens", json={"days": 365, "user_id": (await (await api.get("/api/me", headers=me)).json())["id"]},
+                       headers=api.h("ada"))
+    assert r.status == 201
+
+
+async def test_revoking_every_token_of_a_user_ends_their_calendar_feeds_too(api):
+    from confctl.keys import API_TOKENS
+    feed = await (await api.post("/api/feed-tokens", json={}, headers=api.h("tina"))).json()
+    url = f"/api/sites/cc-nongan/calendar.ics?token={feed['token']}"
+    assert (await api.get(url)).status == 200
+    tina = (await (await api.get("/api/me", headers=api.h("tina"))).json())["id"]
+    api.app[API_TOKENS].revoke_user(tina, int(time.time()))  # what `confctl tokens revoke --user tina` calls
+    assert (await api.get(url)).status == 401  # the feed carried her site's join links

@@ -12,13 +12,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from confctl.api.route import PEOPLE, Route
-from confctl.auth import require
+from confctl.auth import TOKEN_ID, require
 from confctl.errors import ApiError, parse_body
 from confctl.keys import API_TOKENS, USER_STORE, run_db, run_read
 from rooms.store.tokens import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, TokenError
 from rooms.store.users import Role, User
 
-TOKEN_ID = re.compile(r"tok_[0-9a-z_]{1,36}")
+TOKEN_ID_SHAPE = re.compile(r"tok_[0-9a-z_]{1,36}")
 
 
 class NewToken(BaseModel):
@@ -30,7 +30,7 @@ class NewToken(BaseModel):
 
 class Rotation(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    days: int = Field(default=DEFAULT_TOKEN_DAYS, ge=1, le=MAX_TOKEN_DAYS)
+    days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_DAYS, description="default: the old token's lifetime")
 
 
 def _may_manage(user: User, owner: str | None) -> bool:
@@ -40,7 +40,7 @@ def _may_manage(user: User, owner: str | None) -> bool:
 async def _owned(request: web.Request) -> str:
     user = require(request)
     token_id = request.match_info["id"]
-    owner = await run_read(request.app, request.app[API_TOKENS].owner, token_id) if TOKEN_ID.fullmatch(token_id) else None
+    owner = await run_read(request.app, request.app[API_TOKENS].owner, token_id) if TOKEN_ID_SHAPE.fullmatch(token_id) else None
     if not _may_manage(user, owner):  # another's token is as good as unknown: ids are not disclosed
         raise ApiError(404, "not_found", f"no token {token_id} of yours")
     return token_id
@@ -60,19 +60,37 @@ async def issue_token(request: web.Request) -> web.Response:
         raise ApiError(403, "forbidden", "only an administrator issues tokens for someone else")
     if await run_read(request.app, request.app[USER_STORE].by_id, owner) is None:
         raise ApiError(404, "not_found", f"no user {owner}")
-    token_id, token = await run_db(request.app, request.app[API_TOKENS].issue, owner, int(time.time()), body.days,
-                                   body.label)
-    return web.json_response({"id": token_id, "token": token, "expires_in_days": body.days}, status=201)
+    now = int(time.time())
+    cap = await _not_after(request, user)
+    token_id, token = await run_db(request.app, request.app[API_TOKENS].issue, owner, now, body.days, body.label,
+                                   None, cap)
+    expires = now + body.days * 86400 if cap is None else min(now + body.days * 86400, cap)
+    return web.json_response({"id": token_id, "token": token, "expires_at": expires}, status=201)
+
+
+async def _not_after(request: web.Request, user: User) -> int | None:
+    """Until when a token this caller makes may live: no longer than the token they came with (else one
+    token could mint a longer-lived one, forever, and expiry would mean nothing); admins: as asked."""
+    if user.role is Role.ADMIN:
+        return None
+    mine = request.get(TOKEN_ID)
+    expires = await run_read(request.app, request.app[API_TOKENS].expires_at, mine) if isinstance(mine, str) else None
+    if expires is None:
+        raise ApiError(403, "forbidden", "sign in again with your token to make or rotate tokens")
+    return expires
 
 
 async def rotate_token(request: web.Request) -> web.Response:
     token_id = await _owned(request)
     body = await parse_body(request, Rotation) if request.can_read_body else Rotation()
+    cap = await _not_after(request, require(request))
     try:
-        new_id, token = await run_db(request.app, request.app[API_TOKENS].rotate, token_id, int(time.time()), body.days)
+        new_id, token = await run_db(request.app, request.app[API_TOKENS].rotate, token_id, int(time.time()),
+                                     body.days, cap)
     except TokenError as exc:
         raise ApiError(409, "not_rotatable", str(exc)) from None
-    return web.json_response({"id": new_id, "token": token, "revoked": token_id, "expires_in_days": body.days},
+    return web.json_response({"id": new_id, "token": token, "revoked": token_id,
+                              "expires_at": await run_read(request.app, request.app[API_TOKENS].expires_at, new_id)},
                              status=201)
 
 

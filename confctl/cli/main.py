@@ -288,7 +288,8 @@ def cmd_tokens_issue(args: argparse.Namespace) -> None:
 def cmd_tokens_rotate(args: argparse.Namespace) -> None:
     from rooms.store.tokens import ApiTokens
     token_id, token = ApiTokens(_store(args, need_topology=False).engine).rotate(args.id, int(time.time()), args.days)
-    print(f"{args.id} revoked; {token_id} in its place, valid {args.days or DEFAULT_TOKEN_DAYS} days")
+    print(f"{args.id} revoked; {token_id} in its place" + (f", valid {args.days} days" if args.days else
+                                                            ", for as long as the old one was made for"))
     print(token)
 
 
@@ -596,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("rotate", cmd_tokens_rotate, "a new token in place of one, which is revoked at once; prints the new one",
             tokens)
     s.add_argument("id", help="the token's id (tok_…, from `confctl tokens list`)")
-    s.add_argument("--days", type=int, help=f"how long the new one lives (default {DEFAULT_TOKEN_DAYS})")
+    s.add_argument("--days", type=int, help="how long the new one lives (default: as long as the old one was made for)")
     s = add("revoke", cmd_tokens_revoke, "revoke a token, or every token of a user; their browser sessions end",
             tokens)
     s.add_argument("id", nargs="?", help="the token's id (tok_…)")

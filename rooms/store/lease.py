@@ -16,7 +16,8 @@ import logging
 import os
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 log = logging.getLogger("rooms.store.lease")
 WORK_LEASE_KEY = 0x776F726B  # "work"
@@ -27,6 +28,7 @@ class Lease:
         self.engine, self.key = engine, key
         self._conn: Any = None  # PostgreSQL: the connection holding the lock
         self._file: Any = None  # SQLite: the locked file
+        self._engine: Engine | None = None
         self.held = False
 
     def try_acquire(self) -> bool:
@@ -35,11 +37,12 @@ class Lease:
             return self.check()
         name = self.engine.dialect.name
         if name == "postgresql":
-            conn = self.engine.connect()
+            conn = self._lease_engine().connect()
             try:
                 got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
                 conn.commit()
             except Exception:
+                conn.invalidate()  # never back to a pool holding the lock
                 conn.close()
                 raise
             if got:
@@ -64,6 +67,17 @@ class Lease:
         f.flush()
         self._file, self.held = f, True
         return True
+
+    def _lease_engine(self) -> Engine:
+        """Connections of their own, outside the pool, that notice a dead peer within seconds: a half-open
+        socket (the database host gone) must not let this instance believe it still holds the lease for
+        minutes while another instance takes it on the restarted server."""
+        if self._engine is None:
+            self._engine = create_engine(self.engine.url, poolclass=NullPool, connect_args={
+                "keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1, "keepalives_count": 2,
+                "tcp_user_timeout": 4000, "connect_timeout": 3,
+                "options": _with_timeout(self.engine.url.query.get("options"))})
+        return self._engine
 
     def check(self) -> bool:
         """Still held? (PostgreSQL: its connection still answers; lost, the lock went with it.)"""
@@ -98,3 +112,9 @@ class Lease:
             self._file.close()  # closing releases the flock
         self._conn = self._file = None
         self.held = False
+
+
+def _with_timeout(options: object) -> str:
+    """The URL's own `options` (a schema's search_path, say) and a statement timeout for the lease's checks."""
+    given = options if isinstance(options, str) else " ".join(options) if isinstance(options, tuple) else ""
+    return f"{given} -c statement_timeout=3000".strip()

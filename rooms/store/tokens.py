@@ -15,11 +15,12 @@ from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from rooms.store.engine import read_transaction, write_transaction
-from rooms.store.tables import ApiTokenRow, UserRow, WebSessionRow
+from rooms.store.tables import ApiTokenRow, FeedTokenRow, UserRow, WebSessionRow
 
 AT = ApiTokenRow.__table__
 UT = UserRow.__table__
 WS = WebSessionRow.__table__
+FT = FeedTokenRow.__table__
 TOKEN_PREFIX = "cct_"
 DEFAULT_TOKEN_DAYS = 90
 MAX_TOKEN_DAYS = 3650
@@ -59,13 +60,15 @@ class ApiTokens:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def issue(self, user_id: str, now: int, days: int | None = None, label: str = "token", conn: Any = None
-              ) -> tuple[str, str]:
-        """A new token for the user: (its id, the token, shown once)."""
+    def issue(self, user_id: str, now: int, days: int | None = None, label: str = "token", conn: Any = None,
+              not_after: int | None = None) -> tuple[str, str]:
+        """A new token for the user: (its id, the token, shown once). `not_after`: it expires by then at the
+        latest (a token a person makes with their own token lives no longer than that one)."""
         life = lifetime_s(days)
         token, token_id = new_token(), "tok_" + secrets.token_hex(8)
+        expires = now + life if not_after is None else min(now + life, not_after)
         row = dict(id=token_id, user_id=user_id, token_hash=token_hash(token), label=label[:100], created_at=now,
-                   expires_at=now + life)
+                   expires_at=expires)
         if conn is not None:  # inside the caller's transaction (a new user and its first token)
             conn.execute(insert(AT).values(**row))
         else:
@@ -113,23 +116,33 @@ class ApiTokens:
         return done
 
     def revoke_user(self, user_id: str, now: int) -> int:
-        """Revokes every token of the user and ends all their browser sessions; how many tokens."""
+        """Revokes every token of the user (calendar feed tokens too: their feeds carry join links) and ends
+        all their browser sessions; how many bearer tokens."""
         with write_transaction(self.engine, lock_key=None) as conn:
             n = conn.execute(update(AT).where(AT.c.user_id == user_id, AT.c.revoked_at.is_(None))
                              .values(revoked_at=now)).rowcount
             conn.execute(delete(WS).where(WS.c.user_id == user_id))
+            conn.execute(delete(FT).where(FT.c.user_id == user_id))
         return n
 
-    def rotate(self, token_id: str, now: int, days: int | None = None) -> tuple[str, str]:
-        """A new token in place of `token_id` (same user and label), which is revoked at once."""
-        life = lifetime_s(days)
+    def expires_at(self, token_id: str) -> int | None:
+        with read_transaction(self.engine) as conn:
+            r = conn.execute(select(AT.c.expires_at).where(AT.c.id == token_id)).first()
+        return r.expires_at if r else None
+
+    def rotate(self, token_id: str, now: int, days: int | None = None, not_after: int | None = None
+               ) -> tuple[str, str]:
+        """A new token in place of `token_id` (same user, label and, unless `days` says otherwise, lifetime:
+        a node's year stays a year), which is revoked at once. `not_after` caps its expiry."""
         with write_transaction(self.engine, lock_key=None) as conn:
             old = conn.execute(select(AT).where(AT.c.id == token_id)).first()
             if old is None or old.revoked_at is not None or old.expires_at <= now:
                 raise TokenError(f"token {token_id} is unknown, revoked or expired: issue a new one instead")
+            life = lifetime_s(days) if days is not None else max(86400, old.expires_at - old.created_at)
+            expires = now + life if not_after is None else min(now + life, not_after)
             token, new_id = new_token(), "tok_" + secrets.token_hex(8)
             conn.execute(insert(AT).values(id=new_id, user_id=old.user_id, token_hash=token_hash(token),
-                                           label=old.label, created_at=now, expires_at=now + life))
+                                           label=old.label, created_at=now, expires_at=expires))
             conn.execute(update(AT).where(AT.c.id == token_id).values(revoked_at=now))
             conn.execute(delete(WS).where(WS.c.token_id == token_id))
         return new_id, token

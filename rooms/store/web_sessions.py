@@ -13,7 +13,7 @@ from sqlalchemy import Engine, delete, insert, select
 from rooms.ids import UserId
 from rooms.store.engine import read_transaction, write_transaction
 from rooms.store.tables import FeedTokenRow, WebSessionRow
-from rooms.store.tokens import token_hash
+from rooms.store.tokens import AT, token_hash
 
 WS = WebSessionRow.__table__
 FT = FeedTokenRow.__table__
@@ -34,10 +34,21 @@ class WebSessions:
         return value
 
     def user_of(self, value: str, now: int) -> str | None:
+        found = self.session_of(value, now)
+        return found[0] if found else None
+
+    def session_of(self, value: str, now: int) -> tuple[str, str | None] | None:
+        """(user id, the token it signed in with) of a live browser session. A session lives no longer than
+        its token: one whose token expired or was revoked is over, whatever its own 12 hours say."""
         with read_transaction(self.engine) as conn:
-            row = conn.execute(select(WS.c.user_id).where(WS.c.token_hash == token_hash(value),
-                                                          WS.c.expires_at > now)).first()
-        return row.user_id if row else None
+            row = conn.execute(
+                select(WS.c.user_id, WS.c.token_id, AT.c.id.label("live_token"))
+                .select_from(WS.outerjoin(AT, (AT.c.id == WS.c.token_id) & AT.c.revoked_at.is_(None)
+                                          & (AT.c.expires_at > now)))
+                .where(WS.c.token_hash == token_hash(value), WS.c.expires_at > now)).first()
+        if row is None or row.token_id is not None and row.live_token is None:
+            return None
+        return row.user_id, row.token_id
 
     def close(self, value: str) -> None:
         with write_transaction(self.engine, lock_key=None) as conn:

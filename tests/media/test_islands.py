@@ -233,3 +233,22 @@ async def test_three_sites_nodes_after_joining_then_a_child_dies(plane):
     finally:
         for s in sites:
             await s.close()
+
+
+async def test_three_sites_on_three_nodes_recover_when_the_root_dies(plane):
+    # node-jl (the root) dies: node-cc becomes the root (placement.py), and node-sp, a child, must stop
+    # dialling the dead root and bring its site into the session's new root (media/node.py place()).
+    await plane["start"]("node-jl", "node-cc", "node-sp")
+    session = await plane["book"](["jl", "cc-nongan", "sp-lishu"])
+    sites = await _join(plane, session, ["jl", "cc-nongan", "sp-lishu"])
+    try:
+        await _all_decode(sites, time.monotonic(), "joining")
+        await plane["kill"]("node-jl")
+        took = await _all_decode(sites, time.monotonic(), "the root node-jl taken for down")
+        print(f"root killed: all three decode {took:.1f} s later, at {[s.where for s in sites]}")
+        for s in sites:
+            await s.reload()  # the page reloaded later lands in the same connected session
+        took = await _all_decode(sites, time.monotonic(), "every page reloaded")
+    finally:
+        for s in sites:
+            await s.close()

@@ -34,6 +34,9 @@ def test_a_control_call_is_bound_to_its_node_method_and_path_and_expires():
     assert not verify_control(key, call, "node-jl", "GET", "/figures", 1010.0)
     assert not verify_control(key, call, "node-cc", "GET", "/figures", 1031.0)  # 30 s
     assert not verify_control(key, key.hex(), "node-cc", "GET", "/figures", 1010.0)  # the old scheme: the key itself
+    end = sign_control(key, "node-cc", "POST", "/legs/end", 1000.0, b'{"session": "s1", "site": "cc"}')
+    assert verify_control(key, end, "node-cc", "POST", "/legs/end", 1010.0, b'{"session": "s1", "site": "cc"}')
+    assert not verify_control(key, end, "node-cc", "POST", "/legs/end", 1010.0, b'{"session": "s2", "site": "jl"}')
 
 
 @pytest.fixture
