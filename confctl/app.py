@@ -67,10 +67,6 @@ async def health(request: web.Request) -> web.Response:
                               **({"lease": lease.status()} if lease is not None else {})})
 
 
-async def home(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/book")
-
-
 def all_routes() -> list[Route]:
     routes: list[Route] = []
     # .ics before {id}: the dynamic {id} segment would swallow "x.ics".
@@ -241,7 +237,6 @@ def make_app(settings: Settings) -> web.Application:
     app[ROUTE_TABLE] = route_table(routes)
     for r in routes:
         app.router.add_route(r.method, r.path, r.handler)
-    app.router.add_get("/", home)
     add_pages(app)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", PAGES)

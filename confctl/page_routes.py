@@ -62,11 +62,25 @@ async def api_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(PAGES / "api.html")
 
 
+# Where each role starts: its own work, never a page that refuses it (a technician was sent to /book).
+HOME = {"organizer": "/book", "admin": "/book", "operator": "/operator"}
+
+
+async def home_page(request: web.Request) -> web.StreamResponse:
+    user = await page_user(request)
+    if user is None:
+        raise web.HTTPFound("/signin?next=%2F")
+    if user.role.value == "technician":  # their site's calendar: each session opens its page and join link
+        raise web.HTTPFound(f"/sessions?site={quote(user.site or '', safe='')}")
+    raise web.HTTPFound(HOME.get(user.role.value, "/sessions"))
+
+
 async def to_operator(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/operator")
 
 
 def add_pages(app: web.Application) -> None:
+    app.router.add_get("/", home_page)
     app.router.add_get("/book", book_page)
     app.router.add_get("/join", join_page)
     app.router.add_get("/signin", signin_page)

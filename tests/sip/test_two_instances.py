@@ -1,0 +1,48 @@
+"""SIP with two control planes on one PostgreSQL: a phone registered through one instance is dialled out from
+the other (registrations are rows both read), and answers the instance that called it."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from confctl.app import make_app
+from confctl.config import Settings
+from rooms.store.engine import make_engine
+from rooms.store.sip import SipStore
+from rooms.store.users import Role
+from rooms.topology import demo_topology_path
+from tests.conftest import add_users
+from tests.sip.phone import Callee
+from tests.sip.test_sipp import free_udp_port
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_phone_registered_through_one_instance_is_dialled_out_from_the_other(aiohttp_client, db_url, tmp_path):
+    ports = {"a": free_udp_port(), "b": free_udp_port()}
+    clients = {name: await aiohttp_client(make_app(Settings(
+        topology_file=demo_topology_path(), db_url=db_url, sip_port=port, recordings_dir=tmp_path / name,
+        instance_id=f"cp-{name}"))) for name, port in ports.items()}
+    engine = make_engine(db_url)
+    SipStore(engine).add_account("desk-sp", "sp", "phone-pass-1", "confctl")
+    engine.dispose()
+    h = {"Authorization": f"Bearer {add_users(db_url, [('olga', Role.ORGANIZER, None)])['olga']}"}
+    now = datetime.now(timezone(timedelta(hours=8)))
+    r = await clients["a"].post("/api/sessions", headers=h, json={
+        "title": "Across instances", "host_site": "jl", "sites": ["sp"], "start": now.isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(), "profile": "sd"})
+    assert r.status == 201
+    session = await r.json()
+    phone = await Callee("desk-sp", "phone-pass-1", ports["a"]).open()
+    try:
+        assert (await phone.register()).status == 200  # through instance a
+        phone.server = ports["b"]  # a phone answers whoever calls it: here instance b
+        answering = asyncio.create_task(phone.answer_incoming())
+        r = await clients["b"].post(f"/api/sessions/{session['id']}/dial-out", headers=h, json={"account": "desk-sp"})
+        assert r.status == 202, await r.text()
+        await asyncio.wait_for(answering, 15)
+        assert f":{ports['b']}" in phone.incoming.header("Via")  # the INVITE came from instance b
+        assert (await phone.hang_up_incoming()).status == 200
+    finally:
+        phone.close()
