@@ -43,6 +43,8 @@ async def test_a_revoked_token_is_refused_at_once_and_its_browser_sessions_end(a
     laptop = await issued.json()
     cookie = await _sign_in(api, laptop["token"])
     assert (await api.get("/api/me", headers=cookie)).status == 200
+    from confctl.keys import API_TOKENS
+    assert api.app[API_TOKENS].flush_last_used() >= 1  # what the service's loop does every 15 s
     listed = (await (await api.get("/api/tokens", headers=me)).json())["tokens"]
     row = next(t for t in listed if t["id"] == laptop["id"])
     assert row["label"] == "laptop" and row["last_used_at"] and row["expires_at"] - row["created_at"] == 30 * 86400

@@ -8,6 +8,8 @@ authentication stays a read that never queues behind bookings.
 from __future__ import annotations
 
 import secrets
+import sqlite3
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,8 @@ def lifetime_s(days: int | None) -> int:
 class ApiTokens:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._used: dict[str, int] = {}  # token id -> last use, not written yet
+        self._lock = threading.Lock()  # authentication runs on several read threads
 
     def issue(self, user_id: str, now: int, days: int | None = None, label: str = "token", conn: Any = None,
               not_after: int | None = None) -> tuple[str, str]:
@@ -79,19 +83,32 @@ class ApiTokens:
         return token_id, token
 
     def authenticate(self, token: str, now: int) -> TokenUse | None:
-        """The token's user if it is known, not revoked and not expired; notes its use."""
+        """The token's user if it is known, not revoked and not expired. Its use is noted in memory and
+        written by `flush_last_used` (a background loop): authentication stays a read, never behind a write."""
         with read_transaction(self.engine) as conn:
             r = conn.execute(select(AT.c.id, AT.c.user_id, AT.c.last_used_at).where(
                 AT.c.token_hash == token_hash(token), AT.c.revoked_at.is_(None), AT.c.expires_at > now)).first()
         if r is None:
             return None
         if r.last_used_at is None or r.last_used_at < now - LAST_USED_EVERY_S:
+            with self._lock:
+                self._used[r.id] = now
+        return TokenUse(r.user_id, r.id)
+
+    def flush_last_used(self) -> int:
+        """Writes the last uses noted since the previous flush; how many tokens."""
+        with self._lock:
+            used, self._used = self._used, {}
+        if used:
             try:
                 with write_transaction(self.engine, lock_key=None) as conn:
-                    conn.execute(update(AT).where(AT.c.id == r.id).values(last_used_at=now))
-            except OperationalError:
-                pass  # the database is held by a long write: the last use is a hint, the request goes on
-        return TokenUse(r.user_id, r.id)
+                    for token_id, at in used.items():
+                        conn.execute(update(AT).where(AT.c.id == token_id).values(last_used_at=at))
+            except (OperationalError, sqlite3.OperationalError):
+                with self._lock:  # busy: kept for the next flush (a newer use wins)
+                    self._used = {**used, **self._used}
+                raise
+        return len(used)
 
     def list(self, user_id: str | None = None) -> list[dict[str, Any]]:
         q = select(AT, UT.c.name).join(UT, UT.c.id == AT.c.user_id).order_by(AT.c.created_at, AT.c.id)

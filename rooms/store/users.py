@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from rooms.ids import SiteId, UserId, new_user_id
 from rooms.store.engine import read_transaction, write_transaction
 from rooms.store.tables import UserRow, WebSessionRow
+from rooms.text import TextKind, text_problem
 from rooms.store.tokens import AT, ApiTokens, TokenError, token_hash  # noqa: F401  (token_hash: web_sessions)
 
 UT = UserRow.__table__
@@ -53,6 +54,7 @@ class User:
 class UserStore:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.tokens = ApiTokens(engine)  # one per store: it keeps the last uses noted between flushes
 
     def add(self, name: str, role: Role, site: SiteId | None, known_sites: set[str],
             permissions: tuple[str, ...] = (), days: int | None = None) -> tuple[User, str]:
@@ -60,6 +62,9 @@ class UserStore:
         (default 90; rooms/store/tokens.py)."""
         if not name or len(name) > 100:
             raise UserError("name must be 1-100 characters")
+        problem = text_problem(name, TextKind.NAME)  # the CLI's path too, not only the API's edge check
+        if problem:
+            raise UserError(f"name {name!r}: {problem}")
         if role is Role.TECHNICIAN and site is None:
             raise UserError("a technician is bound to one site: give --site")
         if site is not None and site not in known_sites:
@@ -73,7 +78,7 @@ class UserStore:
             with write_transaction(self.engine) as conn:
                 conn.execute(insert(UT).values(id=user.id, name=name, role=role.value, site_id=site,
                                                permissions=" ".join(sorted(set(permissions))), created_at=now))
-                _, token = ApiTokens(self.engine).issue(user.id, now, days, "first token", conn=conn)
+                _, token = self.tokens.issue(user.id, now, days, "first token", conn=conn)
         except IntegrityError:
             raise UserError(f"a user named {name!r} exists already") from None
         except TokenError as exc:
@@ -87,7 +92,7 @@ class UserStore:
 
     def authenticate(self, token: str, now: int) -> tuple[User, str] | None:
         """(the user, the token's id) of a live token."""
-        use = ApiTokens(self.engine).authenticate(token, now)
+        use = self.tokens.authenticate(token, now)
         if use is None:
             return None
         user = self.by_id(use.user_id)

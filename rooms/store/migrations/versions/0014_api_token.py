@@ -47,4 +47,24 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("tokens cannot move back to one per user without losing some")
+    """Back to one token per user: each keeps its newest live token; a user with none gets an unusable hash
+    (a random value nobody holds), as the old schema requires one."""
+    import secrets
+
+    conn = op.get_bind()
+    now = int(time.time())
+    with op.batch_alter_table("web_session") as batch:
+        batch.drop_column("token_id")
+    with op.batch_alter_table("user") as batch:
+        batch.add_column(sa.Column("token_hash", sa.String(64), nullable=True))
+    for (user_id,) in conn.execute(sa.text('SELECT id FROM "user"')).fetchall():
+        row = conn.execute(sa.text("SELECT token_hash FROM api_token WHERE user_id = :u AND revoked_at IS NULL "
+                                   "AND expires_at > :now ORDER BY created_at DESC LIMIT 1"),
+                           {"u": user_id, "now": now}).first()
+        conn.execute(sa.text('UPDATE "user" SET token_hash = :h WHERE id = :u'),
+                     {"h": row.token_hash if row else secrets.token_hex(32), "u": user_id})
+    with op.batch_alter_table("user") as batch:
+        batch.alter_column("token_hash", existing_type=sa.String(64), nullable=False)
+        batch.create_unique_constraint("uq_user_token_hash", ["token_hash"])
+    op.drop_index("ix_api_token_user_id", "api_token")
+    op.drop_table("api_token")
