@@ -1,4 +1,5 @@
-"""The access log, with secrets taken out: calendar feeds and join links carry `token=` in the URL."""
+"""The access log, with secrets taken out (calendar feeds and join links carry `token=` in the URL) and
+nothing that could forge a line: control and bidi characters are written as escapes."""
 from __future__ import annotations
 
 import re
@@ -7,10 +8,19 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 SECRET_PARAM = re.compile(r"((?:^|[?&;])(?:token|access_token|grant)=)[^&;#]*", re.IGNORECASE)
+# What a log line must never hold raw: C0/C1 controls (a line feed starts a forged line, ESC recolours a
+# terminal), line/paragraph separators, bidi embeddings, overrides and isolates (they reorder what is read).
+UNLOGGABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def redact(path_qs: str) -> str:
     return SECRET_PARAM.sub(r"\1REDACTED", path_qs)
+
+
+def loggable(text: str) -> str:
+    """`text` with every character that could forge or disguise a log line written as an escape."""
+    return UNLOGGABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                          else f"\\u{ord(m.group()):04x}", text)
 
 
 def routine(request: web.BaseRequest, response: web.StreamResponse) -> bool:
@@ -23,6 +33,7 @@ class RedactingAccessLogger(AbstractAccessLogger):
         if routine(request, response):
             self.logger.debug('%s "%s %s" %d', request.remote, request.method, request.path, response.status)
             return
+        # path_qs is percent-encoded as received; what a lenient parser let through raw is escaped here
         self.logger.info('%s "%s %s HTTP/%d.%d" %d %d %.3fs', request.remote, request.method,
-                         redact(request.path_qs), *request.version, response.status,
+                         loggable(redact(request.path_qs)), *request.version, response.status,
                          response.body_length, time)

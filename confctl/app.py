@@ -17,6 +17,7 @@ from confctl.api.route import PUBLIC, Route
 from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
 from confctl.config import Settings
 from confctl.errors import error_middleware
+from confctl.input_guard import input_guard_middleware
 from confctl.public_origin import public_origin_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, SETTINGS,
                           BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, API_TOKENS, LEASE, run_db,
@@ -36,7 +37,6 @@ from monitoring.operations import Operations, Services
 from monitoring.pipeline import QualityPipeline
 from media.recording import purge_older_than, recover_interrupted, set_owner
 from rooms.store.bookings import BookingStore
-from rooms.store.tokens import ApiTokens
 from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
 from rooms.store.media_nodes import MediaNodeStore
@@ -88,7 +88,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[USER_STORE] = UserStore(engine)
     app[WEB_SESSIONS] = WebSessions(engine)
     app[FEED_TOKENS] = FeedTokens(engine)
-    app[API_TOKENS] = ApiTokens(engine)
+    app[API_TOKENS] = app[USER_STORE].tokens  # the same instance authentication notes last uses in
     app[JOIN_SECRET] = await run_db(app, shared_secret, engine, "join_token")
     app[NODE_KEY] = await run_db(app, shared_secret, engine, "node_grant")
     app[NODE_STORE] = MediaNodeStore(engine)
@@ -131,6 +131,16 @@ async def _retention(app: web.Application) -> None:
             await asyncio.sleep(6 * 3600)
         else:
             await asyncio.sleep(1)
+
+
+async def _token_last_use(app: web.Application) -> None:
+    """Every token's last use, noted by authentication in memory, written every 15 s (and at the end)."""
+    try:
+        while True:
+            await asyncio.sleep(15)
+            await run_db(app, app[API_TOKENS].flush_last_used)
+    finally:
+        await run_db(app, app[API_TOKENS].flush_last_used)
 
 
 async def _record_retention(app: web.Application) -> None:
@@ -177,6 +187,7 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     app[BACKGROUND].keep_alive(keeper.run, "work lease")
     app[BACKGROUND].keep_alive(operations.run, "quality pipeline")
     app[BACKGROUND].keep_alive(lambda: _record_retention(app), "records retention")
+    app[BACKGROUND].keep_alive(lambda: _token_last_use(app), "token last use")
     app[COMPOSITES] = recordings.CompositeJobs()
     app[dry_runs.DRY_RUNS] = dry_runs.DryRuns()
     yield
@@ -225,7 +236,8 @@ def make_app(settings: Settings) -> web.Application:
     # aiohttp's parser answers a header field over its limit with a plain-text 400 before any
     # middleware runs: the limit is raised so that the auth middleware sees an oversized
     # Authorization header and refuses it in JSON (431). Beyond 32 KiB aiohttp still answers itself.
-    app = web.Application(middlewares=[public_origin_middleware(settings.public_url), error_middleware, auth_middleware],
+    app = web.Application(middlewares=[public_origin_middleware(settings.public_url), error_middleware, auth_middleware,
+                                       input_guard_middleware],
                           client_max_size=1_000_000,
                           handler_args={"max_field_size": 32768, "max_line_size": 16384})
     app[SETTINGS] = settings

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import logging
 from typing import Any, Awaitable, Callable, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from rooms.admission import RequestError
 from rooms.booking_form import FormError, validation_detail
@@ -16,6 +17,8 @@ from rooms.store.bookings import DialInExhausted, NoTopology, NotFound, SessionC
 from rooms.store.users import UserError
 
 log = logging.getLogger("confctl.api")
+# The request's JSON body, parsed once by confctl.input_guard (which checked every string and number in it).
+JSON_BODY = web.RequestKey("json_body", object)
 
 
 class ApiError(Exception):
@@ -49,6 +52,17 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         return _json_error(404, "not_found", str(e))
     except SessionCancelled as e:
         return _json_error(409, "session_cancelled", str(e))
+    except ValidationError as e:
+        # A model built inside a handler from what the client sent (an emergency's booking from its title):
+        # the client's input, refused in the same words as a body's.
+        log.warning("validation failed inside %s %r: %r", request.method, request.path, e.errors()[:1])
+        return _json_error(422, "invalid_body", validation_detail(e))
+    except DataError as e:
+        # The database refused a value as data (NUL in text, a number out of its column's range): the edge
+        # check (confctl.input_guard) should have refused it first; still the client's input, not a crash.
+        log.warning("database refused a value on %s %r: %r", request.method, request.path,
+                    str(getattr(e, "orig", e)).splitlines()[0][:200])
+        return _json_error(422, "invalid_value", "a value in the request cannot be stored or looked up")
     except NoTopology as e:
         return _json_error(503, "no_topology", str(e))
     except DialInExhausted as e:
@@ -60,7 +74,8 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         orig = getattr(e, "orig", e)
         text = str(orig).lower()
         busy = "locked" in text or "lock timeout" in text or "lock_timeout" in text
-        log.warning("database %s on %s %s: %s", "busy" if busy else "unavailable", request.method, request.path,
+        # %r: a path or a driver's message may carry a line feed, which would forge a log line
+        log.warning("database %s on %s %r: %r", "busy" if busy else "unavailable", request.method, request.path,
                     str(orig).splitlines()[0] if str(orig) else type(orig).__name__)
         return _json_error(503, "database_busy" if busy else "database_unavailable",
                            "the database is busy with a long write; retry shortly" if busy
@@ -73,13 +88,15 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
                                e.text if e.text != f"{e.status}: {e.reason}" else None, kept)  # Allow stays
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %r", request.method, request.path)
         return _json_error(500, "internal_error", "the server failed; the error is logged")
 
 
 async def read_json(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > 1_000_000:
         raise ApiError(413, "body_too_large", "request bodies are limited to 1 MB")
+    if JSON_BODY in request:
+        return request[JSON_BODY]  # parsed and checked at the edge
     raw = await request.read()
     try:
         return parse_json(raw)
@@ -102,7 +119,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
 def parse_json(raw: bytes | str) -> Any:
     """JSON from an untrusted peer: a ValueError with a reason for anything that is not plain JSON."""
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"the body is not JSON: {exc}") from None
     except RecursionError:
@@ -112,3 +129,10 @@ def parse_json(raw: bytes | str) -> Any:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: a number JSON allows, infinite as a float
+        raise ValueError(f"{text[:40]} is beyond any finite number")
+    return value

@@ -16,27 +16,27 @@ from rooms.ids import PlanKind, RoomId, SiteId
 from rooms.plan import Layout
 from rooms.preemption import Precedence
 from rooms.recurrence import expand, offset_minutes, parse_instant
+from rooms.text import OneLine
 
-
-# One line of printable text: a line feed in a title would break the iCalendar invite,
-# the CLI's table and every log line that names the session.
-ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+# Every string is one line of text (rooms.text): a line feed in a title would break the iCalendar
+# invite, the CLI's table and every log line that names the session; NUL cannot be stored in
+# PostgreSQL; a bidi override would show organizers another title than the one stored.
 
 
 class BookingBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=200, pattern=ONE_LINE)
-    host_site: str = Field(min_length=1, max_length=100)
-    sites: list[str] = Field(default_factory=list, max_length=200, description="site ids, or site/room to pin a room; the host is always included")
-    start: str = Field(description="ISO 8601 with offset, e.g. 2026-12-01T09:00:00+08:00")
-    end: str = Field(description="ISO 8601 with offset")
-    profile: str = Field(default="hd720", description="hd1080 | hd720 | sd | audio (the topology's profiles)")
+    title: OneLine = Field(min_length=1, max_length=200)
+    host_site: OneLine = Field(min_length=1, max_length=100)
+    sites: list[OneLine] = Field(default_factory=list, max_length=200, description="site ids, or site/room to pin a room; the host is always included")
+    start: OneLine = Field(max_length=64, description="ISO 8601 with offset, e.g. 2026-12-01T09:00:00+08:00")
+    end: OneLine = Field(max_length=64, description="ISO 8601 with offset")
+    profile: OneLine = Field(default="hd720", max_length=64, description="hd1080 | hd720 | sd | audio (the topology's profiles)")
     plan: Literal["cascade", "central"] = "cascade"
-    recurrence: Optional[str] = Field(default=None, max_length=500, description="RFC 5545 RRULE with COUNT or UNTIL")
+    recurrence: Optional[OneLine] = Field(default=None, max_length=500, description="RFC 5545 RRULE with COUNT or UNTIL")
     record: bool = False
     precedence: Literal["routine", "priority", "emergency"] = Field(
         default="routine", description="above routine needs the emergency permission; lower-precedence sessions give way")
-    layouts: dict[str, Literal["full", "speaker", "audio"]] = Field(
+    layouts: dict[OneLine, Literal["full", "speaker", "audio"]] = Field(
         default_factory=dict, description="sites that receive a smaller program: the speaker only, or audio only")
     auto_layouts: bool = Field(default=False, description="let admission give sites behind links too thin for the "
                                "full program the richest layout that fits (the plan's `layouts` says which)")
@@ -47,14 +47,14 @@ class BookingBody(BaseModel):
 class BookingPatch(BaseModel):
     """Only the fields given change; `null` is refused (leave a field out to keep it)."""
     model_config = ConfigDict(extra="forbid")
-    title: Optional[str] = Field(default=None, min_length=1, max_length=200, pattern=ONE_LINE)
-    host_site: Optional[str] = Field(default=None, min_length=1, max_length=100)
-    sites: Optional[list[str]] = Field(default=None, max_length=200)
-    start: Optional[str] = None
-    end: Optional[str] = None
-    profile: Optional[str] = None
+    title: Optional[OneLine] = Field(default=None, min_length=1, max_length=200)
+    host_site: Optional[OneLine] = Field(default=None, min_length=1, max_length=100)
+    sites: Optional[list[OneLine]] = Field(default=None, max_length=200)
+    start: Optional[OneLine] = Field(default=None, max_length=64)
+    end: Optional[OneLine] = Field(default=None, max_length=64)
+    profile: Optional[OneLine] = Field(default=None, max_length=64)
     plan: Optional[Literal["cascade", "central"]] = None
-    recurrence: Optional[str] = Field(default=None, max_length=500)
+    recurrence: Optional[OneLine] = Field(default=None, max_length=500)
     record: Optional[bool] = None
     precedence: Optional[Literal["routine", "priority", "emergency"]] = None
 

@@ -5,13 +5,15 @@ and reports every problem, each naming its site.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
+from rooms.bulk import collector_paused
 from rooms.ids import LinkId, NodeId, RoomId, SiteId
 from rooms.profiles import DEFAULT_PROFILES, MediaProfile, ProfileError, parse_profiles
 from rooms.topology_document import MAX_MBPS, document_problems
@@ -21,6 +23,9 @@ DEFAULT_CASCADE_LEVELS = ("prefecture",)
 DEFAULT_ROOT_NODE_LEGS = 500
 DEFAULT_NODE_LEGS = 100
 PROGRAM_VIDEO_STREAMS = 2  # the host's video and the current speaker's
+# Links from any site up to the root. The province's network is four or five levels deep; the bound
+# keeps every site's path (Topology.path) short, so a 20,000-site chain is refused, not expanded.
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,13 @@ class MediaNode:
     capacity_legs: int
 
 
+MAX_PROBLEMS = 100  # listed; a 20,000-site document can have 20,000, and the answer would be megabytes
+
+
 class TopologyError(ValueError):
     def __init__(self, problems: list[str]):
+        if len(problems) > MAX_PROBLEMS:
+            problems = problems[:MAX_PROBLEMS] + [f"... and {len(problems) - MAX_PROBLEMS} more problems"]
         self.problems = problems
         super().__init__("; ".join(problems))
 
@@ -135,7 +145,7 @@ def _parse_rooms(raw: Any, site: str, problems: list[str]) -> tuple[Room, ...]:
     if not isinstance(raw, list) or not raw:
         problems.append(f"site {site}: needs at least one room")
         return ()
-    rooms: list[Room] = []
+    rooms: dict[str, Room] = {}  # by id: a duplicate is found in one look-up, not by scanning
     for r in raw:
         if not isinstance(r, Mapping) or not isinstance(r.get("id"), str) or not r["id"]:
             problems.append(f"site {site}: a room needs an id")
@@ -143,15 +153,20 @@ def _parse_rooms(raw: Any, site: str, problems: list[str]) -> tuple[Room, ...]:
         if "/" in r["id"]:
             problems.append(f"site {site}: room id {r['id']!r} may not contain '/'")
             continue
-        if any(x.id == r["id"] for x in rooms):
+        if r["id"] in rooms:
             problems.append(f"site {site}: room {r['id']} defined twice")
             continue
-        rooms.append(Room(RoomId(r["id"]), str(r.get("name", r["id"]))))
-    return tuple(rooms)
+        rooms[r["id"]] = Room(RoomId(r["id"]), str(r.get("name", r["id"])))
+    return tuple(rooms.values())
 
 
 def parse_topology(doc: Any) -> Topology:
     """Validate and build a topology; raise TopologyError listing every problem."""
+    with collector_paused():  # tens of thousands of sites: objects in bulk
+        return _parse_topology(doc)
+
+
+def _parse_topology(doc: Any) -> Topology:
     if not isinstance(doc, Mapping):
         raise TopologyError(["topology: the document must be a mapping with a `sites:` list"])
     # Types and ranges first (the schema), then the tree; both reported together. Below, a
@@ -215,25 +230,14 @@ def parse_topology(doc: Any) -> Topology:
 
     roots = [s.id for s in sites.values() if s.parent is None]
     if len(roots) != 1:
-        problems.append(f"topology: needs exactly one root (a site without parent), found {len(roots)}: {roots}")
+        problems.append(f"topology: needs exactly one root (a site without parent), found {len(roots)}: "
+                        f"{_some(roots)}")
     for s in sites.values():
         if s.parent is not None and s.parent not in sites:
             problems.append(f"site {s.id}: parent {s.parent} does not exist")
         if s.parent == s.id:
             problems.append(f"site {s.id}: is its own parent")
-    # Cycles: walk up from every site until the root or a revisit; report each loop once.
-    loops: set[frozenset[SiteId]] = set()
-    for s in sites.values():
-        chain: list[SiteId] = []
-        cur: SiteId | None = s.id
-        while cur is not None and cur in sites and cur not in chain:
-            chain.append(cur)
-            cur = sites[cur].parent
-        if cur is not None and cur in chain:
-            loop = chain[chain.index(cur):]
-            if len(loop) > 1 and frozenset(loop) not in loops:
-                loops.add(frozenset(loop))
-                problems.append(f"site {loop[0]}: parent chain forms a cycle: {' -> '.join(loop + [loop[0]])}")
+    problems.extend(tree_problems(sites))
     if problems:
         raise TopologyError(problems)
 
@@ -256,6 +260,54 @@ def parse_topology(doc: Any) -> Topology:
         network=str(doc.get("network") or "network"), name=str(doc.get("name") or ""), sites=sites,
         links=links, nodes=nodes, root=root, profiles=profiles, raw=dict(doc),
     )
+
+
+def tree_problems(sites: Mapping[SiteId, Site]) -> list[str]:
+    """Loops in the parent links, and sites deeper than MAX_DEPTH, in one pass: each site is walked
+    up once (colours: unseen; on the walk in progress; done, with its depth), so a document of n
+    sites costs O(n) whatever its shape (the check it replaced walked every chain again: O(n^3) for
+    a 2,000-site chain, minutes on the event loop). Each loop is reported once."""
+    problems: list[str] = []
+    depth: dict[SiteId, int] = {}  # done: links from the site up to the root (or to where its chain breaks)
+    deepest: list[SiteId] = []
+    for start in sites:
+        if start in depth:
+            continue
+        walk: list[SiteId] = []
+        on_walk: dict[SiteId, int] = {}  # the walk in progress: site -> its position in `walk`
+        cur: SiteId | None = start
+        while cur is not None and cur in sites and cur not in depth and cur not in on_walk:
+            on_walk[cur] = len(walk)
+            walk.append(cur)
+            cur = sites[cur].parent
+        if cur is not None and cur in on_walk:  # back on this walk: a loop (a self-parent is reported above)
+            loop = walk[on_walk[cur]:]
+            if len(loop) > 1:
+                problems.append(f"site {loop[0]}: parent chain forms a cycle: {_loop(loop)}")
+            for site in loop:
+                depth[site] = 0  # no depth in a loop: counted from here, so the sites below are judged once
+            walk = walk[:on_walk[cur]]
+        below = depth.get(cur, -1) if cur is not None else -1  # the root's parent: -1, so the root is 0
+        for site in reversed(walk):
+            below += 1
+            depth[site] = below
+            if below == MAX_DEPTH + 1:
+                deepest.append(site)
+    if deepest:
+        problems.append(f"site {deepest[0]}: more than {MAX_DEPTH} levels below the root (a network is "
+                        f"province, prefecture, county and a few below); {len(deepest)} site(s) "
+                        f"{MAX_DEPTH + 1} levels down: {_some(deepest)}")
+    return problems
+
+
+def _some(ids: list[SiteId], shown: int = 10) -> str:
+    return str(ids) if len(ids) <= shown else f"{ids[:shown]} and {len(ids) - shown} more"
+
+
+def _loop(loop: list[SiteId], shown: int = 10) -> str:
+    if len(loop) <= shown:
+        return " -> ".join(loop + [loop[0]])
+    return f"{' -> '.join(loop[:shown])} -> ... ({len(loop)} sites) -> {loop[0]}"
 
 
 def load_topology_file(path: str | Path) -> Topology:

@@ -2,7 +2,7 @@
 
 Types and ranges are checked here, once, for files and API bodies alike: a rate is a
 finite number of Mbit/s within what a link can be (no NaN, Infinity or 1e308), a share a
-fraction, a name one line of text. What needs the whole tree (parents exist, no cycles,
+fraction, a name printable text (`rooms.text`). What needs the whole tree (parents exist, no cycles,
 one root) is checked by `rooms.topology.parse_topology` after this.
 """
 from __future__ import annotations
@@ -11,12 +11,13 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+from rooms.text import Name
+
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"  # site and room ids appear in URLs and as site/room
 MAX_MBPS = 400_000  # faster than any link of a government WAN; keeps kbit/s arithmetic exact
 
 Mbps = Annotated[float, Field(gt=0, le=MAX_MBPS, allow_inf_nan=False)]
-Text = Annotated[str, Field(max_length=200, pattern=ONE_LINE)]
+Text = Annotated[Name, Field(max_length=200)]  # names of the network, sites and rooms
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=ID)]
 Overhead = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 

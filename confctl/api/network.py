@@ -47,8 +47,10 @@ async def get_topology(request: web.Request) -> web.Response:
 
 async def put_topology(request: web.Request) -> web.Response:
     require(request)
+    doc = await read_json(request)
     try:
-        topo = parse_topology(await read_json(request))
+        # Validating thousands of sites is CPU work: on a read thread, so the event loop keeps answering.
+        topo = await run_read(request.app, parse_topology, doc)
     except TopologyError as exc:
         raise ApiError(422, "invalid_topology", exc.problems) from None
     change = await run_db(request.app, request.app[BOOKINGS].set_topology, topo)
