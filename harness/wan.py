@@ -66,7 +66,7 @@ def remove_leftovers(prefix_pattern: str = r"^ccw[0-9a-f]{4}-") -> list[str]:
     gone = []
     for ns in namespaces():
         if re.match(prefix_pattern, ns) and not _owner_alive(ns.split("-")[0]):
-            _kill_inside(ns)
+            kill_inside(ns)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
             gone.append(ns)
     for owner in OWNERS.glob("*.pid") if OWNERS.is_dir() else []:
@@ -78,7 +78,21 @@ def remove_leftovers(prefix_pattern: str = r"^ccw[0-9a-f]{4}-") -> list[str]:
     return gone
 
 
-def _kill_inside(ns: str) -> None:
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """Terminate every process, wait 5 s each, kill the stubborn; the list is emptied."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    procs.clear()
+
+
+def kill_inside(ns: str) -> None:
     r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
     for pid in r.stdout.split():
         try:
@@ -202,20 +216,11 @@ class Wan:
         return out
 
     def teardown(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.procs.clear()
+        stop_processes(self.procs)
         if not self.built:
             return
         for ns in self.plan.namespaces.values():
-            _kill_inside(ns)
+            kill_inside(ns)
         _batch([f"netns del {ns}" for ns in self.plan.namespaces.values() if ns in set(namespaces())])
         subprocess.run(["ip", "link", "del", f"{self.plan.prefix}r"], capture_output=True)  # gone with its peer, mostly
         subprocess.run(["ip", "route", "del", "10.201.0.0/16"], capture_output=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
@@ -49,20 +50,31 @@ def db_url(request, tmp_path, pg_reason) -> Iterator[str]:
         eng.dispose()
         yield url
         return
+    require_postgres(pg_reason)
+    with empty_pg_schema() as url:
+        eng = make_engine(url)
+        upgrade(eng)
+        eng.dispose()
+        yield url
+
+
+def require_postgres(pg_reason: str | None) -> None:
+    """Skip a PostgreSQL test where none is reachable; fail it under CI=true, where it must run."""
     if pg_reason is not None:
         if IN_CI:
             pytest.fail(f"PostgreSQL must run in CI: {pg_reason}")
         pytest.skip(f"PostgreSQL not reachable: {pg_reason}")
-    schema = "t_" + secrets.token_hex(6)
+
+
+@contextmanager
+def empty_pg_schema(prefix: str = "t_") -> Iterator[str]:
+    """A URL to a new, empty schema of the test PostgreSQL (no migrations run), dropped afterwards."""
+    schema = prefix + secrets.token_hex(6)
     admin = create_engine(PG_BASE)
     with admin.begin() as c:
         c.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    eng = make_engine(url)
-    upgrade(eng)
-    eng.dispose()
     try:
-        yield url
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as c:
             c.execute(text(f"DROP SCHEMA {schema} CASCADE"))

@@ -15,7 +15,7 @@ from rooms.store.users import Role
 from rooms.topology import demo_topology_path
 from tests.browser import launch
 from tests.conftest import add_users
-from tests.media.node_processes import CONFCTL, free_port, now8, start_node, wait_registered
+from tests.media.node_processes import CONFCTL, free_port, wait_serving, now8, start_node, wait_registered
 from tests.media.peers import until
 from tests.test_join_page import _COUNT_PAINTS, join_with_camera
 
@@ -35,13 +35,7 @@ async def test_two_sites_keep_decoding_while_the_only_control_plane_is_killed_an
     nodes: dict[str, subprocess.Popen] = {}
     try:
         async with aiohttp.ClientSession() as http:
-            async def up() -> bool:
-                try:
-                    async with http.get(f"{base}/api/health") as r:
-                        return r.status == 200
-                except aiohttp.ClientConnectorError:
-                    return False
-            await until(up, timeout=30, what="confctl serve up")
+            await wait_serving(http, base, cp)
             tokens = add_users(db, [("olga", Role.ORGANIZER, None), ("opal", Role.OPERATOR, None),
                                     ("node-jl", Role.NODE, None), ("node-cc", Role.NODE, None)])
             for nid in ("node-jl", "node-cc"):

@@ -20,7 +20,7 @@ import pytest
 from rooms.store.users import Role
 from rooms.topology import demo_topology_path
 from tests.conftest import IN_CI, add_users
-from tests.media.node_processes import CONFCTL, free_port
+from tests.media.node_processes import CONFCTL, free_port, wait_serving
 from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import next_of, token_of
 
@@ -77,13 +77,7 @@ async def test_a_postgresql_restart_mid_burst_and_mid_meeting_loses_nothing_and_
     sockets = []
     try:
         async with aiohttp.ClientSession() as http:
-            async def up() -> bool:
-                try:
-                    async with http.get(f"{base}/api/health") as r:
-                        return r.status == 200
-                except aiohttp.ClientConnectorError:
-                    return False
-            await until(up, timeout=30, what="confctl serve up")
+            await wait_serving(http, base, serve)
             now = datetime.now(TZ)
             r = await http.post(f"{base}/api/sessions", headers=h, json={
                 "title": "Live", "host_site": "jl", "sites": ["sp"], "start": now.isoformat(),

@@ -7,7 +7,6 @@ one of them died on "relation already exists" most rounds. SQLite: the same race
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import IN_CI, PG_BASE
+from tests.conftest import empty_pg_schema, require_postgres
 
 CONFCTL = str(Path(sys.executable).parent / "confctl")
 ROUNDS = 10
@@ -50,30 +49,17 @@ def _version(url: str) -> str | None:
 
 @pytest.fixture
 def pg(pg_reason):
-    if pg_reason is not None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL must run in CI: {pg_reason}")
-        pytest.skip(f"PostgreSQL not reachable: {pg_reason}")
-    admin = create_engine(PG_BASE)
-    yield admin
-    admin.dispose()
+    require_postgres(pg_reason)
 
 
 def test_two_first_starts_on_one_empty_postgres_schema_both_come_up(pg):
     head = _head()
     for round in range(ROUNDS):
-        schema = "race_" + secrets.token_hex(6)
-        with pg.begin() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-        try:
-            url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+        with empty_pg_schema("race_") as url:
             results = _race(url)
             failed = [r.stdout[-2000:] for r in results if r.returncode != 0]
             assert not failed, f"round {round + 1}: {len(failed)} of 2 died:\n" + "\n".join(failed)
             assert _version(url) == head
-        finally:
-            with pg.begin() as c:
-                c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
 
 
 def test_two_first_starts_on_one_new_sqlite_file_both_come_up(tmp_path):
@@ -93,34 +79,29 @@ def test_a_migration_waits_for_another_holding_the_lock_past_the_engines_lock_wa
 
     from rooms.store.engine import make_engine
     from rooms.store.migrate import MIGRATION_LOCK_KEY, upgrade
-    schema = "race_" + secrets.token_hex(6)
-    with pg.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    holder = create_engine(url)
-    try:
-        release = threading.Event()
+    with empty_pg_schema("race_") as url:
+        holder = create_engine(url)
+        try:
+            release = threading.Event()
 
-        def hold() -> None:
-            with holder.begin() as c:
-                c.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))"), {"k": MIGRATION_LOCK_KEY})
-                held.set()
-                release.wait(30)
+            def hold() -> None:
+                with holder.begin() as c:
+                    c.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))"), {"k": MIGRATION_LOCK_KEY})
+                    held.set()
+                    release.wait(30)
 
-        held = threading.Event()
-        t = threading.Thread(target=hold)
-        t.start()
-        assert held.wait(10)
-        engine = make_engine(url, lock_wait_s=0.2)
-        timer = threading.Timer(1.0, release.set)  # held five times the engine's lock wait
-        timer.start()
-        start = time.monotonic()
-        upgrade(engine)
-        assert time.monotonic() - start >= 0.9
-        assert _version(url) == _head()
-        t.join(10)
-        engine.dispose()
-    finally:
-        holder.dispose()
-        with pg.begin() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            held = threading.Event()
+            t = threading.Thread(target=hold)
+            t.start()
+            assert held.wait(10)
+            engine = make_engine(url, lock_wait_s=0.2)
+            timer = threading.Timer(1.0, release.set)  # held five times the engine's lock wait
+            timer.start()
+            start = time.monotonic()
+            upgrade(engine)
+            assert time.monotonic() - start >= 0.9
+            assert _version(url) == _head()
+            t.join(10)
+            engine.dispose()
+        finally:
+            holder.dispose()

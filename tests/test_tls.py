@@ -18,7 +18,7 @@ from confctl.config import Settings
 from rooms.store.users import Role
 from rooms.topology import demo_topology_path
 from tests.conftest import add_users
-from tests.media.node_processes import CONFCTL, free_port
+from tests.media.node_processes import CONFCTL, free_port, wait_serving
 from tests.media.peers import until
 from tests.media.test_signalling import TZ, book
 
@@ -49,14 +49,7 @@ async def control_plane_over_tls(tmp_path, tls_files):
     base = f"https://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            async def up() -> bool:
-                assert serve.poll() is None, serve.stdout.read()
-                try:
-                    async with http.get(f"{base}/api/health", ssl=ctx) as r:
-                        return r.status == 200
-                except aiohttp.ClientConnectorError:
-                    return False
-            await until(up, timeout=30, what="confctl serve answering over HTTPS")
+            await wait_serving(http, base, serve, ctx)
             tokens = add_users(db, [("olga", Role.ORGANIZER, None), ("opal", Role.OPERATOR, None),
                                     ("node-jl", Role.NODE, None)])
             yield base, ctx, tokens, http

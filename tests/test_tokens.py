@@ -3,19 +3,18 @@ without losing the user; and a signed-in browser's writes must name our origin (
 from __future__ import annotations
 
 import hashlib
-import secrets
 import subprocess
 import time
 
 import pytest
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import text, update
 
 from confctl.cli.main import main as cli
 from rooms.store.engine import make_engine
 from rooms.store.migrate import upgrade
 from rooms.store.tables import ApiTokenRow
 from rooms.store.users import UserStore
-from tests.conftest import IN_CI, PG_BASE
+from tests.conftest import empty_pg_schema, require_postgres
 from tests.media.node_processes import CONFCTL
 
 ORIGIN = "http://127.0.0.1"
@@ -135,20 +134,9 @@ def unmigrated_url(request, tmp_path, pg_reason):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/old.db"
         return
-    if pg_reason is not None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL must run in CI: {pg_reason}")
-        pytest.skip(f"PostgreSQL not reachable: {pg_reason}")
-    schema = "t_" + secrets.token_hex(6)
-    admin = create_engine(PG_BASE)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    require_postgres(pg_reason)
+    with empty_pg_schema() as url:
+        yield url
 
 
 def test_tokens_issued_before_expiry_existed_keep_working_for_90_days_after_the_upgrade(unmigrated_url):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import secrets
 import shutil
 import signal
 import subprocess
@@ -17,13 +16,12 @@ from datetime import datetime, timedelta, timezone
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import create_engine, text
 
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
 from rooms.store.users import Role
 from rooms.topology import demo_topology_path
-from tests.conftest import IN_CI, PG_BASE, add_users
+from tests.conftest import add_users, empty_pg_schema, require_postgres
 from tests.media.lossy_path import LossyPath
 from tests.media.node_processes import CONFCTL, free_port, join_site, start_node, wait_registered
 from tests.media.peers import SitePeer, until
@@ -38,20 +36,9 @@ pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy
 
 @pytest.fixture
 def pg_url(pg_reason):
-    if pg_reason is not None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL must run in CI: {pg_reason}")
-        pytest.skip(f"PostgreSQL not reachable: {pg_reason}")
-    schema = "ha_" + secrets.token_hex(5)
-    admin = create_engine(PG_BASE)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    require_postgres(pg_reason)
+    with empty_pg_schema("ha_") as url:
+        yield url
 
 
 def haproxy_config(front: int, backends: dict[str, int]) -> str:

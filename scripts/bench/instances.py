@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 import subprocess
 import sys
 import time
@@ -19,14 +18,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import aiohttp
-from sqlalchemy import create_engine, text
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from rooms.store.users import Role  # noqa: E402
-from tests.conftest import PG_BASE, add_users  # noqa: E402
+from tests.conftest import add_users, empty_pg_schema  # noqa: E402
 from tests.media.node_processes import CONFCTL, free_port  # noqa: E402
 
 TZ = timezone(timedelta(hours=8))
@@ -41,12 +39,12 @@ def body(rng: random.Random) -> dict:
 
 
 async def round_with(instances: int, bookings: int) -> float:
-    schema = "bench_" + secrets.token_hex(4)
-    admin = create_engine(PG_BASE)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
     procs = []
+    with empty_pg_schema("bench_") as url:
+        return await _measured(url, instances, bookings, procs)
+
+
+async def _measured(url: str, instances: int, bookings: int, procs: list) -> float:  # type: ignore[type-arg]
     try:
         for argv in (["db", "upgrade"], ["topology", "load", str(ROOT / "rooms/data/jilin.yaml")]):
             subprocess.run([CONFCTL, *argv, "--db", url], check=True, capture_output=True)
@@ -90,9 +88,6 @@ async def round_with(instances: int, bookings: int) -> float:
         for p in procs:
             p.terminate()
             p.wait(timeout=15)
-        with admin.begin() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def main(instances: int, bookings: int) -> None:

@@ -21,11 +21,12 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
+
+from harness.wan import kill_inside, namespaces, stop_processes  # the capacity harness's own
 
 OWNERS = Path("/run/confctl-deploy")
 PREFIX = re.compile(r"^(cfd[0-9a-f]{6})(?:-|br$|v\d+$)")
@@ -67,21 +68,6 @@ def _owner_alive(prefix: str) -> bool:
         return False
 
 
-def namespaces() -> list[str]:
-    r = _ip("netns", "list", check=False)
-    return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
-
-
-def _kill_inside(ns: str) -> None:
-    """Every process whose network namespace is `ns` (what `ip netns exec` started, and their children)."""
-    r = _ip("netns", "pids", ns, check=False)
-    for pid in r.stdout.split():
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-
-
 def remove_leftovers() -> list[str]:
     """Namespaces, bridges and owner files of runs that died without cleaning up (their owner is gone).
     A run still going (another pytest, in parallel) is left alone."""
@@ -89,7 +75,7 @@ def remove_leftovers() -> list[str]:
     for ns in namespaces():
         m = PREFIX.match(ns)
         if m and not _owner_alive(m.group(1)):
-            _kill_inside(ns)
+            kill_inside(ns)
             _ip("netns", "del", ns, check=False)
             gone.append(ns)
     for dev in Path("/sys/class/net").iterdir():
@@ -278,29 +264,20 @@ class Hosts:
             raise
 
     def teardown(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.procs.clear()
+        stop_processes(self.procs)
         if not self.built:
             return
         present = set(namespaces())
         for host in self.hosts.values():
             if host.ns in present:
-                _kill_inside(host.ns)
+                kill_inside(host.ns)
         for host in self.hosts.values():
             if host.ns in present:
                 _ip("netns", "del", host.ns, check=False)
         # a namespace whose `ip netns add` failed half-way, not yet in self.hosts
         for ns in set(namespaces()):
             if ns.startswith(self.prefix + "-"):
-                _kill_inside(ns)
+                kill_inside(ns)
                 _ip("netns", "del", ns, check=False)
         for dev in Path("/sys/class/net").iterdir():
             if dev.name.startswith(self.prefix):

@@ -93,3 +93,17 @@ async def join_site(http: aiohttp.ClientSession, base: str, session: dict, site:
                 j.told.append(msg)
     j.reader = asyncio.create_task(read())
     return j
+
+
+async def wait_serving(http: aiohttp.ClientSession, base: str, proc: subprocess.Popen | None = None,
+                       ssl: Any = None) -> None:
+    """Until `confctl serve` at `base` answers /api/health (failing at once if its process `proc` exited)."""
+    async def up() -> bool:
+        if proc is not None:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else f"exited {proc.returncode}"
+        try:
+            async with http.get(f"{base}/api/health", ssl=ssl) as r:
+                return r.status == 200
+        except aiohttp.ClientConnectorError:
+            return False
+    await until(up, timeout=30, what=f"confctl serve answering at {base}")
