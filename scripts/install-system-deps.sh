@@ -8,7 +8,8 @@ packages=(chromium sip-tester baresip iproute2 libnss3-tools nginx openssl stres
 # (scripts/bench/sip.py also uses kamailio; it is not needed by the tests)
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)  # not piped to grep -q: SIGPIPE under pipefail
+  [ "$status" = "install ok installed" ] || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${missing[*]}"

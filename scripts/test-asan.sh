@@ -43,7 +43,14 @@ then
     exit 1
 fi
 built=$(ls "$site"/media/native*.so)
-ldd "$built" | grep -q libasan || { echo "test-asan: $built is not linked with libasan" >&2; exit 1; }
+# ldd's whole output first: `ldd | grep -q` under pipefail fails when grep exits before ldd has written
+# its last line (SIGPIPE, 141), which is what a loaded CI machine did.
+linked=$(ldd "$built")
+if ! grep -q libasan <<<"$linked"; then
+    echo "test-asan: $built is not linked with libasan; ldd says:" >&2
+    echo "$linked" >&2
+    exit 1
+fi
 
 # 3. The rest of the package beside it, linked (the tests import media.rtp_output, media.forwarding, ...).
 (cd media && find . -name '*.py' -not -path '*/__pycache__/*') | while read -r f; do
