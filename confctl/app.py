@@ -20,7 +20,7 @@ from confctl.errors import error_middleware
 from confctl.input_guard import input_guard_middleware
 from confctl.public_origin import public_origin_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, SETTINGS,
-                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, API_TOKENS, LEASE, run_db,
+                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, SIP_GUESS_BUS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, API_TOKENS, LEASE, run_db,
                           run_read)
 from confctl.page_routes import PAGES, add_pages
 from confctl.signalling import websocket
@@ -28,6 +28,7 @@ from media.aiortc_hooks import IceAddressing, use_ice_addressing
 from media.node import MediaNode
 from media.port_range import UdpPorts
 from media.supervision import TaskGroup
+from confctl.guess_bus import GuessBus
 from confctl.lease import LeaseKeeper
 from confctl.node_watch import watch_nodes
 from rooms.store.lease import Lease
@@ -224,9 +225,18 @@ async def _sip(app: web.Application) -> AsyncIterator[None]:
     workers = app[SIP_WORKERS] = SipWorkers(endpoint, settings.sip_workers, settings.db_url, settings.sip_digest)
     if settings.sip_workers > 0:
         await workers.start()
+    bus_task = None
+    if app[BOOKINGS].engine.dialect.name == "postgresql":  # other instances may share the database
+        bus = app[SIP_GUESS_BUS] = GuessBus(app[BOOKINGS].engine.url, settings.instance_id or f"cp-{os.getpid()}",
+                                                  stats=endpoint.stats)
+        bus.attach(service)
+        bus_task = asyncio.create_task(bus.run(), name="SIP guess bus")
     try:
         yield
     finally:
+        if bus_task is not None:
+            bus_task.cancel()
+            await asyncio.gather(bus_task, return_exceptions=True)
         await workers.close()
         await service.close()  # live calls get their BYE while the socket is still open
         endpoint.close()

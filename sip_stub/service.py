@@ -52,9 +52,10 @@ class SipService:
         # The throttle's clock: monotonic, and CLOCK_MONOTONIC is one clock for every process of the host,
         # so the replicas in worker processes agree on the times in each other's outcomes.
         self.throttle_clock: Callable[[], float] = time.monotonic
-        # Whoever shares the throttle with other processes reading the socket (sip_stub.workers) hears
-        # every outcome recorded here, and feeds theirs to `self.throttle.apply`.
-        self.on_guess: Callable[[GuessEvent], None] | None = None
+        # Who shares the throttle: the worker processes reading this socket (sip_stub.workers) and the
+        # other control planes (confctl/guess_bus.py). Each sink hears every outcome recorded here and
+        # every outcome another sink brought (`heard`), except its own.
+        self.guess_sinks: list[Callable[[GuessEvent], None]] = []
 
     # -- the Core protocol ---------------------------------------------------------------
     def stateless_answer(self, req: Request) -> Response | None:
@@ -251,9 +252,17 @@ class SipService:
     def _guessed_right(self, source: Addr, username: str) -> None:
         self._share(self.throttle.record_success(source[0], username, self.throttle_clock()))
 
-    def _share(self, event: GuessEvent | None) -> None:
-        if event is not None and self.on_guess is not None:
-            self.on_guess(event)
+    def _share(self, event: GuessEvent | None, origin: Callable[[GuessEvent], None] | None = None) -> None:
+        if event is None:
+            return
+        for sink in list(self.guess_sinks):
+            if sink != origin:  # bound methods are made anew on each access: equal, not identical
+                sink(event)
+
+    def heard(self, event: GuessEvent, origin: Callable[[GuessEvent], None]) -> None:
+        """An outcome recorded elsewhere, brought by the sink `origin`: applied here, passed to the other sinks."""
+        self.throttle.apply(event)
+        self._share(event, origin)
 
     def _nonce_use(self, req: Request, params: dict[str, str], now: float) -> NonceUse:
         # The whole request is its identity: a retransmission is byte for byte the same, while a

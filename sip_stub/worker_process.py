@@ -175,7 +175,7 @@ async def serve(sip_fd: int, relay_fd: int, db_url: str, digest: tuple[str, ...]
     def hear_guess(event: GuessEvent) -> None:  # what a sibling or the main process recorded
         service.throttle.apply(event)
         endpoint.stats["guesses_heard"] += 1
-    service.on_guess = send_guess
+    service.guess_sinks.append(send_guess)
     parent.apply = hear_guess  # type: ignore[attr-defined]
 
     async def report() -> None:  # the operators' view of this worker, through the main process

@@ -85,7 +85,7 @@ class SipWorkers:
         for counter in ("guesses_shared", "guesses_dropped"):
             self.endpoint.stats.setdefault(counter, 0)
         if self.service is not None:
-            self.service.on_guess = self._own_guess
+            self.service.guess_sinks.append(self._own_guess)
         try:
             self._relay_transport, _ = await loop.create_datagram_endpoint(
                 lambda: _RelayIn(self.endpoint, self._reports, self._worker_guess), sock=ours)
@@ -125,9 +125,9 @@ class SipWorkers:
         except ValueError as exc:
             log.warning("dropped a worker's throttle outcome: %s", exc)
             return
-        if self.service is not None:
-            self.service.throttle.apply(event)
         self._share(frame, origin=pid)
+        if self.service is not None:  # its replica, and the other control planes (not back to us)
+            self.service.heard(event, origin=self._own_guess)
 
     def _share(self, frame: bytes, origin: int | None) -> None:
         """Down every worker's stdin but the one it came from."""
@@ -172,8 +172,8 @@ class SipWorkers:
             await asyncio.gather(*waits, return_exceptions=True)
 
     async def close(self) -> None:
-        if self.service is not None and self.service.on_guess == self._own_guess:
-            self.service.on_guess = None
+        if self.service is not None and self._own_guess in self.service.guess_sinks:
+            self.service.guess_sinks.remove(self._own_guess)
         if self._watch is not None:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)

@@ -9,12 +9,15 @@ import pytest
 
 from confctl.app import make_app
 from confctl.config import Settings
+from confctl.keys import SIP_ENDPOINT, SIP_GUESS_BUS
 from rooms.store.engine import make_engine
 from rooms.store.sip import SipStore
 from rooms.store.users import Role
 from rooms.topology import demo_topology_path
 from tests.conftest import add_users
+from tests.media.peers import until
 from tests.sip.phone import Callee
+from tests.sip.test_guessing import PASSWORD, TOO_MANY, USER, Guesser
 from tests.sip.test_sipp import free_udp_port
 
 
@@ -46,3 +49,40 @@ async def test_a_phone_registered_through_one_instance_is_dialled_out_from_the_o
         assert (await phone.hang_up_incoming()).status == 200
     finally:
         phone.close()
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_guesser_gets_no_fresh_budget_on_the_other_instance(aiohttp_client, db_url, tmp_path):
+    """Ten wrong passwords through instance a: instance b then refuses that address unchecked, even its right
+    password (the throttle's replicas agree through PostgreSQL), while a clean address registers through b."""
+    ports = {"a": free_udp_port(), "b": free_udp_port()}
+    clients = {name: await aiohttp_client(make_app(Settings(
+        topology_file=demo_topology_path(), db_url=db_url, sip_port=port, recordings_dir=tmp_path / name,
+        instance_id=f"cp-{name}"))) for name, port in ports.items()}
+    engine = make_engine(db_url)
+    SipStore(engine).add_account(USER, "sp", PASSWORD, "confctl")
+    engine.dispose()
+    buses = {name: c.server.app[SIP_GUESS_BUS] for name, c in clients.items()}
+    for bus in buses.values():
+        await asyncio.wait_for(bus.listening.wait(), 15)
+    guesser = await Guesser.open("127.0.0.4", ports["a"])
+    try:
+        for n in range(10):
+            r = await guesser.guess(f"guess-{n}")
+            assert (r.status, r.reason) == (403, "Forbidden")  # checked by a: wrong
+    finally:
+        guesser.close()
+    await until(lambda: buses["b"].stats["guesses_received"] >= 10, what="b heard a's ten failures")
+    again = await Guesser.open("127.0.0.4", ports["b"])
+    try:
+        r = await again.guess(PASSWORD)
+        assert r.status == 403 and TOO_MANY in r.reason  # refused unchecked by b
+    finally:
+        again.close()
+    phone = await Guesser.open("127.0.0.1", ports["b"])
+    try:
+        assert (await phone.guess(PASSWORD)).status == 200
+    finally:
+        phone.close()
+    stats_b = clients["b"].server.app[SIP_ENDPOINT].stats
+    assert stats_b["auth_failed"] == 0 and stats_b["auth_throttled"] == 1
