@@ -29,6 +29,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_remb_fci, unwrap_rtx
 
+from media.native_routes import ReceiveRoute, SendRoute
 from media.port_range import UdpPorts
 from media.rtp_input import RtpHeader, parse_header
 
@@ -408,9 +409,11 @@ class ForwardOnly:
         if estimator is not None and not isinstance(estimator, native.RemoteBitrateEstimator):
             estimator = v[_ESTIMATOR_ATTR] = native.RemoteBitrateEstimator()
         ids = getattr(r.transport._rtp_header_extensions_map, _EXT_IDS_ATTR)
-        stream = native.Stream(ssrc, payload_type, self.native_source.kind == "video", name == "VP8",
-                               ids.abs_send_time, ids.audio_level, r, self.native_source, stats, nack,
-                               v.get(_ON_LEVEL), estimator, self._remb, self._seen, self._nack)
+        stream = native.Stream(ssrc=ssrc, payload_type=payload_type, video=self.native_source.kind == "video",
+                               vp8=name == "VP8", abs_send_time_id=ids.abs_send_time, audio_level_id=ids.audio_level,
+                               receiver=r, source=self.native_source, stats=stats, nack=nack,
+                               on_level=v.get(_ON_LEVEL), estimator=estimator, on_remb=self._remb,
+                               on_active=self._seen, on_nack=self._nack)
         if demux.add(stream):
             self.native.append(stream)
             self.native_source.native_in.append(stream)
@@ -453,8 +456,8 @@ class DirectSend:
             found = native_route(self.sender)  # the same route the C outputs take
             if found is None:
                 return False
-            dtls, _, proto, tr, _, _, addr, session = found[:8]
-            route = self._route = (dtls, proto, addr, session.protect, tr, tr._sock)
+            route = self._route = (found.dtls, found.protocol, found.remote, found.session.protect, found.transport,
+                                   found.transport._sock)
         dtls, proto, addr, protect, transport, sock = route
         if dtls._state is not self._connected:
             return False
@@ -481,7 +484,7 @@ class DirectSend:
         return True
 
 
-_SENDER_COUNTERS = (_PACKETS, _OCTETS, _RTP_TS, _NTP_TS)
+_SENDER_COUNTERS: tuple[str, str, str, str] = (_PACKETS, _OCTETS, _RTP_TS, _NTP_TS)
 
 # media/native.h's srtp_fn: how the C calls libsrtp's srtp_protect and srtp_unprotect, by address
 SRTP_FN_SIGNATURE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
@@ -512,13 +515,11 @@ def libsrtp_functions() -> tuple[int, int]:
     return _srtp_addresses
 
 
-def native_route(sender: RTCRtpSender) -> tuple[Any, ...] | None:
+def native_route(sender: RTCRtpSender) -> SendRoute | None:
     """What media/native_output.c needs to protect and send on a sender's connection, as DirectSend
-    does, or None until it is connected (and once its socket is closing): (DTLS transport, its CONNECTED
-    state, the nominated pair's protocol, that protocol's own asyncio transport, socket fd, address
-    family, remote (host, port), the SRTP session, its srtp_t and libsrtp's srtp_protect as addresses,
-    the sender's counters and their keys). The SRTP session is the one aiortc keyed (pylibsrtp's cffi
-    objects). The C keeps its own dup() of the fd, and drops the route when the transport closes."""
+    does, or None until it is connected (and once its socket is closing). The SRTP session is the one
+    aiortc keyed (pylibsrtp's cffi objects). The C keeps its own dup() of the fd, and drops the route
+    when the transport closes."""
     from aiortc.rtcdtlstransport import State
     from pylibsrtp._binding import ffi
     dtls = sender.transport
@@ -532,8 +533,10 @@ def native_route(sender: RTCRtpSender) -> tuple[Any, ...] | None:
     session = dtls._tx_srtp
     host, port = pair.remote_addr[:2]
     protect, _ = libsrtp_functions()
-    return (dtls, State.CONNECTED, pair.protocol, transport, sock.fileno(), int(sock.family), (host, port), session,
-            int(ffi.cast("uintptr_t", session._srtp[0])), protect, vars(sender), _SENDER_COUNTERS)
+    return SendRoute(dtls=dtls, connected=State.CONNECTED, protocol=pair.protocol, transport=transport,
+                     fd=sock.fileno(), family=int(sock.family), remote=(host, port), session=session,
+                     srtp=int(ffi.cast("uintptr_t", session._srtp[0])), protect=protect, sender_vars=vars(sender),
+                     counter_keys=_SENDER_COUNTERS)
 
 
 def answer_nacks(sender: RTCRtpSender, lookup: Callable[[int], bytes | None]) -> None:
@@ -666,16 +669,16 @@ def receive_directly(pc: Any, native: bool = False) -> int:
     return done
 
 
-def _native_receive_route(dtls: Any) -> tuple[Any, ...]:
-    """What media/native_input.c needs to unprotect a DTLS transport's SRTP: (the transport, its
-    CONNECTED state, the SRTP session aiortc keyed, its srtp_t and libsrtp's srtp_unprotect as
-    addresses, the transport's counters and the keys of its received bytes and packets)."""
+def _native_receive_route(dtls: Any) -> ReceiveRoute:
+    """What media/native_input.c needs to unprotect a DTLS transport's SRTP: the SRTP session aiortc
+    keyed, and the transport's received bytes and packets counted in place."""
     from aiortc.rtcdtlstransport import State
     from pylibsrtp._binding import ffi
     session = dtls._rx_srtp
     _, unprotect = libsrtp_functions()
-    return (dtls, State.CONNECTED, session, int(ffi.cast("uintptr_t", session._srtp[0])), unprotect, vars(dtls),
-            (_RX_BYTES, _RX_PACKETS))
+    return ReceiveRoute(dtls=dtls, connected=State.CONNECTED, session=session,
+                        srtp=int(ffi.cast("uintptr_t", session._srtp[0])), unprotect=unprotect, dtls_vars=vars(dtls),
+                        counter_keys=(_RX_BYTES, _RX_PACKETS))
 
 
 def _read_natively(protocol: Any, demux: Any) -> None:
@@ -688,6 +691,7 @@ def _read_natively(protocol: Any, demux: Any) -> None:
 
 
 MAX_DATAGRAM = 1500  # media/native.h MAX_PACKET: pylibsrtp's buffer; a longer datagram is no peer's packet
+READS_PER_WAKEUP = 64  # bounded, so a flood cannot starve the loop's other work (native_input.c's too)
 
 
 def _drain_reads(transport: Any) -> None:
@@ -704,7 +708,7 @@ def _drain_reads(transport: Any) -> None:
         if transport._conn_lost:
             return
         recv = sock.recvfrom
-        for _ in range(64):  # bounded, so a flood cannot starve the loop's other work
+        for _ in range(READS_PER_WAKEUP):
             try:
                 data, addr = recv(size)
             except (BlockingIOError, InterruptedError):

@@ -39,4 +39,14 @@ int native_output_ready(void);
 int native_stats_ready(void);
 int native_input_ready(void);
 
+/* Each file's constants that Python holds too (media/rtp_output.py, media/forwarding.py, aiortc's), and the
+ * fields of the routes it reads (media/native_routes.py), as module attributes: a test compares the two sides
+ * (tests/media/test_native_constants.py) instead of a comment saying "as". */
+int native_export_float(PyObject *module, const char *name, double value);
+int native_export_names(PyObject *module, const char *name, const char *const *names);
+int native_output_export(PyObject *module);
+int native_input_export(PyObject *module);
+int native_stats_export(PyObject *module);
+int native_estimate_export(PyObject *module);
+
 #endif

@@ -430,15 +430,29 @@ static PyObject *Estimator_add(Estimator *self, PyObject *args, PyObject *kwds) 
 
 static PyMethodDef Estimator_methods[] = {
     {"add", (PyCFunction)(void (*)(void))Estimator_add, METH_VARARGS | METH_KEYWORDS,
-     "add(arrival_time_ms, abs_send_time, payload_size, ssrc) -> (bitrate, ssrcs) for a REMB, or None"},
+     "add($self, /, arrival_time_ms, abs_send_time, payload_size, ssrc)\n--\n\n(bitrate, ssrcs) for a REMB, or None"},
     {NULL}};
 
 PyTypeObject NativeEstimatorType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native.RemoteBitrateEstimator",
-    .tp_doc = "RemoteBitrateEstimator(): aiortc's abs-send-time bandwidth estimate, in C",
+    .tp_doc = "RemoteBitrateEstimator()\n--\n\naiortc's abs-send-time bandwidth estimate, in C",
     .tp_basicsize = sizeof(Estimator),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = Estimator_new,
     .tp_init = (initproc)Estimator_init,
     .tp_methods = Estimator_methods,
 };
+
+/* aiortc.rate's (RemoteBitrateEstimator and what it is made of): compared with it in a test */
+int native_estimate_export(PyObject *m) {
+    if (PyModule_AddIntConstant(m, "ESTIMATE_WINDOW_MS", WINDOW_MS) < 0 ||
+        PyModule_AddIntConstant(m, "ESTIMATE_SCALE", SCALE) < 0 ||
+        PyModule_AddIntConstant(m, "ESTIMATE_GROUP_LENGTH", (long)GROUP_LENGTH) < 0 ||
+        native_export_float(m, "TIMESTAMP_TO_MS", TIMESTAMP_TO_MS) < 0 ||
+        PyModule_AddIntConstant(m, "BURST_DELTA_THRESHOLD_MS", BURST_DELTA_THRESHOLD_MS) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_ADAPT_OFFSET_MS", MAX_ADAPT_OFFSET_MS) < 0 ||
+        PyModule_AddIntConstant(m, "MIN_NUM_DELTAS", MIN_NUM_DELTAS) < 0 ||
+        PyModule_AddIntConstant(m, "DELTA_COUNTER_MAX", DELTA_COUNTER_MAX) < 0)
+        return -1;
+    return PyModule_AddIntConstant(m, "FRAME_PERIOD_HISTORY", FRAME_PERIOD_HISTORY);
+}

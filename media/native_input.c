@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 
 #define MAX_STREAMS 16
-#define READS_PER_WAKEUP 64 /* bounded, so a flood cannot starve the loop's other work */
+#define READS_PER_WAKEUP 64 /* bounded, so a flood cannot starve the loop's other work (aiortc_hooks: the same) */
 #define ACTIVE_MS 1000      /* how often a stream's "last seen" is refreshed (aiortc reads it to the second) */
 #define NTP_UNIX_OFFSET 2208988800.0
 
@@ -61,7 +61,13 @@ static int extension_id(PyObject *v, int *id) {
 }
 
 /* -- Stream ------------------------------------------------------------------------------------ */
+/* Keyword arguments only (fifteen of them: one in the wrong place would be a wrong stream, not an error).
+ * PyArg_ParseTupleAndKeywords has no required keyword-only form before 3.13, hence the check. */
 static int Stream_init(Stream *self, PyObject *args, PyObject *kwds) {
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Stream() takes keyword arguments only");
+        return -1;
+    }
     static char *kwlist[] = {"ssrc", "payload_type", "video", "vp8", "abs_send_time_id", "audio_level_id", "receiver",
                              "source", "stats", "nack", "on_level", "estimator", "on_remb", "on_active", "on_nack", NULL};
     unsigned long ssrc;
@@ -129,8 +135,9 @@ static PyGetSetDef Stream_getset[] = {
 
 PyTypeObject NativeStreamType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native.Stream",
-    .tp_doc = "Stream(ssrc, payload_type, video, vp8, abs_send_time_id, audio_level_id, receiver, source, stats, "
-              "nack, on_level, estimator, on_remb, on_active, on_nack): one incoming media SSRC the native path takes",
+    .tp_doc = "Stream(*, ssrc, payload_type, video, vp8, abs_send_time_id, audio_level_id, receiver, source, stats, "
+              "nack, on_level, estimator, on_remb, on_active, on_nack)\n--\n\n"
+              "One incoming media SSRC the native path takes (media/native.pyi).",
     .tp_basicsize = sizeof(Stream),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
@@ -142,8 +149,12 @@ PyTypeObject NativeStreamType = {
 };
 
 /* -- Demux ------------------------------------------------------------------------------------- */
-/* route: (dtls, CONNECTED, rx SRTP session, srtp_t address, srtp_unprotect address, dtls vars,
- *         (rx bytes key, rx packets key)); plain(data, arrival_ms): a plaintext RTP packet for Python */
+/* route, media/native_routes.py's ReceiveRoute (its fields are RECEIVE_ROUTE, in this order): (dtls, CONNECTED,
+ * rx SRTP session, srtp_t address, srtp_unprotect address, dtls vars, (rx bytes key, rx packets key));
+ * plain(data, arrival_ms): a plaintext RTP packet for Python */
+static const char *const receive_route_fields[] = {"dtls", "connected", "session", "srtp", "unprotect", "dtls_vars",
+                                                   "counter_keys", NULL};
+
 static int Demux_init(Demux *self, PyObject *args, PyObject *kwds) {
     PyObject *dtls, *connected, *session, *vars, *keys, *plain;
     unsigned long long ctx, fn;
@@ -620,14 +631,16 @@ static PyGetSetDef Demux_getset[] = {
     {NULL}};
 
 static PyMethodDef Demux_methods[] = {
-    {"add", (PyCFunction)Demux_add, METH_O, "take a Stream's packets natively; False if the table is full"},
+    {"add", (PyCFunction)Demux_add, METH_O,
+     "add($self, stream, /)\n--\n\ntake a Stream's packets natively; False if the table is full"},
     {"read_ready", (PyCFunction)(void (*)(void))Demux_read_ready, METH_FASTCALL,
-     "read_ready(fd, transport, protocol): the socket's reader"},
+     "read_ready($self, fd, transport, protocol, /)\n--\n\nthe socket's reader"},
     {NULL}};
 
 PyTypeObject NativeDemuxType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native.Demux",
-    .tp_doc = "Demux(route, plain): a DTLS transport's incoming SRTP, read from its sockets",
+    .tp_doc = "Demux(route, plain, /)\n--\n\n"
+              "A DTLS transport's incoming SRTP, read from its sockets (route: media.native_routes.ReceiveRoute).",
     .tp_basicsize = sizeof(Demux),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
@@ -655,4 +668,9 @@ int native_input_ready(void) {
 #undef INTERN
     if (PyType_Ready(&NativeStreamType) < 0) return -1;
     return PyType_Ready(&NativeDemuxType);
+}
+
+int native_input_export(PyObject *m) {
+    if (PyModule_AddIntConstant(m, "READS_PER_WAKEUP", READS_PER_WAKEUP) < 0) return -1;
+    return native_export_names(m, "RECEIVE_ROUTE", receive_route_fields);
 }

@@ -21,7 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HISTORY 256 /* as rtp_output.HISTORY */
+/* media/rtp_output.py's and media/forwarding.py's too: exported (native_output_export) and compared */
+#define HISTORY 256
 #define REORDER 1000
 #define VIDEO_STEP 3000
 #define AUDIO_STEP 960
@@ -481,11 +482,15 @@ static PyObject *Output_wants_keyframe(Output *self, PyObject *arg) {
     return PyBool_FromLong(wants_keyframe(self, now));
 }
 
-/* route tuple: (dtls, CONNECTED, protocol, its own transport, fd, family, (host, port), SRTP session object,
- * srtp_t address, srtp_protect address, sender vars, (packet count key, octets key, rtp ts key, ntp ts key)).
- * The route keeps its own dup() of the socket: if asyncio closes the transport's socket and the number is
+/* The route, media/native_routes.py's SendRoute (its fields are SEND_ROUTE, in this order): (dtls, CONNECTED,
+ * protocol, its own transport, fd, family, (host, port), SRTP session object, srtp_t address, srtp_protect
+ * address, sender vars, (packet count key, octets key, rtp ts key, ntp ts key)). The route keeps its own dup() of the socket: if asyncio closes the transport's socket and the number is
  * given to another connection, this route still holds the ICE socket, and is dropped at its next packet
  * (the transport is closing). */
+static const char *const send_route_fields[] = {"dtls", "connected", "protocol", "transport", "fd", "family",
+                                                "remote", "session", "srtp", "protect", "sender_vars",
+                                                "counter_keys", NULL};
+
 static int take_route(Output *o, PyObject *r) {
     PyObject *dtls, *connected, *proto, *transport, *addr, *session, *vars, *keys;
     int fd, family;
@@ -866,19 +871,24 @@ static PyGetSetDef Output_getset[] = {
 
 static PyMethodDef Output_methods[] = {
     {"packet", (PyCFunction)(void (*)(void))Output_packet, METH_VARARGS | METH_KEYWORDS,
-     "packet(seq, ts, marker, payload, desc=None, sent=None, level=None) -> bytes | None, as RtpOutput.packet"},
-    {"retransmission", (PyCFunction)Output_retransmission, METH_O, "as RtpOutput.retransmission"},
+     "packet($self, /, seq, ts, marker, payload, desc=None, sent=None, level=None)\n--\n\n"
+     "bytes | None, as RtpOutput.packet"},
+    {"retransmission", (PyCFunction)Output_retransmission, METH_O,
+     "retransmission($self, seq, /)\n--\n\nas RtpOutput.retransmission"},
     {"send_retransmission", (PyCFunction)Output_send_retransmission, METH_O,
+     "send_retransmission($self, seq, /)\n--\n\n"
      "answer a NACK for one sequence number on the leg's connection; False if not in the history"},
-    {"switched", (PyCFunction)Output_switched, METH_O, "as RtpOutput.switched"},
-    {"wants_keyframe", (PyCFunction)Output_wants_keyframe, METH_O, "as RtpOutput.wants_keyframe"},
+    {"switched", (PyCFunction)Output_switched, METH_O, "switched($self, now, /)\n--\n\nas RtpOutput.switched"},
+    {"wants_keyframe", (PyCFunction)Output_wants_keyframe, METH_O,
+     "wants_keyframe($self, now, /)\n--\n\nas RtpOutput.wants_keyframe"},
     {"set_router", (PyCFunction)Output_set_router, METH_O,
-     "set_router(callable returning the route tuple, or None while there is none)"},
+     "set_router($self, router, /)\n--\n\n"
+     "router: a callable returning the route (media.native_routes.SendRoute), or None while there is none"},
     {NULL}};
 
 PyTypeObject NativeOutputType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native.Output",
-    .tp_doc = "Output(kind, negotiated): media.rtp_output.RtpOutput in C, with protect and send (fan_out)",
+    .tp_doc = "Output(kind, negotiated)\n--\n\nmedia.rtp_output.RtpOutput in C, with protect and send (fan_out)",
     .tp_basicsize = sizeof(Output),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = Output_new,
@@ -898,4 +908,14 @@ int native_output_ready(void) {
     str_closing = PyUnicode_InternFromString("_closing"); /* asyncio's transport: set by close() */
     if (!str_state || !str_transport || !str_tx_srtp || !str_sendto || !str_closing) return -1;
     return PyType_Ready(&NativeOutputType);
+}
+
+int native_output_export(PyObject *m) {
+    if (PyModule_AddIntConstant(m, "HISTORY", HISTORY) < 0 || PyModule_AddIntConstant(m, "REORDER", REORDER) < 0 ||
+        PyModule_AddIntConstant(m, "VIDEO_STEP", VIDEO_STEP) < 0 ||
+        PyModule_AddIntConstant(m, "AUDIO_STEP", AUDIO_STEP) < 0 ||
+        native_export_float(m, "KEYFRAME_RETRY_S", KEYFRAME_RETRY_S) < 0 ||
+        native_export_float(m, "FREEZE_S", FREEZE_S) < 0)
+        return -1;
+    return native_export_names(m, "SEND_ROUTE", send_route_fields);
 }

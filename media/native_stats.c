@@ -177,14 +177,15 @@ static PyGetSetDef Stats_getset[] = {
 
 static PyMethodDef Stats_methods[] = {
     {"add", (PyCFunction)(void (*)(void))Stats_add, METH_FASTCALL,
-     "add(packet, now=None): count a packet (anything with sequence_number and timestamp) arriving at `now` "
-     "(Unix seconds; the clock if not given)"},
-    {"take", (PyCFunction)Stats_take, METH_O, "continue from an aiortc StreamStatistics"},
+     "add($self, packet, now=None, /)\n--\n\n"
+     "count a packet (anything with sequence_number and timestamp) arriving at `now` (Unix seconds; the clock "
+     "if not given)"},
+    {"take", (PyCFunction)Stats_take, METH_O, "take($self, other, /)\n--\n\ncontinue from an aiortc StreamStatistics"},
     {NULL}};
 
 PyTypeObject NativeStatsType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native.StreamStatistics",
-    .tp_doc = "StreamStatistics(clockrate): aiortc's receive statistics for one SSRC, in C",
+    .tp_doc = "StreamStatistics(clockrate)\n--\n\naiortc's receive statistics for one SSRC, in C",
     .tp_basicsize = sizeof(Stats),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
@@ -322,14 +323,15 @@ static PyGetSetDef Nack_getset[] = {
     {NULL}};
 
 static PyMethodDef Nack_methods[] = {
-    {"add", (PyCFunction)Nack_add, METH_O, "mark a packet received; True if it showed packets missing"},
-    {"truncate", (PyCFunction)Nack_truncate, METH_NOARGS, NULL},
-    {"take", (PyCFunction)Nack_take, METH_O, "continue from an aiortc NackGenerator"},
+    {"add", (PyCFunction)Nack_add, METH_O,
+     "add($self, packet, /)\n--\n\nmark a packet received; True if it showed packets missing"},
+    {"truncate", (PyCFunction)Nack_truncate, METH_NOARGS, "truncate($self, /)\n--\n\n"},
+    {"take", (PyCFunction)Nack_take, METH_O, "take($self, other, /)\n--\n\ncontinue from an aiortc NackGenerator"},
     {NULL}};
 
 PyTypeObject NativeNackType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "media.native.NackGenerator",
-    .tp_doc = "NackGenerator(): aiortc's missing-packet tracker, in C",
+    .tp_doc = "NackGenerator()\n--\n\naiortc's missing-packet tracker, in C",
     .tp_basicsize = sizeof(Nack),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
@@ -340,4 +342,11 @@ PyTypeObject NativeNackType = {
 int native_stats_ready(void) {
     if (PyType_Ready(&NativeStatsType) < 0) return -1;
     return PyType_Ready(&NativeNackType);
+}
+
+int native_stats_export(PyObject *m) {
+    if (PyModule_AddIntConstant(m, "RTP_HISTORY_SIZE", RTP_HISTORY_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "PACKETS_LOST_MIN", (long)PACKETS_LOST_MIN) < 0)
+        return -1;
+    return PyModule_AddIntConstant(m, "PACKETS_LOST_MAX", (long)PACKETS_LOST_MAX);
 }

@@ -36,6 +36,58 @@ async def test_the_internals_the_hooks_use_are_where_we_expect():
     await pc.close()
 
 
+async def test_the_ice_and_asyncio_internals_the_hooks_use_are_where_we_expect():
+    """On a connected leg: aiortc_hooks.native_route and receive_directly read aioice's nominated pair
+    (`_connection._nominated`, by component) and its sockets (`_connection._protocols`); DirectSend, the
+    socket readers and media/native*.c read asyncio's datagram transport (`_sock`, `_sock_fd`, `_loop`,
+    `_protocol`, `_conn_lost`, `_closing`) and replace its reader (`loop._add_reader`, `_remove_reader`);
+    media/forwarding.py writes with the sender's SSRC (`sender._ssrc`, `_rtx_ssrc`)."""
+    import asyncio
+    import re
+    import socket
+
+    import aioice
+
+    from tests.media.peers import until
+    a, b = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        sender = a.addTransceiver("video", direction="sendrecv").sender
+        await a.setLocalDescription(await a.createOffer())
+        # the SSRCs forwarding writes are the ones the offer announced (RFC 4588's FID group: media, RTX)
+        fid = re.search(r"a=ssrc-group:FID (\d+) (\d+)", a.localDescription.sdp)
+        assert fid is not None and (sender._ssrc, sender._rtx_ssrc) == (int(fid[1]), int(fid[2]))
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        await until(lambda: a.connectionState == "connected", what="the leg connected")
+
+        connection = sender.transport.transport._connection  # RTCDtlsTransport -> RTCIceTransport -> aioice
+        assert isinstance(connection, aioice.Connection)
+        pair = connection._nominated.get(1)  # component 1: RTP (bundled, rtcp-mux)
+        assert pair is not None and pair.protocol in connection._protocols
+        host, port = pair.remote_addr[:2]
+        assert isinstance(host, str) and isinstance(port, int)
+        transport, loop = pair.protocol.transport, asyncio.get_running_loop()
+        assert transport._loop is loop and transport._protocol is pair.protocol
+        assert transport._sock_fd == transport._sock.fileno() >= 0
+        assert transport._conn_lost == 0 and transport._closing is False
+        assert aiortc_hooks.native_route(sender) is not None  # built from all of the above
+
+        # the reader is replaced as the hooks replace it, and the loop calls the new one
+        got: list[bytes] = []
+        fd = transport._sock_fd
+        loop._remove_reader(fd)
+        loop._add_reader(fd, lambda: got.append(transport._sock.recv(2048)))
+        with socket.socket(transport._sock.family, socket.SOCK_DGRAM) as probe:
+            probe.sendto(b"\x00probe", transport._sock.getsockname())
+            await until(lambda: got == [b"\x00probe"], what="the replaced reader called")
+        transport.close()
+        assert transport._closing is True
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_a_started_receiver_cannot_be_tapped():
     pc = RTCPeerConnection()
     t = pc.addTransceiver("video")

@@ -9,6 +9,7 @@ shared by the tests below). Case i of a test draws from Random(f"{seed}:{test}:{
 names the one case to replay."""
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import os
@@ -25,11 +26,13 @@ import pytest
 from pylibsrtp._binding import ffi, lib
 
 from media import native
+from media.native_routes import ReceiveRoute, SendRoute
 from media.rtp_input import parse_header
 from media.rtp_output import Negotiated, RtpOutput, vp8_descriptor
 
 SEED = int(os.environ.get("NATIVE_FUZZ_SEED", "22"))
 SECONDS = float(os.environ.get("NATIVE_FUZZ_SECONDS", "3"))
+STREAM_KEYWORDS = tuple(inspect.signature(native.Stream).parameters)  # its text signature: keywords only
 
 
 def cases(name: str, share: float) -> Iterator[tuple[int, random.Random]]:
@@ -242,9 +245,10 @@ def test_the_socket_reader_takes_fuzzed_srtp_as_the_specification_reads_it():
             if i % 200 == 0:  # a fresh leg now and then: its own session, stream and ids
                 tx, rx = srtp_pair()
                 dtls, protocol, plain, levels = Dtls(rx), Protocol(), [], []
-                demux = native.Demux((dtls, "connected", rx, int(ffi.cast("uintptr_t", rx._srtp[0])),
-                                      int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))), vars(dtls),
-                                      ("_rx_bytes", "_rx_packets")), lambda data, now: plain.append(data))
+                demux = native.Demux(ReceiveRoute(dtls, "connected", rx, int(ffi.cast("uintptr_t", rx._srtp[0])),
+                                                  int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))),
+                                                  vars(dtls), ("_rx_bytes", "_rx_packets")),
+                                     lambda data, now: plain.append(data))
                 video = rng.random() < 0.7
                 ssrc, pt = rng.randrange(1 << 32), rng.randrange(96, 128)
                 abs_id, level_id = rng.choice(EXTENSION_IDS[:10]), rng.choice(EXTENSION_IDS[:10])
@@ -256,10 +260,12 @@ def test_the_socket_reader_takes_fuzzed_srtp_as_the_specification_reads_it():
                 spec.switched(0.0)
                 source = types.SimpleNamespace(_fast=(out,), sinks=[], request_keyframe=lambda: None,
                                                on_keyframe_header=lambda header: None)
-                stream = native.Stream(ssrc, pt, video, video, abs_id, level_id, types.SimpleNamespace(_enabled=True),
-                                       source, native.StreamStatistics(90000), native.NackGenerator(), levels.append,
-                                       native.RemoteBitrateEstimator(), lambda bitrate, ssrcs: None, lambda s: None,
-                                       lambda s: None)
+                stream = native.Stream(ssrc=ssrc, payload_type=pt, video=video, vp8=video, abs_send_time_id=abs_id,
+                                       audio_level_id=level_id, receiver=types.SimpleNamespace(_enabled=True),
+                                       source=source, stats=native.StreamStatistics(90000),
+                                       nack=native.NackGenerator(), on_level=levels.append,
+                                       estimator=native.RemoteBitrateEstimator(), on_remb=lambda bitrate, ssrcs: None,
+                                       on_active=lambda s: None, on_nack=lambda s: None)
                 assert demux.add(stream)
                 expect_bytes = expect_packets = 0
                 next_seq = rng.randrange(65536)
@@ -361,7 +367,7 @@ def test_arbitrary_arguments_never_crash_the_c():
             fd = rng.choice([node.fileno(), -1, 10**6, 2**31])
             the_route = rng.choice([
                 None, x(), (x(),) * 12,
-                (types.SimpleNamespace(_state="connected", _tx_srtp=tx), "connected",
+                SendRoute(types.SimpleNamespace(_state="connected", _tx_srtp=tx), "connected",
                  types.SimpleNamespace(transport=rng.choice([own, None, x()])), own, fd,
                  rng.choice([int(socket.AF_UNIX), int(socket.AF_INET), int(socket.AF_INET6), x()]),
                  rng.choice([None, ("127.0.0.1", 9), ("::1", 9), ("fe80::1%lo", 9), ("x", 2**20), x()]), tx,
@@ -397,7 +403,8 @@ def test_arbitrary_arguments_never_crash_the_c():
                     rng.choice([viewer.fileno(), -1, 10**6, 2**31, 2**70, "x", None]),
                     types.SimpleNamespace(_conn_lost=x()), Protocol()),
                 lambda: native.Demux.__new__(native.Demux).add(x()),
-                lambda: native.Stream(*(x() for _ in range(15))),
+                lambda: native.Stream(**{name: x() for name in STREAM_KEYWORDS}),
+                lambda: native.Stream(*(x() for _ in range(rng.randrange(1, 16)))),  # positional: a TypeError
                 lambda: native.parse_header(x(), x(), x()),
                 lambda: native.vp8_descriptor(x()),
             ]

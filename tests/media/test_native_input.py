@@ -9,6 +9,7 @@ from unittest import mock
 from aiortc.rtcrtpreceiver import NackGenerator as AiortcNack, StreamStatistics as AiortcStats
 
 from media import native
+from media.native_routes import ReceiveRoute
 
 
 class Packet:
@@ -88,6 +89,14 @@ class _Protocol:
         self.errors.append(exc)
 
 
+def receive_route(dtls: _Dtls, rx) -> ReceiveRoute:  # type: ignore[no-untyped-def]
+    """The route aiortc_hooks._native_receive_route builds, around a test transport and a real session."""
+    from pylibsrtp._binding import ffi, lib
+    return ReceiveRoute(dtls=dtls, connected="connected", session=rx, srtp=int(ffi.cast("uintptr_t", rx._srtp[0])),
+                        unprotect=int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))),
+                        dtls_vars=vars(dtls), counter_keys=("_rx_bytes", "_rx_packets"))
+
+
 def test_the_socket_reader_takes_its_streams_and_hands_everything_else_to_python_unchanged():
     """Real libsrtp sessions and a real UDP socket: a registered stream's packets are unprotected,
     counted and forwarded in C; STUN, RTCP, an unknown SSRC and a source someone records are handed to
@@ -105,16 +114,16 @@ def test_the_socket_reader_takes_its_streams_and_hands_everything_else_to_python
     rx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
     dtls = _Dtls(rx)
     plain: list[bytes] = []
-    demux = native.Demux((dtls, "connected", rx, int(ffi.cast("uintptr_t", rx._srtp[0])),
-                          int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))), vars(dtls),
-                          ("_rx_bytes", "_rx_packets")), lambda data, now: plain.append(data))
+    demux = native.Demux(receive_route(dtls, rx), lambda data, now: plain.append(data))
     receiver = types.SimpleNamespace(_enabled=True)
     heard: list[int] = []
     source = types.SimpleNamespace(_fast=(), sinks=[], request_keyframe=lambda: None,
                                    on_keyframe_header=lambda header: None)
     stats = native.StreamStatistics(48000)
-    assert demux.add(native.Stream(1111, 111, False, False, None, 1, receiver, source, stats, native.NackGenerator(),
-                                   heard.append, None, None, lambda ssrc: None, lambda ssrc: None))
+    assert demux.add(native.Stream(ssrc=1111, payload_type=111, video=False, vp8=False, abs_send_time_id=None,
+                                   audio_level_id=1, receiver=receiver, source=source, stats=stats,
+                                   nack=native.NackGenerator(), on_level=heard.append, estimator=None, on_remb=None,
+                                   on_active=lambda ssrc: None, on_nack=lambda ssrc: None))
     a, b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     a.bind(("127.0.0.1", 0))
     b.bind(("127.0.0.1", 0))
@@ -177,18 +186,18 @@ def test_malformed_packets_that_authenticate_are_dropped_without_harm():
     tx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
     rx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
     dtls = _Dtls(rx)
-    demux = native.Demux((dtls, "connected", rx, int(ffi.cast("uintptr_t", rx._srtp[0])),
-                          int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))), vars(dtls),
-                          ("_rx_bytes", "_rx_packets")), lambda data, now: None)
+    demux = native.Demux(receive_route(dtls, rx), lambda data, now: None)
     from media.rtp_output import Negotiated
     out = native.Output("video", Negotiated(7, 96, "VP8", mid="1", mid_id=1, abs_send_time_id=2))
     out.switched(0.0)
     source = types.SimpleNamespace(_fast=(out,), sinks=[], request_keyframe=lambda: None,
                                    on_keyframe_header=lambda header: None)
     stats = native.StreamStatistics(90000)
-    assert demux.add(native.Stream(4242, 96, True, True, 3, 1, types.SimpleNamespace(_enabled=True), source, stats,
-                                   native.NackGenerator(), lambda level: None, native.RemoteBitrateEstimator(),
-                                   lambda bitrate, ssrcs: None, lambda ssrc: None, lambda ssrc: None))
+    assert demux.add(native.Stream(ssrc=4242, payload_type=96, video=True, vp8=True, abs_send_time_id=3,
+                                   audio_level_id=1, receiver=types.SimpleNamespace(_enabled=True), source=source,
+                                   stats=stats, nack=native.NackGenerator(), on_level=lambda level: None,
+                                   estimator=native.RemoteBitrateEstimator(), on_remb=lambda bitrate, ssrcs: None,
+                                   on_active=lambda ssrc: None, on_nack=lambda ssrc: None))
     a, b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     a.bind(("127.0.0.1", 0))
     b.bind(("127.0.0.1", 0))
@@ -272,9 +281,7 @@ class _Leg:
         rx = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
         self.dtls = _Dtls(rx)
         self.plain: list[bytes] = []
-        self.demux = native.Demux((self.dtls, "connected", rx, int(ffi.cast("uintptr_t", rx._srtp[0])),
-                                   int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))), vars(self.dtls),
-                                   ("_rx_bytes", "_rx_packets")), plain or (lambda data, now: self.plain.append(data)))
+        self.demux = native.Demux(receive_route(self.dtls, rx), plain or (lambda data, now: self.plain.append(data)))
         self.a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.a.bind(("127.0.0.1", 0))
@@ -287,9 +294,11 @@ class _Leg:
         import types
         source = types.SimpleNamespace(_fast=(out,) if out is not None else (), sinks=[],
                                        request_keyframe=lambda: None, on_keyframe_header=lambda header: None)
-        st = native.Stream(ssrc, pt, video, video, abs_id, level_id, types.SimpleNamespace(_enabled=True), source,
-                           native.StreamStatistics(90000 if video else 48000), native.NackGenerator(), on_level,
-                           estimator, on_remb, lambda ssrc: None, lambda ssrc: None)
+        st = native.Stream(ssrc=ssrc, payload_type=pt, video=video, vp8=video, abs_send_time_id=abs_id,
+                           audio_level_id=level_id, receiver=types.SimpleNamespace(_enabled=True), source=source,
+                           stats=native.StreamStatistics(90000 if video else 48000), nack=native.NackGenerator(),
+                           on_level=on_level, estimator=estimator, on_remb=on_remb, on_active=lambda ssrc: None,
+                           on_nack=lambda ssrc: None)
         assert self.demux.add(st)
         return st
 

@@ -17,6 +17,7 @@ from pylibsrtp._binding import ffi, lib
 
 from media import aiortc_hooks, native
 from media.native import Output, fan_out
+from media.native_routes import ReceiveRoute, SendRoute
 from media.rtp_output import Negotiated
 
 COUNTERS = ("packets", "octets", "rtp_ts", "ntp_ts")
@@ -27,13 +28,14 @@ def tx_session() -> pylibsrtp.Session:
 
 
 def route(session: pylibsrtp.Session, protocol: Any, transport: Any, fd: int, family: int, addr: Any,
-          dtls: Any = None, keys: Any = COUNTERS, counters: dict | None = None) -> tuple:
-    """A route tuple as aiortc_hooks.native_route builds it, around test objects."""
+          dtls: Any = None, keys: Any = COUNTERS, counters: dict | None = None) -> SendRoute:
+    """A route as aiortc_hooks.native_route builds it, around test objects."""
     dtls = dtls if dtls is not None else types.SimpleNamespace(_state="connected", _tx_srtp=session)
     counters = counters if counters is not None else dict.fromkeys(COUNTERS, 0)
     protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
-    return (dtls, "connected", protocol, transport, fd, family, addr, session,
-            int(ffi.cast("uintptr_t", session._srtp[0])), protect, counters, keys)
+    return SendRoute(dtls=dtls, connected="connected", protocol=protocol, transport=transport, fd=fd, family=family,
+                     remote=addr, session=session, srtp=int(ffi.cast("uintptr_t", session._srtp[0])), protect=protect,
+                     sender_vars=counters, counter_keys=keys)
 
 
 def audio_output() -> Output:
@@ -245,8 +247,10 @@ def test_objects_made_without_init_refuse_every_method():
         demux.add(native.Stream.__new__(native.Stream))
     assert demux.packets == 0 and demux.streams == ()
     rx = pylibsrtp.Session(pylibsrtp.Policy(key=os.urandom(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
-    ready = native.Demux((object(), "connected", rx, int(ffi.cast("uintptr_t", rx._srtp[0])),
-                          int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))), {}, ("b", "p")),
+    ready = native.Demux(ReceiveRoute(dtls=object(), connected="connected", session=rx,
+                                      srtp=int(ffi.cast("uintptr_t", rx._srtp[0])),
+                                      unprotect=int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))),
+                                      dtls_vars={}, counter_keys=("b", "p")),
                          lambda data, now: None)
     with pytest.raises(ValueError, match="__init__"):
         ready.add(native.Stream.__new__(native.Stream))  # a stream with no receiver, source or statistics

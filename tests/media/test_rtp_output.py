@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from media.native import Output as NativeOutput
+from media.native_routes import SendRoute
 from media.rtp_output import Negotiated, RtpOutput, abs_send_time, vp8_descriptor
 
 OUT = Negotiated(ssrc=0xABCDEF01, payload_type=96, codec="VP8", rtx_payload_type=97, rtx_ssrc=0x01020304)
@@ -206,10 +207,10 @@ def test_a_receiver_whose_link_is_full_loses_whole_frames_not_packets_scattered_
     protocol = types.SimpleNamespace(transport=transport)
     counters = {"packets": 0, "octets": 0, "rtp_ts": 0, "ntp_ts": 0}
     out = NativeOutput("video", OUT)
-    out.set_router(lambda: (dtls, "connected", protocol, transport, node.fileno(), int(socket.AF_UNIX), None, session,
-                            int(ffi.cast("uintptr_t", session._srtp[0])),
-                            int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))), counters,
-                            ("packets", "octets", "rtp_ts", "ntp_ts")))
+    out.set_router(lambda: SendRoute(dtls, "connected", protocol, transport, node.fileno(), int(socket.AF_UNIX), None,
+                                     session, int(ffi.cast("uintptr_t", session._srtp[0])),
+                                     int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))), counters,
+                                     ("packets", "octets", "rtp_ts", "ntp_ts")))
     out.switched(0.0)
     outs, seq, frames, received = (out,), 0, 0, []
 
@@ -262,10 +263,10 @@ def test_an_address_c_cannot_read_is_sent_through_pythons_transport():
     transport = types.SimpleNamespace(sendto=lambda data, addr: sent.append((data, addr)), _closing=False)
     protocol = types.SimpleNamespace(transport=transport)
     out = NativeOutput("audio", Negotiated(5, 111, "opus"))
-    out.set_router(lambda: (dtls, "connected", protocol, transport, -1, int(socket.AF_INET6), ("fe80::1%lo", 5004),
-                            session, int(ffi.cast("uintptr_t", session._srtp[0])),
-                            int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
-                            {"p": 0, "o": 0, "r": 0, "n": 0}, ("p", "o", "r", "n")))
+    out.set_router(lambda: SendRoute(dtls, "connected", protocol, transport, -1, int(socket.AF_INET6),
+                                     ("fe80::1%lo", 5004), session, int(ffi.cast("uintptr_t", session._srtp[0])),
+                                     int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
+                                     {"p": 0, "o": 0, "r": 0, "n": 0}, ("p", "o", "r", "n")))
     out.switched(0.0)
     fan_out((out,), 7, 960, False, b"opus", None)
     assert [addr for _, addr in sent] == [("fe80::1%lo", 5004)] and len(sent[0][0]) > 12 + 4  # with its SRTP tag
