@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -216,6 +216,9 @@ class ChildBranch:
         self.lost_since: float | None = time.monotonic()
         self.told_rejoin = False
         self.closed = False
+        # Where the session's root is now, for a branch that cannot send its legs to rejoin (the SIP
+        # gateway's: phones stay in this room); None: tell the legs to rejoin instead.
+        self.relocate: Callable[[], Awaitable[Placement | None]] | None = None
         self._tasks = TaskGroup(f"link {session_id} {node_id}->{placement.root}")
         self._link = self._tasks.spawn(self._link_forever(), "link to the root node")
 
@@ -267,7 +270,10 @@ class ChildBranch:
             self._unlinked()
             if self.closed:
                 return
-            if self.lost_since is not None and time.monotonic() - self.lost_since >= ROOT_LOST_S \
+            if self.relocate is not None and self.lost_since is not None \
+                    and time.monotonic() - self.lost_since >= ROOT_LOST_S:
+                await self._follow_root(self.relocate)  # phones cannot be told to rejoin: we move for them
+            elif self.lost_since is not None and time.monotonic() - self.lost_since >= ROOT_LOST_S \
                     and not self.told_rejoin:
                 self.told_rejoin = True
                 reason = f"media node {self.placement.root} cannot be reached: join again to be placed on a healthy node"
@@ -276,6 +282,22 @@ class ChildBranch:
                     if leg.on_rejoin is not None:
                         leg.on_rejoin(reason)
             await asyncio.sleep(RETRY_S)
+
+    async def _follow_root(self, relocate: Callable[[], Awaitable[Placement | None]]) -> None:
+        """The root has been out of reach for ROOT_LOST_S: ask where the session's root is now (the control
+        plane elects another when a root node dies) and link there, keeping this room and whoever is in it."""
+        try:
+            placement = await relocate()
+        except Exception as exc:  # the control plane's database busy, say: ask again at the next retry
+            log.warning("session %s: where is the root now? %r", self.session_id, exc)
+            return
+        if placement is None or (placement.root, placement.root_url) == (self.placement.root, self.placement.root_url):
+            return
+        log.warning("session %s: root %s out of reach for %.0f s; %s links to the new root %s", self.session_id,
+                    self.placement.root, time.monotonic() - (self.lost_since or time.monotonic()), self.node_id,
+                    placement.root)
+        self.placement, self.lost_since = placement, time.monotonic()
+        self._tasks.owner = f"link {self.session_id} {self.node_id}->{placement.root}"
 
     def _unlinked(self) -> None:
         was = self.linked

@@ -11,7 +11,7 @@ import logging
 from dataclasses import replace
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from media.aiortc_hooks import install_fast_clock, raise_bitrate_caps
 from media.cascade_link import GATEWAY, ChildBranch
@@ -102,17 +102,22 @@ class MediaNode:
             room = self.rooms[session_id] = MediaRoom(session_id, host, self._ice, where)
         return room
 
-    def gateway_room(self, session_id: SessionId, host: SiteId, record: bool, placement: Placement) -> MediaRoom:
+    def gateway_room(self, session_id: SessionId, host: SiteId, record: bool, placement: Placement,
+                     relocate: Callable[[], Awaitable[Placement | None]] | None = None) -> MediaRoom:
         """Phones of a session that runs on node processes: a room here (where the SIP gateway
-        decodes and mixes), linked to the session's root node as its child `gateway`."""
+        decodes and mixes), linked to the session's root node as its child `gateway`. `relocate` says
+        where the root is now: when the root node dies, the branch links to the new one, phones and all."""
         where = self.recordings / session_id if record and self.recordings is not None else None
         branch = self.branches.get(session_id)
         if branch is None or branch.closed:
             # In the control plane the key is the master every node key derives from: the gateway signs its
-            # trunk grant with the root's own key, as the control plane does for child nodes.
-            root_key = lambda: node_key(self._grant_key(), placement.root)  # noqa: E731
+            # trunk grant with the root's own key (whichever node is the root now), as the control plane
+            # does for child nodes.
+            def root_key() -> bytes:
+                return node_key(self._grant_key(), branch.placement.root)
             branch = self.branches[session_id] = ChildBranch(session_id, host, self.gateway_id, placement, root_key,
                                                              self._ice, where)
+        branch.relocate = relocate
         return branch.room
 
     def room_of(self, session_id: SessionId, site: SiteId) -> MediaRoom | None:

@@ -266,3 +266,43 @@ async def test_a_killed_root_node_hands_the_session_to_a_surviving_node_not_the_
 
 async def frames_ok(frames, n: int) -> bool:
     return all(v >= n for v in (await frames()).values())
+
+
+async def test_a_phone_stays_in_the_session_when_its_root_node_dies(plane, tmp_path):
+    """The root node-jl dies under a live call: pages are told to rejoin, a phone cannot be. The gateway's
+    branch asks the control plane where the root is now and links there, so the phone, never hung up,
+    hears Nong'an again (rejoined on the new root) and Nong'an hears the phone."""
+    s = await book(plane, ["jl", "cc-nongan", "sp"])
+    nongan = await join_site(plane["http"], plane["base"], s, "cc-nongan", SitePeer(120, talking=True))
+    phone = Baresip(tmp_path / "baresip", plane["sip_port"], "desk-sp", "phone-pass-1")
+    await phone.dial(s["dial_in"])
+    try:
+        await until(lambda: nongan.peer.audio_energy > 100_000, timeout=40, what="the phone's tone at Nong'an")
+        plane["procs"]["node-jl"].kill()
+        killed = time.monotonic()
+        await until(lambda: any(t.get("type") == "rejoin" for t in nongan.told), timeout=30,
+                    what="Nong'an told to rejoin: the root moved")
+        await nongan.close()
+
+        async def root_down() -> bool:  # as the join page does: it rejoins until it is placed off the dead node
+            r = await plane["http"].get(f"{plane['base']}/api/media-nodes",
+                                        headers={"Authorization": f"Bearer {plane['tokens']['opal']}"})
+            return not next(n for n in (await r.json())["nodes"] if n["id"] == "node-jl")["alive"]
+        await until(root_down, timeout=30, what="node-jl judged down")
+        nongan = await join_site(plane["http"], plane["base"], s, "cc-nongan", SitePeer(120, talking=True))
+        heard_before = phone.recorded_bytes()
+        try:
+            await until(lambda: nongan.peer.audio_energy > 100_000, timeout=40,
+                        what="the phone's tone at Nong'an again, through the new root")
+            await until(lambda: phone.recorded_bytes() > heard_before + 48_000, timeout=20,
+                        what="baresip still recording")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- baresip ---\n{phone.trace()}") from None
+        print(f"root node-jl killed: the phone heard through the new root after {time.monotonic() - killed:.1f} s")
+        view = await live(plane)
+        roots = [x for x in view["sessions"] if x["session"] == s["id"] and x.get("trunks")]
+        assert [x["node"] for x in roots] != ["node-jl"] and roots, view["sessions"]
+        assert "gateway" in {t["child"] for x in roots for t in x["trunks"] if t["connected"]}
+    finally:
+        await phone.stop()
+        await nongan.close()
