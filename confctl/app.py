@@ -19,7 +19,7 @@ from confctl.config import Settings
 from confctl.errors import error_middleware
 from confctl.input_guard import input_guard_middleware
 from confctl.public_origin import public_origin_middleware
-from confctl.keys import (BOOKINGS, COMPOSITES, FALLBACKS, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, SETTINGS,
+from confctl.keys import (BOOKINGS, COMPOSITES, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, SETTINGS,
                           BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, SIP_GUESS_BUS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, API_TOKENS, LEASE, run_db,
                           run_read)
 from confctl.page_routes import PAGES, add_pages
@@ -93,7 +93,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[JOIN_SECRET] = await run_db(app, shared_secret, engine, "join_token")
     app[NODE_KEY] = await run_db(app, shared_secret, engine, "node_grant")
     app[NODE_STORE] = MediaNodeStore(engine)
-    app[FALLBACKS] = {}
     if settings.topology_file is not None and not await run_db(app, app[BOOKINGS].has_topology):
         topo = load_topology_file(settings.topology_file)
         await run_db(app, app[BOOKINGS].set_topology, topo)

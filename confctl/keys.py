@@ -43,7 +43,6 @@ LEASE = web.AppKey("lease", object)  # confctl.lease.LeaseKeeper: does this inst
 BACKGROUND = web.AppKey("background", TaskGroup)  # loops that must live: supervised, shown in /api/health
 QUALITY = web.AppKey("quality", object)  # monitoring.pipeline.QualityPipeline
 OPERATIONS = web.AppKey("operations", Operations)  # alarms, call records, minutes, the dashboards' live push
-FALLBACKS = web.AppKey("fallbacks", dict)  # session id -> how it was re-placed around nodes that are down
 COMPOSITES = web.AppKey("composites", object)  # confctl.api.recordings.CompositeJobs
 
 

@@ -13,12 +13,13 @@ prefecture's uplink): `fallback_cost` says which links, by how much, and it is r
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from aiohttp import web
 
-from confctl.keys import BOOKINGS, MEDIA_NODE, run_read
+from confctl.keys import BOOKINGS, MEDIA_NODE, NODE_STORE, run_read
 from media.cascade_session import Placement
 from rooms.ids import Direction, NodeId, PlanKind, SessionId, SiteId
 from rooms.plan import media_plan
@@ -82,6 +83,32 @@ def fallback_cost(topo: Topology, session: dict[str, Any], placement: EffectiveP
             if now > was:
                 out.append({"link": link, "direction": d.value, "booked_kbps": was, "fallback_kbps": now,
                             "limit_kbps": topo.links[link].limit_kbps, "over_limit": now > topo.links[link].limit_kbps})
+    return out
+
+
+def fallback_report(topo: Topology, session: dict[str, Any], where: EffectivePlacement) -> dict[str, Any] | None:
+    """How a session is re-placed around nodes that are down, and what that costs; None: as planned."""
+    if not where.down:
+        return None
+    return {"down": list(where.down), "attachments": dict(where.attachments), "in_process": where.in_process,
+            "over_reservation": fallback_cost(topo, session, where)}
+
+
+async def fallbacks_now(app: web.Application, session_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The fallbacks of these sessions as things stand: from the shared node registry and bookings, so
+    every control plane answers the same, whichever one the sites joined through."""
+    registered = await run_read(app, app[NODE_STORE].all)
+    alive = {n.id for n in registered if n.alive(time.time())}
+    out = {}
+    for sid in session_ids:
+        try:
+            session = await run_read(app, app[BOOKINGS].get, sid)
+        except LookupError:  # an echo room's id, or a session deleted under its last leg
+            continue
+        topo, plan, root = await planned(app, session)
+        report = fallback_report(topo, session, effective_placement(plan, root, alive, processes=bool(registered)))
+        if report is not None:
+            out[sid] = report
     return out
 
 

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from confctl.join_tokens import InvalidJoinToken, verify
 from confctl.session_windows import is_live, is_over, windows
-from confctl.keys import BOOKINGS, FALLBACKS, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS, run_db, run_read
-from confctl.placement import effective_placement, fallback_cost, place, planned
+from confctl.keys import BOOKINGS, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS, run_db, run_read
+from confctl.placement import effective_placement, fallback_report, place, planned
 from media.cascade_session import Placement, ws_url
 from media.grants import GRANT_TTL_S, Grant, node_key, sign_grant
 from media.signalling import Redirect, Refusal, serve
@@ -93,13 +93,12 @@ def _move_off_in_process(app: web.Application, session_id: str) -> None:
 
 async def _report_fallback(app: web.Application, topo: Any, session: dict[str, Any], where: Any,
                            site: SiteId) -> str | None:
-    """Sessions re-placed around a node that is down: what it costs, logged and kept for /api/live."""
-    if not where.down:
-        app[FALLBACKS].pop(session["id"], None)
+    """Sessions re-placed around a node that is down: what it costs, logged (/api/live works it out again
+    from shared state, confctl/placement.py fallbacks_now), and the notice for the joining site."""
+    report = fallback_report(topo, session, where)
+    if report is None:
         return None
-    cost = fallback_cost(topo, session, where)
-    app[FALLBACKS][session["id"]] = {"down": list(where.down), "attachments": dict(where.attachments),
-                                     "in_process": where.in_process, "over_reservation": cost}
+    cost = report["over_reservation"]
     if cost:
         log.warning("session %s re-placed around %s costs more than booked: %s", session["id"], where.down, cost)
     planned_node = session["media_plan"]["attachments"].get(site)

@@ -5,13 +5,15 @@ from aiohttp import web
 
 from confctl.api.route import READERS, Route
 from confctl.auth import require
-from confctl.keys import FALLBACKS
 from confctl.node_figures import gather_figures
+from confctl.placement import fallbacks_now
 
 
 async def live(request: web.Request) -> web.Response:
     require(request)
-    return web.json_response({"sessions": (await gather_figures(request.app)).sessions, "fallbacks": request.app[FALLBACKS]})
+    sessions = (await gather_figures(request.app)).sessions
+    ids = sorted({str(s["session"]) for s in sessions})
+    return web.json_response({"sessions": sessions, "fallbacks": await fallbacks_now(request.app, ids)})
 
 
 routes = [

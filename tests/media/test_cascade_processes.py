@@ -52,7 +52,7 @@ async def plane(aiohttp_server, tmp_path):
         async with aiohttp.ClientSession() as http:
             await wait_registered(http, base, tokens["opal"], procs)
             yield {"base": base, "tokens": tokens, "http": http, "procs": procs, "ports": ports, "server": server,
-                   "sip_port": sip_port}
+                   "sip_port": sip_port, "db_url": url}
     finally:
         for p in procs.values():
             p.terminate()
@@ -142,7 +142,7 @@ async def test_sites_meet_across_node_processes_and_speaker_changes_cross_them(p
 
 
 @pytest.mark.browser
-async def test_a_killed_node_process_is_replaced_and_the_join_page_rejoins_on_its_own(plane):
+async def test_a_killed_node_process_is_replaced_and_the_join_page_rejoins_on_its_own(plane, aiohttp_server, tmp_path):
     s = await book(plane, ["jl", "cc-nongan", "sp-lishu"], record=True)
     joined = {}
     async with async_playwright() as pw:
@@ -188,6 +188,12 @@ async def test_a_killed_node_process_is_replaced_and_the_join_page_rejoins_on_it
                   for leg in x["legs"] if leg["site"] == "cc-nongan"}
             assert on == {"node-jl"}  # the parent node took it
             assert view["fallbacks"][s["id"]]["down"] == ["node-cc"]
+            # A second control plane the sites never joined through tells operators the same.
+            other = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=plane["db_url"],
+                                                           recordings_dir=tmp_path / "rec-other")))
+            r = await plane["http"].get(f"http://127.0.0.1:{other.port}/api/live",
+                                        headers={"Authorization": f"Bearer {plane['tokens']['opal']}"})
+            assert (await r.json())["fallbacks"] == view["fallbacks"]
             assert "node-cc is down" in await page.text_content("#notice")
             # Siping never left: its node and trunk kept flowing through the failure.
             assert joined["sp-lishu"].told == []
