@@ -25,6 +25,7 @@ from confctl.keys import (BOOKINGS, COMPOSITES, QUALITY, DB_EXECUTOR, JOIN_SECRE
 from confctl.page_routes import PAGES, add_pages
 from confctl.signalling import websocket
 from media.aiortc_hooks import IceAddressing, use_ice_addressing
+from media.forwarding import forwarding_path
 from media.node import MediaNode
 from media.port_range import UdpPorts
 from media.supervision import TaskGroup
@@ -57,7 +58,8 @@ log = logging.getLogger("confctl")
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness, and every background loop's state: one failing (backing off) makes ok false."""
+    """Liveness, and every background loop's state: one failing (backing off) makes ok false. `forwarding`:
+    how this process's node forwards media (the C, or the Python path and why)."""
     groups = [request.app[BACKGROUND]]
     gateway = request.app.get(SIP_GATEWAY)
     if gateway is not None:
@@ -65,6 +67,7 @@ async def health(request: web.Request) -> web.Response:
     lease = request.app.get(LEASE)
     return web.json_response({"ok": all(g.healthy for g in groups),
                               "tasks": {name: s for g in groups for name, s in g.status().items()},
+                              "forwarding": forwarding_path(),
                               **({"lease": lease.status()} if lease is not None else {})})
 
 

@@ -15,17 +15,38 @@ import logging
 import os
 import time
 from fractions import Fraction
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, TypedDict
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media.aiortc_hooks import (DirectSend, answer_nacks, answer_nacks_natively, extension_ids, native_route,
                                 on_send_parameters)
-from media.native import Output as NativeOutput, fan_out
 from media.rtp_output import Negotiated, RtpOutput, abs_send_time, vp8_descriptor
+
+if TYPE_CHECKING:
+    from media.native import Output as NativeOutput
 
 log = logging.getLogger("media.forwarding")
 
+# The C is built when the package is installed (pyproject.toml's ext-modules). Where it was not (no
+# compiler, a broken build), the node forwards through its Python specification, and says so.
+try:
+    from media import native as _native
+except ImportError as exc:
+    _native = None
+    _NATIVE_MISSING: str | None = f"media.native cannot be imported ({type(exc).__name__}: {exc})"
+else:
+    _NATIVE_MISSING = None
+
+
+class _NoOutput:
+    """Without media.native: nothing is a native Output."""
+
+
+_NATIVE_OUTPUT: type = _native.Output if _native is not None else _NoOutput
+_fan_out = _native.fan_out if _native is not None else None  # called only with native Outputs
+
+# these two are media.native's too (tests/media/test_native_constants.py)
 KEYFRAME_RETRY_S = 0.5  # ask again while no key frame has come
 FREEZE_S = 0.2  # a gap between forwarded video frames longer than this is a freeze a viewer sees
 VIDEO_QUEUE = 60  # ~2 s at 30 fps: a receiver further behind is slow, not late
@@ -36,7 +57,31 @@ RTP_FORWARDING = os.environ.get("CONFCTL_FRAME_FORWARDING", "") != "1"
 # Each packet is received, rewritten, protected and sent in C (media/native.h); CONFCTL_PYTHON_RTP=1
 # forwards through the Python specification (aiortc_hooks.ForwardOnly, rtp_output.py) instead, for the
 # benchmark.
-NATIVE = RTP_FORWARDING and os.environ.get("CONFCTL_PYTHON_RTP", "") != "1"
+NATIVE = RTP_FORWARDING and os.environ.get("CONFCTL_PYTHON_RTP", "") != "1" and _native is not None
+_announced = False  # the missing C is logged once per process
+
+
+class ForwardingPath(TypedDict, total=False):
+    """How this process forwards media, for /api/health: "native" (the C), "python" (its specification)
+    or "frames" (aiortc's packetizer); `reason` when it is not the C."""
+    path: Literal["native", "python", "frames"]
+    reason: str
+
+
+def forwarding_path() -> ForwardingPath:
+    """How this process forwards media; the first call logs it when the C could not be loaded."""
+    global _announced
+    if not RTP_FORWARDING:
+        return {"path": "frames", "reason": "CONFCTL_FRAME_FORWARDING=1"}
+    if NATIVE:
+        return {"path": "native"}
+    if _NATIVE_MISSING is None:
+        return {"path": "python", "reason": "CONFCTL_PYTHON_RTP=1"}
+    if not _announced:
+        _announced = True
+        log.warning("%s: forwarding through the Python path (media/rtp_output.py), which costs more CPU per "
+                    "packet; reinstall with gcc and the Python headers to build it", _NATIVE_MISSING)
+    return {"path": "python", "reason": _NATIVE_MISSING}
 
 
 class EncodedFrame:
@@ -76,6 +121,7 @@ class Source:
     at the RTP level (media/rtp_output.py), as frames to the rest (recorders, phones, trunks)."""
 
     def __init__(self, kind: str, request_keyframe: Callable[[], None]):
+        forwarding_path()  # the first source says in the log if the C is missing
         self.kind = kind
         self.request_keyframe = request_keyframe
         self.subscribers: set[ForwardedTrack] = set()
@@ -112,7 +158,7 @@ class Source:
         """A subscriber came, went, its output appeared (its sender started) or aiortc started reading
         frames from it. A subscriber whose sender never started (a send-only site) reads nothing and
         does not keep packets from the C path."""
-        self._native = tuple(sub.rtp for sub in self.subscribers if isinstance(sub.rtp, NativeOutput))
+        self._native = tuple(sub.rtp for sub in self.subscribers if isinstance(sub.rtp, _NATIVE_OUTPUT))
         self._frame_readers = any(sub.rtp is None and sub.recv_calls for sub in self.subscribers)
         idle = sum(1 for sub in self.subscribers if sub.rtp is None and not sub.recv_calls)
         self._fast = self._native if len(self._native) + idle == len(self.subscribers) else None
@@ -141,14 +187,14 @@ class Source:
             self._bytes += len(payload)
             if self.kind == "audio" or marker:  # an audio packet is a frame; other video ends one on its marker
                 self._frames += 1
-        native = self._native
-        if native and fan_out(native, seq, ts, marker, payload, level) is not None:
+        outs = self._native
+        if outs and _fan_out(outs, seq, ts, marker, payload, level) is not None:  # type: ignore[misc]
             self.request_keyframe()  # an output still waits for a key frame, and its last request is old
-        if len(native) == len(self.subscribers):
+        if len(outs) == len(self.subscribers):
             return
         sent = abs_send_time(time.time())  # once: every output sends it now, on this call stack
         for sub in self.subscribers:
-            if not isinstance(sub.rtp, NativeOutput):
+            if not isinstance(sub.rtp, _NATIVE_OUTPUT):
                 sub.push_packet(seq, ts, marker, payload, desc, sent, level)
 
     def wants_frames(self) -> bool:
@@ -198,7 +244,7 @@ class ForwardedTrack(MediaStreamTrack):
         self._direct: DirectSend | None = None
 
     def _native_counter(self, name: str) -> int:
-        return getattr(self.rtp, name) if isinstance(self.rtp, NativeOutput) else 0
+        return getattr(self.rtp, name) if isinstance(self.rtp, _NATIVE_OUTPUT) else 0
 
     @property
     def frames_forwarded(self) -> int:
@@ -219,7 +265,7 @@ class ForwardedTrack(MediaStreamTrack):
             return
         on_send_parameters(sender, lambda params: self._negotiated(sender, params))
         if NATIVE:
-            answer_nacks_natively(sender, lambda seq: isinstance(self.rtp, NativeOutput)
+            answer_nacks_natively(sender, lambda seq: isinstance(self.rtp, _NATIVE_OUTPUT)
                                   and self.rtp.send_retransmission(seq))
         else:
             answer_nacks(sender, lambda seq: self.rtp.retransmission(seq) if self.rtp is not None else None)
@@ -235,8 +281,8 @@ class ForwardedTrack(MediaStreamTrack):
         negotiated = Negotiated(
             sender._ssrc, codec.payloadType, name, rtx, getattr(sender, "_rtx_ssrc", None) if rtx is not None else None,
             mid=params.muxId, mid_id=ids.mid, abs_send_time_id=ids.abs_send_time, audio_level_id=ids.audio_level)
-        if NATIVE:
-            out = NativeOutput(self.kind, negotiated)
+        if NATIVE and _native is not None:
+            out = _native.Output(self.kind, negotiated)
             out.set_router(lambda: native_route(sender))
             self.rtp = out
         else:

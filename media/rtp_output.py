@@ -23,6 +23,7 @@ import struct
 from dataclasses import dataclass
 
 _HEADER = struct.Struct("!BBHII")
+# media/native_output.c holds these too (media.native.HISTORY, ...): tests/media/test_native_constants.py compares
 HISTORY = 256  # packets kept for NACKs: ~1.3 s of 2 Mbit/s video (a satellite round trip is 0.6 s); 1,024 cost
 # 100 MiB more at 144 outputs (scripts/bench/room_scale.py)
 KEYFRAME_RETRY_S = 0.5
