@@ -31,6 +31,7 @@ from aiohttp import WSMsgType, web
 
 from media.tls import log_verification_failure
 from media.cascade_session import Cascade, Placement, Slots, apply_order, ws_url
+from media.trunk_outbox import TrunkOutbox
 from media.grants import GRANT_TTL_S, Grant, InvalidGrant, sign_grant, verify_grant
 from media.program import SessionRanking, session_ranking
 from media.room import MediaRoom
@@ -108,16 +109,13 @@ async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes],
     ws = web.WebSocketResponse(heartbeat=2, max_msg_size=MAX_MESSAGE)  # a vanished child is noticed in seconds
     await ws.prepare(request)
     tasks = TaskGroup(f"trunk from child at {request.remote}")
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=200)
-
-    def send(msg: dict[str, Any]) -> None:
-        if not outbox.full():
-            outbox.put_nowait(msg)
+    outbox = TrunkOutbox()
+    send = outbox.send
 
     async def writer() -> None:
         try:
             while True:
-                await ws.send_json(await outbox.get())
+                await ws.send_json(await outbox.next())
         except ConnectionError:
             pass
 
@@ -317,11 +315,8 @@ class ChildBranch:
         if not self.placement.root_url:
             raise LinkRefused("the placement names no URL for the root node")
         url = ws_url(self.placement.root_url, "/trunk")
-        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=200)
-
-        def send(msg: dict[str, Any]) -> None:
-            if not outbox.full():
-                outbox.put_nowait(msg)
+        outbox = TrunkOutbox()
+        send = outbox.send
 
         grant = Grant(self.session_id, self.node_id, self.host, False, False, time.time() + GRANT_TTL_S,
                       node=self.placement.root, cascade=self.placement.to_dict(), trunk=True)
@@ -331,7 +326,7 @@ class ChildBranch:
 
                 async def writer() -> None:
                     while True:
-                        await ws.send_json(await outbox.get())
+                        await ws.send_json(await outbox.next())
 
                 async def flush_levels() -> None:
                     while True:
