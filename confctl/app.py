@@ -193,6 +193,7 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     app[BACKGROUND].keep_alive(lambda: _token_last_use(app), "token last use")
     app[COMPOSITES] = recordings.CompositeJobs()
     app[dry_runs.DRY_RUNS] = dry_runs.DryRuns()
+    app[nodes.BEATS] = nodes.BeatsInFlight()
     yield
     await app[COMPOSITES].close()
     await app[dry_runs.DRY_RUNS].close()

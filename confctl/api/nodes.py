@@ -33,6 +33,33 @@ class NodeRegistration(BaseModel):
     load: NodeLoad | None = None
 
 
+MAX_BEATS_IN_FLIGHT = 64  # beats waiting on the database at once, all nodes together
+
+
+class BeatsInFlight:
+    """Beats being written: one per node at a time, and at most MAX_BEATS_IN_FLIGHT in all. A node's next
+    beat, while its previous one still waits on a slow database, is answered 503 at once: it carries nothing
+    the waiting one does not, and queueing it would grow without bound while the database is away."""
+
+    def __init__(self, limit: int = MAX_BEATS_IN_FLIGHT):
+        self.limit = limit
+        self.nodes: set[str] = set()
+        self.refused = 0
+
+    def enter(self, node_id: str) -> None:
+        if node_id in self.nodes or len(self.nodes) >= self.limit:
+            self.refused += 1
+            raise ApiError(503, "beat_in_flight", f"node {node_id}'s previous beat (or too many beats) still waits "
+                           "on the database; beat again later", headers={"Retry-After": "1"})
+        self.nodes.add(node_id)
+
+    def leave(self, node_id: str) -> None:
+        self.nodes.discard(node_id)
+
+
+BEATS = web.AppKey("beats_in_flight", BeatsInFlight)
+
+
 async def register(request: web.Request) -> web.Response:
     user = require(request)
     try:
@@ -41,6 +68,15 @@ async def register(request: web.Request) -> web.Response:
         raise FormError(validation_detail(exc)) from None
     if user.role is Role.NODE and user.name != body.id:  # `confctl nodes add NODE_ID` binds the credential
         raise ApiError(403, "wrong_node", f"this credential is node {user.name}'s; it may not register as {body.id}")
+    beats = request.app[BEATS]
+    beats.enter(body.id)
+    try:
+        return await _register(request, body)
+    finally:
+        beats.leave(body.id)
+
+
+async def _register(request: web.Request, body: NodeRegistration) -> web.Response:
     topo = await run_read(request.app, request.app[BOOKINGS].topology)
     if body.id not in topo.nodes:
         raise ApiError(422, "unknown_node", f"node {body.id!r} is not in the topology; its nodes are "
