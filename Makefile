@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml $(wildcard media/native*.c media/native.h)  # editing t
 sysdeps:
 	scripts/install-system-deps.sh
 
-run: $(STAMP)
-	$(BIN)/python scripts/run_demo.py $(if $(TLS),--tls) $(RUN_ARGS)
+run: $(STAMP)  # exec: make's own child is the demo, whatever RUN_ARGS holds (it watches make for a SIGINT)
+	exec $(BIN)/python scripts/run_demo.py $(if $(TLS),--tls) $(RUN_ARGS)
 
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

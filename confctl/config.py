@@ -1,18 +1,38 @@
 """Service settings, with the defaults `confctl serve` uses."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
+
+import platformdirs
 
 from media.port_range import PortRange
 
+DB_ENV = "CONFCTL_DB"
 
-DEFAULT_DB_URL = "sqlite:///var/confctl.db"
+
+def default_db_url() -> str:
+    """The one database every command and `make run` use without --db or $CONFCTL_DB: a file in the user's
+    data directory (on Linux $XDG_DATA_HOME/confctl, else ~/.local/share/confctl), whatever directory they
+    run from (a relative var/ made a new, empty database in each)."""
+    return f"sqlite:///{platformdirs.user_data_path('confctl') / 'confctl.db'}"
+
+
+def chosen_db(given: str | None, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The database a command uses and why: --db, else $CONFCTL_DB, else the user's default."""
+    environ = os.environ if environ is None else environ
+    if given:
+        return given, "--db"
+    if environ.get(DB_ENV, "").strip():
+        return environ[DB_ENV].strip(), f"${DB_ENV}"
+    return default_db_url(), "the default: the user's data directory"
 
 
 @dataclass(frozen=True)
 class Settings:
-    db_url: str = DEFAULT_DB_URL
+    db_url: str = field(default_factory=default_db_url)
     # Loaded if the database has none. No default: only `make run` brings the demo network
     # (`confctl serve` refuses an empty database without --topology).
     topology_file: Path | None = None

@@ -75,6 +75,12 @@ async def home_page(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(HOME.get(user.role.value, "/sessions"))
 
 
+async def favicon(request: web.Request) -> web.FileResponse:
+    # Every browser asks for it on every page; without it each page logged a 404.
+    return web.FileResponse(PAGES / "favicon.ico", headers={"Cache-Control": "public, max-age=86400",
+                                                            "Content-Type": "image/x-icon"})
+
+
 async def to_operator(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/operator")
 
@@ -89,6 +95,7 @@ def add_pages(app: web.Application) -> None:
     app.router.add_get("/sessions", calendar_page)
     app.router.add_get("/sessions/{id}", session_page)
     app.router.add_get("/api", api_page)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_static("/api/viewer", Path(swagger_ui.__file__).parent / "static")  # Swagger UI's packaged files
     for alias in ("/dashboard", "/live"):
         app.router.add_get(alias, to_operator)

@@ -206,6 +206,8 @@ class MediaNode:
         if branch is not None and branch.empty:
             del self.branches[session_id]
             await branch.close()
+        if not self.holds(session_id):  # a node up for months hosts thousands of sessions
+            self.placements.pop(session_id, None)
 
     def drop_leg(self, room: MediaRoom, leg: Leg, reason: EndReason = EndReason.DISCONNECTED) -> asyncio.Task[None]:
         """Close a leg whose signalling connection ended.

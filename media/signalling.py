@@ -110,6 +110,8 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                     if not isinstance(msg.get("sdp"), str):
                         raise Refusal("invalid_sdp", "offer needs an `sdp` string")
                     sid, site = SessionId(grant.session), SiteId(grant.site)
+                    if grant.cascade is not None:  # again: the session's last leg may have left since join,
+                        node.place(sid, Placement.from_dict(grant.cascade))  # and its placement with it
                     try:
                         room = (node.echo_room(sid, site) if grant.echo
                                 else node.room(sid, SiteId(grant.host), grant.record, site))

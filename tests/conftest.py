@@ -35,6 +35,17 @@ def _pg_available() -> str | None:
         return str(exc).splitlines()[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_real_user_database(tmp_path_factory) -> Iterator[None]:
+    """No test, nor any process it starts, reads or writes the user's own database: the CLI's and `make run`'s
+    default lives in $XDG_DATA_HOME (else ~/.local/share), and $CONFCTL_DB would override every default."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    patch.delenv("CONFCTL_DB", raising=False)
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def pg_reason() -> str | None:
     return _pg_available()

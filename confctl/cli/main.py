@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import socket
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from confctl.config import DEFAULT_DB_URL, Settings
+from confctl.config import DB_ENV, Settings, chosen_db, default_db_url
 from harness.wan import WanError as HarnessError
 from rooms.admission import Accepted, RequestError
 from rooms.booking_form import BookingBody, FormError, to_request
@@ -43,12 +42,13 @@ DEFAULT_URL = "http://127.0.0.1:8080"  # where `confctl serve` and `make run` li
 
 
 def db_url(args: argparse.Namespace) -> str:
-    """The database this command uses: --db, $CONFCTL_DB, or the default every command and `make run` share.
-    A SQLite file is only created in a folder that exists (the default's folder, var/, is made)."""
+    """The database this command uses: --db, $CONFCTL_DB, or the default every command and `make run` share
+    (resolved in main(), the same from any directory). A SQLite file is only created in a folder that exists
+    (the default's folder, in the user's data directory, is made)."""
     url = args.db
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         folder = Path(url[len("sqlite:///"):]).parent
-        if url == DEFAULT_DB_URL:
+        if url == default_db_url():
             folder.mkdir(parents=True, exist_ok=True)
         elif not folder.is_dir():
             raise CliError(f"--db {url}: the folder {folder} does not exist (a typo would otherwise make a new, "
@@ -68,9 +68,10 @@ def _store(args: argparse.Namespace, need_topology: bool = True) -> BookingStore
 def cmd_serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
+    from confctl import log_setup
     from confctl.access_log import RedactingAccessLogger
     from confctl.app import make_app
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_setup.configure()
     if not 0 <= args.sip_workers <= 64:
         raise CliError("--sip-workers: 0 to 64 processes")
     if not 1 <= args.sip_rtp_timeout <= 3600:
@@ -110,11 +111,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
                         rtp_ports=_ports(args.rtp_ports, "--rtp-ports"),
                         instance_id=args.instance_id or f"cp-{socket.gethostname()}-{args.port}")
     scheme = "https" if ssl_context else "http"
-    print(f"confctl serving on {scheme}://{args.host}:{args.port}/"
-          f"{f'  (browsers reach it at {settings.public_url})' if settings.public_url else ''}"
-          f"  (database {redacted(args.db)})", flush=True)
-    web.run_app(make_app(settings), host=args.host, port=args.port, print=None, ssl_context=ssl_context,
-                access_log_class=RedactingAccessLogger)
+    serving = (f"confctl serving on {scheme}://{args.host}:{args.port}/"
+               f"{f'  (browsers reach it at {settings.public_url})' if settings.public_url else ''}"
+               f"  (database {redacted(args.db)})")
+    # aiohttp calls `print` once the app has started and the socket listens: the URL is said when it answers
+    web.run_app(make_app(settings), host=args.host, port=args.port, ssl_context=ssl_context,
+                print=lambda _: print(serving, flush=True), access_log_class=RedactingAccessLogger)
 
 
 def _tls(args: argparse.Namespace) -> Any:
@@ -188,7 +190,10 @@ def cmd_media_node(args: argparse.Namespace) -> None:
     from media.node_server import make_node_app
     from media.aiortc_hooks import IceAddressing, use_ice_addressing
     from media.port_range import UdpPorts
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from confctl import log_setup
+    from confctl.access_log import RedactingAccessLogger
+    log_setup.configure()
     token = _node_token(args)
     ssl_context = _tls(args)
     advertise, ice_ports = _address(args.advertise), _ports(args.ice_ports, "--ice-ports")
@@ -205,7 +210,8 @@ def cmd_media_node(args: argparse.Namespace) -> None:
           + (f", ICE {advertise or 'every interface'} ports {ice_ports or 'any'}" if advertise or ice_ports else ""),
           flush=True)
     web.run_app(make_node_app(args.control, token, args.id, public, Path(args.recordings)),
-                host=args.host, port=args.port, print=None, ssl_context=ssl_context)
+                host=args.host, port=args.port, print=None, ssl_context=ssl_context,
+                access_log_class=RedactingAccessLogger)  # /figures and /health, every few seconds: DEBUG
 
 
 def cmd_users_add(args: argparse.Namespace) -> None:
@@ -387,6 +393,28 @@ def _print_refusal(view: dict[str, Any]) -> None:
         print("  would fit: " + ", ".join(f"{k}={v}" for k, v in a.items()))
 
 
+WRITERS = (Role.ORGANIZER, Role.ADMIN)  # who may book and change sessions, as in the API
+
+
+def _acting_user(store: BookingStore, args: argparse.Namespace, doing: str) -> Any:
+    """--as NAME: the user a session write is made and recorded as, checked against the users table and the
+    API's rules (organizers and admins book; organizers change only their own). Never a free-text id."""
+    if not args.as_user:
+        raise CliError(f"{doing} as a named user: --as NAME (an organizer or admin; `confctl users list` lists them)")
+    user = UserStore(store.engine).by_name(args.as_user)
+    if user is None:
+        raise CliError(f"--as {args.as_user}: no such user in {redacted(args.db)} (`confctl users list` lists them)")
+    if user.role not in WRITERS:
+        raise CliError(f"--as {args.as_user}: a {user.role.value} may not {doing} (organizers and admins may)")
+    return user
+
+
+def _may_change(user: Any, session: dict[str, Any]) -> None:
+    if user.role is not Role.ADMIN and session["organizer_id"] != user.id:
+        raise CliError(f"--as {user.name}: {session['id']} is another organizer's session (they or an admin may "
+                       "change it)")
+
+
 def cmd_book(args: argparse.Namespace) -> None:
     try:
         body = BookingBody(title=args.title, host_site=args.host, sites=args.site or [], start=args.start, end=args.end,
@@ -395,7 +423,7 @@ def cmd_book(args: argparse.Namespace) -> None:
         raise CliError(str(exc)) from None
     req, meta = to_request(body, datetime.now(timezone.utc))
     store = _store(args)
-    out = store.check(req) if args.dry_run else store.book(req, meta, args.organizer)
+    out = store.check(req) if args.dry_run else store.book(req, meta, _acting_user(store, args, "book").id)
     from confctl.api.views import decision_view
     view = decision_view(out, meta)
     if args.json:
@@ -427,6 +455,8 @@ def cmd_sessions_show(args: argparse.Namespace) -> None:
 
 def cmd_sessions_cancel(args: argparse.Namespace) -> None:
     store = _store(args)
+    user = _acting_user(store, args, "cancel sessions")
+    _may_change(user, store.get(args.id))
     session = store.cancel(args.id)
     print(f"cancelled {session['id']}: {session['title']} ({session['start']})")
 
@@ -439,7 +469,9 @@ def cmd_sessions_edit(args: argparse.Namespace) -> None:
     if not changes:
         raise CliError("nothing to change: give --title, --host, --site, --start, --end, --profile or --plan")
     store = _store(args)
+    user = _acting_user(store, args, "change sessions")
     session = store.get(args.id)
+    _may_change(user, session)
     try:
         body = patched_body(session, BookingPatch(**changes))
     except Exception as exc:
@@ -455,13 +487,16 @@ def cmd_sessions_edit(args: argparse.Namespace) -> None:
 
 
 def cmd_db_which(args: argparse.Namespace) -> None:
+    """Which database, and why: a question, so a SQLite file that is not there yet is not made."""
     url = db_url(args)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        print(f"{redacted(url)}  ({args.db_source}; not created yet: the first command that writes makes it)")
+        return
     engine = make_engine(url)
     upgrade(engine)
     store = BookingStore(engine)
-    source = "--db" if "--db" in sys.argv else "$CONFCTL_DB" if os.environ.get("CONFCTL_DB") else "the default"
     topo = store.topology() if store.has_topology() else None
-    print(f"{redacted(url)}  ({source}; topology: {topo.name or topo.network if topo else 'none'}; "
+    print(f"{redacted(url)}  ({args.db_source}; topology: {topo.name or topo.network if topo else 'none'}; "
           f"{len(store.list())} booked session(s))")
 
 
@@ -533,8 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, fn: Callable[[argparse.Namespace], None], help: str, parent: Any = sub, db: bool = True) -> argparse.ArgumentParser:
         sp = parent.add_parser(name, help=help, description=help)
         if db:
-            sp.add_argument("--db", default=os.environ.get("CONFCTL_DB", DEFAULT_DB_URL),
-                            help=f"database URL (default $CONFCTL_DB or {DEFAULT_DB_URL}; the variable keeps a password out of ps)")
+            sp.add_argument("--db", default=None,
+                            help=f"database URL (default ${DB_ENV}, else {default_db_url()}, wherever it runs from; "
+                            "the variable keeps a password out of ps; `confctl db which` says which)")
         sp.set_defaults(fn=fn)
         return sp
 
@@ -641,7 +677,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--plan", default="cascade", choices=["cascade", "central"])
     s.add_argument("--recurrence", help="RRULE with COUNT or UNTIL")
     s.add_argument("--record", action="store_true")
-    s.add_argument("--organizer", default="cli", help="user id recorded as organizer")
+    as_help = "the user this runs as, by name (an organizer or admin; `confctl users list`)"
+    s.add_argument("--as", dest="as_user", metavar="NAME", help=as_help + "; recorded as the organizer")
     s.add_argument("--dry-run", action="store_true", help="only show the decision")
     s.add_argument("--json", action="store_true")
     s.add_argument("--url", default=os.environ.get("CONFCTL_URL", DEFAULT_URL),
@@ -660,8 +697,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--url", default=os.environ.get("CONFCTL_URL", DEFAULT_URL), help=url_help)
     s = add("cancel", cmd_sessions_cancel, "cancel a session (its links are free again)", sessions)
     s.add_argument("id")
+    s.add_argument("--as", dest="as_user", metavar="NAME", help=as_help + "; an organizer cancels only their own")
     s = add("edit", cmd_sessions_edit, "change a session; admission is checked again (exit 3 when refused)", sessions)
     s.add_argument("id")
+    s.add_argument("--as", dest="as_user", metavar="NAME", help=as_help + "; an organizer changes only their own")
     s.add_argument("--title")
     s.add_argument("--host", help="host site (site or site/room)")
     s.add_argument("--site", action="append", help="the participating sites, all of them (repeat)")
@@ -703,6 +742,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "db"):
+        args.db, args.db_source = chosen_db(args.db)
     try:
         args.fn(args)
     except BrokenPipeError:  # `confctl ... | head`
