@@ -8,6 +8,7 @@ from typing import Mapping
 
 import platformdirs
 
+from confctl.invite_mail import SmtpConfig
 from media.port_range import PortRange
 
 DB_ENV = "CONFCTL_DB"
@@ -77,3 +78,7 @@ class Settings:
     ice_advertise: str | None = None
     ice_ports: PortRange | None = None
     rtp_ports: PortRange | None = None
+    # Invites by e-mail (confctl/invites.py): the relay (`--smtp URL`; None: nothing is mailed) and the waits
+    # between a failed try and the next (then the mail is given up, logged and counted in /metrics).
+    smtp: SmtpConfig | None = None
+    smtp_retry_delays_s: tuple[float, ...] = (2.0, 10.0, 60.0)

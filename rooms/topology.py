@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from rooms.bulk import collector_paused
+from rooms.email_address import EmailError, normalized_email
 from rooms.ids import LinkId, NodeId, RoomId, SiteId
 from rooms.profiles import DEFAULT_PROFILES, MediaProfile, ProfileError, parse_profiles
 from rooms.topology_document import MAX_MBPS, document_problems
@@ -44,6 +45,7 @@ class Site:
     uplink_kbps: int | None = None
     rtt_ms: int | None = None
     name_zh: str | None = None
+    contact: str | None = None  # an e-mail address: where the site's own invite goes
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,16 @@ def _parse_rooms(raw: Any, site: str, problems: list[str]) -> tuple[Room, ...]:
     return tuple(rooms.values())
 
 
+def _contact(value: Any) -> str | None:
+    """The address in normal form; None when absent or refused (the schema has reported it)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return normalized_email(value)
+    except EmailError:
+        return None
+
+
 def parse_topology(doc: Any) -> Topology:
     """Validate and build a topology; raise TopologyError listing every problem."""
     with collector_paused():  # tens of thousands of sites: objects in bulk
@@ -225,7 +237,7 @@ def _parse_topology(doc: Any) -> Topology:
         sites[sid] = Site(
             id=sid, level=level, name=str(s.get("name") or sid), parent=SiteId(parent) if parent else None,
             rooms=rooms, uplink_kbps=uplink, rtt_ms=int(rtt) if isinstance(rtt, (int, float)) else None,
-            name_zh=s.get("name_zh"),
+            name_zh=s.get("name_zh"), contact=_contact(s.get("contact")),
         )
 
     roots = [s.id for s in sites.values() if s.parent is None]

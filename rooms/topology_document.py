@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rooms.email_address import EmailAddress
 from rooms.text import Name
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"  # site and room ids appear in URLs and as site/room
@@ -44,6 +45,7 @@ class SiteDoc(_Strict):
     admitted_share: Optional[Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]] = None
     media_node_legs: Optional[Annotated[int, Field(gt=0, le=100_000)]] = None
     rooms: Optional[Annotated[list[RoomDoc], Field(min_length=1, max_length=1000)]] = None
+    contact: Optional[EmailAddress] = None  # where the site's invites are mailed (its conference room's desk)
 
 
 class ProfileDoc(_Strict):

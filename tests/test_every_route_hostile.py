@@ -35,6 +35,7 @@ EXAMPLE_BODIES: dict[str, dict[str, Any]] = {
         {"id": "b", "level": "county", "parent": "a", "uplink_mbps": 10, "media_node_legs": 10,
          "rooms": [{"id": "m"}]}]},
     "NewUser": {"name": "Zoe Example", "role": "organizer", "site": "cc-nongan"},
+    "UserChange": {"email": "zoe@jl.example"},
     "SignIn": {"token": "cct_" + "A" * 43},
     "NewFeedToken": {"label": "my phone"},
     "NodeRegistration": {"id": "node-jl", "url": "http://127.0.0.1:9",

@@ -1,4 +1,5 @@
-"""Invites through the icalendar parser: organizer, sites as rooms, join link, dial-in, updates and the cancel."""
+"""Invites through the icalendar parser: organizer, sites as mailto: rooms, join link, dial-in, updates and the cancel.
+(Mailed invites: tests/test_invite_mail.py.)"""
 from __future__ import annotations
 
 from icalendar import Calendar
@@ -20,6 +21,10 @@ async def test_an_invite_carries_the_organizer_the_sites_the_join_link_and_dial_
     cal, ev = await _invite(api, s["id"], "olga", "cc-nongan")
     assert str(cal["method"]) == "REQUEST" and int(ev["sequence"]) == 0
     assert ev["organizer"].params["cn"] == "olga"
+    # olga has no address yet: her confctl id, where a mailto: would go; the sites' topology contacts are mailto:
+    assert str(ev["organizer"]) == f"urn:confctl:user:{s['organizer_id']}"
+    assert {str(a): a.params["x-confctl-site"] for a in ev["attendee"]} == {
+        "mailto:jl@jl.example": "jl", "mailto:cc@jl.example": "cc", "mailto:cc-nongan@jl.example": "cc-nongan"}
     attendees = {str(a.params["cn"]).split(" / ")[0]: a.params for a in ev["attendee"]}
     assert set(attendees) == {"Jilin Provincial Government", "Changchun", "Nong'an County"}
     assert all(p["cutype"] == "ROOM" for p in attendees.values())
@@ -27,6 +32,14 @@ async def test_an_invite_carries_the_organizer_the_sites_the_join_link_and_dial_
     assert str(ev["url"]) == s["join_urls"]["cc-nongan"]
     assert s["dial_in"] in str(ev["location"]) and f"Dial-in from a registered phone: {s['dial_in']}" in str(ev["description"])
     assert ev.decoded("dtstart") == tomorrow_at(10)
+
+    # the whole session's invite carries no link: each is its site's credential, and whole invites get forwarded
+    _, whole = await _invite(api, s["id"], "olga")
+    assert "url" not in whole and not any(u in str(whole["description"]) for u in s["join_urls"].values())
+    me = await (await api.get("/api/me", headers=api.h("olga"))).json()
+    assert (await api.patch(f"/api/users/{me['id']}", json={"email": "olga@jl.example"}, headers=api.h("ada"))).status == 200
+    _, ev = await _invite(api, s["id"], "olga")
+    assert str(ev["organizer"]) == "mailto:olga@jl.example" and ev["organizer"].params["x-confctl-user"] == me["id"]
 
     # the technician's own invite: their site's link, nobody else's
     _, tech = await _invite(api, s["id"], "tina")

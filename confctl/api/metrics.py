@@ -7,6 +7,7 @@ from aiohttp import web
 
 from confctl.api.route import READERS, Route
 from confctl.auth import require
+from confctl.invites import invite_metrics
 from confctl.keys import BOOKINGS, NODE_STORE, OPERATIONS, QUALITY, SIP_GATEWAY, SIP_WORKERS, run_read
 from media.aiortc_hooks import ice_addressing
 from monitoring.link_load import live_link_load, utilization_rows
@@ -32,7 +33,7 @@ async def metrics(request: web.Request) -> web.Response:
                     sip[k] = sip.get(k, 0) + v
     body = render(request.app[QUALITY], lambda: peaks, lambda: booked, lambda: live,
                   alarms_raised=dict(ops.raised_total), alarms_open=len(ops.alarms.raised()), sip=sip,
-                  ports_refused=await _ports_refused(request.app))
+                  ports_refused=await _ports_refused(request.app)) + invite_metrics(request.app)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 

@@ -11,6 +11,7 @@ from confctl.api.route import WRITERS, Route
 from confctl.api.views import decision_view, link_name, with_booked_load, with_sessions_in_the_way
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
+from confctl.invites import notify
 from confctl.join_tokens import mint
 from confctl.keys import BOOKINGS, JOIN_SECRET, run_db, run_read
 from confctl.live_plans import follow
@@ -38,6 +39,7 @@ async def book(request: web.Request) -> web.Response:
     out = await run_db(request.app, request.app[BOOKINGS].book, req, meta, user.id, override=body.override)
     if not isinstance(out.decision, Accepted):
         return web.json_response(await explained(request, out, meta), status=409)
+    notify(request, out.session)
     return web.json_response(with_join_urls(request, user, out.session), status=201)
 
 
@@ -136,6 +138,7 @@ async def patch_session(request: web.Request) -> web.Response:
     out = await run_db(request.app, request.app[BOOKINGS].update, session["id"], req, meta)
     if not isinstance(out.decision, Accepted):
         return web.json_response(await explained(request, out, meta), status=409)
+    notify(request, out.session, session)
     return web.json_response(with_join_urls(request, user, out.session))
 
 
@@ -149,6 +152,7 @@ async def delete_session(request: web.Request) -> web.Response:
         given = await run_db(request.app, Preemptions(request.app[BOOKINGS]).give_back, session["id"], int(time.time()))
         await follow(request.app, given.changes, cancelled, given.records)
         cancelled["restored"] = given.records
+    notify(request, cancelled)
     return web.json_response(cancelled)
 
 

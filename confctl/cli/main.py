@@ -76,6 +76,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise CliError("--sip-workers: 0 to 64 processes")
     if not 1 <= args.sip_rtp_timeout <= 3600:
         raise CliError("--sip-rtp-timeout: 1 to 3600 seconds")
+    smtp = None
+    if args.smtp:
+        from confctl.invite_mail import SmtpUrlError, parse_smtp_url
+        try:
+            smtp = parse_smtp_url(args.smtp, os.environ)
+        except SmtpUrlError as exc:
+            raise CliError(str(exc)) from None
     args.db = db_url(args)
     if args.topology:
         load_topology_file(args.topology)  # fail fast on a bad file, before binding
@@ -101,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             parse_public_url(args.public_url)
         except PublicUrlError as exc:
             raise CliError(str(exc)) from None
-    settings = Settings(db_url=args.db, topology_file=Path(args.topology) if args.topology else None,
+    settings = Settings(db_url=args.db, topology_file=Path(args.topology) if args.topology else None, smtp=smtp,
                         host=args.host, port=args.port, alarms_file=alarms,
                         horizon_days=args.horizon_days, sip_port=args.sip_port or None, sip_host=args.host,
                         sip_advertise=args.sip_advertise or None, sip_rtp_timeout_s=args.sip_rtp_timeout,
@@ -220,9 +227,19 @@ def cmd_users_add(args: argparse.Namespace) -> None:
     if args.role == Role.NODE.value:
         raise CliError("a media node's credential is bound to its node id: `confctl nodes add NODE_ID`")
     user, token = users.add(args.name, Role(args.role), SiteId(args.site) if args.site else None, set(store.topology().sites),
-                            tuple(args.permission or ()), days=args.days)
-    print(f"created {user.role.value} {user.name} ({user.id}){' at ' + user.site if user.site else ''}")
+                            tuple(args.permission or ()), days=args.days, email=args.email)
+    print(f"created {user.role.value} {user.name} ({user.id}){' at ' + user.site if user.site else ''}"
+          f"{', ' + user.email if user.email else ''}")
     print(token)
+
+
+def cmd_users_email(args: argparse.Namespace) -> None:
+    """Sets or clears where a user's invites are mailed."""
+    if bool(args.address) == args.clear:
+        raise CliError("give an address, or --clear to remove theirs")
+    store = _store(args, need_topology=False)
+    user = UserStore(store.engine).set_email(_user_named(store, args.name).id, args.address)
+    print(f"{user.name}: invites go to {user.email}" if user and user.email else f"{args.name}: no address, no invites mailed")
 
 
 def cmd_sip_add(args: argparse.Namespace) -> None:
@@ -327,7 +344,7 @@ def cmd_nodes_add(args: argparse.Namespace) -> None:
 
 def cmd_users_list(args: argparse.Namespace) -> None:
     for u in UserStore(_store(args).engine).list():
-        print(f"{u.id}  {u.name:<20} {u.role.value:<11} {u.site or ''}")
+        print(f"{u.id}  {u.name:<20} {u.role.value:<11} {u.site or '':<14} {u.email or ''}".rstrip())
 
 
 def print_tree(topo: Topology) -> None:
@@ -596,6 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rtp-ports", metavar="LO-HI", help="UDP range for the SIP gateway's RTP sockets (default: any)")
     s.add_argument("--instance-id", help="this control plane's name among several on one database "
                    "(default cp-HOSTNAME-PORT): its partial recordings and its SIP gateway's links carry it")
+    s.add_argument("--smtp", metavar="URL", help="mail invites through this relay: smtp://HOST[:PORT] (no TLS), "
+                   "smtp+starttls://HOST[:587] or smtps://HOST[:465]; USER@HOST or $CONFCTL_SMTP_USER, the password "
+                   "in $CONFCTL_SMTP_PASSWORD; ?from=ADDR the sender (default: no invites are mailed)")
     _deployment_flags(s, "its in-process media node's")
 
     s = add("media-node", cmd_media_node, "run a media node as its own process, registered with a control plane",
@@ -620,6 +640,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--permission", action="append", choices=["emergency"],
                    help="emergency: may open sessions above routine precedence (the duty officer)")
     s.add_argument("--days", type=int, help=f"how long its token lives (default {DEFAULT_TOKEN_DAYS})")
+    s.add_argument("--email", metavar="ADDR", help="where their invites are mailed (confctl serve --smtp)")
+    s = add("email", cmd_users_email, "set (or --clear) where a user's invites are mailed", users)
+    s.add_argument("name")
+    s.add_argument("address", nargs="?")
+    s.add_argument("--clear", action="store_true", help="remove their address: no invites mailed to them")
     add("list", cmd_users_list, "list users", users)
 
     tokens = sub.add_parser("tokens", help="personal bearer tokens: expiry, last use, revocation").add_subparsers(

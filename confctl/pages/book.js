@@ -132,13 +132,21 @@ async function book() {
       el("p", {}, el("a", { href: `/sessions/${r.data.id}`, id: "session_link" }, "Open the session"), " · ",
         el("a", { href: `/api/sessions/${r.data.id}.ics` }, "calendar invite"), " · ",
         el("a", { href: "/sessions" }, "calendar")),
+      el("p", { class: "muted", id: "invite_mail" }),
       el("button", { id: "dryrun", onclick: () => dryRun(r.data.id) }, "Dry run over the emulated network"),
       el("div", { id: "dryrun_result" }));
+    inviteNote($("invite_mail"));
   } else {
     $("result").className = "refused";
     $("result").textContent = `Not booked: ${problem(r.data)}`;
     schedule();
   }
+}
+
+// One line beside the invite: mailed to the sites and you (confctl serve --smtp), or not mailed at all.
+async function inviteNote(target) {
+  const r = await api("GET", "/api/invite-mail");
+  if (r.status === 200) target.textContent = r.data.note;
 }
 
 async function dryRun(id) {

@@ -15,8 +15,15 @@ function facts(s) {
     row("Profile and plan", `${s.profile}, ${s.plan}${s.record ? ", recorded" : ""}`),
     row("Precedence", s.precedence || "routine"),
     row("Dial-in", el("b", { id: "dial_in" }, s.dial_in || "–"), " from a registered phone"),
-    row("Invite", el("a", { href: `/api/sessions/${s.id}.ics`, id: "invite" }, "calendar invite (.ics)")),
+    row("Invite", el("a", { href: `/api/sessions/${s.id}.ics`, id: "invite" }, "calendar invite (.ics)"),
+        el("p", { class: "muted", id: "invite_mail" })),
   ];
+}
+
+// Whether invites are mailed (confctl serve --smtp) or must be sent by hand: one line under the invite.
+async function inviteNote() {
+  const r = await api("GET", "/api/invite-mail");
+  if (r.status === 200 && $("invite_mail")) $("invite_mail").textContent = r.data.note;
 }
 
 async function loads() {
@@ -46,6 +53,7 @@ function show(s) {
   for (const id of ["save", "cancel"]) $(id).disabled = s.status === "cancelled";
   loads();
   showHistory();
+  inviteNote();
 }
 
 // What emergencies took from this session and gave back (or, for an emergency, what it took).

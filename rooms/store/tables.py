@@ -72,6 +72,7 @@ class UserRow(SQLModel, table=True):
     site_id: Optional[str] = Field(default=None, max_length=100)
     permissions: str = Field(default="", max_length=200)  # space-separated grants beyond the role: "emergency"
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    email: Optional[str] = Field(default=None, max_length=254)  # where their invites go; None: none sent
 
 
 class AppSecret(SQLModel, table=True):

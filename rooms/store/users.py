@@ -6,9 +6,10 @@ import time
 from typing import Any
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from rooms.email_address import EmailError, normalized_email
 from rooms.ids import SiteId, UserId, new_user_id
 from rooms.store.engine import read_transaction, write_transaction
 from rooms.store.tables import UserRow, WebSessionRow
@@ -40,13 +41,14 @@ class User:
     role: Role
     site: SiteId | None
     permissions: frozenset[str] = frozenset()
+    email: str | None = None  # where their invites go (confctl/invite_mail.py)
 
     def may(self, permission: str) -> bool:
         return permission in self.permissions
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "role": self.role.value, "site": self.site,
-                "permissions": sorted(self.permissions)}
+                "permissions": sorted(self.permissions), "email": self.email}
 
 
 
@@ -57,7 +59,8 @@ class UserStore:
         self.tokens = ApiTokens(engine)  # one per store: it keeps the last uses noted between flushes
 
     def add(self, name: str, role: Role, site: SiteId | None, known_sites: set[str],
-            permissions: tuple[str, ...] = (), days: int | None = None) -> tuple[User, str]:
+            permissions: tuple[str, ...] = (), days: int | None = None,
+            email: str | None = None) -> tuple[User, str]:
         """Create a user; return it with its first bearer token (shown once, never stored), valid `days`
         (default 90; rooms/store/tokens.py)."""
         if not name or len(name) > 100:
@@ -72,11 +75,12 @@ class UserStore:
         unknown = [p for p in permissions if p not in PERMISSIONS]
         if unknown:
             raise UserError(f"unknown permission(s) {unknown}; known: {list(PERMISSIONS)}")
-        user = User(new_user_id(), name, role, site, frozenset(permissions))
+        address = _checked_email(email) if email is not None else None
+        user = User(new_user_id(), name, role, site, frozenset(permissions), address)
         now = int(time.time())
         try:
             with write_transaction(self.engine) as conn:
-                conn.execute(insert(UT).values(id=user.id, name=name, role=role.value, site_id=site,
+                conn.execute(insert(UT).values(id=user.id, name=name, role=role.value, site_id=site, email=address,
                                                permissions=" ".join(sorted(set(permissions))), created_at=now))
                 _, token = self.tokens.issue(user.id, now, days, "first token", conn=conn)
         except IntegrityError:
@@ -112,6 +116,15 @@ class UserStore:
         with read_transaction(self.engine) as conn:
             return [_user(r) for r in conn.execute(select(UT).order_by(UT.c.name))]
 
+    def set_email(self, user_id: str, email: str | None) -> User | None:
+        """Sets (None: clears) a user's e-mail address; the user as changed, None if there is no such user."""
+        address = _checked_email(email) if email is not None else None
+        with write_transaction(self.engine) as conn:
+            if conn.execute(update(UT).where(UT.c.id == user_id).values(email=address)).rowcount == 0:
+                return None
+            r = conn.execute(select(UT).where(UT.c.id == user_id)).first()
+        return _user(r) if r else None
+
     def remove_named(self, name: str) -> bool:
         """Removes the user with their tokens and browser sessions."""
         with write_transaction(self.engine) as conn:
@@ -123,6 +136,13 @@ class UserStore:
             return conn.execute(delete(UT).where(UT.c.id == r.id)).rowcount > 0
 
 
+def _checked_email(email: str) -> str:
+    try:
+        return normalized_email(email)
+    except EmailError as exc:
+        raise UserError(str(exc)) from None
+
+
 def _user(r) -> User:  # type: ignore[no-untyped-def]
     return User(UserId(r.id), r.name, Role(r.role), SiteId(r.site_id) if r.site_id else None,
-                frozenset((r.permissions or "").split()))
+                frozenset((r.permissions or "").split()), r.email)
