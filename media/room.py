@@ -23,7 +23,7 @@ from media.aiortc_hooks import (EncodedTap, inbound_streams, on_audio_level, rec
 from media.forwarding import NATIVE, RTP_FORWARDING, ForwardedTrack, Source
 from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
 from media.port_range import PortRangeExhausted
-from media.pcm_leg import PcmLeg, RoomMixer
+from media.pcm_leg import CodecThread, PcmLeg, RoomMixer
 from media.program import Program, program_for, within_layout
 from media.recording import TrackRecorder
 from media.speaker import SpeakerSelector
@@ -121,6 +121,7 @@ class MediaRoom:
         self._ice = ice_servers or []  # never fall back to Google's STUN: there is no internet here
         self.phones: dict[SiteId, PcmLeg] = {}  # sites on the telephone (through the SIP gateway)
         self.mixer: RoomMixer | None = None  # decodes audio for phones; exists only while one is here
+        self._stopped_codecs: list[CodecThread] = []  # the mixers' threads, ending; joined at close
         self._tasks = TaskGroup(f"room {session_id}")
         # In a cascade this room is one node's part of the session: the session-wide speaker
         # and program live in the Cascade, and sites on other nodes reach this room through
@@ -232,17 +233,17 @@ class MediaRoom:
         self.remove_phone(site)
         self._phone_since[site] = time.time()
         src = Source("audio", lambda: None)
-        phone = PcmLeg(site, src)
-        self.phones[site] = phone
         if self.mixer is None:
-            self.mixer = RoomMixer()
+            self.mixer = RoomMixer(f"pcm {self.session_id}")
             for s, leg in self.legs.items():
                 if "audio" in leg.sources:
                     self.mixer.attach(s, leg.sources["audio"])
             for s, other in self.phones.items():
                 self.mixer.attach(s, other.source)
-            for key, src in self.trunk_audio.items():
-                self.mixer.attach(key, src)
+            for key, src_ in self.trunk_audio.items():
+                self.mixer.attach(key, src_)
+        phone = PcmLeg(site, src, self.mixer.codec)
+        self.phones[site] = phone
         self.mixer.attach(site, src)
         self._reprogram()
         return phone
@@ -281,6 +282,8 @@ class MediaRoom:
                     self.mixer.detach(s, leg.sources.get("audio"))
                 for key, src in self.trunk_audio.items():
                     self.mixer.detach(key, src)
+                self.mixer.codec.stop()
+                self._stopped_codecs.append(self.mixer.codec)  # joined in close()
                 self.mixer = None
         self._reprogram()
 
@@ -311,6 +314,9 @@ class MediaRoom:
         for site in list(self.legs):
             await self.leave(site, EndReason.SESSION_CLOSED)
         await self._tasks.close()
+        stopped, self._stopped_codecs = self._stopped_codecs, []
+        for codec in stopped:
+            await asyncio.to_thread(codec.join)
 
     # -- program ----------------------------------------------------------
     def set_layout(self, site: SiteId, layout: str | None, why: str) -> bool:
