@@ -117,3 +117,50 @@ async def test_book_refused_in_words_then_an_alternative_books_it_then_calendar_
     async with aiohttp.ClientSession() as http:
         gone = await (await http.get(f"{base}/api/sessions/{booked['id']}", headers=client_headers)).json()
     assert gone["status"] == "cancelled" and gone["profile"] == "sd" and gone["start"] == later.isoformat()
+
+
+async def test_a_mobile_platform_books_for_video_with_the_speaker_only_and_the_chosen_layouts_are_stored(site, page):
+    """SD with Changchun's mobile platform: its 2 Mbit/s satellite link cannot take the two-video program,
+    so it was refused with only audio offered. Automatic for thin links is on once a mobile site is chosen;
+    off by hand, the refusal offers the speaker only there, and the layouts set on the page are booked."""
+    server, token = site
+    base = f"http://127.0.0.1:{server.port}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    t = tomorrow_at(14)
+    await sign_in(page, base, token, "/book")
+    await page.select_option("#host", "jl")
+    await page.fill("#start", t.strftime("%Y-%m-%dT%H:%M"))
+    await page.dispatch_event("#start", "change")
+    await page.select_option("#profile", "sd")
+    await page.check("#site-cc")
+    await expect(page.locator("#auto_layouts")).not_to_be_checked()
+    await expect(page.locator('select[data-layout="cc"]')).to_be_visible()  # beside a chosen site only
+    await expect(page.locator('select[data-layout="cc-mobile"]')).to_be_hidden()
+    await page.check("#site-cc-mobile")
+    await expect(page.locator("#auto_layouts")).to_be_checked()  # on by default for a mobile platform
+    await expect(page.locator("#verdict")).to_contain_text("Fits: 3 sites")
+    await expect(page.locator("#layouts_note")).to_have_text(
+        "A smaller program: Changchun Mobile Emergency Platform receives the speaker only.")
+
+    await page.uncheck("#auto_layouts")  # as before: refused, and now the speaker only is offered
+    await expect(page.locator("#sentences li").first).to_contain_text("Changchun Mobile Emergency Platform's 2 Mbit/s link")
+    thin = page.locator("#thin_alternative")
+    await expect(thin).to_have_text("give Changchun Mobile Emergency Platform the speaker only instead")
+    await page.screenshot(path=str(ARTIFACTS / "booking-thin-link-refused.png"), full_page=True)
+    await thin.click()
+    await expect(page.locator('select[data-layout="cc-mobile"]')).to_have_value("speaker")
+    await expect(page.locator("#verdict")).to_contain_text("Fits: 3 sites")
+    await page.select_option('select[data-layout="cc"]', "audio")  # and one chosen by hand
+    await expect(page.locator("#layouts_note")).to_contain_text("Changchun receives audio only")
+    await page.click("#book")
+    await expect(page.locator("#booked")).to_be_visible()
+    await page.screenshot(path=str(ARTIFACTS / "booking-thin-link-booked.png"), full_page=True)
+
+    import aiohttp
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(f"{base}/api/sessions?site=cc-mobile", headers={"Authorization": f"Bearer {token}"})
+        (booked,) = (await r.json())["sessions"]
+    assert booked["profile"] == "sd" and {s["site"] for s in booked["sites"]} == {"jl", "cc", "cc-mobile"}
+    assert booked["media_plan"]["layouts"] == {"cc-mobile": "speaker", "cc": "audio"}
+    await page.click("#session_link")
+    await expect(page.locator("#facts")).to_contain_text("Changchun Mobile Emergency Platform / unit (the speaker only)")

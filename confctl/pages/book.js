@@ -14,7 +14,12 @@ function buildTree() {
     const rate = s.uplink ? ` ${s.uplink.rate_kbps / 1000} Mbit/s` : "";
     // A box is one site: a prefecture can take part without its counties; "+ all below" adds them.
     const box = el("input", { type: "checkbox", "data-site": id, id: "site-" + id, onchange: schedule });
-    const li = el("li", {}, box, el("label", { for: "site-" + id }, `${s.name} `, el("span", { class: "rate" }, `${id}${rate}`)));
+    // What this site receives, shown once it takes part: a thin link may take the speaker only or audio.
+    const layout = el("select", { class: "layout", "data-layout": id, title: `what ${s.name} receives`, onchange: schedule },
+      ...LAYOUTS.map(([v, words]) => el("option", { value: v }, words)));
+    layout.hidden = true;
+    const li = el("li", {}, box, el("label", { for: "site-" + id }, `${s.name} `, el("span", { class: "rate" }, `${id}${rate}`)),
+      " ", layout);
     if (s.children.length) {
       li.append(" ", el("button", { class: "subtree", "data-subtree": id, type: "button", onclick: () => {
         const boxes = [...li.querySelectorAll("input[data-site]")];
@@ -31,27 +36,53 @@ function buildTree() {
   $("profile").value = topology.profiles.some((p) => p.name === "hd720") ? "hd720" : topology.profiles[0].name;
 }
 
+// The layouts a site may receive (rooms/plan.py Layout), richest first.
+const LAYOUTS = [["full", "full program"], ["speaker", "speaker only"], ["audio", "audio only"]];
+// Thin links by kind: mobile platforms and the vehicle sit behind 2 Mbit/s satellite links.
+const THIN_LEVELS = new Set(["mobile"]);
+let autoTouched = false;  // once the organizer sets "automatic for thin links" by hand, it stays as set
+
+function chosenSites() {
+  const host = $("host").value;
+  return [host, ...[...document.querySelectorAll("#tree input[data-site]:checked")].map((b) => b.dataset.site).filter((s) => s !== host)];
+}
+
+function followChoice() {
+  // Each taking part site shows its layout control; automatic for thin links follows the sites until set by hand.
+  const taking = new Set(chosenSites());
+  for (const sel of document.querySelectorAll("#tree select[data-layout]")) sel.hidden = !taking.has(sel.dataset.layout);
+  if (!autoTouched) {
+    const levels = Object.fromEntries(topology.sites.map((s) => [s.id, s.level]));
+    $("auto_layouts").checked = [...taking].some((s) => THIN_LEVELS.has(levels[s]));
+  }
+}
+
 function defaultStart() {
   const d = new Date(Date.now() + 24 * 3600 * 1000);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T10:00`;
 }
 
 function body() {
-  const host = $("host").value;
-  const sites = [...document.querySelectorAll("#tree input[data-site]:checked")].map((b) => b.dataset.site).filter((s) => s !== host);
+  const [host, ...sites] = chosenSites();
   const start = $("start").value;
+  const layouts = {};
+  for (const s of [host, ...sites]) {
+    const sel = document.querySelector(`#tree select[data-layout="${CSS.escape(s)}"]`);
+    if (sel && sel.value !== "full") layouts[s] = sel.value;
+  }
   const b = {
     title: $("title").value, host_site: host, sites,
     start: isoWithOffset(start, $("offset").value, 0),
     end: isoWithOffset(start, $("offset").value, parseFloat($("hours").value)),
     profile: $("profile").value, plan: $("plan").value, record: $("record").checked,
-    precedence: $("precedence").value,
+    precedence: $("precedence").value, layouts, auto_layouts: $("auto_layouts").checked,
   };
   if ($("recurrence").value.trim()) b.recurrence = $("recurrence").value.trim();
   return b;
 }
 
 function schedule() {
+  if (topology) followChoice();
   clearTimeout(timer);
   timer = setTimeout(check, 250);
 }
@@ -68,6 +99,31 @@ function applyAlternative(a) {
   if (a.plan) $("plan").value = a.plan;
   if (a.start) $("start").value = a.start.slice(0, 16);
   schedule();
+}
+
+function layoutWords(layouts, verb = "") {
+  // "Changchun Mobile Emergency Platform receives the speaker only", or with no verb "… the speaker only"
+  const names = Object.fromEntries(topology.sites.map((s) => [s.id, s.name]));
+  return Object.entries(layouts).map(([s, l]) => `${names[s] || s}${verb} ${STEP_WORDS[l] || l}`).join(", ");
+}
+
+function applyLayouts(layouts) {
+  for (const [s, l] of Object.entries(layouts)) {
+    const sel = document.querySelector(`#tree select[data-layout="${CSS.escape(s)}"]`);
+    if (sel) sel.value = l;
+  }
+  schedule();
+}
+
+async function thinLinkAlternative(b, mine) {
+  // The API admits thin links with a smaller layout (auto_layouts): where that fits, offer it as set layouts.
+  if (b.auto_layouts) return;
+  const r = await api("POST", "/api/sessions/check", { ...b, auto_layouts: true });
+  if (mine !== seq || r.status !== 200 || r.data.decision !== "accepted") return;
+  const layouts = r.data.media_plan.layouts || {};
+  if (!Object.keys(layouts).length) return;
+  $("alternatives").prepend(el("button", { class: "alternative", id: "thin_alternative", onclick: () => applyLayouts(layouts) },
+    `give ${layoutWords(layouts)} instead`));
 }
 
 function altLabel(a) {
@@ -98,6 +154,10 @@ async function check() {
     const names = Object.fromEntries(topology.sites.map((s) => [s.id, s.name]));
     $("verdict").textContent = `Fits: ${b.sites.length + 1} sites, ${d.occurrences.length} occurrence(s); rooms ` +
       Object.entries(d.rooms).map(([s, room]) => `${names[s] || s} / ${room}`).join(", ");
+    const smaller = d.media_plan.layouts || {};
+    if (Object.keys(smaller).length) {
+      $("verdict").append(el("div", { id: "layouts_note", class: "muted" }, `A smaller program: ${layoutWords(smaller, " receives")}.`));
+    }
     v.hidden = true;
     showLoads(d.media_plan);
     $("book").disabled = false;
@@ -112,6 +172,7 @@ async function check() {
     $("alternatives").replaceChildren(...d.alternatives.map((a) =>
       el("button", { class: "alternative", onclick: () => applyAlternative(a) }, altLabel(a))));
     showLoads(null);
+    await thinLinkAlternative(b, mine);
   }
 }
 
@@ -202,6 +263,7 @@ async function start() {
   for (const id of ["title", "host", "start", "offset", "hours", "profile", "plan", "recurrence", "record", "precedence"]) {
     $(id).addEventListener("change", schedule);
   }
+  $("auto_layouts").addEventListener("change", () => { autoTouched = true; schedule(); });
   $("recurrence").addEventListener("input", schedule);
   $("book").addEventListener("click", book);
   schedule();

@@ -5,13 +5,19 @@ let topology = null, names = {}, session = null;
 
 function offsetOf(iso) { return iso.slice(19) || "+00:00"; }
 
+// A site given a smaller program (by hand, or for its thin link) says so beside its name.
+function receives(s, site) {
+  const layout = ((s.media_plan || {}).layouts || {})[site];
+  return layout ? ` (${STEP_WORDS[layout] || layout})` : "";
+}
+
 function facts(s) {
   const row = (k, ...v) => el("tr", {}, el("td", {}, k), el("td", {}, ...v));
   return [
     row("When", `${when(s.start)} – ${when(s.end).slice(11)} (${offsetOf(s.start)})`,
         s.recurrence ? ` · repeats ${s.recurrence}, ${s.occurrences.length} times` : ""),
     row("Host", `${names[s.host_site] || s.host_site}`),
-    row("Sites", s.sites.map((x) => `${names[x.site] || x.site} / ${x.room}`).join(", ")),
+    row("Sites", s.sites.map((x) => `${names[x.site] || x.site} / ${x.room}` + receives(s, x.site)).join(", ")),
     row("Profile and plan", `${s.profile}, ${s.plan}${s.record ? ", recorded" : ""}`),
     row("Precedence", s.precedence || "routine"),
     row("Dial-in", el("b", { id: "dial_in" }, s.dial_in || "–"), " from a registered phone"),
