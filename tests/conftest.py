@@ -163,3 +163,29 @@ def booking(sites, hour=10, hours=1, profile="hd720", **kw):
     t = tomorrow_at(hour)
     return {"title": kw.pop("title", "Flood briefing"), "host_site": sites[0], "sites": sites[1:],
             "start": t.isoformat(), "end": (t + timedelta(hours=hours)).isoformat(), "profile": profile, **kw}
+
+
+# -- markers and time budgets by folder -----------------------------------------------------------
+# `pytest -m media`, `-m sip`, `-m "not browser"`... select by what a test drives. Budgets: pyproject's
+# `timeout` (300 s) is the generous default; a folder's own is tighter, several times its slowest
+# test on a loaded 2-core CI machine, so a hang fails in minutes with its stack, not at CI's 90.
+FOLDER_MARKS = {"media": 240, "sip": 120, "harness": 240, "deploy": 240}
+BROWSER_BUDGET_S = 240
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    import tests.browser
+    root = os.path.dirname(__file__)
+    for item in items:
+        rel = os.path.relpath(str(item.fspath), root).split(os.sep)
+        budget = None
+        if len(rel) > 1 and rel[0] in FOLDER_MARKS:
+            item.add_marker(getattr(pytest.mark, rel[0]))
+            budget = FOLDER_MARKS[rel[0]]
+        module = getattr(item, "module", None)
+        if module is not None and (getattr(module, "launch", None) is tests.browser.launch
+                                   or "async_playwright" in vars(module)):
+            item.add_marker(pytest.mark.browser)
+            budget = max(budget or 0, BROWSER_BUDGET_S)
+        if budget is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(budget))

@@ -67,6 +67,7 @@ async def _alive(http, base, token) -> dict[str, bool]:
         return {n["id"]: n["alive"] for n in (await r.json())["nodes"] if not n["in_process"]}
 
 
+@pytest.mark.timeout(420)  # 120 s of stress-ng and 11 node processes starting on a starved machine
 @pytest.mark.skipif(shutil.which("stress-ng") is None, reason="stress-ng not installed (scripts/install-system-deps.sh)")
 async def test_eleven_nodes_on_a_saturated_machine_are_never_taken_for_down_and_a_killed_one_is_within_5_s(plane):
     base, tokens, procs, http = plane
