@@ -1,16 +1,21 @@
 """From what the pipeline measured to alarm observations: a pure function of the figures.
 
-Legs: loss, jitter, RTT and MOS against their site's thresholds (monitoring/alarm_config.py).
-Links: live load above its reservation, or above `link_pct` of the link's rate. Sessions: a
-booked site still absent `absent_s` into its occurrence. Nodes: a registered node not beating.
-Messages name sites and links as people know them, not by id.
+Legs: loss, jitter (audio and video each against its own), RTT and MOS against their site's
+thresholds (monitoring/alarm_config.py), each judged over the leg's window of samples
+(monitoring/alarm_window.py). Links: live load above its reservation, or above `link_pct` of the
+link's rate. Sessions: a booked site that has not joined `absent_s` into its occurrence; a site that
+joined and left is not absent (it may have left on purpose; a leg dropped by a fault is in its call
+record's end reason). Nodes: a registered node not beating. Messages name sites and links as people
+know them, not by id.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from datetime import datetime
+from typing import Iterable, Sequence
 
 from monitoring.alarm_config import AlarmConfig, Thresholds
+from monitoring.alarm_window import judged
 from monitoring.alarms import AlarmKind, Observation
 from monitoring.link_load import over_reserved_threshold
 from monitoring.pipeline import LegSample
@@ -36,25 +41,43 @@ def site_name(topo: Topology, site: str) -> str:
     return s.name if s is not None else site
 
 
-def leg_observations(cfg: AlarmConfig, topo: Topology, samples: Iterable[LegSample]) -> list[Observation]:
+def _leg_rules(win: Sequence[LegSample], t: Thresholds) -> list[tuple[AlarmKind, str, float, str, str]]:
+    """(kind, figure, threshold, unit, words) of the "above" rules for one leg's window."""
+    rules = [(AlarmKind.LOSS, "loss_pct", t.loss_pct, "%", "packet loss")]
+    if any(x.jitter_audio_ms is not None or x.jitter_video_ms is not None for x in win):
+        rules += [(AlarmKind.JITTER_AUDIO, "jitter_audio_ms", t.jitter_audio_ms, "ms", "audio jitter"),
+                  (AlarmKind.JITTER_VIDEO, "jitter_video_ms", t.jitter_video_ms, "ms", "video jitter")]
+    else:  # one figure for both media, their maximum: beyond the larger threshold, one of them surely is
+        rules.append((AlarmKind.JITTER, "jitter_ms", max(t.jitter_audio_ms, t.jitter_video_ms), "ms",
+                      "jitter (audio and video together)"))
+    rules.append((AlarmKind.RTT, "rtt_ms", t.rtt_ms, "ms", "round trip"))
+    return rules
+
+
+def leg_observations(cfg: AlarmConfig, topo: Topology, windows: Iterable[Sequence[LegSample]]) -> list[Observation]:
+    """Each live leg's window of samples (oldest first, monitoring/alarm_window.py) against its site's
+    thresholds; a window not yet full is not judged."""
     out: list[Observation] = []
-    for s in samples:
-        if s.kind == "trunk":
+    w, r = cfg.window, cfg.hysteresis.clear_ratio
+    over = f"{'median' if w.percentile == 50 else f'p{w.percentile:g}'} of {w.samples} samples"
+    for win in windows:
+        if not win or len(win) < w.samples or win[-1].kind == "trunk":
             continue
+        s = win[-1]
         t = thresholds(cfg, topo, s.site)
         name, subject = site_name(topo, s.site), f"{s.session}/{s.site}"
         ctx: dict[str, str | None] = {"session": s.session, "site": s.site, "node": s.node}
-        r = cfg.hysteresis.clear_ratio
-        for kind, value, limit, unit, what in (
-                (AlarmKind.LOSS, s.loss_pct, t.loss_pct, "%", "packet loss"),
-                (AlarmKind.JITTER, s.jitter_ms, t.jitter_ms, "ms", "jitter"),
-                (AlarmKind.RTT, s.rtt_ms, t.rtt_ms, "ms", "round trip")):
+        for kind, figure, limit, unit, what in _leg_rules(win, t):
+            value = judged((getattr(x, figure) for x in win), w.percentile)
             if value is not None:
                 out.append(Observation(kind, subject, value, limit, limit * r,
-                                       f"{name}: {value:g} {unit} {what} (alarm above {limit:g} {unit})", context=ctx))
-        if s.mos is not None:
-            out.append(Observation(AlarmKind.MOS, subject, s.mos, t.mos, t.mos + cfg.hysteresis.mos_clear_margin,
-                                   f"{name}: audio MOS {s.mos:.2f} (alarm below {t.mos:g})", below=True, context=ctx))
+                                       f"{name}: {value:g} {unit} {what} ({over}; alarm above {limit:g} {unit})",
+                                       context=ctx))
+        mos = judged((x.mos for x in win), w.percentile, below=True)
+        if mos is not None:
+            out.append(Observation(AlarmKind.MOS, subject, mos, t.mos, t.mos + cfg.hysteresis.mos_clear_margin,
+                                   f"{name}: audio MOS {mos:.2f} ({over}; alarm below {t.mos:g})", below=True,
+                                   context=ctx))
     return out
 
 
@@ -93,14 +116,21 @@ def node_observations(down: Iterable[tuple[str, float]]) -> list[Observation]:
                         f"{seconds:.0f} s)", immediate=True, context={"node": node}) for node, seconds in down]
 
 
-def absences(sessions: Iterable[dict], present: set[tuple[str, str]], now: float) -> list[Absence]:  # type: ignore[type-arg]
-    """Booked sites of sessions running now that have no leg (browser or phone) in them."""
-    from datetime import datetime
-    out = []
+def running_occurrences(sessions: Iterable[dict], now: float) -> dict[str, tuple[float, float]]:  # type: ignore[type-arg]
+    """Each session's occurrence running now: (start, end) in epoch seconds."""
+    out = {}
     for s in sessions:
         for occ in s["occurrences"]:
             start, end = (datetime.fromisoformat(occ[k]).timestamp() for k in ("start", "end"))
             if start <= now < end:
-                out += [Absence(s["id"], s["title"], x["site"], now - start) for x in s["sites"]
-                        if (s["id"], x["site"]) not in present]
+                out[s["id"]] = (start, end)
     return out
+
+
+def absences(sessions: Iterable[dict], joined: set[tuple[str, str]], now: float) -> list[Absence]:  # type: ignore[type-arg]
+    """Booked sites of sessions running now that have not joined this occurrence: `joined` holds every
+    (session, site) with a leg (browser or phone) live now or at any time since the occurrence began."""
+    sessions = list(sessions)
+    running = running_occurrences(sessions, now)
+    return [Absence(s["id"], s["title"], x["site"], now - running[s["id"]][0]) for s in sessions if s["id"] in running
+            for x in s["sites"] if (s["id"], x["site"]) not in joined]

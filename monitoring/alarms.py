@@ -22,7 +22,9 @@ log = logging.getLogger("monitoring.alarms")
 
 class AlarmKind(str, enum.Enum):
     LOSS = "leg_loss"
-    JITTER = "leg_jitter"
+    JITTER = "leg_jitter"  # one figure for audio and video together (a node that reports them so)
+    JITTER_AUDIO = "leg_jitter_audio"
+    JITTER_VIDEO = "leg_jitter_video"
     RTT = "leg_rtt"
     MOS = "leg_mos"
     OVER_RESERVED = "link_over_reserved"

@@ -16,7 +16,11 @@ from rooms.topology import Topology
 
 def _limits(cfg: AlarmConfig, topo: Topology, s: LegSample) -> list[tuple[str, float | None, float]]:
     t = thresholds(cfg, topo, s.site)
-    return [("loss_pct", s.loss_pct, t.loss_pct), ("jitter_ms", s.jitter_ms, t.jitter_ms), ("rtt_ms", s.rtt_ms, t.rtt_ms),
+    if s.jitter_audio_ms is not None or s.jitter_video_ms is not None:  # each medium against its own
+        jitter = [("jitter_ms", s.jitter_audio_ms, t.jitter_audio_ms), ("jitter_ms", s.jitter_video_ms, t.jitter_video_ms)]
+    else:  # one figure for both: the larger threshold (monitoring/alarm_config.py)
+        jitter = [("jitter_ms", s.jitter_ms, max(t.jitter_audio_ms, t.jitter_video_ms))]
+    return [("loss_pct", s.loss_pct, t.loss_pct), *jitter, ("rtt_ms", s.rtt_ms, t.rtt_ms),
             ("mos", None if s.mos is None else -s.mos, -t.mos)]  # MOS: lower is worse, so compared negated
 
 
@@ -24,7 +28,7 @@ def beyond(cfg: AlarmConfig, topo: Topology, s: LegSample) -> list[str]:
     """The figures of a leg past its site's alarm thresholds (a satellite's expected delay is not)."""
     if s.kind == "trunk":
         return []
-    return [k for k, v, limit in _limits(cfg, topo, s) if v is not None and v > limit]
+    return list(dict.fromkeys(k for k, v, limit in _limits(cfg, topo, s) if v is not None and v > limit))
 
 
 def grade(cfg: AlarmConfig, topo: Topology, s: LegSample) -> str:
@@ -48,7 +52,8 @@ def snapshot(cfg: AlarmConfig, topo: Topology, latest: Iterable[LegSample], link
         entry["legs"].append({"site": s.site, "name": name, "node": s.node, "kind": s.kind, "grade": grade(cfg, topo, s),
                               "beyond": beyond(cfg, topo, s),
                               "kbps_in": s.kbps_in, "kbps_out": s.kbps_out, "loss_pct": s.loss_pct,
-                              "jitter_ms": s.jitter_ms, "rtt_ms": s.rtt_ms, "fps": s.fps, "resolution": s.resolution,
+                              "jitter_ms": s.jitter_ms, "jitter_audio_ms": s.jitter_audio_ms,
+                              "jitter_video_ms": s.jitter_video_ms, "rtt_ms": s.rtt_ms, "fps": s.fps, "resolution": s.resolution,
                               "freezes": s.freezes, "mos": s.mos, "video_score": s.video_score})
     link_view: dict[str, dict[str, Any]] = {}
     for row in links:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from monitoring.alarm_config import AlarmConfig
-from monitoring.alarm_rules import (absence_observations, absences, leg_observations, link_observations,
-                                    node_observations)
+from monitoring.alarm_rules import (Absence, absence_observations, absences, leg_observations, link_observations,
+                                    node_observations, running_occurrences)
+from monitoring.alarm_window import leg_windows
 from monitoring.alarms import AlarmEngine, AlarmEvent
 from monitoring.dashboard import snapshot
 from monitoring.link_load import live_link_load, utilization_rows
@@ -24,6 +25,7 @@ from monitoring.pipeline import Figures, QualityPipeline
 from monitoring.summaries import MinuteAggregator, leg_quality
 from monitoring.webhooks import Webhooks
 from rooms.store.alarms import AlarmStore
+from rooms.store.attendance import Attendance
 from rooms.store.bookings import BookingStore
 from rooms.store.calls import CallRecords
 from rooms.store.media_nodes import MediaNodeStore
@@ -60,6 +62,7 @@ class Operations:
         self.alarm_store = AlarmStore(engine)
         self.minutes_store = QualityMinutes(engine)
         self.calls = CallRecords(engine)
+        self.attendance = Attendance(engine)
         self.webhooks = Webhooks(config.webhooks)
         self.minutes = MinuteAggregator()
         self.raised_total: Counter[str] = Counter()
@@ -110,14 +113,13 @@ class Operations:
         reserved = await read(store.all_link_peaks, int(now), int(now) + 1)
         rows = utilization_rows(topo, reserved, live_link_load(topo, self.pipeline.latest.values()))
         running = await read(store.list, int(now), int(now) + 1)
-        present = {(s.session, s.site) for s in self.pipeline.latest.values() if s.kind != "trunk"}
+        leader = self.leader()
         nodes = await read(self.s.nodes.all)
         down = [(n.id, now - n.last_seen) for n in nodes if not n.alive(now) and now - n.last_seen < NODE_FORGOTTEN_S]
-        observations = (leg_observations(self.config, topo, self.pipeline.latest.values())
+        observations = (leg_observations(self.config, topo, leg_windows(self.pipeline, self.config.window.samples))
                         + link_observations(self.config, topo, rows)
-                        + absence_observations(self.config, topo, absences(running, present, now))
+                        + absence_observations(self.config, topo, await self._absent(running, figs, now, leader))
                         + node_observations(down))
-        leader = self.leader()
         if leader and self._warmup > 0:
             self._warmup -= 1
         elif leader:
@@ -133,6 +135,33 @@ class Operations:
                                  {s["id"]: s["title"] for s in running}, now)
         self.publish(self.snapshot)
         self.rounds += 1
+
+    async def _absent(self, running: list[dict[str, Any]], figs: Figures, now: float, leader: bool) -> list[Absence]:
+        """Booked sites that have not joined their session's running occurrence. What this instance saw (live
+        legs, their history, legs the nodes say ended) answers most; for the rest the database does, which
+        also knows who joined before this instance took over the work lease."""
+        occurrences = running_occurrences(running, now)
+        joined = self._joined_seen(figs, occurrences)
+        absent = absences(running, joined, now)
+        if absent and leader:
+            asked = {a.session: occurrences[a.session] for a in absent}
+            absent = absences(running, joined | await self.s.read(self.attendance.joined, asked), now)
+        return absent
+
+    def _joined_seen(self, figs: Figures, occurrences: dict[str, tuple[float, float]]) -> set[tuple[str, str]]:
+        p, out = self.pipeline, set()
+        for key in [*p.first_seen, *p.latest]:  # live (seen once, or sampled)
+            if key[0] in occurrences and "->" not in key[2]:
+                out.add((key[0], key[2]))
+        for key, history in p.history.items():  # sampled since the occurrence began, gone since
+            if key[0] in occurrences and history and history[-1].kind != "trunk" \
+                    and history[-1].t >= occurrences[key[0]][0]:
+                out.add((key[0], key[2]))
+        for e in figs.ended:  # ended lately, as the nodes say
+            span = occurrences.get(str(e["session"]))
+            if span is not None and e.get("kind") != "trunk" and float(e.get("left_at") or 0) >= span[0]:
+                out.add((str(e["session"]), str(e["site"])))
+        return out
 
     async def _alarm(self, event: AlarmEvent) -> None:
         key = (event.kind.value, event.subject)

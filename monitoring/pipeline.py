@@ -40,6 +40,10 @@ class LegSample:
     freezes: int = 0
     mos: float | None = None
     video_score: float | None = None
+    # jitter by medium, where the node reports it so ("jitter_ms_by_kind"; a phone is audio only);
+    # `jitter_ms` is then the larger of the two, as a node that reports one figure gives it
+    jitter_audio_ms: float | None = None
+    jitter_video_ms: float | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -123,12 +127,14 @@ class QualityPipeline:
         fps = None if sip else round(max(0.0, c["frames"] - p["frames"]) / dt, 1)
         freezes = int(max(0, c["freezes"] - p["freezes"]))
         resolution = leg.get("resolution")
+        by_kind = leg.get("jitter_ms_by_kind") or {}
         return LegSample(
             now, key[0], key[1], key[2], "sip" if sip else "webrtc",
             _rate(c["in"], p["in"], dt), _rate(c["out"], p["out"], dt),
             None if loss is None else round(loss, 2), leg.get("jitter_ms"), rtt, fps, resolution, freezes,
             audio_mos(G711 if sip else OPUS, loss or 0.0, one_way),
-            None if sip else video_score(fps or 0.0, freezes, loss or 0.0, _pixels(resolution), None))
+            None if sip else video_score(fps or 0.0, freezes, loss or 0.0, _pixels(resolution), None),
+            leg.get("jitter_ms") if sip else by_kind.get("audio"), None if sip else by_kind.get("video"))
 
     def leg_history(self, key: tuple[str, str, str]) -> list[dict[str, Any]]:
         return [asdict(s) for s in self.history.get(key, ())]

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from monitoring.alarm_config import AlarmConfig  # noqa: E402
 from monitoring.alarm_rules import leg_observations, link_observations  # noqa: E402
+from monitoring.alarm_window import leg_windows  # noqa: E402
 from monitoring.alarms import AlarmEngine  # noqa: E402
 from monitoring.dashboard import snapshot  # noqa: E402
 from monitoring.link_load import live_link_load, utilization_rows  # noqa: E402
@@ -70,7 +71,8 @@ def main() -> None:
             samples = pipeline.sample(figures[k], 3.0 * k)
             if label == "full":
                 rows = utilization_rows(topo, reserved, live_link_load(topo, pipeline.latest.values()))
-                engine.step(leg_observations(cfg, topo, pipeline.latest.values()) + link_observations(cfg, topo, rows),
+                engine.step(leg_observations(cfg, topo, leg_windows(pipeline, cfg.window.samples))
+                            + link_observations(cfg, topo, rows),
                             3.0 * k)
                 json.dumps(snapshot(cfg, topo, pipeline.latest.values(), rows, [], {}, 3.0 * k))
             times.append(time.process_time() - t0)
