@@ -62,17 +62,30 @@ async def api_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(PAGES / "api.html")
 
 
-# Where each role starts: its own work, never a page that refuses it (a technician was sent to /book).
-HOME = {"organizer": "/book", "admin": "/book", "operator": "/operator"}
+async def admin_page(request: web.Request) -> web.StreamResponse:
+    return await _signed_in_page(request, "admin.html", ("admin",), "administrators")
+
+
+def home_for(role: str, site: str | None, permissions: frozenset[str]) -> str:
+    """Where each role starts: its own work, never a page that refuses it (a technician was sent to /book)."""
+    if role == "technician":  # their site's sessions, today's with join buttons
+        return f"/sessions?site={quote(site or '', safe='')}"
+    if role == "admin":
+        return "/admin"  # a page linking all the others
+    if role == "operator":
+        return "/operator"
+    if role == "organizer" and "emergency" in permissions:
+        return "/duty"  # the duty officer
+    if role == "organizer":
+        return "/sessions"  # the calendar; booking is one link away
+    return "/api"  # a node's credential: no page of its own
 
 
 async def home_page(request: web.Request) -> web.StreamResponse:
     user = await page_user(request)
     if user is None:
         raise web.HTTPFound("/signin?next=%2F")
-    if user.role.value == "technician":  # their site's calendar: each session opens its page and join link
-        raise web.HTTPFound(f"/sessions?site={quote(user.site or '', safe='')}")
-    raise web.HTTPFound(HOME.get(user.role.value, "/sessions"))
+    raise web.HTTPFound(home_for(user.role.value, user.site, user.permissions))
 
 
 async def favicon(request: web.Request) -> web.FileResponse:
@@ -92,6 +105,7 @@ def add_pages(app: web.Application) -> None:
     app.router.add_get("/signin", signin_page)
     app.router.add_get("/operator", operator_page)
     app.router.add_get("/duty", duty_page)
+    app.router.add_get("/admin", admin_page)
     app.router.add_get("/sessions", calendar_page)
     app.router.add_get("/sessions/{id}", session_page)
     app.router.add_get("/api", api_page)

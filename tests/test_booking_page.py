@@ -50,7 +50,7 @@ async def test_book_refused_in_words_then_an_alternative_books_it_then_calendar_
         assert r.status == 201
 
     await sign_in(page, base, token, "/book")
-    await expect(page.locator("#who")).to_contain_text("olga (organizer)")
+    await expect(page.locator("#whoami")).to_contain_text("olga (organizer)")
     await page.select_option("#host", "jl")
     await page.fill("#start", t.strftime("%Y-%m-%dT%H:%M"))
     await page.dispatch_event("#start", "change")

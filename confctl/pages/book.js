@@ -244,17 +244,11 @@ async function dryRun(id) {
   }
 }
 
-async function signOut() {
-  await fetch("/api/signout", { method: "POST" });
-  location.href = "/signin?next=/book";
-}
-
 async function start() {
   const me = await api("GET", "/api/me");
   if (me.status !== 200) return;
   // Above routine only for the duty officer (the emergency permission); lower-precedence sessions give way.
   for (const o of $("precedence").options) o.disabled = o.value !== "routine" && !(me.data.permissions || []).includes("emergency");
-  $("who").replaceChildren(`${me.data.name} (${me.data.role}) `, el("button", { id: "signout", onclick: signOut }, "Sign out"));
   const t = await api("GET", "/api/topology");
   if (t.status !== 200) return;
   topology = t.data;

@@ -45,6 +45,7 @@ function problem(data) {
   return words ? `${lead} ${words.charAt(0).toUpperCase()}${words.slice(1)}` : lead;
 }
 
+// Superseded by header.js (the one header of every page); kept while a page still fills its own #who.
 function signedInAs(me, next) {
   return [`${me.name} (${me.role}) `, el("button", { id: "signout", onclick: async () => {
     await fetch("/api/signout", { method: "POST" }); location.href = "/signin?next=" + encodeURIComponent(next); } }, "Sign out")];

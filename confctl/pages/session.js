@@ -117,7 +117,6 @@ async function start() {
   const me = await api("GET", "/api/me");
   if (me.status !== 200) return;
   window.me = me.data;
-  $("who").replaceChildren(...signedInAs(me.data, location.pathname));
   topology = (await api("GET", "/api/topology")).data;
   names = Object.fromEntries(topology.sites.map((s) => [s.id, s.name]));
   $("e_profile").replaceChildren(...topology.profiles.map((p) => el("option", { value: p.name }, p.name)));

@@ -58,14 +58,44 @@ async function draw() {
   $("empty").hidden = sessions.length > 0;
 }
 
+// Today's sessions at the technician's site, each with its Join button (the site's own join link).
+async function today(site) {
+  const from = startOfDay(new Date()), to = addDays(from, 1);
+  const r = await api("GET", `/api/sessions?${new URLSearchParams({ site, from: from.toISOString(), to: to.toISOString() })}`);
+  $("today").hidden = false;
+  $("today_site").textContent = names[site] || site;
+  if (r.status !== 200) { $("today_list").replaceChildren(el("li", { class: "refused" }, problem(r.data))); return; }
+  const hhmm = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const rows = [];
+  for (const s of r.data.sessions) {
+    for (const o of s.occurrences.filter((o) => new Date(o.start) < to && new Date(o.end) > from)) {
+      const ended = new Date(o.end) <= new Date();
+      const one = ended ? null : await api("GET", `/api/sessions/${encodeURIComponent(s.id)}`);
+      const url = one && one.status === 200 ? (one.data.join_urls || {})[site] : null;
+      rows.push(el("li", { "data-session": s.id }, el("span", { class: "t" }, `${hhmm(o.start)}–${hhmm(o.end)} `),
+        el("a", { href: `/sessions/${s.id}` }, s.title), " ",
+        ended ? el("span", { class: "muted" }, "ended")
+          : url ? el("a", { class: "join-button", href: url }, new Date(o.start) <= new Date() ? "Join now" : "Join")
+            : el("span", { class: "muted" }, "no join link for this site")));
+    }
+  }
+  $("today_list").replaceChildren(...(rows.length ? rows : [el("li", { class: "muted" }, "No session today.")]));
+}
+
 async function start() {
   const me = await api("GET", "/api/me");
   if (me.status !== 200) return;
-  $("who").replaceChildren(...signedInAs(me.data, "/sessions"));
   topology = (await api("GET", "/api/topology")).data;
   names = Object.fromEntries(topology.sites.map((s) => [s.id, s.name]));
   $("site").append(...topology.sites.map((s) => el("option", { value: s.id }, s.name)));
   fromQuery();
+  if (me.data.role === "technician") {
+    // A technician's own site only (the API refuses others): its calendar, and today's sessions to join.
+    $("site").value = me.data.site;
+    $("site").disabled = true;
+    fillRooms();
+    today(me.data.site);
+  }
   $("site").addEventListener("change", () => { fillRooms(); draw(); });
   for (const id of ["view", "room"]) $(id).addEventListener("change", draw);
   $("prev").addEventListener("click", () => { anchor = addDays(anchor, $("view").value === "week" ? -7 : -1); draw(); });

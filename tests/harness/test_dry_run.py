@@ -92,7 +92,7 @@ async def test_the_booking_page_rehearses_a_booked_meeting(aiohttp_server, tmp_p
         try:
             page = await browser.new_page()
             await sign_in(page, f"http://127.0.0.1:{server.port}", token, "/book?dryrun_seconds=5")
-            await expect(page.locator("#who")).to_contain_text("olga (organizer)")
+            await expect(page.locator("#whoami")).to_contain_text("olga (organizer)")
             await page.select_option("#host", "cc")
             await page.check("#site-cc-nongan")
             await page.check("#site-cc-yushu")
