@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 from rooms.ids import Direction, LinkId
 
@@ -128,3 +129,90 @@ def restore(taken: list[tuple[LinkDir, Holding]], limits: dict[LinkDir, int], he
         actions.append(Action(h.session, key[0], key[1], "restore", name, h.kbps, kbps))
         room[key] = free - kbps
     return actions
+
+
+# -- rooms --------------------------------------------------------------------------------------
+# A room is pre-empted like a link: a lower-precedence session holding a room the emergency needs
+# moves to another room of its site that is free for all of its occurrences still to come (the main
+# room first), or, when none is, gives the room up (its site leaves that session until the room comes
+# back). Two emergencies never take a room from each other: the second one's site takes another room
+# of that site (free ones first, then one a lower-precedence session gives up). So two emergencies at
+# once get two rooms; the province's hall has two (`emergency`, then `main`).
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class RoomHold:
+    """A booked session's hold on one room: its occurrences there, at its precedence."""
+    session: str
+    site: str
+    room: str
+    precedence: Precedence
+    booked_at: int
+    spans: tuple[Span, ...]  # every occurrence still to come: a move must fit them all
+
+
+@dataclass(frozen=True)
+class RoomAction:
+    session: str
+    site: str
+    room: str  # the room it held
+    kind: str  # move | release
+    to_room: str | None = None  # move: where it goes
+
+
+@dataclass(frozen=True)
+class RoomTaking:
+    rooms: dict[str, str]  # the room each of the emergency's sites gets
+    actions: tuple[RoomAction, ...]
+    refused: tuple[str, ...] = ()  # sites whose every room is held at equal or higher precedence
+
+
+def _overlaps(spans: Sequence[Span], start: int, end: int) -> bool:
+    return any(s < end and start < e for s, e in spans)
+
+
+def main_first(rooms: Sequence[str]) -> list[str]:
+    """The order rooms are offered in: the site's main room, then the topology's order."""
+    return sorted(rooms, key=lambda r: (r != "main", list(rooms).index(r)))
+
+
+def take_rooms(wanted: Sequence[tuple[str, str | None]], site_rooms: Mapping[str, Sequence[str]],
+               holds: Sequence[RoomHold], start: int, end: int, precedence: Precedence) -> RoomTaking:
+    """The room each wanted (site, room or None) gets over [start, end), and who moves or gives up a room.
+
+    A pinned room (the emergency room) is taken if it is free or held only at lower precedence; otherwise,
+    and for an unpinned site, a free room of the site, main first, then one held only at lower precedence.
+    """
+    now = list(holds)
+    chosen: dict[str, str] = {}
+    actions: list[RoomAction] = []
+    refused: list[str] = []
+
+    def holders(site: str, room: str, spans: Sequence[Span]) -> list[RoomHold]:
+        return [h for h in now if h.site == site and h.room == room and any(_overlaps(h.spans, s, e) for s, e in spans)]
+
+    for site, pinned in wanted:
+        order = main_first(site_rooms[site])
+        free = [r for r in order if not holders(site, r, [(start, end)])]
+        weaker = [r for r in order if all(h.precedence < precedence for h in holders(site, r, [(start, end)]))]
+        if pinned is not None and pinned in weaker:
+            room = pinned
+        elif free or weaker:
+            room = (free or weaker)[0]
+        else:
+            refused.append(site)
+            continue
+        chosen[site] = room
+        victims = sorted(holders(site, room, [(start, end)]), key=lambda h: (int(h.precedence), -h.booked_at))
+        now.append(RoomHold("", site, room, precedence, 0, ((start, end),)))  # ours now: nobody moves into it
+        for v in victims:
+            now.remove(v)
+            to = next((r for r in order if r != room and not holders(site, r, v.spans)), None)
+            if to is None:
+                actions.append(RoomAction(v.session, site, room, "release"))
+            else:
+                actions.append(RoomAction(v.session, site, room, "move", to))
+                now.append(RoomHold(v.session, site, to, v.precedence, v.booked_at, v.spans))
+    return RoomTaking(chosen, tuple(actions), tuple(refused))

@@ -100,14 +100,51 @@ def test_degrade_before_drop_two_emergencies_at_once_and_a_shortfall_limits_the_
     assert json.loads(json.dumps(desk.records(emergency=second.outcome.row["id"])))  # exportable as JSON
 
 
-def test_an_emergency_refused_for_a_room_takes_nothing_from_anyone(store, desk):
+def test_an_emergency_takes_a_room_held_at_lower_precedence_its_holder_moves_to_another_room(store, desk):
     a = book(store, "A", ["f", "c1", "c2"], "hd720", at=100)
     taken_room = next(x["room"] for x in store.get(a)["sites"] if x["site"] == "c1")
     req = request(["p", "f", "c1"], "hd720")
     pinned = BookingRequest(req.host_site, (*req.sites[:2], SiteChoice(SiteId("c1"), RoomId(taken_room))),
                             req.occurrences, req.profile, req.plan)
     opened = desk.open(pinned, meta("Fire", Precedence.EMERGENCY), "usr_duty", T0 - 5)
+    assert isinstance(opened.outcome.decision, Accepted)
+    assert opened.outcome.decision.rooms[SiteId("c1")] == taken_room
+    moved = [r for r in opened.records if r["kind"] == "move"]
+    assert [(r["session_id"], r["link"], r["step"]) for r in moved] == [(a, f"c1/{taken_room}", "r1")]
+    after = store.get(a)
+    assert next(x["room"] for x in after["sites"] if x["site"] == "c1") == "r1"
+    assert after["media_plan"]["rooms_moved"]["c1"]["from"] == taken_room and after["sequence"] == 1
+
+
+ONE_ROOM = parse_topology({"network": "county", "sites": [
+    {"id": "p", "level": "province", "rooms": ROOMS, "name": "Province"},
+    {"id": "f", "level": "prefecture", "parent": "p", "uplink_mbps": 155, "rooms": ROOMS, "name": "Prefecture"},
+    {"id": "c1", "level": "county", "parent": "f", "uplink_mbps": 10, "rooms": [{"id": "hall"}], "name": "County c1"},
+    {"id": "c2", "level": "county", "parent": "f", "uplink_mbps": 10, "rooms": ROOMS, "name": "County c2"}]})
+
+
+def test_an_emergency_refused_for_a_room_another_emergency_holds_takes_nothing_from_anyone(store):
+    assert store.set_topology(ONE_ROOM).applied
+    desk = Preemptions(store)
+    first = desk.open(request(["p", "c1"], "sd"), meta("Fire", Precedence.EMERGENCY), "usr_duty", T0 - 5)
+    assert isinstance(first.outcome.decision, Accepted)
+    a = book(store, "A", ["f", "c2"], "hd720", at=100)
+    busy = book(store, "B", ["f", "c2"], "hd720", at=200)  # c2's downlink is full: an emergency there takes from B
+    opened = desk.open(request(["p", "c2", "c1"], "hd720"), meta("Second", Precedence.EMERGENCY), "usr_duty", T0 - 4)
     assert not isinstance(opened.outcome.decision, Accepted)
-    assert {v.kind for v in opened.outcome.decision.violations} >= {"room"}
-    assert "preempted" not in plan(store, a) and down(store, a, "c1") == 4280  # rolled back
-    assert desk.records() == []
+    (v,) = [v for v in opened.outcome.decision.violations if v.kind == "room"]
+    assert (v.site, v.room, v.conflicting_sessions) == ("c1", "hall", (first.outcome.row["id"],))
+    assert "preempted" not in plan(store, busy) and "preempted" not in plan(store, a)  # nothing was taken
+    assert {r["emergency_id"] for r in desk.records()} <= {first.outcome.row["id"]}
+
+
+def test_the_dry_check_names_what_the_opening_then_takes(store, desk):
+    late = book(store, "Training", ["f", "c1", "c3"], "sd", at=200)
+    book(store, "Budget review", ["f", "c1", "c2"], "hd720", at=100)
+    req = request(["p", "f", "c1"], "sd")
+    preview = desk.preview(req, Precedence.EMERGENCY, T0 - 5)
+    assert preview.plan.admitted and list(preview.plan.yielding) == [late]
+    assert "preempted" not in plan(store, late)  # the dry check took nothing
+    opened = desk.open(req, meta("Flood", Precedence.EMERGENCY), "usr_duty", T0 - 5)
+    assert [(r["session_id"], r["kind"], r["step"]) for r in opened.records] == [
+        (st.session, st.link.kind, st.link.step) for st in preview.plan.steps]

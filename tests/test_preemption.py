@@ -55,3 +55,34 @@ def test_restoration_gives_back_the_richest_step_that_fits_highest_precedence_fi
     actions = restore(taken, {NONGAN: 7500}, {NONGAN: 1000})  # 6500 free once the emergency is gone
     assert [(a.session, a.step) for a in actions] == [("prio", "hd720"), ("late", "sd")]  # 4280, then 1760 fits
     assert restore(taken, {NONGAN: 7500}, {NONGAN: 7000}) == []  # nothing richer fits: both keep what they have
+
+
+def test_rooms_an_emergency_takes_its_room_the_holder_moves_main_first_or_gives_it_up():
+    from rooms.preemption import RoomAction, RoomHold, take_rooms
+    rooms = {"jl": ["emergency", "main", "small"], "cc": ["main"]}
+    routine = RoomHold("r", "jl", "emergency", Precedence.ROUTINE, 10, ((0, 100),))
+    got = take_rooms([("jl", "emergency")], rooms, [routine], 50, 80, Precedence.EMERGENCY)
+    assert got.rooms == {"jl": "emergency"} and got.actions == (RoomAction("r", "jl", "emergency", "move", "main"),)
+    # main is busy later in the routine's own time (not the emergency's): it moves to the next free room
+    later = RoomHold("x", "jl", "main", Precedence.ROUTINE, 5, ((90, 120),))
+    got = take_rooms([("jl", "emergency")], rooms, [routine, later], 50, 80, Precedence.EMERGENCY)
+    assert got.actions == (RoomAction("r", "jl", "emergency", "move", "small"),)
+    # no other room of the site: it gives the room up
+    got = take_rooms([("cc", None)], rooms, [RoomHold("r", "cc", "main", Precedence.PRIORITY, 1, ((0, 100),))],
+                     50, 80, Precedence.EMERGENCY)
+    assert got.rooms == {"cc": "main"} and got.actions == (RoomAction("r", "cc", "main", "release"),)
+
+
+def test_rooms_two_emergencies_get_two_rooms_and_never_take_from_each_other():
+    from rooms.preemption import RoomAction, RoomHold, take_rooms
+    rooms = {"jl": ["main", "emergency"], "v": ["unit"]}
+    first = RoomHold("e1", "jl", "emergency", Precedence.EMERGENCY, 10, ((0, 100),))
+    routine = RoomHold("r", "jl", "main", Precedence.ROUTINE, 5, ((0, 100),))
+    got = take_rooms([("jl", "emergency")], rooms, [first, routine], 50, 80, Precedence.EMERGENCY)
+    assert got.rooms == {"jl": "main"} and got.actions == (RoomAction("r", "jl", "main", "release"),)
+    unit = RoomHold("e1", "v", "unit", Precedence.EMERGENCY, 10, ((0, 100),))
+    got = take_rooms([("v", None)], rooms, [unit], 50, 80, Precedence.EMERGENCY)
+    assert got.refused == ("v",) and got.actions == () and got.rooms == {}
+    # a routine booking never takes a room
+    got = take_rooms([("jl", "main")], rooms, [routine], 50, 80, Precedence.ROUTINE)
+    assert got.rooms == {"jl": "emergency"} and got.actions == ()

@@ -419,6 +419,42 @@ class BookingStore:
             groups.setdefault((r[0], r[1]), []).append(r)
         return {k: max(s["kbps"] for s in _steps(v, start, end)) for k, v in groups.items()}
 
+    # -- for the pre-emption desk (rooms/store/preemptions.py), inside its own transaction ----------
+    def topology_in(self, conn: Connection) -> Topology:
+        return self._topology(conn)
+
+    def plan(self, topo: Topology, req: BookingRequest) -> MediaPlan:
+        return self._plan(topo, req)
+
+    def existing(self, conn: Connection, topo: Topology, req: BookingRequest, start: int, end: int,
+                 exclude: str | None = None) -> Existing:
+        return self._existing(conn, topo, req, start, end, exclude)
+
+    def occurrences_in(self, conn: Connection, start: int, end: int) -> list[tuple[str, int, int, int]]:
+        """(session, revision, start, end) of every booked occurrence overlapping [start, end)."""
+        return list(self._sql.window(conn, start - MAX_OCCURRENCE_S, end, start, ""))
+
+    def holdings(self, conn: Connection, rows: Iterable[Any]) -> dict[tuple[str, int], Held]:
+        return self._holdings(conn, rows)
+
+    def remember_held(self, session_id: str, rev: int, held: Held) -> None:
+        """A session's plan was rewritten under a new revision: what it holds now."""
+        self._held.put(session_id, rev, held)
+
+    def row(self, conn: Connection, session_id: str) -> Any:
+        return self._row(conn, session_id)
+
+    def store_new(self, conn: Connection, sid: SessionId, out: Outcome, meta: SessionMeta, organizer_id: str,
+                  now: int, plan_doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Insert an admitted session (decided by the caller under this transaction); its row."""
+        row = _session_values(sid, out, meta, organizer_id, now)
+        if plan_doc is not None:
+            row["plan_json"] = json.dumps(plan_doc)
+        self._insert_session(conn, row)
+        assert isinstance(out.decision, Accepted)
+        self._insert_occurrences(conn, sid, row["revision"], out.decision)
+        return row
+
 
 def _steps(rows: Iterable[tuple[str, str, str, int, int, int]], start: int, end: int) -> list[dict[str, int]]:
     deltas: dict[int, int] = {}

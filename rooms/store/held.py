@@ -43,6 +43,7 @@ def held_from_decision(acc: Accepted) -> Held:
 def held_from_row(plan_json: str, sites_json: str) -> Held:
     """The same holdings, from the JSON a session row stores (MediaPlan.to_dict and its sites)."""
     plan: dict[str, Any] = json.loads(plan_json)
+    given = plan.get("rooms_given") or {}  # rooms given up for an emergency: held by it now, not by this session
     links: list[tuple[LinkId, Direction, int]] = []
     for row in plan["links"]:
         for d in Direction:
@@ -50,7 +51,7 @@ def held_from_row(plan_json: str, sites_json: str) -> Held:
                 links.append((LinkId(row["link"]), d, kbps))
     return Held(
         tuple(links),
-        tuple((SiteId(x["site"]), RoomId(x["room"])) for x in json.loads(sites_json)),
+        tuple((SiteId(x["site"]), RoomId(x["room"])) for x in json.loads(sites_json) if x["site"] not in given),
         tuple((NodeId(n), int(legs)) for n, legs in plan["node_legs"].items() if int(legs) > 0))
 
 
