@@ -28,7 +28,7 @@ from tests.media.node_processes import join_site, now8, start_node, wait_registe
 from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import next_of, token_of
 from tests.sip.baresip import Baresip
-from tests.sip.test_sipp import free_udp_port
+from tests.sip.test_sipp import bound_sip_port
 
 NODES = ("node-jl", "node-cc", "node-sp")
 
@@ -36,9 +36,9 @@ NODES = ("node-jl", "node-cc", "node-sp")
 @pytest.fixture
 async def plane(aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/cp.db"
-    sip_port = free_udp_port()
     server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url,
-                                                    recordings_dir=tmp_path / "rec", sip_port=sip_port)))
+                                                    recordings_dir=tmp_path / "rec", sip_port=0)))
+    sip_port = bound_sip_port(server.app)
     engine = make_engine(url)
     SipStore(engine).add_account("desk-sp", "sp", "phone-pass-1", "confctl")
     engine.dispose()

@@ -27,7 +27,7 @@ from tests.conftest import add_users
 from tests.media.peers import until
 from tests.sip.phone import Phone
 from tests.sip.test_security import Registrar
-from tests.sip.test_sipp import free_udp_port
+from tests.sip.test_sipp import bound_sip_port
 
 NOW = datetime.now(timezone(timedelta(hours=8)))
 
@@ -36,10 +36,10 @@ NOW = datetime.now(timezone(timedelta(hours=8)))
 async def gw(request, aiohttp_client, tmp_path):
     extra = getattr(request, "param", {})
     url = f"sqlite:///{tmp_path}/end.db"
-    port = free_udp_port()
-    settings = Settings(topology_file=demo_topology_path(), db_url=url, sip_port=port, recordings_dir=tmp_path / "rec",
+    settings = Settings(topology_file=demo_topology_path(), db_url=url, sip_port=0, recordings_dir=tmp_path / "rec",
                         sip_rtp_timeout_s=1.0, sip_watch_s=0.1, **extra)
     client = await aiohttp_client(make_app(settings))
+    port = bound_sip_port(client.server.app)
     engine = make_engine(url)
     SipStore(engine).add_account("desk-sp", "sp", "phone-pass-1", "confctl")
     client.h = {"Authorization": f"Bearer {add_users(url, [('olga', Role.ORGANIZER, None)])['olga']}"}
@@ -258,9 +258,9 @@ async def test_a_cancel_while_the_invite_is_authenticated_cancels_it(gw):
 
 async def test_a_register_during_a_database_fault_gets_500_with_retry_after(aiohttp_client, tmp_path):
     url = f"sqlite:///{tmp_path}/f.db"
-    port = free_udp_port()
-    await aiohttp_client(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=port,
-                                           db_lock_wait_s=0.3)))
+    client = await aiohttp_client(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=0,
+                                                    db_lock_wait_s=0.3)))
+    port = bound_sip_port(client.server.app)
     engine = make_engine(url)
     SipStore(engine).add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
     from tests.sip.udp_client import udp_client

@@ -17,7 +17,7 @@ from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import next_of, token_of
 from tests.sip.baresip import Baresip
 from tests.sip.phone import Phone
-from tests.sip.test_sipp import free_udp_port
+from tests.sip.test_sipp import bound_sip_port, free_udp_port
 from tests.conftest import add_users
 
 
@@ -29,9 +29,9 @@ WITH_WORKERS = pytest.mark.parametrize("plane", [0, 2], ids=["in-process", "2-wo
 @pytest.fixture
 async def plane(request, aiohttp_client, tmp_path):
     url = f"sqlite:///{tmp_path}/gw.db"
-    port = free_udp_port()
-    client = await aiohttp_client(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=port, recordings_dir=tmp_path / "rec",
+    client = await aiohttp_client(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=0, recordings_dir=tmp_path / "rec",
                                                     sip_workers=getattr(request, "param", 0))))
+    port = bound_sip_port(client.server.app)
     engine = make_engine(url)
     sip = SipStore(engine)
     sip.add_account("desk-sp", "sp", "phone-pass-1", "confctl")

@@ -14,7 +14,7 @@ from rooms.store.sip import SipStore
 from rooms.topology import demo_topology_path
 from sip_stub.fields import parse_auth
 from sip_stub.message import Response, parse_message
-from tests.sip.test_sipp import free_udp_port, sip  # noqa: F401  (fixture)
+from tests.sip.test_sipp import bound_sip_port, sip  # noqa: F401  (fixture)
 from tests.sip.test_workers import plane  # noqa: F401  (fixture)
 from tests.sip.udp_client import UdpClient, udp_client
 
@@ -130,9 +130,9 @@ async def test_repeated_failures_are_throttled_even_for_the_right_password(sip):
 @pytest.fixture
 async def sha256_only(aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/sha.db"
-    port = free_udp_port()
-    await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=port,
-                                           sip_digest=("SHA-256",))))
+    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=0,
+                                                    sip_digest=("SHA-256",))))
+    port = bound_sip_port(server.app)
     store = SipStore(make_engine(url))
     store.add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
     yield port

@@ -20,16 +20,24 @@ SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 
 
 def free_udp_port() -> int:
+    """For a process started outside this one that must be told its port (sipp's media, baresip): picked,
+    released, then bound by it, which can race. In-process services bind 0 instead (bound_sip_port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+def bound_sip_port(app) -> int:
+    """The port the app's SIP service bound (Settings(sip_port=0): the kernel's choice, no race)."""
+    from confctl.keys import SIP_ENDPOINT
+    return app[SIP_ENDPOINT].transport.get_extra_info("sockname")[1]
+
+
 @pytest.fixture(params=[("MD5",)], ids=["md5"])
 async def sip(request, aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/sip.db"
-    port = free_udp_port()
-    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=port, sip_digest=request.param)))
+    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=0, sip_digest=request.param)))
+    port = bound_sip_port(server.app)
     store = SipStore(make_engine(url))
     store.add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
     yield port, store, server

@@ -18,15 +18,15 @@ from tests.conftest import add_users
 from tests.media.peers import until
 from tests.sip.phone import Callee
 from tests.sip.test_guessing import PASSWORD, TOO_MANY, USER, Guesser
-from tests.sip.test_sipp import free_udp_port
+from tests.sip.test_sipp import bound_sip_port
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_a_phone_registered_through_one_instance_is_dialled_out_from_the_other(aiohttp_client, db_url, tmp_path):
-    ports = {"a": free_udp_port(), "b": free_udp_port()}
     clients = {name: await aiohttp_client(make_app(Settings(
-        topology_file=demo_topology_path(), db_url=db_url, sip_port=port, recordings_dir=tmp_path / name,
-        instance_id=f"cp-{name}"))) for name, port in ports.items()}
+        topology_file=demo_topology_path(), db_url=db_url, sip_port=0, recordings_dir=tmp_path / name,
+        instance_id=f"cp-{name}"))) for name in ("a", "b")}
+    ports = {name: bound_sip_port(c.server.app) for name, c in clients.items()}
     engine = make_engine(db_url)
     SipStore(engine).add_account("desk-sp", "sp", "phone-pass-1", "confctl")
     engine.dispose()
@@ -55,10 +55,10 @@ async def test_a_phone_registered_through_one_instance_is_dialled_out_from_the_o
 async def test_a_guesser_gets_no_fresh_budget_on_the_other_instance(aiohttp_client, db_url, tmp_path):
     """Ten wrong passwords through instance a: instance b then refuses that address unchecked, even its right
     password (the throttle's replicas agree through PostgreSQL), while a clean address registers through b."""
-    ports = {"a": free_udp_port(), "b": free_udp_port()}
     clients = {name: await aiohttp_client(make_app(Settings(
-        topology_file=demo_topology_path(), db_url=db_url, sip_port=port, recordings_dir=tmp_path / name,
-        instance_id=f"cp-{name}"))) for name, port in ports.items()}
+        topology_file=demo_topology_path(), db_url=db_url, sip_port=0, recordings_dir=tmp_path / name,
+        instance_id=f"cp-{name}"))) for name in ("a", "b")}
+    ports = {name: bound_sip_port(c.server.app) for name, c in clients.items()}
     engine = make_engine(db_url)
     SipStore(engine).add_account(USER, "sp", PASSWORD, "confctl")
     engine.dispose()

@@ -25,7 +25,7 @@ from rooms.store.users import Role
 from tests.conftest import add_users
 from tests.media.peers import until
 from tests.sip.test_hostile import options
-from tests.sip.test_sipp import free_udp_port, sipp
+from tests.sip.test_sipp import bound_sip_port, free_udp_port, sipp
 from tests.sip.udp_client import udp_client
 
 CONFCTL = str(Path(sys.executable).parent / "confctl")
@@ -34,8 +34,8 @@ CONFCTL = str(Path(sys.executable).parent / "confctl")
 @pytest.fixture
 async def plane(aiohttp_server, tmp_path):
     url = f"sqlite:///{tmp_path}/sip.db"
-    port = free_udp_port()
-    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=port, sip_workers=2)))
+    server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=url, sip_port=0, sip_workers=2)))
+    port = bound_sip_port(server.app)
     store = SipStore(make_engine(url))
     store.add_account("desk-101", "cc-nongan", "s3cret-pass", "confctl")
     token = add_users(url, [("opal", Role.OPERATOR, None)])["opal"]
@@ -140,10 +140,10 @@ async def test_on_a_python_whose_datagram_transports_cannot_pause_workers_still_
         raise NotImplementedError
     for name in ("pause_reading", "resume_reading"):  # (is_reading too there, but this loop's internals call it)
         monkeypatch.setattr(events._SelectorDatagramTransport, name, unsupported, raising=False)
-    port = free_udp_port()
     server = await aiohttp_server(make_app(Settings(topology_file=demo_topology_path(), db_url=f"sqlite:///{tmp_path}/o.db",
-                                                    sip_port=port, sip_workers=1)))
+                                                    sip_port=0, sip_workers=1)))
     app = server.app
+    port = bound_sip_port(app)
     ua = await udp_client()
     try:
         ua.send(options(port, ua.port, 1), port)
