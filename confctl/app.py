@@ -18,7 +18,7 @@ from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
 from confctl.config import Settings
 from confctl.errors import error_middleware
 from confctl.input_guard import input_guard_middleware
-from confctl import invites
+from confctl import emergency_calls, invites
 from confctl.public_origin import public_origin_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, SETTINGS,
                           BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, SIP_GUESS_BUS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, API_TOKENS, LEASE, run_db,
@@ -259,6 +259,7 @@ def make_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_sip)
+    app.cleanup_ctx.append(emergency_calls.owned)  # closes before the SIP service: calls end first
     app.cleanup_ctx.append(invites.invite_mail)  # last: its queue is sent before the database closes
     routes = all_routes()
     app[ROUTE_TABLE] = route_table(routes)

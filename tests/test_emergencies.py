@@ -153,3 +153,55 @@ async def test_a_site_dropped_for_an_emergency_may_not_join_until_it_is_over(api
     await ws.send_json({"type": "join", "token": token})
     assert (await ws.receive_json(timeout=10))["type"] == "joined"
     await ws.close()
+
+
+async def test_the_dry_check_names_the_session_that_gives_way_then_two_emergencies_run_at_once(api, db_url):
+    """A routine booking of jl/emergency, audio-only for the next three hours, stops no preset: the
+    confirmation names it (title, organizer, what it gives), nothing is taken until the opening; then it
+    moves to the main room and says so; a second emergency runs beside the first."""
+    from datetime import timedelta
+    engine = make_engine(db_url)
+    _, duty = UserStore(engine).add("duty", Role.ORGANIZER, None, set(demo_topology().sites), ("emergency",))
+    engine.dispose()
+    officer = {"Authorization": f"Bearer {duty}"}
+    now = datetime.now(timezone(timedelta(hours=8)))
+    r = await api.post("/api/sessions", headers=api.h("olga"), json={
+        "title": "Audio call in the hall", "host_site": "jl/emergency", "sites": ["cc"], "start": now.isoformat(),
+        "end": (now + timedelta(hours=3)).isoformat(), "profile": "audio"})
+    assert r.status == 201, await r.text()
+    routine = await r.json()
+    assert routine["sites"][0] == {"site": "jl", "room": "emergency"}
+
+    refused = await api.post("/api/emergencies/preview", json={"preset": "vehicle"}, headers=api.h("olga"))
+    assert refused.status == 403
+    bad = await api.post("/api/emergencies/preview", json={"preset": "everyone"}, headers=officer)
+    assert bad.status == 422 and (await bad.json())["error"] == "unknown_preset"
+    p = await api.post("/api/emergencies/preview", json={"preset": "vehicle", "title": "Convoy"}, headers=officer)
+    assert p.status == 200, await p.text()
+    seen = await p.json()
+    assert seen["fits"] is True
+    (way,) = seen["gives_way"]
+    assert (way["session"], way["title"], way["organizer"]) == (routine["id"], "Audio call in the hall", "olga")
+    assert way["what"] == ["Jilin Provincial Government moves from " + _room("jl", "emergency") + " to " + _room("jl", "main")]
+    same = await (await api.get(f"/api/sessions/{routine['id']}", headers=api.h("olga"))).json()
+    assert same["sites"][0]["room"] == "emergency" and same["sequence"] == 0  # the dry check took nothing
+
+    r = await api.post("/api/emergencies", json={"preset": "vehicle", "title": "Convoy"}, headers=officer)
+    assert r.status == 201, await r.text()
+    first = await r.json()
+    assert [(x["session_id"], x["kind"], x["step"]) for x in first["preempted"]] == [(routine["id"], "move", "main")]
+    moved = await (await api.get(f"/api/sessions/{routine['id']}", headers=api.h("olga"))).json()
+    assert moved["sites"][0]["room"] == "main" and moved["sequence"] == 1
+    history = await (await api.get(f"/api/sessions/{routine['id']}/history", headers=api.h("olga"))).json()
+    assert way["what"][0] in [e.get("message") for e in history["history"]]
+
+    r = await api.post("/api/emergencies", json={"preset": "emergency-offices", "title": "Floods"}, headers=officer)
+    assert r.status == 201, await r.text()
+    second = await r.json()
+    assert second["sites"][0] == {"site": "jl", "room": "main"}  # two emergencies, two rooms
+    running = await (await api.get("/api/emergencies", headers=officer)).json()
+    assert {e["id"] for e in running["emergencies"]} == {first["id"], second["id"]}
+
+
+def _room(site: str, room: str) -> str:
+    return next(r.name for r in demo_topology().sites[site].rooms if r.id == room)

@@ -3,18 +3,57 @@
 "use strict";
 let me = null, presets = [];
 
+function openBody(p) {
+  return { preset: p.preset, title: $("title").value, profile: $("profile").value, hours: Number($("hours").value) };
+}
+
+// "Open" asks first: the dry check names every session that would give way (rooms and links), with its
+// organizer, before anything is taken. Nothing is opened until "Open now" is pressed.
 async function openPreset(p, button) {
   for (const b of document.querySelectorAll(".presets button")) b.disabled = true;
+  $("open-result").textContent = `Checking what “${$("title").value}” with ${p.label} would take…`;
+  const r = await api("POST", "/api/emergencies/preview", openBody(p));
+  for (const b of document.querySelectorAll(".presets button")) b.disabled = false;
+  $("open-result").textContent = "";
+  if (r.status !== 200) { $("open-result").textContent = problem(r.data); return; }
+  const d = r.data;
+  $("confirm-title").textContent = `Open “${$("title").value}” with ${p.label} now?`;
+  $("confirm-body").replaceChildren(
+    !d.fits ? el("div", { class: "refusal" }, "It cannot open:", refusalList(d.refusal.violations || [])) :
+    d.gives_way.length ? el("div", {}, el("p", {}, "These sessions will give way:"),
+      el("ul", { class: "gives-way" }, ...d.gives_way.map((g) => el("li", { "data-session": g.session },
+        el("strong", { class: "name", title: g.title }, `“${g.title}”`), ` (organizer ${g.organizer}): `,
+        g.what.join("; "))))) : el("p", { class: "nobody" }, "Nobody has to give way."),
+    ...d.limited.map((x) => el("p", { class: "limited" }, x.reason)));
+  $("confirm-open").disabled = !d.fits;
+  $("confirm-open").onclick = () => { $("confirm").close(); openNow(p); };
+  $("confirm-cancel").onclick = () => $("confirm").close();
+  $("confirm").showModal();
+}
+
+async function openNow(p) {
+  for (const b of document.querySelectorAll(".presets button")) b.disabled = true;
   $("open-result").textContent = `Opening “${$("title").value}” with ${p.label}…`;
-  const r = await api("POST", "/api/emergencies", { preset: p.preset, title: $("title").value,
-    profile: $("profile").value, hours: Number($("hours").value) });
+  const r = await api("POST", "/api/emergencies", openBody(p));
   for (const b of document.querySelectorAll(".presets button")) b.disabled = false;
   if (r.status !== 201) { $("open-result").textContent = problem(r.data); return; }
   const taken = new Set(r.data.preempted.map((x) => x.session_id)).size;
   $("open-result").replaceChildren(`Running: “${r.data.title}”, ${r.data.sites.length} sites. `,
     taken ? `${taken} session(s) gave way. ` : "Nobody had to give way. ",
+    r.data.calling.length ? `Calling ${r.data.calling.length} site(s) with a registered phone. ` : "",
     ...r.data.limited.map((x) => el("div", { class: "limited" }, x.reason)));
   await refresh();
+}
+
+// One site's call as it goes: calling, ringing, connected, or failed and why (with the attempt and retry).
+const CALL_WORDS = { calling: "calling…", ringing: "ringing…", answered: "connected by phone", ended: "phone call ended",
+  retrying: "call failed", failed: "call failed" };
+function callProgress(s) {
+  const c = s.call;
+  const tries = c.attempts > 1 ? ` (attempt ${c.attempt} of ${c.attempts})` : "";
+  const next = c.state === "retrying" && c.retry_at ? `; trying again in ${Math.max(0, Math.round(c.retry_at - Date.now() / 1000))} s` : "";
+  return el("span", { class: `call call-${c.state}`, "data-call": c.state },
+    `${CALL_WORDS[c.state] || c.state}${c.reason && c.state !== "answered" ? `: ${c.reason}` : ""}${["answered", "ended"].includes(c.state) ? "" : tries}${next}`);
 }
 
 function siteRow(e, s) {
@@ -27,7 +66,8 @@ function siteRow(e, s) {
     el("td", {}, s.name),
     el("td", { class: s.joined ? "joined" : "waiting" }, s.joined ? "joined" : "not yet"),
     el("td", { class: s.receives === "full" ? "" : "limited" }, s.receives === "full" ? "the program" : (STEP_WORDS[s.receives] || s.receives)),
-    el("td", {}, call || (s.joined ? "" : s.phone ? "" : "no registered phone"), " ",
+    el("td", {}, s.call ? callProgress(s) : null, " ", s.call && ["calling", "ringing", "answered", "retrying"].includes(s.call.state) ? null :
+       call || (s.joined ? "" : s.phone ? "" : "no registered phone"), " ",
        link && !s.joined ? el("button", { onclick: (ev) => copy(link, ev.target) }, "Copy join link") : null));
 }
 
