@@ -6,7 +6,8 @@ from dataclasses import replace
 from aiohttp import web
 
 from confctl.api.route import Route
-from confctl.api.sessions import _session_for, with_join_urls
+from confctl.api.session_access import session_for
+from confctl.api.sessions import with_join_urls
 from confctl.auth import require
 from confctl.errors import ApiError
 from confctl.invite_calendar import invite_calendar, invite_ics, session_event
@@ -24,7 +25,7 @@ async def session_ics(request: web.Request) -> web.Response:
     """The invite: METHOD:REQUEST with a SEQUENCE that grows with each change; METHOD:CANCEL once cancelled.
     One site's (`?site=`, a technician's own) carries that site's join link; the whole session's none."""
     user = require(request)
-    session = await _session_for(request, user)
+    session = await session_for(request, user)
     site = request.query.get("site") or (user.site if user.role is Role.TECHNICIAN else None)
     if site is not None and site not in {s["site"] for s in session["sites"]}:
         raise ApiError(422, "unknown_site", f"site {site!r} does not take part in this session")

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from confctl.api.route import WRITERS, Route
-from confctl.api.sessions import _may_edit, _session_for
+from confctl.api.session_access import may_edit, session_for
 from confctl.auth import require
 from confctl.errors import ApiError
 from confctl.keys import SETTINGS
@@ -68,8 +68,8 @@ DRY_RUNS = web.AppKey("dry_runs", DryRuns)
 
 async def start_dry_run(request: web.Request) -> web.Response:
     user = require(request)
-    session = await _session_for(request, user)
-    if not _may_edit(user, session):
+    session = await session_for(request, user)
+    if not may_edit(user, session):
         raise ApiError(403, "forbidden", "only the session's organizer or an admin may rehearse it")
     if session["status"] != "booked":
         raise ApiError(409, "session_cancelled", f"session {session['id']} is {session['status']}")
@@ -89,7 +89,7 @@ async def start_dry_run(request: web.Request) -> web.Response:
 
 async def dry_run_status(request: web.Request) -> web.Response:
     user = require(request)
-    session = await _session_for(request, user)
+    session = await session_for(request, user)
     job = request.app[DRY_RUNS].jobs.get(session["id"])
     if job is None:
         raise ApiError(404, "not_found", f"no dry run of {session['id']} yet: POST to start one")

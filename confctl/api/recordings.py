@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from confctl.api.route import WRITERS, Route
-from confctl.api.sessions import _session_for
+from confctl.api.session_access import session_for
 from confctl.auth import require
 from confctl.errors import ApiError
 from confctl.keys import COMPOSITES, SETTINGS
@@ -22,7 +22,7 @@ NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}\.webm")  # our own names; the bound ke
 
 async def _folder(request: web.Request) -> tuple[User, Path]:
     user = require(request)
-    session = await _session_for(request, user)
+    session = await session_for(request, user)
     if user.role is Role.ORGANIZER and session["organizer_id"] != user.id:
         raise ApiError(403, "forbidden", "only the session's organizer, operators and admins reach its recordings")
     return user, request.app[SETTINGS].recordings_dir / session["id"]

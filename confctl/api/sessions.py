@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from confctl.api.route import WRITERS, Route
+from confctl.api.session_access import may_edit, session_for
 from confctl.api.views import decision_view, link_name, with_booked_load, with_sessions_in_the_way
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
@@ -65,7 +66,7 @@ async def explained(request: web.Request, out: Any, meta: Any) -> dict[str, Any]
 async def session_loads(request: web.Request) -> web.Response:
     """A booked session's links: its own load beside what the other sessions book then, against the limit."""
     user = require(request)
-    session = await _session_for(request, user)
+    session = await session_for(request, user)
     start, end = (int(datetime.fromisoformat(session[k]).timestamp()) for k in ("start", "end"))
     topo = await run_read(request.app, request.app[BOOKINGS].topology)
     plan = dict(session["media_plan"], links=[dict(l, name=link_name(topo, l["link"])) for l in session["media_plan"]["links"]])
@@ -89,31 +90,14 @@ def with_join_urls(request: web.Request, user: User, session: dict[str, Any]) ->
     sites = [s["site"] for s in session["sites"]]
     if user.role is Role.TECHNICIAN:
         sites = [s for s in sites if s == user.site]
-    elif not _may_edit(user, session):
+    elif not may_edit(user, session):
         sites = []
     return {**session, "join_urls": {s: base + mint(secret, session["id"], s) for s in sites}}
 
 
-def _may_see(user: User, session: dict[str, Any]) -> bool:
-    if user.role is Role.TECHNICIAN:
-        return any(s["site"] == user.site for s in session["sites"])
-    return True
-
-
-def _may_edit(user: User, session: dict[str, Any]) -> bool:
-    return user.role is Role.ADMIN or (user.role is Role.ORGANIZER and session["organizer_id"] == user.id)
-
-
-async def _session_for(request: web.Request, user: User) -> dict[str, Any]:
-    session = await run_read(request.app, request.app[BOOKINGS].get, request.match_info["id"])
-    if not _may_see(user, session):
-        raise ApiError(403, "forbidden", f"site {user.site} does not take part in this session")
-    return session
-
-
 async def get_session(request: web.Request) -> web.Response:
     user = require(request)
-    return web.json_response(with_join_urls(request, user, await _session_for(request, user)))
+    return web.json_response(with_join_urls(request, user, await session_for(request, user)))
 
 
 async def patch_session(request: web.Request) -> web.Response:
@@ -125,8 +109,8 @@ async def patch_session(request: web.Request) -> web.Response:
         patch = BookingPatch.model_validate(raw)
     except ValidationError as exc:
         raise FormError(validation_detail(exc)) from None
-    session = await _session_for(request, user)
-    if not _may_edit(user, session):
+    session = await session_for(request, user)
+    if not may_edit(user, session):
         raise ApiError(403, "forbidden", "only the session's organizer or an admin may change it")
     if patch.precedence is not None:
         check_precedence(user, patch.precedence)
@@ -144,8 +128,8 @@ async def patch_session(request: web.Request) -> web.Response:
 
 async def delete_session(request: web.Request) -> web.Response:
     user = require(request)
-    session = await _session_for(request, user)
-    if not _may_edit(user, session):
+    session = await session_for(request, user)
+    if not may_edit(user, session):
         raise ApiError(403, "forbidden", "only the session's organizer or an admin may cancel it")
     cancelled = await run_db(request.app, request.app[BOOKINGS].cancel, session["id"])
     if session["precedence"] == "emergency":  # what it took from others comes back, as when it ends

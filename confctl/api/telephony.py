@@ -7,7 +7,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from confctl.api.route import READERS, WRITERS, Route
-from confctl.api.sessions import _session_for
+from confctl.api.session_access import session_for
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
 from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_STORE, SIP_WORKERS, run_db, run_read
@@ -64,7 +64,7 @@ async def list_accounts(request: web.Request) -> web.Response:
 
 async def dial_out(request: web.Request) -> web.Response:
     user = require(request)
-    session = await _session_for(request, user)
+    session = await session_for(request, user)
     if user.role is Role.ORGANIZER and session["organizer_id"] != user.id:
         raise ApiError(403, "forbidden", "only the session's organizer or an admin dials out")
     body = _body(DialOut, await read_json(request))
