@@ -17,7 +17,8 @@ from media.aiortc_hooks import install_fast_clock, raise_bitrate_caps
 from media.cascade_link import GATEWAY, ChildBranch
 from media.grants import node_key
 from media.cascade_session import Cascade, Placement
-from media.room import EndReason, Leg, MediaRoom
+from media.room import Leg, MediaRoom
+from rooms.end_reason import EndReason
 from media.supervision import TaskGroup
 from rooms.ids import NodeId, SessionId, SiteId
 

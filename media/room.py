@@ -28,6 +28,7 @@ from media.program import Program, program_for, within_layout
 from media.recording import TrackRecorder
 from media.speaker import SpeakerSelector
 from media.supervision import TaskGroup
+from rooms.end_reason import EndReason
 from rooms.ids import SessionId, SiteId
 
 
@@ -52,21 +53,6 @@ class LegState(str, enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     CLOSED = "closed"
-
-
-class EndReason(str, enum.Enum):
-    """Why a leg ended, as its call record and the site's page say."""
-    LEFT = "left"  # the page said it leaves
-    DISCONNECTED = "disconnected"  # its signalling connection ended without a word
-    REPLACED = "replaced"  # the site joined again from another connection
-    CONNECTION_FAILED = "connection_failed"  # ICE/DTLS failed
-    CLOSED = "closed"
-    BAD_OFFER = "bad_offer"
-    SESSION_CLOSED = "session_closed"
-    ENDED_BY_ADMIN = "ended_by_admin"
-    HUNG_UP = "hung_up"  # a phone's call ended
-    PREEMPTED = "preempted"  # an emergency needed the site's link (rooms/preemption.py)
-    NO_MEDIA_PORTS = "no_media_ports"  # every port of the node's --ice-ports range was in use
 
 
 TOLD = (EndReason.REPLACED, EndReason.ENDED_BY_ADMIN, EndReason.PREEMPTED)  # the page is told, and does not rejoin

@@ -19,7 +19,8 @@ from media.cascade_session import Placement
 from media.grants import Grant
 from media.node import MediaNode, WrongNode
 from media.program import Program
-from media.room import EndReason, Leg, MediaRoom, NoMediaPorts, SignallingError
+from media.room import Leg, MediaRoom, NoMediaPorts, SignallingError
+from rooms.end_reason import EndReason
 from rooms.ids import SessionId, SiteId
 
 log = logging.getLogger("media.signalling")

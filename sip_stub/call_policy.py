@@ -10,27 +10,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from rooms.end_reason import EndReason
+
 DEFAULT_RTP_TIMEOUT_S = 30.0
 MIN_SE_S = 90  # RFC 4028 §5: the smallest session interval we accept (its recommended minimum)
 MAX_SE_S = 3600
 DB_RETRY_AFTER_S = 5  # Retry-After on a 500 the database caused
-
-
-class EndReason(str, enum.Enum):
-    """Why a call ended, as stored in its call record (`end_reason`)."""
-    BYE = "bye"  # the phone hung up
-    CANCELLED = "cancelled"  # CANCEL before the answer
-    REFUSED = "refused"
-    NO_ANSWER = "no_answer"  # a dial-out the phone never answered
-    NOT_ACCEPTABLE = "not_acceptable"  # its answer's SDP offered nothing we can use
-    ERROR = "error"
-    SESSION_ENDED = "session_ended"
-    SESSION_CANCELLED = "session_cancelled"
-    SITE_REMOVED = "site_removed"
-    RTP_TIMEOUT = "rtp_timeout"
-    SESSION_TIMER = "session_timer"
-    NO_ACK = "no_ack"
-    SHUTDOWN = "shutdown"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from confctl.auth import require
 from confctl.errors import ApiError
 from confctl.keys import BOOKINGS, MEDIA_NODE, OPERATIONS, QUALITY, run_db, run_read
 from confctl.node_calls import post_to_nodes
-from media.room import EndReason
+from rooms.end_reason import EndReason
 from rooms.ids import SessionId, SiteId
 from rooms.store.calls import KINDS
 

@@ -21,7 +21,8 @@ from rooms.store.users import Role
 from rooms.topology import demo_topology_path
 from sip_stub import transactions
 from sip_stub.fields import parse_auth
-from sip_stub.call_policy import CallFacts, ConferenceFacts, EndReason, end_reason, session_interval
+from rooms.end_reason import EndReason
+from sip_stub.call_policy import CallFacts, ConferenceFacts, end_reason, session_interval
 from sip_stub.message import Request, Response, parse_message
 from tests.conftest import add_users
 from tests.media.peers import until
