@@ -64,7 +64,8 @@ class Link:
 
 
 @dataclass(frozen=True)
-class MediaNode:
+class NodeSpec:
+    """A media node as the topology plans it (media/node.py's MediaNode is the running one)."""
     id: NodeId
     site: SiteId
     capacity_legs: int
@@ -87,7 +88,7 @@ class Topology:
     name: str
     sites: dict[SiteId, Site]
     links: dict[LinkId, Link]
-    nodes: dict[NodeId, MediaNode]
+    nodes: dict[NodeId, NodeSpec]
     root: SiteId
     profiles: tuple[MediaProfile, ...] = DEFAULT_PROFILES
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -258,14 +259,14 @@ def _parse_topology(doc: Any) -> Topology:
         LinkId(s.id): Link(LinkId(s.id), s.id, s.parent, s.uplink_kbps or 0, shares[s.id])
         for s in sites.values() if s.parent is not None
     }
-    nodes: dict[NodeId, MediaNode] = {}
+    nodes: dict[NodeId, NodeSpec] = {}
     for s in sites.values():
         if s.id == root or s.level in cascade_levels or s.id in node_legs:
             legs = node_legs.get(s.id, DEFAULT_ROOT_NODE_LEGS if s.id == root else DEFAULT_NODE_LEGS)
             if isinstance(legs, bool) or not isinstance(legs, int) or legs <= 0:
                 continue  # the schema reported it
             nid = NodeId(f"node-{s.id}")
-            nodes[nid] = MediaNode(nid, s.id, legs)
+            nodes[nid] = NodeSpec(nid, s.id, legs)
     if problems:
         raise TopologyError(problems)
     return Topology(
