@@ -117,17 +117,29 @@ function buttons() {
   $("leave").disabled = !wanted;
 }
 
-function cameraConstraints() {
+function cameraConstraints(aspectRatio) {
   const p = (info && info.profile) || {};
   const video = { width: { ideal: p.width || 1280 }, height: { ideal: p.height || 720 }, frameRate: { ideal: p.fps || 30 } };
+  if (aspectRatio) video.aspectRatio = aspectRatio;
   if ($("cam").value) video.deviceId = { exact: $("cam").value };
   return { audio: $("mic").value ? { deviceId: { exact: $("mic").value } } : true, video };
+}
+
+async function openCamera() {
+  // 16:9 first: asked only for a size, a webcam answered with its 4:3 640×480 default. A camera that
+  // cannot give 16:9 (nor crop to it) refuses the exact ratio; then ask for it as ideal, then for the size alone.
+  let refusal = null;
+  for (const ratio of [{ exact: 16 / 9 }, { ideal: 16 / 9 }, null]) {
+    try { return await navigator.mediaDevices.getUserMedia(cameraConstraints(ratio)); }
+    catch (e) { if (e.name !== "OverconstrainedError" && e.name !== "NotReadableError") throw e; refusal = e; }
+  }
+  throw refusal;
 }
 
 async function checkDevices() {
   if (!devicesAllowed) throw new Error("this browser allows the camera and microphone only on a secure (https://) page");
   if (preview) preview.getTracks().forEach((t) => t.stop());
-  preview = await navigator.mediaDevices.getUserMedia(cameraConstraints());
+  preview = await openCamera();
   $("preview").srcObject = preview;
   const devices = await navigator.mediaDevices.enumerateDevices();
   for (const [id, kind, track] of [["cam", "videoinput", preview.getVideoTracks()[0]], ["mic", "audioinput", preview.getAudioTracks()[0]]]) {
@@ -283,10 +295,15 @@ async function figures() {
   if (!pc) return;
   const report = await pc.getStats();
   let sent = 0, received = 0, lost = 0, frames = 0, rtt = null, res = "–", sendRes = "–", limitation = "none";
+  let videoSent = 0, picture = null;
   report.forEach((s) => {
     if (s.type === "outbound-rtp") sent += s.bytesSent || 0;
     if (s.type === "outbound-rtp" && s.kind === "video") {
-      if (s.frameWidth) { sendRes = `${s.frameWidth}×${s.frameHeight} at ${Math.round(s.framesPerSecond || 0)} fps`; window.confctlStats.sendWidth = s.frameWidth; }
+      videoSent += s.bytesSent || 0;
+      if (s.frameWidth) {
+        sendRes = `${s.frameWidth}×${s.frameHeight} at ${Math.round(s.framesPerSecond || 0)} fps`; window.confctlStats.sendWidth = s.frameWidth;
+        picture = { width: s.frameWidth, height: s.frameHeight, fps: s.framesPerSecond || 0 };
+      }
       limitation = s.qualityLimitationReason || "none";
     }
     if (s.type === "inbound-rtp") {
@@ -304,8 +321,9 @@ async function figures() {
     const dt = (now - last.t) / 1000;
     window.confctlStats.sendKbps = Math.round((8 * (sent - last.sent)) / dt / 1000);
     window.confctlStats.recvKbps = Math.round((8 * (received - last.received)) / dt / 1000);
+    window.confctlStats.videoKbps = Math.round((8 * (videoSent - last.videoSent)) / dt / 1000);
   }
-  last = { t: now, sent, received };
+  last = { t: now, sent, received, videoSent };
   frames += framesBefore;
   window.confctlStats.framesDecoded = frames;
   if (window.confctlStats.mode === "echo" && frames > 0) {
@@ -319,13 +337,25 @@ async function figures() {
   $("frames").textContent = frames;
   $("resolution").textContent = res;
   $("send_res").textContent = sendRes;
-  // Why the browser sends less than the profile asks, in words.
-  const why = { cpu: "Your browser is sending a smaller picture because this computer is busy (CPU): close other programs.",
-                bandwidth: "Your browser is sending a smaller picture because the network cannot carry more right now (bandwidth).",
-                other: "Your browser is sending a smaller picture for a reason it does not name." }[limitation];
   window.confctlStats.limitation = limitation;
-  $("limitation").hidden = !why;
-  $("limitation").textContent = why || "";
+  showPicture(picture, limitation);
+}
+
+// What is sent against what the profile asks, and when below it, why in words (join_quality.js).
+function showPicture(picture, limitation) {
+  const p = (info && info.profile) || {};
+  const track = stream && stream === preview ? stream.getVideoTracks()[0] : null;  // not the drawn test pattern
+  const set = track ? track.getSettings() : {};
+  const camera = set.width ? { width: set.width, height: set.height, fps: set.frameRate || 0 } : null;
+  const asked = p.width ? { name: p.name, width: p.width, height: p.height, fps: p.fps } : null;
+  const f = (x) => `${x.width}×${x.height} at ${Math.round(x.fps || 0)} fps`;
+  $("q_asked").textContent = asked ? `${f(asked)}, up to ${p.video_kbps} kbit/s` : "–";
+  $("q_camera").textContent = camera ? f(camera) : stream && !track ? "a test pattern" : "–";
+  $("q_sent").textContent = picture ? `${f(picture)}, ${window.confctlStats.videoKbps ?? "…"} kbit/s` : "–";
+  const verdict = pictureVerdict(asked, camera, picture, limitation);
+  window.confctlStats.belowProfile = verdict.below;
+  $("limitation").hidden = !verdict.below;
+  $("limitation").textContent = verdict.sentence;
 }
 
 function leave() {
