@@ -21,11 +21,13 @@ from confctl.node_calls import post_to_nodes
 from rooms.end_reason import EndReason
 from rooms.ids import SessionId, SiteId
 from rooms.store.calls import KINDS
+from rooms.store.recent_preemptions import as_events, recent_preemption_records
 
 CDR_COLUMNS = ("id", "kind", "session_id", "site_id", "user_id", "account", "node", "caller", "direction",
                "started_at", "answered_at", "ended_at", "duration_s", "end_reason", "result_code", "avg_mos",
                "worst_mos", "avg_loss_pct", "worst_loss_pct", "avg_video", "worst_video", "avg_kbps_in", "avg_kbps_out")
 HEARTBEAT_S = 15  # an SSE comment keeps proxies from closing an idle feed
+HISTORY_HOURS = 12  # what a dashboard opening shows of what happened before: a shift
 
 
 def _int_query(request: web.Request, name: str, lo: int, hi: int, default: int | None = None) -> int | None:
@@ -62,6 +64,18 @@ async def acknowledge(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", f"no alarm {alarm_id}")
     ops.publish({"type": "ack", "id": alarm_id, "acked_by": row["acked_by"]})
     return web.json_response(row)
+
+
+async def recent_history(request: web.Request) -> web.Response:
+    """What the dashboard's panels show on opening: alarms open or raised or cleared lately, and the
+    pre-emptions and restorations of the same hours, in the live feed's shape, newest first."""
+    require(request)
+    hours = _int_query(request, "hours", 1, 24 * 7, HISTORY_HOURS)
+    since = int(time.time()) - 3600 * int(hours or HISTORY_HOURS)
+    ops = request.app[OPERATIONS]
+    alarms = await run_read(request.app, ops.alarm_store.recent, since, 200)
+    records = await run_read(request.app, recent_preemption_records, request.app[BOOKINGS].engine, since, 2000)
+    return web.json_response({"since": since, "alarms": alarms, "preemptions": as_events(records)[:100]})
 
 
 async def cdrs(request: web.Request) -> web.StreamResponse:
@@ -163,6 +177,9 @@ routes = [
                  ("limit", "at most this many (200)"))),
     Route("POST", "/api/alarms/{id}/ack", acknowledge, "Acknowledge an alarm (it stays until it clears)", READERS,
           responses={200: "the alarm", 404: "no such alarm"}),
+    Route("GET", "/api/operator/history", recent_history, "What the dashboard shows on opening: alarms open, raised "
+          "or cleared lately, and the pre-emptions and restorations of those hours (newest first)", READERS,
+          query=(("hours", "how far back (12, at most 168)"),)),
     Route("GET", "/api/cdrs", cdrs, "Call records of every leg (browser, phone, node-to-node), with quality", READERS,
           query=(("session", "one session's"), ("site", "one site's"), ("kind", "webrtc, sip or trunk"),
                  ("since", "started at or after"), ("until", "started before"), ("format", "json (default) or csv"),

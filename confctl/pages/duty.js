@@ -63,7 +63,7 @@ function siteRow(e, s) {
   } }, `Call them (${s.phone})`) : null;
   const link = e.join_urls && e.join_urls[s.site];
   return el("tr", { "data-site": s.site },
-    el("td", {}, s.name),
+    el("td", { class: "name", title: s.name }, s.name),
     el("td", { class: s.joined ? "joined" : "waiting" }, s.joined ? "joined" : "not yet"),
     el("td", { class: s.receives === "full" ? "" : "limited" }, s.receives === "full" ? "the program" : (STEP_WORDS[s.receives] || s.receives)),
     el("td", {}, s.call ? callProgress(s) : null, " ", s.call && ["calling", "ringing", "answered", "retrying"].includes(s.call.state) ? null :
@@ -82,7 +82,7 @@ function preemptionList(e) {
 function emergencyBox(e) {
   const joined = e.site_status.filter((s) => s.joined).length;
   return el("div", { class: "emergency", id: `em-${e.id}` },
-    el("h3", {}, e.title, " ", el("small", { class: "muted" }, `since ${when(e.start).slice(11)} · ${e.profile} · dial-in ${e.dial_in}`)),
+    el("h3", { class: "name", title: e.title }, e.title, " ", el("small", { class: "muted" }, `since ${when(e.start).slice(11)} · ${e.profile} · dial-in ${e.dial_in}`)),
     el("p", { class: "joined-count" }, `${joined} of ${e.site_status.length} sites joined`),
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "site"), el("th", {}, "joined"), el("th", {}, "receives"), el("th", {}, ""))),
        el("tbody", {}, ...e.site_status.map((s) => siteRow(e, s)))),
@@ -120,7 +120,8 @@ async function main() {
   presets = p.data.presets || [];
   $("profile").replaceChildren(...p.data.profiles.map((x) => el("option", { value: x, selected: x === "sd" }, x)));
   $("presets").replaceChildren(...presets.map((x) => el("button", { "data-preset": x.preset, disabled: !may,
-    onclick: (ev) => openPreset(x, ev.currentTarget) }, x.label, el("small", {}, x.sites.map((s) => s.name).join(", ")))));
+    onclick: (ev) => openPreset(x, ev.currentTarget) }, x.label,
+    el("small", { class: "name", title: x.sites.map((s) => s.name).join(", ") }, x.sites.map((s) => s.name).join(", ")))));
   await refresh();
   setInterval(refresh, 3000);
 }

@@ -1,8 +1,13 @@
 // Operators' dashboard: the hierarchy coloured by live link load, live sessions and their legs, alarms.
-// Live over server-sent events (/api/operator/feed, the sign-in cookie authenticates it).
+// Live over server-sent events (/api/operator/feed, the sign-in cookie authenticates it); on opening, the
+// alarm and pre-emption panels load what happened before (/api/operator/history).
 "use strict";
 const $ = (id) => document.getElementById(id);
 let me = null, topology = null, selected = null, lastSnapshot = null, lastAt = 0;
+let preemptions = [], clearedAlarms = [];  // newest first: the history on opening, then the feed's events
+const siteNames = () => Object.fromEntries((topology?.sites || []).map((s) => [s.id, s.name]));
+// A name that wraps rather than being cut, with the whole of it on hover.
+const nameEl = (name, tag = "span") => el(tag, { class: "name", title: name }, name);
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -34,10 +39,20 @@ function linkCell(site, dir) {
             `${dir === "up" ? "▲" : "▼"}${pct === null ? "" : fmt(pct) + "%"}`);
 }
 
-function siteRow(site) {
+// Under its parent, a site's name without the parent's ("Changchun Mobile Emergency Platform" under Changchun
+// reads "Mobile Emergency Platform"), unless one word would be left ("Tonghua County" stays); the full name
+// stays its title.
+function shortName(site, parent) {
+  const prefix = parent ? parent.name + " " : null;
+  const rest = prefix && site.name.startsWith(prefix) ? site.name.slice(prefix.length) : "";
+  return rest.trim().split(/\s+/).length >= 2 ? rest : site.name;
+}
+
+function siteRow(site, parent) {
   const over = ["up", "down"].some((d) => (lastSnapshot?.links[site.id] || {})[d]?.live_over_reserved);
-  return el("div", { class: `site level-${site.level}`, id: `site-${site.id}` },
-    el("span", { class: "name", title: `${site.name} (${site.level}${site.rtt_ms ? ", " + site.rtt_ms + " ms link" : ""})` }, site.name),
+  return el("div", { class: `site level-${site.level}`, id: `site-${site.id}`,
+                     title: `${site.name} (${site.level}${site.rtt_ms ? ", " + site.rtt_ms + " ms link" : ""})` },
+    el("span", { class: "name", title: site.name }, shortName(site, parent)),
     site.uplink ? linkCell(site, "up") : el("span"), site.uplink ? linkCell(site, "down") : el("span"),
     el("span", { class: over ? "over" : "", title: over ? "live load above its reservation" : "" }, over ? "⚠" : ""));
 }
@@ -45,7 +60,7 @@ function siteRow(site) {
 function drawTree() {
   if (!topology) return;
   const bySite = Object.fromEntries(topology.sites.map((s) => [s.id, s]));
-  const branch = (id) => el("li", {}, siteRow(bySite[id]),
+  const branch = (id) => el("li", {}, siteRow(bySite[id], bySite[bySite[id].parent]),
     bySite[id].children.length ? el("ul", {}, ...bySite[id].children.map(branch)) : null);
   const root = bySite[topology.root];
   $("tree").replaceChildren(el("li", {}, siteRow(root)), ...root.children.map(branch));
@@ -62,6 +77,21 @@ function drawAlarms(alarms) {
   if (!alarms.length) $("alarms").append(el("li", { class: "acked" }, el("span", { class: "msg" }, "No open alarm.")));
 }
 
+function drawAlarmHistory() {
+  $("alarm-history-box").hidden = !clearedAlarms.length;
+  $("alarm-history-count").textContent = clearedAlarms.length;
+  $("alarm-history").replaceChildren(...clearedAlarms.slice(0, 50).map((a) => el("li", { "data-kind": a.kind, id: `cleared-${a.id}` },
+    el("span", { class: "when" }, `${clock(a.raised_at)}–${clock(a.cleared_at)}`), el("span", { class: "msg" }, a.message))));
+}
+
+function onAlarmEvent(e) {
+  $("feed").textContent = "live · alarm event";
+  if (e.event !== "cleared" || e.id === null || clearedAlarms.some((a) => a.id === e.id)) return;
+  const open = (lastSnapshot?.alarms || []).find((a) => a.id === e.id);
+  clearedAlarms.unshift({ id: e.id, kind: e.kind, message: e.message, raised_at: open ? open.raised_at : e.at, cleared_at: e.at });
+  drawAlarmHistory();
+}
+
 async function acknowledge(id) {
   await api("POST", `/api/alarms/${id}/ack`);
 }
@@ -75,7 +105,7 @@ function legRow(session, leg) {
   const isSel = selected && selected.session === session.id && selected.site === leg.site;
   const row = el("tr", { class: "leg" + (isSel ? " selected" : ""), "data-site": leg.site, "data-grade": leg.grade,
                          onclick: () => select(session, leg) },
-    el("td", {}, el("span", { class: `grade ${leg.grade}`, title: leg.grade }), leg.name),
+    el("td", {}, el("div", { class: "leg-site" }, el("span", { class: `grade ${leg.grade}`, title: leg.grade }), nameEl(leg.name))),
     el("td", {}, leg.kind === "trunk" ? "node link" : leg.kind === "sip" ? "phone" : "browser"),
     el("td", {}, leg.node), cell("kbps_in"), cell("kbps_out"), cell("loss_pct", 1), cell("jitter_ms", 0),
     cell("rtt_ms", 0), cell("mos", 2), cell("video_score", 1), el("td", {}, leg.fps === null ? "–" : `${fmt(leg.fps)} · ${leg.resolution || "–"}`));
@@ -89,7 +119,7 @@ function drawSessions(sessions) {
   if (!sessions.length) { $("sessions").replaceChildren(el("p", { class: "empty" }, "No session is live.")); return; }
   const head = ["site", "kind", "node", "kbit/s in", "kbit/s out", "loss %", "jitter ms", "RTT ms", "MOS", "video", "fps · size"];
   $("sessions").replaceChildren(...sessions.map((s) => el("div", { class: "session", id: `session-${s.id}` },
-    el("div", { class: "session-title" }, `${s.title} `, el("small", {}, s.id)),
+    el("div", { class: "session-title" }, nameEl(s.title), el("small", {}, s.id)),
     el("table", { class: "legs" }, el("tr", {}, ...head.map((h) => el("th", {}, h))), ...s.legs.map((l) => legRow(s, l))))));
 }
 
@@ -138,14 +168,37 @@ async function drawChart() {
 }
 
 // -- emergencies: what gave way, what came back ---------------------------------------------------
-function showPreemption(e) {
-  $("preemptions-box").hidden = false;
-  const steps = e.steps.map((s) => `${s.link} ${s.direction}: ${s.to} (${s.from_kbps} → ${s.to_kbps} kbit/s)`).join("; ");
-  const li = el("li", { "data-session": e.session, "data-event": e.event },
-    el("b", {}, e.event === "restored" ? "Restored " : "Gave way "), `“${e.title}” for “${e.emergency_title}”: ${steps}`,
-    e.dropped.length ? ` · dropped: ${e.dropped.join(", ")}` : "");
-  $("preemptions").prepend(li);
-  while ($("preemptions").children.length > 12) $("preemptions").lastChild.remove();
+// The same event may come from the history and the feed (it happened while the page opened): kept once.
+const sameEvent = (a, b) => a.session === b.session && a.emergency === b.emergency && a.event === b.event
+  && Math.abs(a.at - b.at) < 15;
+
+function addPreemptions(events) {
+  for (const e of events) if (!preemptions.some((x) => sameEvent(x, e))) preemptions.push(e);
+  preemptions.sort((a, b) => b.at - a.at);
+  preemptions = preemptions.slice(0, 50);
+  drawPreemptions();
+}
+
+function drawPreemptions() {
+  $("preemptions-box").hidden = !preemptions.length;
+  const names = siteNames();
+  $("preemptions").replaceChildren(...preemptions.map((e) => {
+    const steps = e.steps.map((s) => `${s.link} ${s.direction}: ${s.to} (${s.from_kbps} → ${s.to_kbps} kbit/s)`).join("; ");
+    return el("li", { "data-session": e.session, "data-event": e.event, "data-history": e.history ? "yes" : null },
+      el("span", { class: "when" }, clock(e.at)), " ",
+      el("b", {}, e.event === "restored" ? "Restored " : "Gave way "), `“${e.title}” for “${e.emergency_title}”: ${steps}`,
+      e.dropped.length ? ` · dropped: ${e.dropped.map((s) => names[s] || s).join(", ")}` : "");
+  }));
+}
+
+async function loadHistory() {
+  const r = await api("GET", "/api/operator/history");
+  if (r.status !== 200) return;
+  addPreemptions(r.data.preemptions);
+  for (const a of r.data.alarms) if (a.cleared_at && !clearedAlarms.some((x) => x.id === a.id)) clearedAlarms.push(a);
+  clearedAlarms.sort((a, b) => b.cleared_at - a.cleared_at);
+  drawAlarmHistory();
+  if (!lastSnapshot) drawAlarms(r.data.alarms.filter((a) => !a.cleared_at));  // until the first snapshot
 }
 
 // -- the live feed ----------------------------------------------------------------------------
@@ -161,14 +214,14 @@ function onSnapshot(snap) {
 function connect() {
   const feed = new EventSource("/api/operator/feed");
   feed.addEventListener("snapshot", (ev) => onSnapshot(JSON.parse(ev.data)));
-  feed.addEventListener("alarm", () => { $("feed").textContent = "live · alarm event"; });
+  feed.addEventListener("alarm", (ev) => onAlarmEvent(JSON.parse(ev.data)));
   feed.addEventListener("ack", (ev) => {
     const a = JSON.parse(ev.data);
     if (!lastSnapshot) return;
     for (const x of lastSnapshot.alarms) if (x.id === a.id) x.acked_by = a.acked_by;
     drawAlarms(lastSnapshot.alarms);
   });
-  feed.addEventListener("preemption", (ev) => showPreemption(JSON.parse(ev.data)));
+  feed.addEventListener("preemption", (ev) => addPreemptions([JSON.parse(ev.data)]));
   feed.onopen = () => { $("feed").className = "feed live"; };
   feed.onerror = () => { $("feed").className = "feed lost"; $("feed").textContent = "feed lost: reconnecting…"; };
 }
@@ -190,5 +243,6 @@ async function start() {
   topology = t.data;
   drawTree();
   connect();
+  await loadHistory();
 }
 start();

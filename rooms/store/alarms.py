@@ -43,6 +43,13 @@ class AlarmStore:
         with read_transaction(self.engine) as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def recent(self, since: int, limit: int = 100) -> list[dict[str, Any]]:
+        """Alarms open now or raised or cleared at or after `since`, newest first: a page's history on opening."""
+        q = (select(AT).where(AT.c.cleared_at.is_(None) | (AT.c.raised_at >= since) | (AT.c.cleared_at >= since))
+             .order_by(AT.c.id.desc()).limit(limit))
+        with read_transaction(self.engine) as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
     def purge(self, before: int) -> int:
         with write_transaction(self.engine, lock_key=None) as conn:
             return conn.execute(delete(AT).where(AT.c.raised_at < before, AT.c.cleared_at.is_not(None))).rowcount
