@@ -24,7 +24,7 @@ from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, run_rea
 from confctl.telephony import SessionConferences
 from media.supervision import TaskGroup
 from rooms.store.calls import CallRecords
-from sip_stub.gateway import Refuse
+from sip_stub.gateway import CallRejected
 from sip_stub.transactions import State
 
 log = logging.getLogger("confctl.emergency_calls")
@@ -127,7 +127,7 @@ class EmergencyCalls:
             return False
         try:
             p.call_id = await endpoint.core.dial_out(conf, p.account, session["dial_in"])  # type: ignore[attr-defined]
-        except Refuse as r:
+        except CallRejected as r:
             if "already connected" in r.reason:
                 p.to("answered", "the site was already connected")
                 return False

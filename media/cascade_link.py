@@ -54,7 +54,7 @@ RETRY_S = 1.0
 MAX_MESSAGE = 256 * 1024
 
 
-class LinkRefused(Exception):
+class TrunkRejected(Exception):
     pass
 
 
@@ -122,10 +122,10 @@ async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes],
     async def next_msg(kind: str) -> dict[str, Any]:
         raw = await asyncio.wait_for(ws.receive(), timeout=10)
         if raw.type != WSMsgType.TEXT:
-            raise LinkRefused("closed")
+            raise TrunkRejected("closed")
         msg = json.loads(raw.data)
         if not isinstance(msg, dict) or msg.get("type") != kind:
-            raise LinkRefused(f"expected {kind}")
+            raise TrunkRejected(f"expected {kind}")
         return msg
 
     writer_task = asyncio.create_task(writer())
@@ -138,12 +138,12 @@ async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes],
             hello = await next_msg("trunk")
             grant = verify_grant(key(), hello.get("grant"), time.time(), node_id)
             if not grant.trunk or grant.cascade is None:
-                raise LinkRefused("a trunk needs a trunk grant")
+                raise TrunkRejected("a trunk needs a trunk grant")
             placement = Placement.from_dict(grant.cascade)
             child = NodeId(grant.site)
             if placement.root != node_id or child == node_id or (
                     not is_gateway(child) and child not in set(placement.attachments.values())):
-                raise LinkRefused(f"node {child} is not a child of root {node_id} in this session's placement")
+                raise TrunkRejected(f"node {child} is not a child of root {node_id} in this session's placement")
             session_id = SessionId(grant.session)
             node.place(session_id, placement)
             cascade = node.cascade_root(session_id, SiteId(grant.host), grant.record)
@@ -151,7 +151,7 @@ async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes],
             side = TrunkSide(f"{node_id} from {child}", trunk_pc(ice_servers), tasks,
                              on_connected=cascade.reprogram)
             send({"type": "answer", "sdp": await side.answer(str(offer.get("sdp")))})
-        except (InvalidGrant, LinkRefused, ValueError, KeyError, TypeError, asyncio.TimeoutError) as exc:
+        except (InvalidGrant, TrunkRejected, ValueError, KeyError, TypeError, asyncio.TimeoutError) as exc:
             log.warning("trunk refused: %r", exc)
             send({"type": "error", "code": "trunk_refused", "detail": str(exc)})
             await asyncio.sleep(0)  # let the writer take it before closing
@@ -261,7 +261,7 @@ class ChildBranch:
         while not self.closed:
             try:
                 await self._link_once()
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, LinkRefused, ValueError, KeyError,
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, TrunkRejected, ValueError, KeyError,
                     TypeError) as exc:
                 if not log_verification_failure(log, exc, self.placement.root_url or ""):
                     log.warning("session %s: link %s -> %s: %r", self.session_id, self.node_id, self.placement.root, exc)
@@ -313,7 +313,7 @@ class ChildBranch:
 
     async def _link_once(self) -> None:
         if not self.placement.root_url:
-            raise LinkRefused("the placement names no URL for the root node")
+            raise TrunkRejected("the placement names no URL for the root node")
         url = ws_url(self.placement.root_url, "/trunk")
         outbox = TrunkOutbox()
         send = outbox.send
@@ -354,7 +354,7 @@ class ChildBranch:
                             ranking, self._root_speaker, up, down = _parse_order(msg)
                             apply_order(self.room, side, ranking, up, down)
                         elif msg.get("type") == "error":
-                            raise LinkRefused(f"{msg.get('code')}: {msg.get('detail')}")
+                            raise TrunkRejected(f"{msg.get('code')}: {msg.get('detail')}")
                 finally:
                     for t in helpers:
                         t.cancel()

@@ -77,7 +77,9 @@ class Outgoing:
     number: str = ""  # the session's dial-in number
 
 
-class Refuse(Exception):
+class CallRejected(Exception):
+    """The gateway turns a call away with a SIP status (admission's refusal is rooms.admission.Refused)."""
+
     def __init__(self, status: int, reason: str, headers: list[tuple[str, str]] | None = None):
         super().__init__(reason)
         self.status, self.reason, self.headers = status, reason, headers or []

@@ -34,7 +34,7 @@ from sip_stub.builders import new_branch, new_tag
 from sip_stub.dtmf import Command
 from sip_stub.sdp import Negotiated, SdpError, answer, negotiate, parse_offer
 from sip_stub.sdp import offer as sdp_offer
-from sip_stub.calls import Call, Conference, Conferences, Outgoing, Refuse
+from sip_stub.calls import Call, Conference, Conferences, Outgoing, CallRejected
 from sip_stub.transactions import InviteServerTransaction, Transaction
 
 log = logging.getLogger("sip.gateway")
@@ -110,7 +110,7 @@ class Gateway:
             call.refreshed(time.monotonic())
             await self.blocking(self.records.update, record_id, answered_at=int(now), result_code=200, session_id=call.session_id)
             log.info("call %s: %s joined session %s by phone", call.call_id, call.site, call.session_id)
-        except Refuse as r:
+        except CallRejected as r:
             self.pending.pop(tx.key, None)
             respond(tx, req, r.status, r.reason, r.headers)
             await self._record_end(record_id, EndReason.REFUSED, r.status)
@@ -153,9 +153,9 @@ class Gateway:
         try:
             interval = session_interval(raw)
         except ValueError as exc:
-            raise Refuse(400, f"Bad Request ({exc})") from None
+            raise CallRejected(400, f"Bad Request ({exc})") from None
         if interval == "too_small":
-            raise Refuse(422, "Session Interval Too Small", [("Min-SE", str(MIN_SE_S))])
+            raise CallRejected(422, "Session Interval Too Small", [("Min-SE", str(MIN_SE_S))])
         return interval  # type: ignore[return-value]
 
     async def _open_rtp(self, room: MediaRoom, site: str, media: Negotiated) -> RtpSession:
@@ -168,7 +168,7 @@ class Gateway:
             sock = self.rtp_ports.bind_udp(self.host or "0.0.0.0", "SIP RTP")
         except PortRangeExhausted as exc:
             log.warning("call refused: %s", exc)
-            raise Refuse(503, f"Service Unavailable (no RTP port free in {exc.ports})",
+            raise CallRejected(503, f"Service Unavailable (no RTP port free in {exc.ports})",
                          [("Retry-After", "30")]) from None
         try:
             _, rtp = await asyncio.get_running_loop().create_datagram_endpoint(
@@ -184,30 +184,30 @@ class Gateway:
         number = parse_uri(req.uri).user or ""
         conf = await self.conferences.by_number(number)
         if conf is None:
-            raise Refuse(404, "Not Found")
+            raise CallRejected(404, "Not Found")
         await self.blocking(self.records.update, record_id, session_id=conf.session_id)
         if not conf.active:
-            raise Refuse(404, "Not Found (session cancelled)")
+            raise CallRejected(404, "Not Found (session cancelled)")
         if account.site not in conf.sites:
-            raise Refuse(403, "Forbidden (your site is not in this session)")
+            raise CallRejected(403, "Forbidden (your site is not in this session)")
         if not any(s <= now <= e for s, e in conf.windows):
-            raise Refuse(403, "Forbidden (outside the booked window)")
+            raise CallRejected(403, "Forbidden (outside the booked window)")
         # Everything the request alone decides, before a room, a slot or a socket is taken.
         try:
             media = negotiate(parse_offer(req.body))
         except SdpError as exc:
-            raise Refuse(488, f"Not Acceptable Here ({exc})") from None
+            raise CallRejected(488, f"Not Acceptable Here ({exc})") from None
         interval = self._session_timer(req)
         contact = req.header("Contact")
         try:
             remote_target = parse_name_addr(contact or req.header("From") or "").uri
         except ValueError as exc:
-            raise Refuse(400, f"Bad Request (Contact: {exc})") from None
+            raise CallRejected(400, f"Bad Request (Contact: {exc})") from None
         site = account.site
         room = await self.conferences.room(conf, site)
         if site in room.phones or site in room.legs:
             await self._release_if_empty(room, conf.session_id)
-            raise Refuse(486, "Busy Here (your site is already connected)")
+            raise CallRejected(486, "Busy Here (your site is already connected)")
         room.add_phone(site)
         try:
             rtp = await self._open_rtp(room, site, media)
@@ -314,7 +314,7 @@ class Gateway:
         room = await self.conferences.room(conf, account.site)
         if account.site in room.phones or account.site in room.legs:
             await self._release_if_empty(room, conf.session_id)
-            raise Refuse(486, "the site is already connected")
+            raise CallRejected(486, "the site is already connected")
         rtp: RtpSession | None = None
         try:
             # Media unknown until the phone answers: a placeholder the answer's SDP replaces.

@@ -23,7 +23,7 @@ from sip_stub.message import Request, Response
 from sip_stub.transactions import Transaction
 from media.supervision import TaskGroup
 from rooms.store.sip import BindingUpdate, NonceUse, Replayed, SipAccount, SipStore
-from sip_stub.gateway import Gateway, Refuse
+from sip_stub.gateway import Gateway, CallRejected
 from sip_stub.registrations import Registrations
 
 log = logging.getLogger("sip.service")
@@ -157,7 +157,7 @@ class SipService:
                 return self._respond(tx, req, 481, "Call/Transaction Does Not Exist")
             try:
                 sdp, timer = self.gateway.reinvite(call, req)
-            except Refuse as r:
+            except CallRejected as r:
                 return self._respond(tx, req, r.status, r.reason, r.headers, to_tag=call.local_tag)
             except ValueError as exc:
                 return self._respond(tx, req, 488, f"Not Acceptable Here ({exc})")

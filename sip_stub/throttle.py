@@ -17,7 +17,7 @@ A source with a clean record (no failure on the account, budget left) is always 
 real phone registers while a thousand addresses guess its password, and every one of them is
 slowed to a guess per back-off. A success forgets the pair's failures, never the source's.
 Time is the caller's (`now`, seconds on a clock every replica shares), so replicas fed the same
-events agree (see GuessEvent). The decision is `Allow | Delay | Ban` (`Ban`, not `Refuse`: that is
+events agree (see GuessEvent). The decision is `Allow | Delay | Ban` (`Ban`, not `CallRejected`: that is
 the gateway's refusal of a call, sip_stub/calls.py).
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ from rooms.booking_form import FormError, validation_detail
 from rooms.store.calls import CallRecords
 from rooms.store.sip import SipAccountError
 from rooms.store.users import Role
-from sip_stub.gateway import Refuse
+from sip_stub.gateway import CallRejected
 
 
 class NewSipAccount(BaseModel):
@@ -80,7 +80,7 @@ async def dial_out(request: web.Request) -> web.Response:
         raise ApiError(404 if "no SIP account" in str(exc) else 409, "cannot_dial", str(exc)) from None
     except PermissionError as exc:
         raise ApiError(403, "forbidden", str(exc)) from None
-    except Refuse as exc:
+    except CallRejected as exc:
         raise ApiError(409, "busy", exc.reason) from None
     return web.json_response({"call_id": call_id, "state": "calling"}, status=202)
 
