@@ -21,7 +21,7 @@ from confctl.input_guard import input_guard_middleware
 from confctl import emergency_calls, invites
 from confctl.public_origin import public_origin_middleware
 from confctl.keys import (BOOKINGS, COMPOSITES, QUALITY, DB_EXECUTOR, JOIN_SECRET, READ_EXECUTOR, MEDIA_NODE, NODE_KEY, NODE_STORE, OPERATIONS, SETTINGS,
-                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, SIP_GUESS_BUS, USER_STORE, WEB_SESSIONS, FEED_TOKENS, API_TOKENS, LEASE, run_db,
+                          BACKGROUND, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, SIP_WORKERS, SIP_GUESS_BUS, SIP_SERVICE, USER_STORE, WEB_SESSIONS, FEED_TOKENS, API_TOKENS, LEASE, run_db,
                           run_read)
 from confctl.page_routes import PAGES, add_pages
 from confctl.signalling import websocket
@@ -217,7 +217,8 @@ async def _sip(app: web.Application) -> AsyncIterator[None]:
     gateway = Gateway(SessionConferences(app), CallRecords(app[BOOKINGS].engine), blocking, settings.sip_host,
                       advertise=settings.sip_advertise, rtp_timeout_s=settings.sip_rtp_timeout_s,
                       watch_s=settings.sip_watch_s, rtp_ports=settings.rtp_ports)
-    service = SipService(app[SIP_STORE], blocking, key, digest_order=settings.sip_digest, gateway=gateway)
+    service = app[SIP_SERVICE] = SipService(app[SIP_STORE], blocking, key, digest_order=settings.sip_digest,
+                                            gateway=gateway)
     loop = asyncio.get_running_loop()
     _, endpoint = await loop.create_datagram_endpoint(lambda: SipEndpoint(service),
                                                       local_addr=(settings.sip_host, settings.sip_port))

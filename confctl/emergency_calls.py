@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_GATEWAY, SIP_STORE, run_read
+from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_GATEWAY, SIP_SERVICE, SIP_STORE, run_read
 from confctl.telephony import SessionConferences
 from media.supervision import TaskGroup
 from rooms.store.calls import CallRecords
@@ -117,8 +117,8 @@ class EmergencyCalls:
 
     async def _attempt(self, session: dict[str, Any], p: CallProgress) -> bool:
         """One call; True when it failed in a way another attempt may mend (p.reason says why)."""
-        endpoint = self.app.get(SIP_ENDPOINT)
-        if endpoint is None:
+        service = self.app.get(SIP_SERVICE)
+        if service is None:
             p.to("failed", "the SIP service is not running (confctl serve --sip-port)")
             return False
         conf = await SessionConferences(self.app).by_number(session.get("dial_in") or "")
@@ -126,7 +126,7 @@ class EmergencyCalls:
             p.to("failed", "the emergency is over")
             return False
         try:
-            p.call_id = await endpoint.core.dial_out(conf, p.account, session["dial_in"])  # type: ignore[attr-defined]
+            p.call_id = await service.dial_out(conf, p.account, session["dial_in"])  # type: ignore[attr-defined]
         except CallRejected as r:
             if "already connected" in r.reason:
                 p.to("answered", "the site was already connected")

@@ -38,6 +38,7 @@ SIP_STORE = web.AppKey("sip_store", object)  # rooms.store.sip.SipStore
 SIP_ENDPOINT = web.AppKey("sip_endpoint", object)  # sip_stub.endpoint.SipEndpoint, when SIP runs
 SIP_GATEWAY = web.AppKey("sip_gateway", object)  # sip_stub.gateway.Gateway, when SIP runs
 SIP_WORKERS = web.AppKey("sip_workers", object)  # sip_stub.workers.SipWorkers, when SIP runs
+SIP_SERVICE = web.AppKey("sip_service", object)  # sip_stub.service.SipService, when SIP runs: dial_out
 SIP_GUESS_BUS = web.AppKey("sip_guess_bus", object)  # confctl.guess_bus.GuessBus, when SIP runs on PostgreSQL
 LEASE = web.AppKey("lease", object)  # confctl.lease.LeaseKeeper: does this instance hold the work lease
 BACKGROUND = web.AppKey("background", TaskGroup)  # loops that must live: supervised, shown in /api/health

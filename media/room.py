@@ -336,6 +336,14 @@ class MediaRoom:
             log.info("room %s: speaker is now %s", self.session_id, site)
             self._reprogram()  # the switch asks the new source for a key frame
 
+    def has_site(self, site: str) -> bool:
+        """The site is here, by a WebRTC leg or by telephone."""
+        return site in self.legs or site in self.phones
+
+    @property
+    def empty(self) -> bool:
+        return not self.legs and not self.phones
+
     @property
     def present(self) -> list[SiteId]:
         """Sites here with media flowing, in join order (legs, then phones)."""

@@ -115,7 +115,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self.stats["bad_request"] += 1
             if isinstance(exc.message, Request) and exc.message.method != "ACK" and exc.message.header("Via"):
                 try:
-                    self._send(make_response(exc.message, 400, f"Bad Request ({exc})"), (addr[0], addr[1]))
+                    self.send_direct(make_response(exc.message, 400, f"Bad Request ({exc})"), (addr[0], addr[1]))
                 except ValueError:
                     pass  # not even the Via is usable
             return
@@ -146,7 +146,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self.stats["bad_request"] += 1
             if req.method != "ACK" and req.header("Via"):
                 try:
-                    self._send(make_response(req, 400, problem), source)
+                    self.send_direct(make_response(req, 400, problem), source)
                 except ValueError:
                     pass  # not even the Via is usable: nowhere to answer
             return
@@ -162,7 +162,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         quick = self.core.stateless_answer(req)
         if quick is not None:
             self.stats["stateless"] += 1
-            self._send(quick, reply_to)
+            self.send_direct(quick, reply_to)
             return
         if req.method == "INVITE":
             tx = InviteServerTransaction(key, State.PROCEEDING, request=req)
@@ -195,7 +195,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             return False
         self.stats["received"] += 1
         self.stats["stateless"] += 1
-        self._send(quick, reply_to)
+        self.send_direct(quick, reply_to)
         return True
 
     @staticmethod
@@ -251,7 +251,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.run(tx, tx.start())  # type: ignore[attr-defined]
         return tx
 
-    def _send(self, msg: Request | Response, dest: Addr | None) -> None:
+    def send_direct(self, msg: Request | Response, dest: Addr | None) -> None:
+        """Sent as it is, outside any transaction: a stateless answer, or the ACK of a 2xx (the UAC core's)."""
         if self.transport is None or dest is None:
             return
         self.transport.sendto(bytes(msg), dest)
@@ -263,7 +264,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 dest = self._dest.get(id(tx))
                 if dest is None and isinstance(a.message, Response):
                     dest = response_destination(a.message)
-                self._send(a.message, dest)
+                self.send_direct(a.message, dest)
             elif isinstance(a, StartTimer):
                 timers = self._timers.setdefault(id(tx), {})
                 old = timers.pop(a.name, None)

@@ -205,7 +205,7 @@ class Gateway:
             raise CallRejected(400, f"Bad Request (Contact: {exc})") from None
         site = account.site
         room = await self.conferences.room(conf, site)
-        if site in room.phones or site in room.legs:
+        if room.has_site(site):
             await self._release_if_empty(room, conf.session_id)
             raise CallRejected(486, "Busy Here (your site is already connected)")
         room.add_phone(site)
@@ -226,7 +226,7 @@ class Gateway:
         return call
 
     async def _release_if_empty(self, room: MediaRoom, session_id: str) -> None:
-        if not room.legs and not room.phones:
+        if room.empty:
             await self.conferences.release(session_id)
 
     # -- in dialog ------------------------------------------------------------------
@@ -312,7 +312,7 @@ class Gateway:
         """INVITE a registered phone into a live session; returns the Call-ID. The outcome lands in its record."""
         target = parse_uri(contact)
         room = await self.conferences.room(conf, account.site)
-        if account.site in room.phones or account.site in room.legs:
+        if room.has_site(account.site):
             await self._release_if_empty(room, conf.session_id)
             raise CallRejected(486, "the site is already connected")
         rtp: RtpSession | None = None
@@ -361,7 +361,7 @@ class Gateway:
             ("Max-Forwards", "70"), ("From", req.header("From") or ""), ("To", resp.header("To") or ""),
             ("Call-ID", req.header("Call-ID") or ""), ("CSeq", "1 ACK"), ("Content-Length", "0")])
         dest = (target.host, target.port or 5060)
-        out.endpoint._send(ack, dest)  # the ACK for a 2xx is the UAC core's, outside any transaction
+        out.endpoint.send_direct(ack, dest)  # the ACK for a 2xx is the UAC core's, outside any transaction
         self.acks[req.header("Call-ID") or ""] = (ack, dest, out.endpoint)
         try:
             media = negotiate(parse_offer(resp.body))
@@ -388,7 +388,7 @@ class Gateway:
         sent = self.acks.get(resp.header("Call-ID") or "")
         if sent is not None:
             ack, dest, endpoint = sent
-            endpoint._send(ack, dest)
+            endpoint.send_direct(ack, dest)
 
     async def on_timeout(self, tx: Transaction) -> None:
         out = self.outgoing.pop(id(tx), None)

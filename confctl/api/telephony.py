@@ -10,7 +10,7 @@ from confctl.api.route import READERS, WRITERS, Route
 from confctl.api.session_access import session_for
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
-from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_STORE, SIP_WORKERS, run_db, run_read
+from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_SERVICE, SIP_STORE, SIP_WORKERS, run_db, run_read
 from confctl.telephony import SessionConferences
 from rooms.booking_form import FormError, validation_detail
 from rooms.store.calls import CallRecords
@@ -68,14 +68,14 @@ async def dial_out(request: web.Request) -> web.Response:
     if user.role is Role.ORGANIZER and session["organizer_id"] != user.id:
         raise ApiError(403, "forbidden", "only the session's organizer or an admin dials out")
     body = _body(DialOut, await read_json(request))
-    endpoint = request.app.get(SIP_ENDPOINT)
-    if endpoint is None:
+    service = request.app.get(SIP_SERVICE)
+    if service is None:
         raise ApiError(503, "sip_disabled", "the SIP service is not running (confctl serve --sip-port)")
     conf = await SessionConferences(request.app).by_number(session["dial_in"] or "")
     if conf is None or not conf.active or not any(s <= time.time() <= e for s, e in conf.windows):
         raise ApiError(409, "not_live", "the session is not live now")
     try:
-        call_id = await endpoint.core.dial_out(conf, body.account, session["dial_in"])
+        call_id = await service.dial_out(conf, body.account, session["dial_in"])  # type: ignore[attr-defined]
     except LookupError as exc:
         raise ApiError(404 if "no SIP account" in str(exc) else 409, "cannot_dial", str(exc)) from None
     except PermissionError as exc:
