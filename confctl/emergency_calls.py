@@ -32,6 +32,7 @@ log = logging.getLogger("confctl.emergency_calls")
 RETRIES = 2  # a failed call is tried again twice: three attempts in all
 RETRY_AFTER_S = 10.0  # from a failure to the next attempt
 WATCH_S = 0.25  # how often a call in progress is looked at (in memory: the gateway's own tables)
+RECORD_WAIT_S = 5.0  # how long a failed call's record may take to say why
 END_WORDS = {"refused": "refused", "no_answer": "no answer", "not_acceptable": "no audio codec in common",
              "error": "gateway error", "shutdown": "the control plane stopped", "bye": "hung up",
              "cancelled": "cancelled"}
@@ -47,13 +48,13 @@ class CallProgress:
     reason: str | None = None
     call_id: str | None = None
     retry_at: float | None = None
-    history: list[str] = field(default_factory=list)  # every state it went through, in order
+    history: list[str] = field(default_factory=lambda: ["calling"])  # every state it went through (and why), in order
 
     def to(self, state: str, reason: str | None = None) -> None:
         if state != self.state or reason != self.reason:
             log.info("emergency call to %s (%s), attempt %d: %s -> %s%s", self.site, self.account, self.attempt,
                      self.state, state, f" ({reason})" if reason else "")
-            self.history.append(state)
+            self.history.append(f"{state}: {reason}" if reason else state)
         self.state, self.reason = state, reason
 
     def view(self) -> dict[str, Any]:
@@ -149,6 +150,11 @@ class EmergencyCalls:
             p.to(live)
             await asyncio.sleep(WATCH_S)
         record = await self._record(session["id"], p)
+        for _ in range(int(RECORD_WAIT_S / WATCH_S)):  # the gateway closes the record just after the call
+            if record is None or record.get("answered_at") or record.get("ended_at"):
+                break
+            await asyncio.sleep(WATCH_S)
+            record = await self._record(session["id"], p)
         if record is not None and record.get("answered_at"):
             p.to("answered")  # answered and gone already: status() says it ended
             return False
