@@ -100,6 +100,13 @@ async function acknowledge(id) {
 // Which figures are past the leg's own site thresholds: the server says (a satellite's delay is expected).
 const poor = (leg, key) => (leg.beyond || []).includes(key);
 
+// One jitter figure shown (the larger); by medium on hover where the node reports them apart.
+function jitterCell(leg) {
+  const split = leg.jitter_audio_ms !== null && leg.jitter_audio_ms !== undefined;
+  return el("td", { class: poor(leg, "jitter_ms") ? "poor" : "", title: split
+    ? `audio ${fmt(leg.jitter_audio_ms)} ms · video ${fmt(leg.jitter_video_ms)} ms` : "audio and video together" }, fmt(leg.jitter_ms, 0));
+}
+
 function legRow(session, leg) {
   const cell = (key, digits) => el("td", { class: poor(leg, key) ? "poor" : "" }, fmt(leg[key], digits));
   const isSel = selected && selected.session === session.id && selected.site === leg.site;
@@ -107,7 +114,7 @@ function legRow(session, leg) {
                          onclick: () => select(session, leg) },
     el("td", {}, el("div", { class: "leg-site" }, el("span", { class: `grade ${leg.grade}`, title: leg.grade }), nameEl(leg.name))),
     el("td", {}, leg.kind === "trunk" ? "node link" : leg.kind === "sip" ? "phone" : "browser"),
-    el("td", {}, leg.node), cell("kbps_in"), cell("kbps_out"), cell("loss_pct", 1), cell("jitter_ms", 0),
+    el("td", {}, leg.node), cell("kbps_in"), cell("kbps_out"), cell("loss_pct", 1), jitterCell(leg),
     cell("rtt_ms", 0), cell("mos", 2), cell("video_score", 1), el("td", {}, leg.fps === null ? "–" : `${fmt(leg.fps)} · ${leg.resolution || "–"}`));
   if (me && me.role === "admin" && leg.kind !== "trunk") {
     row.append(el("td", {}, el("button", { class: "end", onclick: (ev) => { ev.stopPropagation(); endLeg(session, leg); } }, "End")));
