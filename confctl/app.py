@@ -12,7 +12,7 @@ from aiohttp import web
 
 from confctl.api import (calendar, dry_runs, emergencies, join_info, live, metrics, network, nodes, operators, people, recordings, tokens,
                          sessions, signin, telephony)
-from confctl.api.openapi import openapi_route
+from confctl.api.openapi import openapi_route, ws_schema_route
 from confctl.api.route import PUBLIC, Route
 from confctl.auth import ROUTE_TABLE, auth_middleware, route_table
 from confctl.config import Settings
@@ -79,6 +79,7 @@ def all_routes() -> list[Route]:
                    nodes, telephony, tokens, invites):
         routes.extend(module.routes)
     routes.append(Route("GET", "/api/health", health, "Liveness", PUBLIC))
+    routes.append(ws_schema_route())
     routes.append(openapi_route(routes))
     return routes
 

@@ -17,18 +17,19 @@ from confctl.session_windows import is_live, is_over, windows
 from confctl.keys import BOOKINGS, JOIN_SECRET, MEDIA_NODE, NODE_KEY, NODE_STORE, SETTINGS, run_db, run_read
 from confctl.placement import effective_placement, fallback_report, place, planned
 from media.cascade_session import Placement, ws_url
+from media.contracts.browser import Join, Redirect
 from media.grants import GRANT_TTL_S, Grant, node_key, sign_grant
-from media.signalling import Redirect, Refusal, serve
+from media.signalling import Refusal, serve
 from rooms.ids import SiteId
 from rooms.store.bookings import NotFound
 
 log = logging.getLogger("confctl.signalling")
 
 
-async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redirect:
+async def _authorize(request: web.Request, join: Join) -> Grant | Redirect:
     app = request.app
     try:
-        session_id, site = verify(app[JOIN_SECRET], msg.get("token"))
+        session_id, site = verify(app[JOIN_SECRET], join.token)
     except InvalidJoinToken as exc:
         raise Refusal("invalid_token", str(exc)) from None
     try:
@@ -42,9 +43,7 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
     if site in session["media_plan"].get("dropped", []):
         raise Refusal("preempted", f"an emergency consultation needs site {site}'s link now; this session gets it "
                       "back when the emergency ends")
-    mode = msg.get("mode", "meeting")
-    if mode not in ("meeting", "echo"):
-        raise Refusal("invalid_message", "mode is meeting (default) or echo")
+    mode = join.mode or "meeting"
     now = time.time()
     margin = app[SETTINGS].join_margin_s
     if mode == "echo":
@@ -76,8 +75,8 @@ async def _authorize(request: web.Request, msg: dict[str, Any]) -> Grant | Redir
         trunk = Grant(session_id, node.id, session["host_site"], False, False, until, node=where.root,
                       cascade=placement, trunk=True)
         placement = {**placement, "trunk_grant": sign_grant(node_key(app[NODE_KEY], where.root), trunk)}
-    return Redirect(ws_url(node.url, "/ws"), sign_grant(node_key(app[NODE_KEY], node.id), replace(
-        grant, node=node.id, cascade=placement)), notice)
+    return Redirect(url=ws_url(node.url, "/ws"), grant=sign_grant(node_key(app[NODE_KEY], node.id), replace(
+        grant, node=node.id, cascade=placement)), notice=notice)
 
 
 def _move_off_in_process(app: web.Application, session_id: str) -> None:
@@ -111,4 +110,4 @@ async def _report_fallback(app: web.Application, topo: Any, session: dict[str, A
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    return await serve(request, request.app[MEDIA_NODE], lambda msg: _authorize(request, msg))
+    return await serve(request, request.app[MEDIA_NODE], lambda join: _authorize(request, join))

@@ -26,6 +26,7 @@ import aiohttp
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from harness.socket_delay import delay_sockets
+from media.contracts.browser import TO_SITE, Answer, Error, Join, Joined, Offer, ProgramUpdate, Redirect
 from media.aiortc_hooks import inbound_streams, on_keyframe_request, raise_bitrate_caps, tap_receiver
 from media.room import rtcp_figures
 from media.synthetic import KEY_EVERY_S, ClipIndex, ReplayAudio, ReplayVideo, audio_clip, video_clip
@@ -83,15 +84,15 @@ def _delay(schedule: dict[str, Any] | None, arrival_wall: float, pos: int) -> fl
 async def join(http: aiohttp.ClientSession, control: str, leg: Leg, clip: Any, opus: Any, sched_dir: Path,
                site: str, index: ClipIndex, delay_ms: float = 0) -> None:
     async with http.ws_connect(f"{control}/ws") as cp:
-        await cp.send_json({"type": "join", "token": leg.token})
-        redirect = await cp.receive_json(timeout=20)
-    if redirect.get("type") != "redirect":
+        await cp.send_str(Join(token=leg.token).model_dump_json())
+        redirect = TO_SITE.validate_json(await cp.receive_str(timeout=20))
+    if not isinstance(redirect, Redirect):
         raise RuntimeError(f"join refused: {redirect}")
-    leg.node = redirect["url"]
-    leg.ws = await http.ws_connect(redirect["url"], heartbeat=10)
-    await leg.ws.send_json({"type": "join", "grant": redirect["grant"]})
-    joined = await leg.ws.receive_json(timeout=20)
-    if joined.get("type") != "joined":
+    leg.node = redirect.url
+    leg.ws = await http.ws_connect(redirect.url, heartbeat=10)
+    await leg.ws.send_str(Join(grant=redirect.grant).model_dump_json())
+    joined = TO_SITE.validate_json(await leg.ws.receive_str(timeout=20))
+    if not isinstance(joined, Joined):
         raise RuntimeError(f"node refused: {joined}")
     pc = leg.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     if leg.send:
@@ -125,22 +126,22 @@ async def join(http: aiohttp.ClientSession, control: str, leg: Leg, clip: Any, o
     await pc.setLocalDescription(await pc.createOffer())
     if delay_ms:
         delay_sockets(pc, delay_ms)  # a high-delay link on a kernel without netem: the delay at our socket
-    await leg.ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+    await leg.ws.send_str(Offer(sdp=pc.localDescription.sdp).model_dump_json())
     while True:
-        msg = await leg.ws.receive_json(timeout=20)
-        if msg["type"] == "answer":
-            await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
+        msg = TO_SITE.validate_json(await leg.ws.receive_str(timeout=20))
+        if isinstance(msg, Answer):
+            await pc.setRemoteDescription(RTCSessionDescription(msg.sdp, "answer"))
             break
-        if msg["type"] == "program":
-            leg.program = list(msg["video"])
-        if msg["type"] == "error":
+        if isinstance(msg, ProgramUpdate):
+            leg.program = list(msg.video)
+        if isinstance(msg, Error):
             raise RuntimeError(f"offer refused: {msg}")
 
     async def follow() -> None:
         async for raw in leg.ws:
-            msg = raw.json()
-            if msg.get("type") == "program":
-                leg.program = list(msg["video"])
+            msg = TO_SITE.validate_json(raw.data)
+            if isinstance(msg, ProgramUpdate):
+                leg.program = list(msg.video)
 
     leg.follower = asyncio.create_task(follow())
 

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from media.aiortc_hooks import ice_addressing
 from media.cascade_link import serve_trunk
+from media.contracts.browser import Join
 from media.grants import InvalidGrant, verify_control, verify_grant
 from media.node import MediaNode
 from media.recording import recover_interrupted, set_owner
@@ -114,11 +115,11 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
     app[NODE] = MediaNode(recordings=recordings, node_id=NodeId(node_id), grant_key=lambda: bytes(app[KEY]))
     app[TASKS] = TaskGroup(f"media node {node_id}")
 
-    async def authorize(msg: dict) -> object:
+    async def authorize(join: Join) -> object:
         if not app[KEY]:
             raise Refusal("not_ready", "this node has not registered with its control plane yet")
         try:
-            return verify_grant(bytes(app[KEY]), msg.get("grant"), time.time(), node_id)
+            return verify_grant(bytes(app[KEY]), join.grant, time.time(), node_id)
         except InvalidGrant as exc:
             raise Refusal("invalid_grant", str(exc)) from None
 

@@ -3,19 +3,22 @@
 Shared by the control plane (which authorizes joins with site join tokens
 and the database) and a standalone media node (which authorizes with grants
 signed by the control plane). `authorize` turns a join message into a Grant
-to serve here, or a Redirect to another node.
+to serve here, or a Redirect to another node. Every message in and out is a
+model of media/contracts/browser.py.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
+from pydantic import ValidationError
 
 from media.cascade_session import Placement
+from media.contracts import browser
+from media.contracts.browser import EndedReason, ErrorCode, Join, Leave, Offer, Redirect
 from media.grants import Grant
 from media.node import MediaNode, WrongNode
 from media.program import Program
@@ -25,37 +28,71 @@ from rooms.ids import SessionId, SiteId
 
 log = logging.getLogger("media.signalling")
 MAX_MESSAGE = 256 * 1024  # an SDP offer is a few kB
-ENDED = {"replaced": "this site joined again from another window or device; this one has stopped",
-         "ended_by_admin": "an administrator ended this site's connection",
-         "preempted": "an emergency consultation needs this site's link: this session gave way here until it ends"}
+ENDED: dict[EndedReason, str] = {
+    "replaced": "this site joined again from another window or device; this one has stopped",
+    "ended_by_admin": "an administrator ended this site's connection",
+    "preempted": "an emergency consultation needs this site's link: this session gave way here until it ends"}
+
+
+# A field the model refuses, answered as the checks before the contract answered it (clients act on the codes).
+FIELD_REFUSED: dict[str, tuple[ErrorCode, str]] = {
+    "sdp": ("invalid_sdp", "offer needs an `sdp` string"),
+    "token": ("invalid_token", "malformed join token"),
+    "grant": ("invalid_grant", "malformed grant"),
+    "mode": ("invalid_message", "mode is meeting (default) or echo"),
+}
 
 
 class Refusal(Exception):
     """A join or message we answer with an error; the connection keeps serving."""
 
-    def __init__(self, code: str, detail: str):
+    def __init__(self, code: ErrorCode, detail: str):
         super().__init__(detail)
         self.code, self.detail = code, detail
 
-
-@dataclass(frozen=True)
-class Redirect:
-    url: str  # the media node's WebSocket
-    grant: str
-    notice: str | None = None  # said to the site: e.g. its node is down and it joins elsewhere
+    def message(self) -> browser.Error:
+        return browser.Error(code=self.code, detail=self.detail)
 
 
-Authorize = Callable[[dict[str, Any]], Awaitable[Grant | Redirect]]
+Authorize = Callable[[Join], Awaitable[Grant | Redirect]]
 
 
-def _program_msg(p: Program) -> dict[str, Any]:
-    return {"type": "program", "video": list(p.video), "audio": p.audio}
+def read_message(text: str) -> Join | Offer | Leave:
+    """One text frame as a message of the contract, or the Refusal that answers it."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Refusal("invalid_json", str(exc)) from None
+    except RecursionError:  # json's scanner recurses per nesting level
+        raise Refusal("invalid_json", "the message nests too deeply") from None
+    try:
+        return browser.TO_SERVER.validate_python(data)
+    except ValidationError as exc:
+        raise refusal_of(data, exc) from None
+
+
+def refusal_of(data: Any, exc: ValidationError) -> Refusal:
+    """Why the contract refused `data`, as the error the site is told."""
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        return Refusal("invalid_message", "a message is a JSON object with a string `type`")
+    first = exc.errors()[0]
+    if first["type"] == "union_tag_invalid":
+        return Refusal("unknown_type", f"unknown message type {data['type']!r}")
+    field = str(first["loc"][1]) if len(first["loc"]) > 1 else ""
+    if first["type"] == "extra_forbidden":
+        return Refusal("invalid_message", f"a {data['type']} message has no field {field!r}")
+    code, detail = FIELD_REFUSED.get(field, ("invalid_message", f"{field}: {first['msg']}"))
+    return Refusal(code, detail)
+
+
+def _program_msg(p: Program) -> browser.ProgramUpdate:
+    return browser.ProgramUpdate(video=list(p.video), audio=p.audio)
 
 
 async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_MESSAGE)
     await ws.prepare(request)
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
+    outbox: asyncio.Queue[browser.Message] = asyncio.Queue(maxsize=100)
     grant: Grant | None = None
     leg: Leg | None = None
     leg_room: MediaRoom | None = None
@@ -64,11 +101,11 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
     async def writer() -> None:
         try:
             while True:
-                await ws.send_json(await outbox.get())
+                await ws.send_str((await outbox.get()).model_dump_json())
         except ConnectionError:  # the client went away; the reader side ends the connection
             pass
 
-    def send(msg: dict[str, Any]) -> None:
+    def send(msg: browser.Message) -> None:
         if not outbox.full():  # a client that does not read loses program updates, not the server
             outbox.put_nowait(msg)
 
@@ -77,39 +114,27 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
         async for raw in ws:
             if raw.type != WSMsgType.TEXT:
                 if raw.type == WSMsgType.BINARY:
-                    send({"type": "error", "code": "invalid_message", "detail": "send JSON text messages"})
+                    send(Refusal("invalid_message", "send JSON text messages").message())
                 continue
             try:
-                try:
-                    msg = json.loads(raw.data)
-                except json.JSONDecodeError as exc:
-                    raise Refusal("invalid_json", str(exc)) from None
-                except RecursionError:  # json's scanner recurses per nesting level
-                    raise Refusal("invalid_json", "the message nests too deeply") from None
-                if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-                    raise Refusal("invalid_message", "a message is a JSON object with a string `type`")
-                kind = msg["type"]
-                if kind == "join":
+                msg = read_message(raw.data)
+                if isinstance(msg, Join):
                     if grant is not None:
                         raise Refusal("already_joined", f"this connection is site {grant.site}")
                     decision = await authorize(msg)
                     if isinstance(decision, Redirect):
-                        send({"type": "redirect", "url": decision.url, "grant": decision.grant,
-                              **({"notice": decision.notice} if decision.notice else {})})
+                        send(decision)
                         continue
                     if decision.trunk:
                         raise Refusal("invalid_grant", "a trunk grant opens /trunk, not a site's leg")
                     grant = decision
                     if grant.cascade is not None:
                         node.place(SessionId(grant.session), Placement.from_dict(grant.cascade))
-                    send({"type": "joined", "session": grant.session, "site": grant.site, "host": grant.host,
-                          "mode": "echo" if grant.echo else "meeting",
-                          **({"notice": grant.notice} if grant.notice else {})})
-                elif kind == "offer":
+                    send(browser.Joined(session=grant.session, site=grant.site, host=grant.host,
+                                        mode="echo" if grant.echo else "meeting", notice=grant.notice or None))
+                elif isinstance(msg, Offer):
                     if grant is None:
                         raise Refusal("not_joined", "send join first")
-                    if not isinstance(msg.get("sdp"), str):
-                        raise Refusal("invalid_sdp", "offer needs an `sdp` string")
                     sid, site = SessionId(grant.session), SiteId(grant.site)
                     if grant.cascade is not None:  # again: the session's last leg may have left since join,
                         node.place(sid, Placement.from_dict(grant.cascade))  # and its placement with it
@@ -119,27 +144,25 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                     except WrongNode as exc:
                         raise Refusal("wrong_node", str(exc)) from None
                     try:
-                        leg, answer = await room.join(site, msg["sdp"], grant.layout)
+                        leg, answer = await room.join(site, msg.sdp, grant.layout)
                     except SignallingError as exc:
                         raise Refusal("invalid_sdp", str(exc)) from None
                     except NoMediaPorts as exc:
                         raise Refusal("no_media_ports", str(exc)) from None
                     leg_room = room
                     leg.on_program = lambda p: send(_program_msg(p))
-                    leg.on_rejoin = lambda reason: send({"type": "rejoin", "reason": reason})
-                    leg.on_ended = lambda reason: send({"type": "ended", "reason": reason, "detail": ENDED[reason]})
-                    leg.on_layout = lambda layout, why: send({"type": "layout", "layout": layout or "full", "detail": why})
-                    send({"type": "answer", "sdp": answer})
+                    leg.on_rejoin = lambda reason: send(browser.Rejoin(reason=reason))
+                    leg.on_ended = lambda reason: send(browser.Ended(reason=reason, detail=ENDED[reason]))
+                    leg.on_layout = lambda layout, why: send(browser.LayoutChange(layout=layout or "full", detail=why))
+                    send(browser.Answer(sdp=answer))
                     if leg.program is not None:
                         # chosen while the offer was being answered, before anyone listened
                         send(_program_msg(leg.program))
-                elif kind == "leave":
+                else:  # Leave
                     left = True
                     break
-                else:
-                    raise Refusal("unknown_type", f"unknown message type {kind!r}")
             except Refusal as exc:
-                send({"type": "error", "code": exc.code, "detail": exc.detail})
+                send(exc.message())
     finally:
         if leg is not None and leg_room is not None:
             try:

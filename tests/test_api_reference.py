@@ -1,6 +1,8 @@
 """/api: a readable API reference in Debian's Chromium, built from /api/openapi.json, nothing fetched from outside."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from playwright.async_api import async_playwright, expect
 
@@ -26,6 +28,11 @@ async def test_the_api_reference_lists_every_route_from_the_openapi_document_off
             booking = page.locator(".opblock", has_text="/api/sessions/check")
             await expect(booking).to_contain_text("Dry run: the decision a booking would get now")
             await expect(page.locator(".opblock", has_text="/api/cdrs").first).to_be_visible()
+            # /ws is no route OpenAPI can describe: the page and the document's own description link its schema.
+            await expect(page.locator(".info a[href='/api/ws-schema.json']")).to_be_visible()
+            await page.click("#ws_schema")
+            schema = json.loads(await page.locator("body").inner_text())
+            assert schema["title"] == "confctl /ws" and {"ToServer", "ToSite"} <= set(schema["$defs"])
         finally:
             await browser.close()
     assert outside == []

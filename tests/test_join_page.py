@@ -1,9 +1,11 @@
 """The technicians' join page in headless Chromium (Debian's), driven by Playwright."""
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urljoin
 
 import aiohttp
 import pytest
@@ -17,6 +19,7 @@ from rooms.store.users import Role
 from tests.browser import launch
 from tests.conftest import add_users
 from tests.media.lossy_path import LossyPath
+from tests.ws_contract import record_frames, undescribed, validators
 
 pytestmark = pytest.mark.browser
 
@@ -48,12 +51,15 @@ ARTIFACTS = Path(os.environ.get("CONFCTL_TEST_ARTIFACTS", "var/test-artifacts"))
 NAMES = {s.id: s.name for s in demo_topology().sites.values()}
 
 
-async def join_with_camera(browser, session: dict, sites) -> dict:  # type: ignore[no-untyped-def]
-    """Each site's join page in its own browser context, joined with Chromium's fake camera."""
+async def join_with_camera(browser, session: dict, sites, frames: list | None = None) -> dict:  # type: ignore[no-untyped-def]
+    """Each site's join page in its own browser context, joined with Chromium's fake camera
+    (recording every /ws frame into `frames`, when given)."""
     pages = {}
     for site in sites:
         ctx = await browser.new_context(permissions=["camera", "microphone"])
         page = pages[site] = await ctx.new_page()
+        if frames is not None:
+            record_frames(page, frames)
         resp = await page.goto(session["join_urls"][site])
         assert resp.status == 200
         await page.click("#camera")
@@ -95,10 +101,11 @@ async def test_before_joining_the_page_shows_the_session_a_moving_preview_and_th
 async def test_three_sites_see_labelled_playing_tiles_and_a_site_that_leaves_is_gone_within_3_s(booked):
     sites = ("jl", "sp", "jlc")
     session = await booked(list(sites), now())
+    frames: list = []  # every /ws frame the pages send and receive, checked against the served schema below
     async with async_playwright() as pw:
         browser = await launch(pw, fake_devices=True)
         try:
-            pages = await join_with_camera(browser, session, sites)
+            pages = await join_with_camera(browser, session, sites, frames)
             for site, page in pages.items():
                 others = {NAMES[s] for s in sites if s != site}
                 for i in (0, 1):
@@ -113,6 +120,14 @@ async def test_three_sites_see_labelled_playing_tiles_and_a_site_that_leaves_is_
                 await expect(visible).to_have_count(0, timeout=3000)
         finally:
             await browser.close()
+    # join.js says and understands only what the /ws schema served beside the OpenAPI document describes.
+    async with aiohttp.ClientSession() as http:
+        async with http.get(urljoin(session["join_urls"]["jl"], "/api/ws-schema.json")) as r:
+            check = validators(await r.json())
+    assert undescribed(check, frames) == []
+    seen = {(direction, json.loads(payload)["type"]) for direction, payload in frames}
+    assert {("ToServer", "join"), ("ToServer", "offer"), ("ToServer", "leave"),
+            ("ToSite", "joined"), ("ToSite", "answer"), ("ToSite", "program")} <= seen, seen
 
 
 async def test_an_hd720_sender_sends_1280_pixels_wide_when_the_machine_and_link_allow(booked):

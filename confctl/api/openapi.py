@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document, built from the same route list the app registers."""
+"""The OpenAPI 3.1 document, built from the same route list the app registers, and beside it the /ws
+protocol's JSON Schema (OpenAPI describes no WebSocket messages), which the document links to."""
 from __future__ import annotations
 
 import re
@@ -7,8 +8,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from confctl.api.route import Route
+from confctl.api.route import PUBLIC, Route
+from media.contracts import browser
 
+WS_SCHEMA = "/api/ws-schema.json"
+WEBSOCKETS = {"/ws": {
+    "summary": "A site's signalling: join, offer/answer, program, leave (the control plane's and every media node's)",
+    "schema": WS_SCHEMA}}
 ERROR = {"type": "object", "required": ["error"], "properties": {
     "error": {"type": "string"}, "detail": {}}}
 
@@ -67,7 +73,10 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "confctl", "version": "0.1.0",
-                 "description": "Booking with time-aware bandwidth admission for a provincial video-conferencing network"},
+                 "description": "Booking with time-aware bandwidth admission for a provincial video-conferencing "
+                                "network.\n\nSites signal over the WebSocket `/ws`, whose messages are described "
+                                f"apart, as JSON Schema: [{WS_SCHEMA}]({WS_SCHEMA})."},
+        "x-websockets": WEBSOCKETS,
         "paths": paths,
         "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -78,4 +87,12 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
 def openapi_route(all_routes: list[Route]) -> Route:
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(build_openapi(all_routes))
-    return Route("GET", "/api/openapi.json", openapi, "This document", ("public",))
+    return Route("GET", "/api/openapi.json", openapi, "This document", PUBLIC)
+
+
+def ws_schema_route() -> Route:
+    schema = browser.json_schema()  # built once: the models do not change while the process runs
+
+    async def ws_schema(request: web.Request) -> web.Response:
+        return web.json_response(schema)
+    return Route("GET", WS_SCHEMA, ws_schema, "The /ws messages, both directions, as JSON Schema", PUBLIC)

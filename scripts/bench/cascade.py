@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE))
 from forwarding import cpu_ticks, encode_clip, free_port, publisher_pc, receiver_pc  # noqa: E402
 from confctl.app import make_app  # noqa: E402
 from confctl.config import Settings  # noqa: E402
+from media.contracts.browser import TO_SITE, Answer, Join, Joined, Offer, Redirect  # noqa: E402
 from rooms.ids import PlanKind  # noqa: E402
 from rooms.plan import media_plan  # noqa: E402
 from rooms.store.engine import make_engine  # noqa: E402
@@ -54,19 +55,19 @@ async def join(http: aiohttp.ClientSession, base: str, session: dict, site: str,
     """A site joins as the join page does: token at the control plane, grant at its node. Returns the node URL."""
     token = parse_qs(urlparse(session["join_urls"][site]).query)["token"][0]
     async with http.ws_connect(f"{base}/ws") as cp:
-        await cp.send_json({"type": "join", "token": token})
-        redirect = await cp.receive_json()
-    assert redirect["type"] == "redirect", redirect
-    ws = await http.ws_connect(redirect["url"])
-    await ws.send_json({"type": "join", "grant": redirect["grant"]})
-    assert (await ws.receive_json())["type"] == "joined"
+        await cp.send_str(Join(token=token).model_dump_json())
+        redirect = TO_SITE.validate_json(await cp.receive_str())
+    assert isinstance(redirect, Redirect), redirect
+    ws = await http.ws_connect(redirect.url)
+    await ws.send_str(Join(grant=redirect.grant).model_dump_json())
+    assert isinstance(TO_SITE.validate_json(await ws.receive_str()), Joined)
     await pc.setLocalDescription(await pc.createOffer())
-    await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
-    while (msg := await ws.receive_json())["type"] != "answer":
+    await ws.send_str(Offer(sdp=pc.localDescription.sdp).model_dump_json())
+    while not isinstance(msg := TO_SITE.validate_json(await ws.receive_str()), Answer):
         pass
-    await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
+    await pc.setRemoteDescription(RTCSessionDescription(msg.sdp, "answer"))
     http.sockets.append(ws)  # type: ignore[attr-defined]
-    return redirect["url"]
+    return redirect.url
 
 
 def backbone_bytes(live: dict, session_id: str, plan: str) -> int:

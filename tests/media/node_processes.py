@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from media.contracts.browser import Join, Offer
 from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import next_of, token_of
 
@@ -71,16 +72,16 @@ class JoinedSite:
 async def join_site(http: aiohttp.ClientSession, base: str, session: dict, site: str, peer: SitePeer) -> JoinedSite:
     j = JoinedSite(site, peer)
     cp = await http.ws_connect(f"{base}/ws")
-    await cp.send_json({"type": "join", "token": token_of(session, site)})
+    await cp.send_str(Join(token=token_of(session, site)).model_dump_json())
     redirect = await next_of(cp, "redirect")
     await cp.close()
     assert redirect["type"] == "redirect", redirect
     j.node_url = redirect["url"]
     j.ws = await http.ws_connect(redirect["url"])
-    await j.ws.send_json({"type": "join", "grant": redirect["grant"]})
+    await j.ws.send_str(Join(grant=redirect["grant"]).model_dump_json())
     joined = await next_of(j.ws, "joined")
     assert joined["type"] == "joined", joined
-    await j.ws.send_json({"type": "offer", "sdp": await peer.offer()})
+    await j.ws.send_str(Offer(sdp=await peer.offer()).model_dump_json())
     await peer.accept((await next_of(j.ws, "answer"))["sdp"])
 
     async def read() -> None:

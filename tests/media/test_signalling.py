@@ -13,8 +13,10 @@ from rooms.topology import demo_topology_path
 from confctl.join_tokens import mint
 from confctl.keys import MEDIA_NODE
 from rooms.store.users import Role
+from media.contracts.browser import Join, Offer
 from tests.media.peers import SitePeer, until
 from tests.conftest import add_users
+from tests.ws_contract import described
 
 TZ = timezone(timedelta(hours=8))
 
@@ -44,8 +46,10 @@ def token_of(session: dict, site: str) -> str:
 
 
 async def next_of(ws, kind: str, timeout: float = 10) -> dict:
+    """The next message of `kind` (or an error); every message on the way must be one the /ws schema describes."""
     while True:
         msg = await asyncio.wait_for(ws.receive_json(), timeout)
+        assert not described("ToSite", msg), (msg, described("ToSite", msg))
         if msg["type"] in (kind, "error"):
             return msg
 
@@ -57,10 +61,10 @@ async def test_three_sites_join_by_their_urls_and_receive_the_program(client):
     try:
         for site in ("jl", "cc", "cc-nongan"):
             ws = sockets[site] = await client.ws_connect("/ws")
-            await ws.send_json({"type": "join", "token": token_of(s, site)})
+            await ws.send_str(Join(token=token_of(s, site)).model_dump_json())
             assert (await next_of(ws, "joined"))["site"] == site
             peers[site] = SitePeer(60 + 60 * len(peers))
-            await ws.send_json({"type": "offer", "sdp": await peers[site].offer()})
+            await ws.send_str(Offer(sdp=await peers[site].offer()).model_dump_json())
             answer = await next_of(ws, "answer")
             await peers[site].accept(answer["sdp"])
         await until(lambda: all(len(p.frames) == 2 and min(p.frames.values()) >= 5 for p in peers.values()),
@@ -116,6 +120,15 @@ async def test_bad_signalling_gets_errors_and_the_connection_keeps_serving(clien
     assert (await next_of(ws, "error"))["code"] == "outside_window"
     await ws.send_json({"type": "dance"})
     assert (await next_of(ws, "error"))["code"] == "unknown_type"
+    # What the contract refuses is answered with the code a check by hand gave before it.
+    await ws.send_json({"type": "join", "token": 42})
+    assert (await next_of(ws, "error"))["code"] == "invalid_token"
+    await ws.send_json({"type": "join", "token": token_of(s, "sp"), "mode": "rehearsal"})
+    assert (await next_of(ws, "error"))["detail"] == "mode is meeting (default) or echo"
+    await ws.send_json({"type": "join", "token": token_of(s, "sp"), "room": "jl"})
+    assert (await next_of(ws, "error"))["detail"] == "a join message has no field 'room'"
+    await ws.send_bytes(b"{}")
+    assert (await next_of(ws, "error"))["code"] == "invalid_message"
     await ws.send_json({"type": "join", "token": token_of(s, "sp")})
     assert (await next_of(ws, "joined"))["site"] == "sp"
     await ws.send_json({"type": "offer", "sdp": "garbage"})
