@@ -135,5 +135,10 @@ async def test_open_asks_first_and_names_the_session_that_gives_way(aiohttp_serv
             moved = await (await c.get(f"/api/sessions/{routine['id']}", headers=officer)).json()
             assert moved["sites"][0]["room"] == "main"
             await page.screenshot(path=str(ARTIFACTS / "duty-opened-after-confirm.png"), full_page=True)
+            # The organizer's view of the session says where it went and why
+            await page.goto(f"{base}/sessions/{routine['id']}")
+            await expect(page.locator('#history li[data-kind="move"]')).to_contain_text(
+                "Jilin Provincial Government moves from Emergency Command Hall to Main Conference Hall")
+            await expect(page.locator("body")).to_contain_text("Jilin Provincial Government / main")
         finally:
             await browser.close()

@@ -69,8 +69,9 @@ async function showHistory() {
   $("history-box").hidden = !events.length;
   $("history").replaceChildren(...events.map((e) => el("li", { "data-kind": e.kind },
     `${when(e.at)} UTC · ${e.what === "restore" ? "got back" : e.what.startsWith("took") ? e.what : e.what === "drop" ? "dropped" : e.what === "limit" ? "limited" : "gave way"}: `,
+    ...(e.direction === "" ? [e.message] : [  // a room (moved, given up, back): said in words by the API
     `${(e.sites || []).map((x) => names[x] || x).join(", ")} ${STEP_WORDS[e.step] || e.step} on ${e.link} (${e.direction}), `,
-    `${e.from_kbps} → ${e.to_kbps} kbit/s`, e.emergency_id !== sid ? ` (emergency ${e.emergency_id})` : "")));
+    `${e.from_kbps} → ${e.to_kbps} kbit/s`]), e.emergency_id !== sid ? ` (emergency ${e.emergency_id})` : "")));
 }
 
 function refusal(d) {
