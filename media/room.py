@@ -435,4 +435,7 @@ def rtcp_figures(pc: RTCPeerConnection, report: Any) -> dict[str, Any]:
     return {"packets_lost": sum(x["packets_lost"] for x in streams),
             "packets_received": sum(x["packets_received"] for x in streams),
             "jitter_ms": round(max((x["jitter_ms"] for x in streams), default=0.0), 1),
+            # each medium judged against its own tolerance (monitoring/alarm_rules.py: audio by the E-model's)
+            "jitter_ms_by_kind": {k: round(max(x["jitter_ms"] for x in streams if x["kind"] == k), 1)
+                                  for k in {x["kind"] for x in streams}},
             "rtt_ms": round(1000 * max(rtts), 1) if rtts else None}

@@ -87,6 +87,8 @@ async def test_three_sites_join_by_their_urls_and_receive_the_program(client):
         for leg in legs.values():
             assert leg["bitrate_in_kbps"] > 0 and leg["bitrate_out_kbps"] > 0 and leg["frames_forwarded"] > 0
             assert leg["resolution"] == "320x240" and leg["packets_lost"] >= 0 and "rtt_ms" in leg
+            # jitter per medium, each judged against its own tolerance (monitoring/alarm_rules.py)
+            assert "video" in leg["jitter_ms_by_kind"] and max(leg["jitter_ms_by_kind"].values()) == leg["jitter_ms"]
 
         # A site whose socket dies is cleaned up: its leg and peer connection close.
         leg = client.app[MEDIA_NODE].session_legs(s["id"])["cc"]
