@@ -125,6 +125,9 @@ async def end_emergency(request: web.Request) -> web.Response:
     except NotAnEmergency as exc:
         raise ApiError(409, "not_running", str(exc)) from None
     live = await follow(request.app, ended.changes, ended.session, ended.records)
+    for change in ended.changes:
+        if change.view is not None:  # a room came back: its people get the invite again
+            notify(request, change.view)
     return web.json_response({**ended.session, "restored": ended.records, "live": live})
 
 
