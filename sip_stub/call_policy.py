@@ -7,7 +7,6 @@ refresh; and when our 2xx was never ACKed (RFC 3261 §13.3.1.4, decided by the t
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from rooms.end_reason import EndReason
