@@ -9,8 +9,10 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from rooms.plan import Layout
 
 MAX_GRANT = 16_000  # a cascade's placement of a province-wide session (~80 sites) fits
 GRANT_TTL_S = 60  # long enough to reconnect to the node, short enough not to be reused later
@@ -33,7 +35,7 @@ class Grant:
     cascade: dict[str, Any] | None = None
     trunk: bool = False  # a child node's leg to its session's root node (site is the child node's id)
     notice: str | None = None  # told to the site on joining (e.g. its node is down and it joins elsewhere)
-    layout: str | None = None  # what the site receives when its plan gives it less: "speaker" | "audio"
+    layout: Layout | None = None  # what the site receives when its plan gives it less (None: the full program)
 
 
 def _b64(data: bytes) -> str:
@@ -62,7 +64,9 @@ def verify_grant(key: bytes, text: object, now: float, node: str | None = None) 
         raise InvalidGrant("grant not signed by this node's control plane")
     try:
         grant = Grant(**fields)
-    except TypeError:
+        if grant.layout is not None:
+            grant = replace(grant, layout=Layout(grant.layout))
+    except (TypeError, ValueError):
         raise InvalidGrant("malformed grant") from None
     if grant.expires < now:
         raise InvalidGrant("grant expired: join again through the control plane")

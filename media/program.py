@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from rooms.ids import SiteId
+from rooms.plan import Layout
 
 VIDEO_SLOTS = 2
 
@@ -49,12 +50,12 @@ def program_of(site: SiteId, ranking: SessionRanking) -> Program:
     return Program(video + (None,) * (VIDEO_SLOTS - len(video)), audio)
 
 
-def within_layout(program: Program, layout: str | None) -> Program:
+def within_layout(program: Program, layout: Layout | None) -> Program:
     """What a site whose plan gives it less receives of its program: the speaker only is the site the
     program's audio follows (the speaker, or the host while nobody has spoken); audio only, no video."""
-    if layout == "speaker":
+    if layout == Layout.SPEAKER:
         return Program((program.audio,) + (None,) * (len(program.video) - 1), program.audio)
-    if layout == "audio":
+    if layout == Layout.AUDIO:
         return Program((None,) * len(program.video), program.audio)
     return program
 

@@ -30,6 +30,7 @@ from media.speaker import SpeakerSelector
 from media.supervision import TaskGroup
 from rooms.end_reason import EndReason
 from rooms.ids import SessionId, SiteId
+from rooms.plan import Layout
 
 
 class SessionWide(Protocol):
@@ -84,8 +85,8 @@ class Leg:
     id: str = field(default_factory=lambda: "leg_" + secrets.token_hex(8))  # its call record's key
     joined_at: float = field(default_factory=time.time)
     on_ended: Callable[[str], None] | None = None  # tell the site why the node ended its leg
-    layout: str | None = None  # the plan gives this site less than the full program ("speaker" | "audio")
-    on_layout: Callable[[str | None, str], None] | None = None  # tell the site its layout changed, and why
+    layout: Layout | None = None  # the plan gives this site less than the full program
+    on_layout: Callable[[Layout | None, str], None] | None = None  # tell the site its layout changed, and why
 
     def set_state(self, new: LegState) -> None:
         if new is not self.state:
@@ -120,7 +121,7 @@ class MediaRoom:
         self._phone_since: dict[SiteId, float] = {}
 
     # -- legs -----------------------------------------------------------
-    async def join(self, site: SiteId, offer_sdp: str, layout: str | None = None) -> tuple[Leg, str]:
+    async def join(self, site: SiteId, offer_sdp: str, layout: Layout | None = None) -> tuple[Leg, str]:
         """Answer a site's offer; replaces any leg the site already has. `layout`: what its plan gives it."""
         if site in self.legs:
             await self.leave(site, EndReason.REPLACED)
@@ -305,7 +306,7 @@ class MediaRoom:
             await asyncio.to_thread(codec.join)
 
     # -- program ----------------------------------------------------------
-    def set_layout(self, site: SiteId, layout: str | None, why: str) -> bool:
+    def set_layout(self, site: SiteId, layout: Layout | None, why: str) -> bool:
         """The site's plan changed while it is here (pre-emption, restoration): forward only the new
         layout from now on and tell the site. False when the site has no leg here or nothing changes."""
         leg = self.legs.get(site)

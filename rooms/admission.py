@@ -239,9 +239,14 @@ def alternatives(topo: Topology, existing: Existing, req: BookingRequest, horizo
 
 
 def same_time_alternatives(topo: Topology, existing: Existing, req: BookingRequest,
-                           plan_of: Callable[[BookingRequest], MediaPlan] | None = None) -> tuple[Alternative, ...]:
+                           plan_of: Callable[[BookingRequest], MediaPlan] | None = None,
+                           refused: Refused | None = None) -> tuple[Alternative, ...]:
     """At the same time: the best lower profile that fits, and the other plan if it fits.
-    `existing` needs to cover the occurrences only; `plan_of` may memoise plan_for."""
+    `existing` needs to cover the occurrences only; `plan_of` may memoise plan_for. `refused`, the
+    request's own refusal: where it names a room, none can fit (evaluate picks rooms the same way
+    whatever the profile and plan), so none is planned and evaluated."""
+    if refused is not None and any(v.kind == "room" for v in refused.violations):
+        return ()
     plan_of = plan_of or (lambda r: plan_for(topo, r))
     out: list[Alternative] = []
     names = [p.name for p in topo.profiles]
@@ -257,11 +262,12 @@ def same_time_alternatives(topo: Topology, existing: Existing, req: BookingReque
     return tuple(out)
 
 
-def earliest_shift(topo: Topology, existing: Existing, req: BookingRequest, horizon_s: int) -> int | None:
+def earliest_shift(topo: Topology, existing: Existing, req: BookingRequest, horizon_s: int,
+                   plan: MediaPlan | None = None) -> int | None:
     """Smallest delay (≤ horizon) that makes every occurrence fit with the same profile and plan,
     by interval arithmetic (rooms/later_start.py); tests/test_later_start.py holds it against a
-    scan of every candidate start on random calendars."""
-    plan = plan_for(topo, req)  # shifting in time never changes the plan
+    scan of every candidate start on random calendars. `plan`: the request's, if already computed."""
+    plan = plan or plan_for(topo, req)  # shifting in time never changes the plan
     if not fits_when_alone(topo, plan):
         return None  # too big for a link or node on its own: no start time helps
     found = _shift_by_intervals(topo, existing, req, plan, horizon_s)
@@ -280,9 +286,9 @@ def _shift_by_intervals(topo: Topology, existing: Existing, req: BookingRequest,
     forbidden: list[Span] = []
     for load in plan.loads:
         limit = topo.links[load.link].limit_kbps
-        forbidden += shifts_blocked_by(over_limit(existing.link(load.link, load.direction), limit - load.kbps))
+        forbidden += shifts_blocked_by(_over(existing.link(load.link, load.direction), limit - load.kbps))
     for node_id, legs in plan.node_legs.items():
-        forbidden += shifts_blocked_by(over_limit(existing.node(node_id), topo.nodes[node_id].capacity_legs - legs))
+        forbidden += shifts_blocked_by(_over(existing.node(node_id), topo.nodes[node_id].capacity_legs - legs))
     for choice in req.sites:
         # A site keeps one room for every occurrence (as evaluate chooses it): a shift is blocked
         # for the site where it is blocked in each of its rooms.
@@ -293,6 +299,14 @@ def _shift_by_intervals(topo: Topology, existing: Existing, req: BookingRequest,
             site_blocked = blocked if site_blocked is None else intersect(site_blocked, blocked)
         forbidden += site_blocked or []
     return first_free(forbidden, 1, horizon_s)
+
+
+def _over(held: Intervals, threshold: int) -> list[Span]:
+    """Where the held load exceeds the threshold. Most links of a request stay below it even with
+    everything in the window at once: those need no sweep (the refusal path's main cost)."""
+    if threshold >= 0 and held.total() <= threshold:
+        return []
+    return over_limit(held, threshold)
 
 
 def fits_when_alone(topo: Topology, plan: MediaPlan) -> bool:

@@ -26,6 +26,7 @@ class Booked(NamedTuple):
 
 
 _start = operator.itemgetter(1)  # Booked.start
+_amount = operator.itemgetter(3)  # Booked.amount
 
 
 class Intervals:
@@ -46,10 +47,46 @@ class Intervals:
     def __len__(self) -> int:
         return len(self._items)
 
+    def total(self) -> int:
+        """All the amounts at once: an upper bound of the load at any moment."""
+        return sum(map(_amount, self._items))
+
     def overlapping(self, start: int, end: int) -> list[Booked]:
         lo = bisect.bisect_left(self._starts, start - MAX_OCCURRENCE_S)
         hi = bisect.bisect_left(self._starts, end)
         return [b for b in self._items[lo:hi] if b.end > start]
+
+
+def union(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint spans covering the same time."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if lo >= hi:
+            continue
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def uncovered(want: Iterable[tuple[int, int]], have: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of the spans `want` outside the spans `have` (`have` sorted and disjoint), sorted, disjoint."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in union(want):
+        for a, b in have:
+            if b <= lo:
+                continue
+            if a >= hi:
+                break
+            if a > lo:
+                out.append((lo, a))
+            lo = max(lo, b)
+            if lo >= hi:
+                break
+        if lo < hi:
+            out.append((lo, hi))
+    return out
 
 
 @dataclass(frozen=True)

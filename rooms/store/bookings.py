@@ -31,7 +31,7 @@ from rooms.store.engine import read_transaction, write_transaction
 from rooms.store.held import Held, HeldMemo, held_from_decision, held_from_row
 from rooms.store.hot_sql import HotPath
 from rooms.store.tables import SessionOccurrence, SessionRow, TopologyRow
-from rooms.timeline import MAX_OCCURRENCE_S, Booked, Intervals
+from rooms.timeline import MAX_OCCURRENCE_S, Booked, Intervals, uncovered, union
 from rooms.topology import Topology, parse_topology
 
 OT = SessionOccurrence.__table__
@@ -44,7 +44,8 @@ _HELD_Q = select(ST.c.id, ST.c.revision, ST.c.plan_json, ST.c.sites_json).where(
     ST.c.id.in_(bindparam("ids", expanding=True)))
 _FORGET_Q = delete(OT).where(OT.c.session_id == bindparam("sid"), OT.c.start.in_(bindparam("starts", expanding=True)))
 DIAL_IN_DRAWS = 50
-SHIFT_LOOKS_S = (86400, 2 * 86400)  # a later start is looked for this far ahead first, then the horizon
+# A later start is looked for this far ahead, one look after the other, then over the whole horizon.
+SHIFT_LOOKS_S = (3 * 3600, 12 * 3600, 86400, 2 * 86400)
 _HELD_CHUNK = 500  # ids per IN list when the memo misses many sessions at once
 
 
@@ -171,43 +172,8 @@ class BookingStore:
     # -- admission --------------------------------------------------------
     def _existing(self, conn: Connection, topo: Topology, req: BookingRequest, start: int, end: int,
                   exclude: str | None) -> Existing:
-        """Reservations that could overlap [start, end) on the request's links, rooms and nodes.
-
-        Links: every link on the participants' paths; nodes: those either plan could use,
-        so the alternatives (other profile, other plan) see everything they need.
-        """
-        # Every occurrence is at most MAX_OCCURRENCE_S long, so that lower bound keeps the range scan tight.
-        rows = self._sql.window(conn, start - MAX_OCCURRENCE_S, end, start, exclude or "")
-        held = self._holdings(conn, rows)
-        links = frozenset(l for s in req.site_ids for l in topo.path(s))
-        sites = set(req.site_ids)
-        nodes = {topo.root_node(), *(topo.cascade_node(s) for s in req.site_ids)}
-        by_link: dict[Any, list[Booked]] = {}
-        by_room: dict[Any, list[Booked]] = {}
-        by_node: dict[Any, list[Booked]] = {}
-        for sid, rev, s, e in rows:  # the hot loop of a booking: kept plain
-            h = held[(sid, rev)]
-            shared = links & h.link_ids  # usually a few of the session's many links
-            if shared:
-                for link in shared:
-                    for d, kbps in h.by_link[link]:
-                        key = (link, d)
-                        if key in by_link:
-                            by_link[key].append(Booked(sid, s, e, kbps))
-                        else:
-                            by_link[key] = [Booked(sid, s, e, kbps)]
-            for site_room in h.rooms:
-                if site_room[0] in sites:
-                    by_room.setdefault(site_room, []).append(Booked(sid, s, e, 1))
-            for node, legs in h.nodes:
-                if node in nodes:
-                    by_node.setdefault(node, []).append(Booked(sid, s, e, legs))
-        ex = Existing()
-        # rows arrive in start order (the query orders by the clustered key), so no sort here
-        ex.links = {k: Intervals(v, presorted=True) for k, v in by_link.items()}
-        ex.rooms = {k: Intervals(v, presorted=True) for k, v in by_room.items()}
-        ex.nodes = {k: Intervals(v, presorted=True) for k, v in by_node.items()}
-        return ex
+        """Reservations that could overlap [start, end) on the request's links, rooms and nodes."""
+        return _Reader(self, conn, topo, req, exclude).cover([(start, end)])
 
     def _holdings(self, conn: Connection, rows: Iterable[Any]) -> dict[tuple[str, int], Held]:
         """Held for every (session, revision) among the occurrence rows; misses parsed from the session rows."""
@@ -231,18 +197,19 @@ class BookingStore:
     def _decide(self, conn: Connection, req: BookingRequest, exclude: str | None) -> Outcome:
         topo = self._topology(conn)
         req = normalise(topo, req)
-        first, last = req.occurrences[0].start, req.occurrences[-1].end
-        narrow = self._existing(conn, topo, req, first, last, exclude)
-        decision = evaluate(topo, narrow, req, self._plan(topo, req))
+        reader = _Reader(self, conn, topo, req, exclude)
+        narrow = reader.cover(_windows(req, 0))
+        plan = self._plan(topo, req)
+        decision = evaluate(topo, narrow, req, plan)
         if isinstance(decision, Refused):
-            # Only a refusal pays for the alternatives. A later start is looked for a day ahead
-            # first, and over the whole horizon only if that day has none: loading a week of a full
-            # calendar cost most of a refusal (scripts/bench/admission.py).
-            alts = list(same_time_alternatives(topo, narrow, req, lambda r: self._plan(topo, r)))
+            # Only a refusal pays for the alternatives. The later start is looked for a few hours
+            # ahead first, then further, each look reading only the time the one before did not:
+            # most refusals fit again once the sessions in their way end, and reading a day or a
+            # week of a full calendar was most of what a refusal cost (scripts/bench/admission.py).
+            alts = list(same_time_alternatives(topo, narrow, req, lambda r: self._plan(topo, r), decision))
             looks = sorted({min(ahead, self.horizon_s) for ahead in SHIFT_LOOKS_S} | {self.horizon_s})
-            for ahead in looks if fits_when_alone(topo, self._plan(topo, req)) else ():
-                wide = self._existing(conn, topo, req, first, last + ahead, exclude)
-                shift = earliest_shift(topo, wide, req, ahead)
+            for ahead in looks if fits_when_alone(topo, plan) else ():
+                shift = earliest_shift(topo, reader.cover(_windows(req, ahead)), req, ahead, plan)
                 if shift is not None:
                     alts.append(Alternative(shift_s=shift))
                     break
@@ -454,6 +421,77 @@ class BookingStore:
         assert isinstance(out.decision, Accepted)
         self._insert_occurrences(conn, sid, row["revision"], out.decision)
         return row
+
+
+def _windows(req: BookingRequest, ahead: int) -> list[tuple[int, int]]:
+    """The time a decision must see: each occurrence, and as far as it may move later (`ahead`)."""
+    return [(o.start, o.end + ahead) for o in req.occurrences]
+
+
+class _Reader:
+    """The reservations one decision sees, by resource, read from the occurrence index window by window.
+
+    `cover` reads only the time not read before (a refusal's later-start search widens its windows a
+    look at a time) and each window's read is bounded by the window, so a booking reads what overlaps
+    its own occurrences and the horizon it searches, however many sessions the calendar holds. A
+    series reads each occurrence's window, not the weeks between its first and last."""
+
+    def __init__(self, store: BookingStore, conn: Connection, topo: Topology, req: BookingRequest,
+                 exclude: str | None):
+        self._store, self._conn, self._exclude = store, conn, exclude or ""
+        # Links: every link on the participants' paths; nodes: those either plan could use, so the
+        # alternatives (other profile, other plan) see everything they need.
+        self._links = frozenset(l for s in req.site_ids for l in topo.path(s))
+        self._sites = frozenset(req.site_ids)
+        self._nodes = frozenset({topo.root_node(), *(topo.cascade_node(s) for s in req.site_ids)})
+        self._covered: list[tuple[int, int]] = []
+        self._seen: set[tuple[str, int]] = set()
+        self._reads = 0
+        self._by_link: dict[Any, list[Booked]] = {}
+        self._by_room: dict[Any, list[Booked]] = {}
+        self._by_node: dict[Any, list[Booked]] = {}
+
+    def cover(self, windows: list[tuple[int, int]]) -> Existing:
+        """Everything overlapping `windows` (and whatever was covered before)."""
+        for lo, hi in uncovered(windows, self._covered):
+            # Every occurrence is at most MAX_OCCURRENCE_S long, so that lower bound keeps the range scan tight.
+            self._add(self._store._sql.window(self._conn, lo - MAX_OCCURRENCE_S, hi, lo, self._exclude))
+            self._reads += 1
+        self._covered = union([*self._covered, *windows])
+        # One read arrives in start order (the query orders by the clustered key); several need a sort.
+        one = self._reads <= 1
+        ex = Existing()
+        ex.links = {k: Intervals(v, presorted=one) for k, v in self._by_link.items()}
+        ex.rooms = {k: Intervals(v, presorted=one) for k, v in self._by_room.items()}
+        ex.nodes = {k: Intervals(v, presorted=one) for k, v in self._by_node.items()}
+        return ex
+
+    def _add(self, rows: list[tuple[str, int, int, int]]) -> None:
+        held = self._store._holdings(self._conn, rows)
+        links, sites, nodes, seen = self._links, self._sites, self._nodes, self._seen
+        by_link, by_room, by_node = self._by_link, self._by_room, self._by_node
+        first = not self._reads
+        for sid, rev, s, e in rows:  # the hot loop of a booking: kept plain
+            if not first:
+                if (sid, s) in seen:
+                    continue  # an occurrence across two windows: read by both
+            seen.add((sid, s))
+            h = held[(sid, rev)]
+            shared = links & h.link_ids  # usually a few of the session's many links
+            if shared:
+                for link in shared:
+                    for d, kbps in h.by_link[link]:
+                        key = (link, d)
+                        if key in by_link:
+                            by_link[key].append(Booked(sid, s, e, kbps))
+                        else:
+                            by_link[key] = [Booked(sid, s, e, kbps)]
+            for site_room in h.rooms:
+                if site_room[0] in sites:
+                    by_room.setdefault(site_room, []).append(Booked(sid, s, e, 1))
+            for node, legs in h.nodes:
+                if node in nodes:
+                    by_node.setdefault(node, []).append(Booked(sid, s, e, legs))
 
 
 def _steps(rows: Iterable[tuple[str, str, str, int, int, int]], start: int, end: int) -> list[dict[str, int]]:
