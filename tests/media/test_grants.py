@@ -32,3 +32,11 @@ def test_a_grant_for_one_node_is_refused_by_another():
     assert verify_grant(b"key", text, 0, "node-cc").site == "cc"
     with pytest.raises(InvalidGrant, match="issued for node node-cc, not node-sp"):
         verify_grant(b"key", text, 0, "node-sp")
+
+
+def test_a_grants_layout_arrives_as_the_plans_layout_and_an_unknown_one_is_refused():
+    from rooms.plan import Layout
+    got = verify_grant(b"key", sign_grant(b"key", Grant("ses_1", "cc", "jl", False, False, 1e12, layout="speaker")), 0)
+    assert got.layout is Layout.SPEAKER
+    with pytest.raises(InvalidGrant, match="malformed"):
+        verify_grant(b"key", sign_grant(b"key", Grant("ses_1", "cc", "jl", False, False, 1e12, layout="mosaic")), 0)
