@@ -19,7 +19,7 @@ from confctl.placement import effective_placement, fallback_report, place, plann
 from media.cascade_session import Placement, ws_url
 from media.contracts.browser import Join, Redirect
 from media.grants import GRANT_TTL_S, Grant, node_key, sign_grant
-from media.signalling import Refusal, serve
+from media.signalling import WsError, serve
 from rooms.ids import SiteId
 from rooms.store.bookings import NotFound
 
@@ -31,17 +31,17 @@ async def _authorize(request: web.Request, join: Join) -> Grant | Redirect:
     try:
         session_id, site = verify(app[JOIN_SECRET], join.token)
     except InvalidJoinToken as exc:
-        raise Refusal("invalid_token", str(exc)) from None
+        raise WsError("invalid_token", str(exc)) from None
     try:
         session = await run_db(app, app[BOOKINGS].get, session_id)
     except NotFound:
-        raise Refusal("unknown_session", f"session {session_id} does not exist") from None
+        raise WsError("unknown_session", f"session {session_id} does not exist") from None
     if session["status"] != "booked":
-        raise Refusal("session_cancelled", f"session {session_id} was cancelled")
+        raise WsError("session_cancelled", f"session {session_id} was cancelled")
     if site not in {s["site"] for s in session["sites"]}:
-        raise Refusal("site_not_in_session", f"site {site} is no longer part of session {session_id}")
+        raise WsError("site_not_in_session", f"site {site} is no longer part of session {session_id}")
     if site in session["media_plan"].get("dropped", []):
-        raise Refusal("preempted", f"an emergency consultation needs site {site}'s link now; this session gets it "
+        raise WsError("preempted", f"an emergency consultation needs site {site}'s link now; this session gets it "
                       "back when the emergency ends")
     mode = join.mode or "meeting"
     now = time.time()
@@ -49,9 +49,9 @@ async def _authorize(request: web.Request, join: Join) -> Grant | Redirect:
     if mode == "echo":
         # The self-test runs any time before the meeting ends: that is when technicians check their rooms.
         if is_over(session, now):
-            raise Refusal("outside_window", f"session {session_id} is over")
+            raise WsError("outside_window", f"session {session_id} is over")
     elif not is_live(session, now, margin):
-        raise Refusal("outside_window", f"session {session_id} runs {session['start']} .. {session['end']}; "
+        raise WsError("outside_window", f"session {session_id} runs {session['start']} .. {session['end']}; "
                       f"legs are admitted from {margin // 60} min before to {margin // 60} min after")
     grant = Grant(session_id, site, session["host_site"], bool(session["record"]), mode == "echo", now + GRANT_TTL_S,
                   layout=session["media_plan"].get("layouts", {}).get(site))

@@ -29,7 +29,7 @@ from media.contracts.browser import Join
 from media.grants import InvalidGrant, verify_control, verify_grant
 from media.node import MediaNode
 from media.recording import recover_interrupted, set_owner
-from media.signalling import Refusal, serve
+from media.signalling import WsError, serve
 from media.supervision import TaskGroup
 from media.tls import verification_failure
 from rooms.ids import NodeId, SessionId, SiteId
@@ -117,11 +117,11 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
 
     async def authorize(join: Join) -> object:
         if not app[KEY]:
-            raise Refusal("not_ready", "this node has not registered with its control plane yet")
+            raise WsError("not_ready", "this node has not registered with its control plane yet")
         try:
             return verify_grant(bytes(app[KEY]), join.grant, time.time(), node_id)
         except InvalidGrant as exc:
-            raise Refusal("invalid_grant", str(exc)) from None
+            raise WsError("invalid_grant", str(exc)) from None
 
     async def ws(request: web.Request) -> web.WebSocketResponse:
         return await serve(request, app[NODE], authorize)  # type: ignore[arg-type]

@@ -43,8 +43,9 @@ FIELD_REFUSED: dict[str, tuple[ErrorCode, str]] = {
 }
 
 
-class Refusal(Exception):
-    """A join or message we answer with an error; the connection keeps serving."""
+class WsError(Exception):
+    """A join or message we answer with an `error` message on /ws; the connection keeps serving.
+    (Not admission's Refused, the SIP gateway's CallRejected or a trunk's TrunkRejected.)"""
 
     def __init__(self, code: ErrorCode, detail: str):
         super().__init__(detail)
@@ -58,31 +59,31 @@ Authorize = Callable[[Join], Awaitable[Grant | Redirect]]
 
 
 def read_message(text: str) -> Join | Offer | Leave:
-    """One text frame as a message of the contract, or the Refusal that answers it."""
+    """One text frame as a message of the contract, or the WsError that answers it."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise Refusal("invalid_json", str(exc)) from None
+        raise WsError("invalid_json", str(exc)) from None
     except RecursionError:  # json's scanner recurses per nesting level
-        raise Refusal("invalid_json", "the message nests too deeply") from None
+        raise WsError("invalid_json", "the message nests too deeply") from None
     try:
         return browser.TO_SERVER.validate_python(data)
     except ValidationError as exc:
         raise refusal_of(data, exc) from None
 
 
-def refusal_of(data: Any, exc: ValidationError) -> Refusal:
+def refusal_of(data: Any, exc: ValidationError) -> WsError:
     """Why the contract refused `data`, as the error the site is told."""
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        return Refusal("invalid_message", "a message is a JSON object with a string `type`")
+        return WsError("invalid_message", "a message is a JSON object with a string `type`")
     first = exc.errors()[0]
     if first["type"] == "union_tag_invalid":
-        return Refusal("unknown_type", f"unknown message type {data['type']!r}")
+        return WsError("unknown_type", f"unknown message type {data['type']!r}")
     field = str(first["loc"][1]) if len(first["loc"]) > 1 else ""
     if first["type"] == "extra_forbidden":
-        return Refusal("invalid_message", f"a {data['type']} message has no field {field!r}")
+        return WsError("invalid_message", f"a {data['type']} message has no field {field!r}")
     code, detail = FIELD_REFUSED.get(field, ("invalid_message", f"{field}: {first['msg']}"))
-    return Refusal(code, detail)
+    return WsError(code, detail)
 
 
 def _program_msg(p: Program) -> browser.ProgramUpdate:
@@ -114,19 +115,19 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
         async for raw in ws:
             if raw.type != WSMsgType.TEXT:
                 if raw.type == WSMsgType.BINARY:
-                    send(Refusal("invalid_message", "send JSON text messages").message())
+                    send(WsError("invalid_message", "send JSON text messages").message())
                 continue
             try:
                 msg = read_message(raw.data)
                 if isinstance(msg, Join):
                     if grant is not None:
-                        raise Refusal("already_joined", f"this connection is site {grant.site}")
+                        raise WsError("already_joined", f"this connection is site {grant.site}")
                     decision = await authorize(msg)
                     if isinstance(decision, Redirect):
                         send(decision)
                         continue
                     if decision.trunk:
-                        raise Refusal("invalid_grant", "a trunk grant opens /trunk, not a site's leg")
+                        raise WsError("invalid_grant", "a trunk grant opens /trunk, not a site's leg")
                     grant = decision
                     if grant.cascade is not None:
                         node.place(SessionId(grant.session), Placement.from_dict(grant.cascade))
@@ -134,7 +135,7 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                                         mode="echo" if grant.echo else "meeting", notice=grant.notice or None))
                 elif isinstance(msg, Offer):
                     if grant is None:
-                        raise Refusal("not_joined", "send join first")
+                        raise WsError("not_joined", "send join first")
                     sid, site = SessionId(grant.session), SiteId(grant.site)
                     if grant.cascade is not None:  # again: the session's last leg may have left since join,
                         node.place(sid, Placement.from_dict(grant.cascade))  # and its placement with it
@@ -142,13 +143,13 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                         room = (node.echo_room(sid, site) if grant.echo
                                 else node.room(sid, SiteId(grant.host), grant.record, site))
                     except WrongNode as exc:
-                        raise Refusal("wrong_node", str(exc)) from None
+                        raise WsError("wrong_node", str(exc)) from None
                     try:
                         leg, answer = await room.join(site, msg.sdp, grant.layout)
                     except SignallingError as exc:
-                        raise Refusal("invalid_sdp", str(exc)) from None
+                        raise WsError("invalid_sdp", str(exc)) from None
                     except NoMediaPorts as exc:
-                        raise Refusal("no_media_ports", str(exc)) from None
+                        raise WsError("no_media_ports", str(exc)) from None
                     leg_room = room
                     leg.on_program = lambda p: send(_program_msg(p))
                     leg.on_rejoin = lambda reason: send(browser.Rejoin(reason=reason))
@@ -161,7 +162,7 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                 else:  # Leave
                     left = True
                     break
-            except Refusal as exc:
+            except WsError as exc:
                 send(exc.message())
     finally:
         if leg is not None and leg_room is not None:

@@ -11,7 +11,7 @@ from confctl.app import make_app
 from confctl.config import Settings
 from media.contracts import browser
 from media.room import TOLD
-from media.signalling import Refusal, read_message
+from media.signalling import WsError, read_message
 from rooms.topology import demo_topology_path
 from tests.ws_contract import undescribed, validators
 
@@ -79,7 +79,7 @@ async def test_the_openapi_document_links_the_ws_schema(served):
 def test_every_refusal_code_in_the_servers_is_one_the_contract_names():
     """A code raised anywhere (the control plane's, a node's) must be in ErrorCode, or building its message fails."""
     sources = [*ROOT.glob("media/*.py"), *ROOT.glob("confctl/**/*.py")]
-    raised = {code for p in sources for code in re.findall(r'Refusal\(\s*"(\w+)"', p.read_text())}
+    raised = {code for p in sources for code in re.findall(r'WsError\(\s*"(\w+)"', p.read_text())}
     assert raised and raised <= set(browser.ErrorCode.__args__), raised - set(browser.ErrorCode.__args__)
 
 
@@ -103,7 +103,7 @@ def test_the_ended_reasons_are_those_the_node_tells():
     ('{"type": "leave", "why": "done"}', "invalid_message"),
 ])
 def test_what_the_contract_refuses_is_answered_with_the_code_clients_act_on(text, code):
-    with pytest.raises(Refusal) as refused:
+    with pytest.raises(WsError) as refused:
         read_message(text)
     assert refused.value.code == code
     assert validators(browser.json_schema())["ToSite"].is_valid(refused.value.message().model_dump(mode="json"))
