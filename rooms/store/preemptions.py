@@ -28,7 +28,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import Connection, insert, select, update
 
-from rooms.admission import Accepted, BookingRequest, Occurrence, Refused, SiteChoice, evaluate, normalise
+from rooms.admission import Accepted, BookingRequest, Occurrence, SiteChoice, evaluate, normalise
 from rooms.booking_form import SessionMeta
 from rooms.caps import DROPPED, WORDS, Capped, LinkDir, capped_plan, effective, ladder, plan_doc, sites_behind
 from rooms.emergency_decision import EmergencyPlan, Holder, Holds, RoomGiven, Snapshot, Yielding, decide, room_words
