@@ -29,7 +29,7 @@ from media.aiortc_hooks import IceAddressing, use_ice_addressing
 from media.forwarding import forwarding_path
 from media.node import MediaNode
 from media.port_range import UdpPorts
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 from confctl.guess_bus import GuessBus
 from confctl.lease import LeaseKeeper
 from confctl.node_watch import watch_nodes

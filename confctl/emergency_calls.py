@@ -22,7 +22,7 @@ from aiohttp import web
 
 from confctl.keys import BOOKINGS, SIP_ENDPOINT, SIP_GATEWAY, SIP_SERVICE, SIP_STORE, run_read
 from confctl.telephony import SessionConferences
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 from rooms.store.calls import CallRecords
 from sip_stub.gateway import CallRejected
 from sip_stub.transactions import State

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from confctl.config import Settings
 from media.node import MediaNode
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 from monitoring.operations import Operations
 from rooms.store.bookings import BookingStore
 from rooms.store.media_nodes import MediaNodeStore

@@ -36,7 +36,7 @@ from media.grants import GRANT_TTL_S, Grant, InvalidGrant, sign_grant, verify_gr
 from media.program import SessionRanking, session_ranking
 from media.room import MediaRoom
 from media.speaker import SpeakerSelector
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 from media.trunk import KINDS, NO_SLOTS, TrunkSide, trunk_pc
 from rooms.ids import NodeId, SessionId, SiteId
 

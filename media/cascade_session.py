@@ -26,7 +26,7 @@ from media.forwarding import Source
 from media.program import SessionRanking, program_of, session_ranking
 from media.room import MediaRoom
 from media.speaker import SpeakerSelector
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 from media.trunk import KINDS, NO_SLOTS, Trunk, TrunkSide
 from rooms.ids import NodeId, SessionId, SiteId
 

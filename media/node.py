@@ -19,7 +19,7 @@ from media.grants import node_key
 from media.cascade_session import Cascade, Placement
 from media.room import Leg, MediaRoom
 from rooms.end_reason import EndReason
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 from rooms.ids import NodeId, SessionId, SiteId
 
 log = logging.getLogger("media.node")

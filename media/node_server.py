@@ -30,7 +30,7 @@ from media.grants import InvalidGrant, verify_control, verify_grant
 from media.node import MediaNode
 from media.recording import recover_interrupted, set_owner
 from media.signalling import WsError, serve
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 from media.tls import verification_failure
 from rooms.ids import NodeId, SessionId, SiteId
 

@@ -27,7 +27,7 @@ from media.pcm_leg import CodecThread, PcmLeg, RoomMixer
 from media.program import Program, program_for, within_layout
 from media.recording import TrackRecorder
 from media.speaker import SpeakerSelector
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 from rooms.end_reason import EndReason
 from rooms.ids import SessionId, SiteId
 from rooms.plan import Layout

@@ -22,7 +22,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 from media.aiortc_hooks import receive_directly
 from media.forwarding import NATIVE, RTP_FORWARDING, ForwardedTrack, Source
 from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 
 log = logging.getLogger("media.trunk")
 KINDS = ("audio", "video", "video")  # slot 0 audio, slots 1 and 2 video

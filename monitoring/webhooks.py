@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from media.supervision import TaskGroup, backoff_delay
+from supervision import TaskGroup, backoff_delay
 from monitoring.alarm_config import Webhook
 
 log = logging.getLogger("monitoring.webhooks")

@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable
 from media.port_range import PortRange, PortRangeExhausted, UdpPorts
 from media.room import MediaRoom
 from rooms.end_reason import EndReason
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 from sip_stub.call_policy import (DB_RETRY_AFTER_S, DEFAULT_RTP_TIMEOUT_S, MIN_SE_S, CallFacts, ConferenceFacts, end_reason,
                                   session_interval)
 from sip_stub.fields import parse_name_addr, parse_uri

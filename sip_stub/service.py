@@ -21,7 +21,7 @@ from sip_stub.endpoint import Addr, SipEndpoint
 from sip_stub.fields import parse_auth, parse_name_addr, parse_uri
 from sip_stub.message import Request, Response
 from sip_stub.transactions import Transaction
-from media.supervision import TaskGroup
+from supervision import TaskGroup
 from rooms.store.sip import BindingUpdate, NonceUse, Replayed, SipAccount, SipStore
 from sip_stub.gateway import Gateway, CallRejected
 from sip_stub.registrations import Registrations

@@ -10,7 +10,7 @@ from aiohttp import web
 from confctl.app import make_app
 from confctl.config import Settings
 from media.node_server import KEY, make_node_app
-from media.supervision import LoopState, TaskGroup, backoff_delay
+from supervision import LoopState, TaskGroup, backoff_delay
 from rooms.topology import demo_topology_path
 from tests.media.peers import until
 
