@@ -182,7 +182,9 @@ def evaluate(topo: Topology, existing: Existing, req: BookingRequest, plan: Medi
     violations: list[Violation] = []
     rooms: dict[SiteId, RoomId] = {}
     for choice in req.sites:
-        candidates = [choice.room] if choice.room else [r.id for r in topo.sites[choice.site].rooms]
+        # One rule for booking and editing: the room asked for, else the site's main room (its first). Never
+        # another room silently: a booking that took the emergency office would block the next emergency.
+        candidates = [choice.room] if choice.room else [topo.sites[choice.site].main_room]
         conflicts: dict[RoomId, list[tuple[Occurrence, list[Booked]]]] = {}
         for room in candidates:
             clashes = [(o, hits) for o in req.occurrences if (hits := existing.room(choice.site, room).overlapping(o.start, o.end))]

@@ -47,6 +47,11 @@ class Site:
     name_zh: str | None = None
     contact: str | None = None  # an e-mail address: where the site's own invite goes
 
+    @property
+    def main_room(self) -> RoomId:
+        """Where a booking that names no room meets: the site's first room (its main)."""
+        return self.rooms[0].id
+
 
 @dataclass(frozen=True)
 class Link:

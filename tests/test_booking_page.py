@@ -7,12 +7,13 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import async_playwright, expect
 
 from confctl.app import make_app
 from confctl.config import Settings
-from rooms.topology import demo_topology_path
+from rooms.topology import demo_topology, demo_topology_path
 from rooms.store.users import Role
 from tests.browser import launch, sign_in
 from tests.conftest import add_users, tomorrow_at
@@ -164,3 +165,62 @@ async def test_a_mobile_platform_books_for_video_with_the_speaker_only_and_the_c
     assert booked["media_plan"]["layouts"] == {"cc-mobile": "speaker", "cc": "audio"}
     await page.click("#session_link")
     await expect(page.locator("#facts")).to_contain_text("Changchun Mobile Emergency Platform / unit (the speaker only)")
+
+
+async def test_the_site_search_filters_the_tree_keeping_parents_and_times_are_the_provinces(site):
+    """78 sites in one tree: typing a name (English/pinyin or Chinese) or an id shows those sites with the
+    prefecture and province above them; what was chosen stays chosen. The browser runs in London, yet the
+    start and the booked time read in the province's time, labelled once."""
+    server, token = site
+    base = f"http://127.0.0.1:{server.port}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    total = len(demo_topology().sites)
+    async with async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            context = await browser.new_context(timezone_id="Europe/London", locale="en-US")
+            page = await context.new_page()
+            await sign_in(page, base, token, "/book")
+            shown = page.locator("#tree li[data-node]:visible")
+            await expect(shown).to_have_count(total)
+            await page.check("#site-sp")  # chosen before searching
+
+            await page.fill("#site_search", "nongan")  # "Nong'an County", as typed without the apostrophe
+            await expect(shown).to_have_count(3)
+            for visible in ("jl", "cc", "cc-nongan"):
+                await expect(page.locator(f"#site-{visible}")).to_be_visible()
+            for hidden in ("cc-yushu", "sp", "cc-mobile", "dept-finance"):
+                await expect(page.locator(f"#site-{hidden}")).to_be_hidden()
+            await expect(page.locator("#tree li.found")).to_have_count(1)
+            await expect(page.locator("#site_matches")).to_have_text(f"1 of {total} sites found")
+            await page.screenshot(path=str(ARTIFACTS / "booking-site-search.png"), full_page=True)
+            await page.check("#site-cc-nongan")
+
+            await page.fill("#site_search", "农安")  # its Chinese name
+            await expect(page.locator('#tree li[data-node="cc-nongan"]')).to_be_visible()
+            await expect(shown).to_have_count(3)
+            await page.fill("#site_search", "CC-MOBILE")  # an id, in any case
+            await expect(page.locator("#tree li.found")).to_have_attribute("data-node", "cc-mobile")
+            await page.fill("#site_search", "changchun")  # the prefecture and its mobile platform, by name
+            await expect(page.locator("#tree li.found")).to_have_count(2)
+            await page.fill("#site_search", "no such place")
+            await expect(shown).to_have_count(0)
+            await expect(page.locator("#site_matches")).to_contain_text("No site matches")
+            await page.press("#site_search", "Escape")  # back to the whole tree, the choices kept
+            await expect(shown).to_have_count(total)
+            await expect(page.locator("#site-sp")).to_be_checked()
+            await expect(page.locator("#site-cc-nongan")).to_be_checked()
+
+            await expect(page.locator("#zone")).to_have_text("times in China Standard Time, UTC+08:00")
+            t = tomorrow_at(10)
+            await expect(page.locator("#start")).to_have_value(t.strftime("%Y-%m-%dT%H:%M"))  # tomorrow 10:00 there
+            await expect(page.locator("#verdict")).to_contain_text("Fits")
+            await page.click("#book")
+            await expect(page.locator("#booked")).to_contain_text(f"{t:%Y-%m-%d} 10:00–11:00")
+            assert (await page.locator("body").inner_text()).count("UTC") == 1
+            async with aiohttp.ClientSession() as http:
+                r = await http.get(f"{base}/api/sessions", headers={"Authorization": f"Bearer {token}"})
+                (booked,) = (await r.json())["sessions"]
+            assert booked["start"] == t.isoformat()
+        finally:
+            await browser.close()

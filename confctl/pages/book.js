@@ -18,7 +18,8 @@ function buildTree() {
     const layout = el("select", { class: "layout", "data-layout": id, title: `what ${s.name} receives`, onchange: schedule },
       ...LAYOUTS.map(([v, words]) => el("option", { value: v }, words)));
     layout.hidden = true;
-    const li = el("li", {}, box, el("label", { for: "site-" + id }, `${s.name} `, el("span", { class: "rate" }, `${id}${rate}`)),
+    const li = el("li", { "data-node": id }, box, el("label", { for: "site-" + id }, `${s.name} `,
+      s.name_zh ? el("span", { class: "zh", lang: "zh" }, `${s.name_zh} `) : null, el("span", { class: "rate" }, `${id}${rate}`)),
       " ", layout);
     if (s.children.length) {
       li.append(" ", el("button", { class: "subtree", "data-subtree": id, type: "button", onclick: () => {
@@ -34,6 +35,19 @@ function buildTree() {
   $("host").replaceChildren(...topology.sites.map((s) => el("option", { value: s.id }, `${s.name} (${s.id})`)));
   $("profile").replaceChildren(...topology.profiles.map((p) => el("option", { value: p.name }, p.name)));
   $("profile").value = topology.profiles.some((p) => p.name === "hd720") ? "hd720" : topology.profiles[0].name;
+}
+
+// Typing in the site search shows only the sites found and those above them; choices stay as they are.
+function filterTree() {
+  const query = $("site_search").value;
+  const { matched, shown } = sitesShown(topology, query);
+  const searching = searchKey(query) !== "";
+  for (const li of document.querySelectorAll("#tree li[data-node]")) {
+    li.hidden = !shown.has(li.dataset.node);
+    li.classList.toggle("found", searching && matched.has(li.dataset.node));
+  }
+  $("site_matches").textContent = !searching ? ""
+    : matched.size ? `${matched.size} of ${topology.sites.length} sites found` : "No site matches; try a name, 中文名 or id.";
 }
 
 // The layouts a site may receive (rooms/plan.py Layout), richest first.
@@ -57,9 +71,8 @@ function followChoice() {
   }
 }
 
-function defaultStart() {
-  const d = new Date(Date.now() + 24 * 3600 * 1000);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T10:00`;
+function defaultStart() {  // tomorrow 10:00 in the province
+  return `${addDays(provinceToday(), 1)}T10:00`;
 }
 
 function body() {
@@ -72,8 +85,8 @@ function body() {
   }
   const b = {
     title: $("title").value, host_site: host, sites,
-    start: isoWithOffset(start, $("offset").value, 0),
-    end: isoWithOffset(start, $("offset").value, parseFloat($("hours").value)),
+    start: isoWithOffset(start, PROVINCE.offset, 0),
+    end: isoWithOffset(start, PROVINCE.offset, parseFloat($("hours").value)),
     profile: $("profile").value, plan: $("plan").value, record: $("record").checked,
     precedence: $("precedence").value, layouts, auto_layouts: $("auto_layouts").checked,
   };
@@ -97,7 +110,7 @@ function showLoads(plan) {
 function applyAlternative(a) {
   if (a.profile) $("profile").value = a.profile;
   if (a.plan) $("plan").value = a.plan;
-  if (a.start) $("start").value = a.start.slice(0, 16);
+  if (a.start) $("start").value = provinceInput(a.start);
   schedule();
 }
 
@@ -127,7 +140,7 @@ async function thinLinkAlternative(b, mine) {
 }
 
 function altLabel(a) {
-  if (a.start) return `start ${a.start.slice(0, 16).replace("T", " ")} instead (${a.profile}, ${a.plan})`;
+  if (a.start) return `start ${provinceWhen(a.start)} instead (${a.profile}, ${a.plan})`;
   return `use ${a.profile} (${a.plan} plan) instead`;
 }
 
@@ -167,7 +180,7 @@ async function check() {
     v.hidden = false;
     v.tBodies[0].replaceChildren(...d.violations.map((x) => el("tr", {},
       el("td", {}, x.kind === "link" ? x.link_name : x.kind === "room" ? `room ${x.site}/${x.room}` : `node ${x.node}`),
-      el("td", {}, x.direction || ""), el("td", {}, `${x.start.slice(5, 16).replace("T", " ")} – ${x.end.slice(11, 16)}`),
+      el("td", {}, x.direction || ""), el("td", {}, `${provinceWhen(x.start).slice(5)} – ${provinceClock(x.end)}`),
       el("td", {}, x.demand_kbps ?? x.demand_legs ?? ""), el("td", {}, x.available_kbps ?? x.available_legs ?? ""))));
     $("alternatives").replaceChildren(...d.alternatives.map((a) =>
       el("button", { class: "alternative", onclick: () => applyAlternative(a) }, altLabel(a))));
@@ -187,7 +200,7 @@ async function book() {
     $("alternatives").replaceChildren();
     $("result").className = "";
     $("result").replaceChildren(
-      el("p", { class: "accepted", id: "booked" }, `Booked “${r.data.title}”, ${when(r.data.start)} – ${when(r.data.end).slice(11)}`),
+      el("p", { class: "accepted", id: "booked" }, `Booked “${r.data.title}”, ${provinceDay(r.data.start)} ${provinceSpan(r.data.start, r.data.end)}`),
       el("p", {}, "Dial-in from a registered phone: ", el("b", { id: "dial_in" }, r.data.dial_in || "–")),
       joinLinks(r.data, Object.fromEntries(topology.sites.map((s) => [s.id, s.name]))),
       el("p", {}, el("a", { href: `/sessions/${r.data.id}`, id: "session_link" }, "Open the session"), " · ",
@@ -253,8 +266,11 @@ async function start() {
   if (t.status !== 200) return;
   topology = t.data;
   buildTree();
+  $("zone").textContent = PROVINCE.label;
+  $("site_search").addEventListener("input", filterTree);
+  $("site_search").addEventListener("keydown", (ev) => { if (ev.key === "Escape") { ev.target.value = ""; filterTree(); } });
   $("start").value = $("start").value || defaultStart();
-  for (const id of ["title", "host", "start", "offset", "hours", "profile", "plan", "recurrence", "record", "precedence"]) {
+  for (const id of ["title", "host", "start", "hours", "profile", "plan", "recurrence", "record", "precedence"]) {
     $(id).addEventListener("change", schedule);
   }
   $("auto_layouts").addEventListener("change", () => { autoTouched = true; schedule(); });

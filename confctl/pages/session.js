@@ -3,8 +3,6 @@
 const sid = decodeURIComponent(location.pathname.split("/").pop());
 let topology = null, names = {}, session = null;
 
-function offsetOf(iso) { return iso.slice(19) || "+00:00"; }
-
 // A site given a smaller program (by hand, or for its thin link) says so beside its name.
 function receives(s, site) {
   const layout = ((s.media_plan || {}).layouts || {})[site];
@@ -14,7 +12,7 @@ function receives(s, site) {
 function facts(s) {
   const row = (k, ...v) => el("tr", {}, el("td", {}, k), el("td", {}, ...v));
   return [
-    row("When", `${when(s.start)} – ${when(s.end).slice(11)} (${offsetOf(s.start)})`,
+    row("When", el("span", { id: "when" }, `${provinceDay(s.start)} ${provinceSpan(s.start, s.end)}`),
         s.recurrence ? ` · repeats ${s.recurrence}, ${s.occurrences.length} times` : ""),
     row("Host", `${names[s.host_site] || s.host_site}`),
     row("Sites", s.sites.map((x) => `${names[x.site] || x.site} / ${x.room}` + receives(s, x.site)).join(", ")),
@@ -44,13 +42,12 @@ function show(s) {
   session = s;
   $("title").textContent = s.title;
   document.title = `confctl · ${s.title}`;
-  $("status").textContent = s.status === "cancelled" ? "Cancelled." : `Booked by ${s.organizer_id === (window.me || {}).id ? "you" : "its organizer"}.`;
+  $("status").textContent = s.status === "cancelled" ? "Cancelled." : `${Date.parse(s.end) <= Date.now() ? "Ended. " : ""}Booked by ${s.organizer_id === (window.me || {}).id ? "you" : "its organizer"}.`;
   $("facts").replaceChildren(...facts(s));
   $("links").replaceChildren(s.status === "cancelled" ? el("p", { class: "muted" }, "A cancelled session has no join links.")
     : Object.keys(s.join_urls || {}).length ? joinLinks(s, names) : el("p", { class: "muted" }, "Only the organizer sees the join links."));
   $("e_title").value = s.title;
-  $("e_start").value = s.start.slice(0, 16);
-  $("e_offset").textContent = offsetOf(s.start);
+  $("e_start").value = provinceInput(s.start);  // edited in the province's time, whatever offset it was booked in
   const hours = (new Date(s.end) - new Date(s.start)) / 3600000;
   if (![...$("e_hours").options].some((o) => parseFloat(o.value) === hours)) $("e_hours").append(el("option", { value: hours }, `${hours} h`));
   $("e_hours").value = String(hours);
@@ -68,7 +65,7 @@ async function showHistory() {
   const events = r.status === 200 ? r.data.history.filter((e) => e.what !== "booked") : [];
   $("history-box").hidden = !events.length;
   $("history").replaceChildren(...events.map((e) => el("li", { "data-kind": e.kind },
-    `${when(e.at)} UTC · ${e.what === "restore" ? "got back" : e.what.startsWith("took") ? e.what : e.what === "drop" ? "dropped" : e.what === "limit" ? "limited" : "gave way"}: `,
+    `${provinceWhen(e.at)} · ${e.what === "restore" ? "got back" : e.what.startsWith("took") ? e.what : e.what === "drop" ? "dropped" : e.what === "limit" ? "limited" : "gave way"}: `,
     ...(e.direction === "" ? [e.message] : [  // a room (moved, given up, back): said in words by the API
     `${(e.sites || []).map((x) => names[x] || x).join(", ")} ${STEP_WORDS[e.step] || e.step} on ${e.link} (${e.direction}), `,
     `${e.from_kbps} → ${e.to_kbps} kbit/s`]), e.emergency_id !== sid ? ` (emergency ${e.emergency_id})` : "")));
@@ -77,16 +74,16 @@ async function showHistory() {
 function refusal(d) {
   return el("div", { class: "refused", id: "edit_refusal" }, "Not changed: it does not fit.", refusalList(d.violations),
     ...d.alternatives.map((a) => el("button", { class: "alternative", type: "button", onclick: () => {
-      if (a.start) $("e_start").value = a.start.slice(0, 16);
+      if (a.start) $("e_start").value = provinceInput(a.start);
       if (a.profile) $("e_profile").value = a.profile;
       if (a.plan) $("e_plan").value = a.plan;
       save();
-    } }, a.start ? `Move to ${when(a.start)}` : `Use ${a.profile} (${a.plan})`)));
+    } }, a.start ? `Move to ${provinceWhen(a.start)}` : `Use ${a.profile} (${a.plan})`)));
 }
 
 async function save(ev) {
   if (ev) ev.preventDefault();
-  const off = offsetOf(session.start);
+  const off = PROVINCE.offset;
   const change = { title: $("e_title").value, profile: $("e_profile").value, plan: $("e_plan").value,
                    start: isoWithOffset($("e_start").value, off, 0),
                    end: isoWithOffset($("e_start").value, off, parseFloat($("e_hours").value)) };
@@ -118,6 +115,7 @@ async function start() {
   const me = await api("GET", "/api/me");
   if (me.status !== 200) return;
   window.me = me.data;
+  $("zone").textContent = PROVINCE.label;
   topology = (await api("GET", "/api/topology")).data;
   names = Object.fromEntries(topology.sites.map((s) => [s.id, s.name]));
   $("e_profile").replaceChildren(...topology.profiles.map((p) => el("option", { value: p.name }, p.name)));
