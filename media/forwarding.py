@@ -4,7 +4,7 @@ A `Source` is one incoming track (a site's camera or microphone). A
 `ForwardedTrack` is one outgoing stream; it can be switched to another source
 (program change) and keeps its numbering and timestamps continuous across the
 switch so receivers' jitter buffers are not confused. Once its aiortc sender
-has started with VP8 or Opus, it forwards each packet as it arrives
+has started with VP8, H.264 or Opus, it forwards each packet as it arrives
 (media/rtp_output.py); before that, and on trunks, aiortc reads encoded frames
 from its bounded queue and packetizes them.
 """
@@ -21,6 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media.aiortc_hooks import (DirectSend, answer_nacks, answer_nacks_natively, extension_ids, native_route,
                                 on_send_parameters)
+from media.h264 import h264_keyframe
 from media.rtp_output import Negotiated, RtpOutput, abs_send_time, vp8_descriptor
 
 if TYPE_CHECKING:
@@ -183,6 +184,12 @@ class Source:
                     self._frames += 1
                 if key:
                     self.resolution = vp8_size(payload[start:start + 10]) or self.resolution
+        elif self.kind == "video" and codec_name == "H264":
+            desc = (None, h264_keyframe(payload))  # once, for every output: no picture ID to rewrite
+            if not framed:
+                self._bytes += len(payload)
+                if marker:
+                    self._frames += 1
         elif not framed:
             self._bytes += len(payload)
             if self.kind == "audio" or marker:  # an audio packet is a frame; other video ends one on its marker
@@ -259,21 +266,31 @@ class ForwardedTrack(MediaStreamTrack):
         return self._freezes + self._native_counter("freezes")
 
     def attach(self, sender: Any) -> None:
-        """Forward at the RTP level through this aiortc sender once it starts (VP8 and Opus); until
+        """Forward at the RTP level through this aiortc sender once it starts (VP8, H.264 and Opus); until
         then, and for other codecs, frames go through aiortc's packetizer as before."""
         if not RTP_FORWARDING:
             return
         on_send_parameters(sender, lambda params: self._negotiated(sender, params))
         if NATIVE:
-            answer_nacks_natively(sender, lambda seq: isinstance(self.rtp, _NATIVE_OUTPUT)
-                                  and self.rtp.send_retransmission(seq))
+            answer_nacks_natively(sender, self._resend)
         else:
             answer_nacks(sender, lambda seq: self.rtp.retransmission(seq) if self.rtp is not None else None)
+
+    def _resend(self, seq: int) -> bool:
+        """A receiver's NACK where the C forwards: from the C output's history, or from the Python one's
+        (H.264 goes through the Python path, see _negotiated)."""
+        rtp = self.rtp
+        if isinstance(rtp, _NATIVE_OUTPUT):
+            return bool(rtp.send_retransmission(seq))
+        if isinstance(rtp, RtpOutput) and self._direct is not None:
+            data = rtp.retransmission(seq)
+            return data is not None and self._direct(data, 0, 0, count=False)
+        return False
 
     def _negotiated(self, sender: Any, params: Any) -> None:
         codec = params.codecs[0]
         name = codec.mimeType.split("/")[-1]
-        if name.lower() not in ("vp8", "opus") or self.readyState != "live":
+        if name.lower() not in ("vp8", "h264", "opus") or self.readyState != "live":
             return
         rtx = next((c.payloadType for c in params.codecs if c.mimeType.lower().endswith("/rtx")
                     and c.parameters.get("apt") == codec.payloadType), None)
@@ -281,7 +298,8 @@ class ForwardedTrack(MediaStreamTrack):
         negotiated = Negotiated(
             sender._ssrc, codec.payloadType, name, rtx, getattr(sender, "_rtx_ssrc", None) if rtx is not None else None,
             mid=params.muxId, mid_id=ids.mid, abs_send_time_id=ids.abs_send_time, audio_level_id=ids.audio_level)
-        if NATIVE and _native is not None:
+        # media/native_output.c reads VP8 descriptors only: H.264 is forwarded by its Python specification
+        if NATIVE and _native is not None and name.upper() != "H264":
             out = _native.Output(self.kind, negotiated)
             out.set_router(lambda: native_route(sender))
             self.rtp = out

@@ -10,10 +10,12 @@ import hashlib
 import hmac
 import json
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 from rooms.plan import Layout
 
+VideoCodec = Literal["vp8", "h264"]  # a session's video codec, one for every leg (media/forwarding_wiring.py)
+VIDEO_CODECS: tuple[VideoCodec, ...] = get_args(VideoCodec)
 MAX_GRANT = 16_000  # a cascade's placement of a province-wide session (~80 sites) fits
 GRANT_TTL_S = 60  # long enough to reconnect to the node, short enough not to be reused later
 
@@ -36,6 +38,7 @@ class Grant:
     trunk: bool = False  # a child node's leg to its session's root node (site is the child node's id)
     notice: str | None = None  # told to the site on joining (e.g. its node is down and it joins elsewhere)
     layout: Layout | None = None  # what the site receives when its plan gives it less (None: the full program)
+    codec: VideoCodec = "vp8"  # the session's video codec, VIDEO_CODECS: the only one the node negotiates with the site
 
 
 def _b64(data: bytes) -> str:
@@ -66,6 +69,8 @@ def verify_grant(key: bytes, text: object, now: float, node: str | None = None) 
         grant = Grant(**fields)
         if grant.layout is not None:
             grant = replace(grant, layout=Layout(grant.layout))
+        if grant.codec not in VIDEO_CODECS:
+            raise ValueError(f"unknown video codec {grant.codec!r}")
     except (TypeError, ValueError):
         raise InvalidGrant("malformed grant") from None
     if grant.expires < now:

@@ -21,7 +21,8 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 from media.aiortc_hooks import (EncodedTap, inbound_streams, on_audio_level, receive_directly, sender_started,
                                  start_idle_senders)
 from media.forwarding import NATIVE, RTP_FORWARDING, ForwardedTrack, Source
-from media.forwarding_wiring import prefer_vp8, receiver_of, relay_keyframe_requests, source_of_receiver
+from media.forwarding_wiring import CODEC_WORDS, prefer_codec, receiver_of, relay_keyframe_requests, source_of_receiver
+from media.grants import VideoCodec
 from media.port_range import PortRangeExhausted
 from media.pcm_leg import CodecThread, PcmLeg, RoomMixer
 from media.program import Program, program_for, within_layout
@@ -121,8 +122,10 @@ class MediaRoom:
         self._phone_since: dict[SiteId, float] = {}
 
     # -- legs -----------------------------------------------------------
-    async def join(self, site: SiteId, offer_sdp: str, layout: Layout | None = None) -> tuple[Leg, str]:
-        """Answer a site's offer; replaces any leg the site already has. `layout`: what its plan gives it."""
+    async def join(self, site: SiteId, offer_sdp: str, layout: Layout | None = None,
+                   codec: VideoCodec = "vp8") -> tuple[Leg, str]:
+        """Answer a site's offer; replaces any leg the site already has. `layout`: what its plan gives it;
+        `codec`: the session's video codec, the only one the answer accepts (frames are not transcoded)."""
         if site in self.legs:
             await self.leave(site, EndReason.REPLACED)
         # MAX_BUNDLE: with aiortc's default (balanced) a second video m-line stays on a transport
@@ -175,7 +178,11 @@ class MediaRoom:
                 out = ForwardedTrack("video")
                 leg.video_out.append(out)
                 out.attach(pc.addTrack(out))
-        prefer_vp8(pc)
+        lacking = prefer_codec(pc, codec)
+        if lacking:
+            await self.leave(site, EndReason.BAD_OFFER)
+            raise SignallingError(f"this session's video is {CODEC_WORDS[codec]}; the offer's video sections "
+                                  f"{', '.join(lacking)} do not offer it")
         relay_keyframe_requests(pc)
         try:
             await pc.setLocalDescription(await pc.createAnswer())

@@ -8,12 +8,14 @@ receiver is only the header:
 - sequence numbers: the source's, shifted so they continue across program switches (a gap the
   source had stays a gap, so the receiver asks for it with a NACK, answered from `history`);
 - timestamps: shifted the same way, one frame interval after the last one sent;
-- the VP8 picture ID (15-bit): shifted so the decoder sees one continuous stream;
+- the VP8 picture ID (15-bit): shifted so the decoder sees one continuous stream (H.264 has none:
+  its payload is forwarded as it came);
 - header extensions: those the receiver negotiated and aiortc's own sender would write — MID, the
   send time (abs-send-time, for the receiver's bandwidth estimate) and the source's audio level
   (RFC 6464, which a browser reports per source); one-byte form (RFC 8285), nothing else copied.
 
-A video switch waits for the new source's key frame (the first packet of a VP8 key frame);
+A video switch waits for the new source's key frame (the first packet of a VP8 key frame; for H.264
+a packet with an IDR slice or the SPS before it, media/h264.py);
 `wants_keyframe` says when to ask the source again. Nothing here does I/O: `packet()` returns
 the bytes to protect and send, or None.
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+
+from media.h264 import h264_keyframe
 
 _HEADER = struct.Struct("!BBHII")
 # media/native_output.c holds these too (media.native.HISTORY, ...): tests/media/test_native_constants.py compares
@@ -69,7 +73,7 @@ class Negotiated:
     """What the receiving leg agreed for this sender."""
     ssrc: int
     payload_type: int
-    codec: str  # "VP8" | "opus"
+    codec: str  # "VP8" | "H264" | "opus"
     rtx_payload_type: int | None = None
     rtx_ssrc: int | None = None
     mid: str | None = None
@@ -96,6 +100,7 @@ class RtpOutput:
         self.n = negotiated
         self._pt, self._ssrc = negotiated.payload_type, negotiated.ssrc  # read per packet
         self.video = kind == "video"
+        self.h264 = negotiated.codec.upper() == "H264"  # no descriptor, no picture ID: key frames by NAL type
         self.need_keyframe = self.video
         self.asked_at = 0.0
         self._rebase = True
@@ -157,14 +162,18 @@ class RtpOutput:
                level: int | None = None) -> bytes | None:
         """The packet to send for a source packet, or None (waiting for a key frame, or a late one).
         `desc` is (picture ID offset, starts a key frame) when the caller parsed the descriptor once
-        for all its outputs; `sent` the abs-send-time value; `level` the source packet's audio level.
+        for all its outputs (H.264: (None, media.h264.h264_keyframe)); `sent` the abs-send-time value;
+        `level` the source packet's audio level.
         ValueError, with nothing changed, if the packet would be longer than MAX_PACKET."""
         ext = self._extensions(sent, level)
         if 12 + len(ext) + len(payload) > MAX_PACKET:
             raise ValueError("packet is too long")
         pic_at = None
         if self.video:
-            pic_at, key = desc if desc is not None else vp8_descriptor(payload)[1:]
+            if self.h264:  # no picture ID to rewrite
+                key = desc[1] if desc is not None else h264_keyframe(payload)
+            else:
+                pic_at, key = desc if desc is not None else vp8_descriptor(payload)[1:]
             if pic_at is not None and not 0 <= pic_at < len(payload) - 1:
                 pic_at = None  # both bytes of a picture ID are in the payload, or there is none
             if self.need_keyframe:
