@@ -13,7 +13,8 @@ from typing import Any, Iterable
 from aiohttp import web
 
 from confctl.keys import MEDIA_NODE, OPERATIONS
-from confctl.node_calls import post_to_nodes
+from confctl.node_calls import follow_plan_on_nodes
+from media.contracts.node import FollowPlan, PlanFollowed
 from rooms.caps import WORDS
 from rooms.ids import SessionId
 from rooms.store.preemptions import Change
@@ -35,10 +36,10 @@ async def follow(app: web.Application, changes: Iterable[Change], emergency: dic
     for c in changes:
         said = why(c, emergency["title"])
         local = await app[MEDIA_NODE].follow_plan(SessionId(c.session), c.layouts, c.dropped, said)
-        remote = await post_to_nodes(app, "/legs/plan", {"session": c.session, "layouts": c.layouts,
-                                                         "dropped": c.dropped, "why": said})
-        legs = {"changed": [*local["changed"], *(s for a in remote for s in a.get("changed", []))],
-                "ended": [*local["ended"], *(s for a in remote for s in a.get("ended", []))]}
+        remote = await follow_plan_on_nodes(app, FollowPlan(session=SessionId(c.session), layouts=c.layouts,
+                                                            dropped=c.dropped, why=said))
+        legs = PlanFollowed(changed=[*local.changed, *(s for a in remote for s in a.changed)],
+                            ended=[*local.ended, *(s for a in remote for s in a.ended)])
         mine = [r for r in records if r["session_id"] == c.session]
         event = {"type": "preemption", "event": "restored" if "restore" in c.kinds else "preempted",
                  "session": c.session, "title": c.title, "emergency": emergency["id"],
@@ -46,7 +47,7 @@ async def follow(app: web.Application, changes: Iterable[Change], emergency: dic
                  "steps": [{"link": r["link"], "direction": r["direction"], "kind": r["kind"],
                             "to": WORDS.get(r["step"], r["step"]), "from_kbps": r["from_kbps"], "to_kbps": r["to_kbps"],
                             "sites": r["sites"]} for r in mine],
-                 "layouts": c.layouts, "dropped": c.dropped, "live_legs": legs}
+                 "layouts": c.layouts, "dropped": c.dropped, "live_legs": legs.model_dump(mode="json")}
         ops = app.get(OPERATIONS)
         if ops is not None:
             ops.announce(event)

@@ -148,7 +148,7 @@ async def join(http: aiohttp.ClientSession, control: str, leg: Leg, clip: Any, o
 
 async def rtp_counters(pc: RTCPeerConnection) -> dict[str, Any]:
     """What the node reports for a leg (media/room.py), read at this end of it."""
-    return rtcp_figures(pc, await pc.getStats())
+    return rtcp_figures(pc, await pc.getStats()).model_dump()
 
 
 def stream_figures(rec: Received, t0: float, t1: float, schedule: dict[str, Any] | None, wall_offset: float) -> dict:

@@ -1,16 +1,10 @@
 """The trunk between two media node processes: a child node's link to its session's root node.
 
 The child (a prefecture's node) dials the root's /trunk WebSocket when the session's first leg
-arrives and keeps the link while its room is open. Over it:
-
-  child -> root   {"type": "trunk", "grant": G}    a grant the child signs with the node key
-                  {"type": "offer", "sdp": S}       its end of the trunk (1 audio + 2 video, sendrecv)
-                  {"type": "present", "sites": [..]} its sites with media flowing, on every change
-                  {"type": "levels", "levels": [[site, level], ..]}  audio levels, batched every 100 ms
-  root -> child   {"type": "answer", "sdp": S}
-                  {"type": "order", "ranking": {"video": [..], "audio": [..]}, "speaker": s,
-                   "up": [3 slots], "down": [3 slots]}   the session-wide decision (media/cascade_session.py)
-                  {"type": "error", "code": c, "detail": d}  then the root closes
+arrives and keeps the link while its room is open. What they say is media/contracts/trunk.py:
+the child's hello (a trunk grant) and offer, then its present sites and audio levels (batched
+every 100 ms); the root's answer, then orders (the session-wide decision, media/cascade_session.py),
+or an error before it closes.
 
 The speaker is elected at the root from every node's levels; the child applies each order with
 the same `apply_order` as an in-process branch. If the root cannot be reached for
@@ -20,15 +14,17 @@ them on a healthy node (confctl/placement.py); until then its own sites keep see
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from pydantic import ValidationError
 
+from media.contracts import trunk as msg_
+from media.contracts.node import TRUNK_PATH, BranchCounters, LinkFigures
 from media.tls import log_verification_failure
 from media.cascade_session import Cascade, Placement, Slots, apply_order, ws_url
 from media.trunk_outbox import TrunkOutbox
@@ -39,6 +35,7 @@ from media.speaker import SpeakerSelector
 from supervision import TaskGroup
 from media.trunk import KINDS, NO_SLOTS, TrunkSide, trunk_pc
 from rooms.ids import NodeId, SessionId, SiteId
+from rooms.node_liveness import ROOT_LOST_S, TRUNK_HEARTBEAT_S
 
 log = logging.getLogger("media.cascade_link")
 # The SIP gateway's room in the control plane, for a session on node processes: a child of the
@@ -48,42 +45,40 @@ GATEWAY = NodeId("gateway")  # a control plane's SIP gateway as a child: "gatewa
 
 def is_gateway(child: str) -> bool:
     return child == GATEWAY or child.startswith(GATEWAY + "-")
-ROOT_LOST_S = 5.0  # the control plane takes a node for dead 4-5 s after its last beat
 LEVELS_EVERY_S = 0.1
 RETRY_S = 1.0
 MAX_MESSAGE = 256 * 1024
+
+
+M = TypeVar("M", bound=msg_.Message)
 
 
 class TrunkRejected(Exception):
     pass
 
 
-def _order_msg(ranking: SessionRanking, speaker: SiteId | None, up: Slots, down: Slots) -> dict[str, Any]:
-    return {"type": "order", "ranking": {"video": list(ranking.video), "audio": list(ranking.audio)},
-            "speaker": speaker, "up": list(up), "down": list(down)}
+def _order_msg(ranking: SessionRanking, speaker: SiteId | None, up: Slots, down: Slots) -> msg_.Order:
+    return msg_.Order(ranking=msg_.Ranking(video=list(ranking.video), audio=list(ranking.audio)),
+                      speaker=speaker, up=list(up), down=list(down))
 
 
-def _parse_order(msg: dict[str, Any]) -> tuple[SessionRanking, SiteId | None, list[SiteId | None], list[SiteId | None]]:
-    r = msg["ranking"]
-    ranking = SessionRanking(tuple(SiteId(str(s)) for s in r["video"]), tuple(SiteId(str(s)) for s in r["audio"]))
-    up = [SiteId(s) if isinstance(s, str) else None for s in msg["up"]]
-    down = [SiteId(s) if isinstance(s, str) else None for s in msg["down"]]
-    if len(up) != len(KINDS) or len(down) != len(KINDS):
-        raise ValueError("an order carries three slots each way")
-    speaker = msg.get("speaker")
-    return ranking, SiteId(speaker) if isinstance(speaker, str) else None, up, down
+def _ranking(order: msg_.Order) -> SessionRanking:
+    return SessionRanking(tuple(order.ranking.video), tuple(order.ranking.audio))
+
+
+assert len(KINDS) == msg_.SLOTS  # an order's slots are the trunk's tracks
 
 
 # -- the root's side -----------------------------------------------------------------------
 class RemoteBranch:
     """A child node process, as its session's root Cascade sees it."""
 
-    def __init__(self, child: NodeId, side: TrunkSide, send: Callable[[dict[str, Any]], None],
+    def __init__(self, child: NodeId, side: TrunkSide, send: Callable[[msg_.Message], None],
                  speaker: Callable[[], SiteId | None]):
         self.child, self.parent = child, side
         self._send, self._speaker = send, speaker
         self.reported: list[SiteId] = []
-        self._last: dict[str, Any] | None = None
+        self._last: msg_.Order | None = None
 
     @property
     def connected(self) -> bool:
@@ -99,18 +94,20 @@ class RemoteBranch:
             self._last = msg
             self._send(msg)
 
-    def figures(self) -> dict[str, Any]:
-        return {"bytes_up": sum(s.bytes for s in self.parent.inbound if s is not None), "process": "node process"}
+    def figures(self) -> BranchCounters:
+        return BranchCounters(bytes_up=sum(s.bytes for s in self.parent.inbound if s is not None), process="node process")
 
 
 async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes], node_id: str,
                       ice_servers: list[Any] | None = None) -> web.WebSocketResponse:
     """The root node's /trunk: one child node's link for one session."""
-    ws = web.WebSocketResponse(heartbeat=2, max_msg_size=MAX_MESSAGE)  # a vanished child is noticed in seconds
+    ws = web.WebSocketResponse(heartbeat=TRUNK_HEARTBEAT_S, max_msg_size=MAX_MESSAGE)  # a vanished child: seconds
     await ws.prepare(request)
     tasks = TaskGroup(f"trunk from child at {request.remote}")
     outbox = TrunkOutbox()
-    send = outbox.send
+
+    def send(message: msg_.Message) -> None:
+        outbox.send(msg_.wire(message))
 
     async def writer() -> None:
         try:
@@ -119,13 +116,13 @@ async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes],
         except ConnectionError:
             pass
 
-    async def next_msg(kind: str) -> dict[str, Any]:
+    async def next_msg(kind: type[M]) -> M:
         raw = await asyncio.wait_for(ws.receive(), timeout=10)
         if raw.type != WSMsgType.TEXT:
             raise TrunkRejected("closed")
-        msg = json.loads(raw.data)
-        if not isinstance(msg, dict) or msg.get("type") != kind:
-            raise TrunkRejected(f"expected {kind}")
+        msg = msg_.TO_ROOT.validate_json(raw.data)
+        if not isinstance(msg, kind):
+            raise TrunkRejected(f"expected {kind.__name__.lower()}")
         return msg
 
     writer_task = asyncio.create_task(writer())
@@ -135,8 +132,8 @@ async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes],
     session_id: SessionId | None = None
     try:
         try:
-            hello = await next_msg("trunk")
-            grant = verify_grant(key(), hello.get("grant"), time.time(), node_id)
+            hello = await next_msg(msg_.Hello)
+            grant = verify_grant(key(), hello.grant, time.time(), node_id)
             if not grant.trunk or grant.cascade is None:
                 raise TrunkRejected("a trunk needs a trunk grant")
             placement = Placement.from_dict(grant.cascade)
@@ -147,13 +144,14 @@ async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes],
             session_id = SessionId(grant.session)
             node.place(session_id, placement)
             cascade = node.cascade_root(session_id, SiteId(grant.host), grant.record)
-            offer = await next_msg("offer")
+            offer = await next_msg(msg_.Offer)
             side = TrunkSide(f"{node_id} from {child}", trunk_pc(ice_servers), tasks,
                              on_connected=cascade.reprogram)
-            send({"type": "answer", "sdp": await side.answer(str(offer.get("sdp")))})
+            send(msg_.Answer(sdp=await side.answer(offer.sdp)))
         except (InvalidGrant, TrunkRejected, ValueError, KeyError, TypeError, asyncio.TimeoutError) as exc:
+            # ValueError covers a ValidationError: a message that is not of the contract
             log.warning("trunk refused: %r", exc)
-            send({"type": "error", "code": "trunk_refused", "detail": str(exc)})
+            send(msg_.Error(code="trunk_refused", detail=str(exc)))
             await asyncio.sleep(0)  # let the writer take it before closing
             return ws
         cascade_ = cascade
@@ -166,20 +164,21 @@ async def serve_trunk(request: web.Request, node: Any, key: Callable[[], bytes],
             if raw.type != WSMsgType.TEXT:
                 continue
             try:
-                msg = json.loads(raw.data)
-                if msg.get("type") == "present":
-                    mine = allowed(child)
-                    sites = [SiteId(s) for s in msg["sites"] if isinstance(s, str) and s in mine]
-                    for gone in set(branch.reported) - set(sites):
-                        cascade.forget(gone)
-                    branch.reported = sites
-                    cascade.reprogram()
-                elif msg.get("type") == "levels":
-                    for site, level in msg["levels"]:
-                        if site in branch.reported and isinstance(level, int):
-                            cascade.audio_level(SiteId(site), level)
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                msg = msg_.TO_ROOT.validate_json(raw.data)
+            except ValidationError as exc:
                 log.warning("trunk from %s: bad message ignored: %r", child, exc)
+                continue
+            if isinstance(msg, msg_.Present):
+                mine = allowed(child)
+                sites = [s for s in msg.sites if s in mine]
+                for gone in set(branch.reported) - set(sites):
+                    cascade.forget(gone)
+                branch.reported = sites
+                cascade.reprogram()
+            elif isinstance(msg, msg_.Levels):
+                for site, level in msg.levels:
+                    if site in branch.reported:
+                        cascade.audio_level(site, level)
     finally:
         if cascade is not None and branch is not None:
             cascade.detach(branch.child, branch)
@@ -208,8 +207,8 @@ class ChildBranch:
         self._root_speaker: SiteId | None = None
         self.side: TrunkSide | None = None
         self.linked = False
-        self._send: Callable[[dict[str, Any]], None] | None = None
-        self._levels: list[list[Any]] = []
+        self._send: Callable[[msg_.Message], None] | None = None
+        self._levels: list[tuple[SiteId, int]] = []
         self._reported: list[SiteId] | None = None
         self.lost_since: float | None = time.monotonic()
         self.told_rejoin = False
@@ -230,7 +229,7 @@ class ChildBranch:
     def audio_level(self, site: SiteId, level: int) -> None:
         changed = self._local.feed(site, level, time.monotonic()) is not None
         if self.linked:
-            self._levels.append([site, level])
+            self._levels.append((site, level))
         elif changed:
             self._program_locally()
 
@@ -244,7 +243,7 @@ class ChildBranch:
             present = self.room.present
             if present != self._reported and self._send is not None:
                 self._reported = present
-                self._send({"type": "present", "sites": present})
+                self._send(msg_.Present(sites=present))
         else:
             self._program_locally()
 
@@ -314,14 +313,16 @@ class ChildBranch:
     async def _link_once(self) -> None:
         if not self.placement.root_url:
             raise TrunkRejected("the placement names no URL for the root node")
-        url = ws_url(self.placement.root_url, "/trunk")
+        url = ws_url(self.placement.root_url, TRUNK_PATH)
         outbox = TrunkOutbox()
-        send = outbox.send
+
+        def send(message: msg_.Message) -> None:
+            outbox.send(msg_.wire(message))
 
         grant = Grant(self.session_id, self.node_id, self.host, False, False, time.time() + GRANT_TTL_S,
                       node=self.placement.root, cascade=self.placement.to_dict(), trunk=True)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=3)) as http:
-            async with http.ws_connect(url, heartbeat=2, max_msg_size=MAX_MESSAGE) as ws:
+            async with http.ws_connect(url, heartbeat=TRUNK_HEARTBEAT_S, max_msg_size=MAX_MESSAGE) as ws:
                 side = TrunkSide(f"{self.node_id} to {self.placement.root}", trunk_pc(self._ice), self._tasks)
 
                 async def writer() -> None:
@@ -333,28 +334,28 @@ class ChildBranch:
                         await asyncio.sleep(LEVELS_EVERY_S)
                         if self._levels and self.linked:
                             levels, self._levels = self._levels, []
-                            send({"type": "levels", "levels": levels})
+                            send(msg_.Levels(levels=levels))
 
                 helpers = [asyncio.create_task(writer()), asyncio.create_task(flush_levels())]
                 try:
                     # The control plane's grant for this link; signing our own works only where one key
                     # serves every node (in one process, in tests), since each node process has its own.
-                    send({"type": "trunk", "grant": self.placement.trunk_grant or sign_grant(self._key(), grant)})
-                    send({"type": "offer", "sdp": await side.offer()})
+                    send(msg_.Hello(grant=self.placement.trunk_grant or sign_grant(self._key(), grant)))
+                    send(msg_.Offer(sdp=await side.offer()))
                     self.side = side
                     async for raw in ws:
                         if raw.type != WSMsgType.TEXT:
                             continue
-                        msg = json.loads(raw.data)
-                        if msg.get("type") == "answer":
-                            await side.accept(str(msg["sdp"]))
+                        msg = msg_.TO_CHILD.validate_json(raw.data)  # not of the contract: the link fails, retried
+                        if isinstance(msg, msg_.Answer):
+                            await side.accept(msg.sdp)
                             self._send = send
                             self._on_linked()  # the trunk's media starts as soon as ICE completes
-                        elif msg.get("type") == "order":
-                            ranking, self._root_speaker, up, down = _parse_order(msg)
-                            apply_order(self.room, side, ranking, up, down)
-                        elif msg.get("type") == "error":
-                            raise TrunkRejected(f"{msg.get('code')}: {msg.get('detail')}")
+                        elif isinstance(msg, msg_.Order):
+                            self._root_speaker = msg.speaker
+                            apply_order(self.room, side, _ranking(msg), msg.up, msg.down)
+                        elif isinstance(msg, msg_.Error):
+                            raise TrunkRejected(f"{msg.code}: {msg.detail}")
                 finally:
                     for t in helpers:
                         t.cancel()
@@ -362,11 +363,11 @@ class ChildBranch:
                     self.side = None
                     await side.close()
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> LinkFigures:
         side = self.side
-        return {"child": self.node_id, "parent": self.placement.root, "linked": self.linked,
-                "bytes_up": side.bytes_sent() if side else 0,
-                "bytes_down": sum(s.bytes for s in side.inbound if s is not None) if side else 0}
+        return LinkFigures(child=self.node_id, parent=self.placement.root, linked=self.linked,
+                           bytes_up=side.bytes_sent() if side else 0,
+                           bytes_down=sum(s.bytes for s in side.inbound if s is not None) if side else 0)
 
     async def close(self) -> None:
         self.closed = True

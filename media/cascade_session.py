@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 from media.cascade import trunk_crossings
+from media.contracts.node import BranchCounters, TrunkFigures
 from media.forwarding import Source
 from media.program import SessionRanking, program_of, session_ranking
 from media.room import MediaRoom
@@ -102,6 +103,10 @@ def apply_order(room: MediaRoom, side: TrunkSide | None, ranking: SessionRanking
         room.apply_program(site, program_of(site, ranking))
 
 
+def _kbps(delta_bytes: int, dt: float) -> int:
+    return max(0, round(8 * delta_bytes / dt / 1000))
+
+
 class Branch(Protocol):
     """A child node as its session's root sees it."""
     parent: TrunkSide  # the root's end of the trunk
@@ -114,7 +119,7 @@ class Branch(Protocol):
 
     def order(self, ranking: SessionRanking, up: Slots, down: Slots) -> None: ...
 
-    def figures(self) -> dict[str, Any]: ...
+    def figures(self) -> BranchCounters: ...
 
 
 class LocalBranch:
@@ -133,8 +138,8 @@ class LocalBranch:
     def order(self, ranking: SessionRanking, up: Slots, down: Slots) -> None:
         apply_order(self.room, self.trunk.child, ranking, up, down)
 
-    def figures(self) -> dict[str, Any]:
-        return {"bytes_up": self.trunk.child.bytes_sent(), "process": "in-process"}
+    def figures(self) -> BranchCounters:
+        return BranchCounters(bytes_up=self.trunk.child.bytes_sent(), process="in-process")
 
 
 class Cascade:
@@ -286,20 +291,21 @@ class Cascade:
                 raise
         self._tasks.spawn(open_it(), f"opening trunk {child}")
 
-    def figures(self, now: float | None = None) -> list[dict[str, Any]]:
+    def figures(self, now: float | None = None) -> list[TrunkFigures]:
         """Each trunk's bytes each way, its kbit/s since the previous call, and the sites its slots carry."""
         now = time.monotonic() if now is None else now
         out = []
         for c, b in self.branches.items():
-            fig = {"child": c, "parent": self.placement.root, "connected": b.connected,
-                   "bytes_down": b.parent.bytes_sent(), **b.figures(),
-                   "down": list(self.slots.get(c, TrunkSlots()).down), "up": list(self.slots.get(c, TrunkSlots()).up)}
+            slots, child_end = self.slots.get(c, TrunkSlots()), b.figures()
+            down = b.parent.bytes_sent()
             prev = self._samples.get(c)
-            if prev is not None and now > prev[0]:
-                fig["kbps_down"] = max(0, round(8 * (fig["bytes_down"] - prev[1]) / (now - prev[0]) / 1000))
-                fig["kbps_up"] = max(0, round(8 * (fig["bytes_up"] - prev[2]) / (now - prev[0]) / 1000))
-            self._samples[c] = (now, fig["bytes_down"], fig["bytes_up"])
-            out.append(fig)
+            dt = now - prev[0] if prev is not None else 0.0
+            self._samples[c] = (now, down, child_end.bytes_up)
+            out.append(TrunkFigures(
+                child=c, parent=self.placement.root, connected=b.connected, bytes_down=down,
+                bytes_up=child_end.bytes_up, process=child_end.process, down=list(slots.down), up=list(slots.up),
+                kbps_down=_kbps(down - prev[1], dt) if prev is not None and dt > 0 else None,
+                kbps_up=_kbps(child_end.bytes_up - prev[2], dt) if prev is not None and dt > 0 else None))
         return out
 
     async def close(self) -> None:

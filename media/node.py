@@ -17,6 +17,7 @@ from media.aiortc_hooks import install_fast_clock, raise_bitrate_caps
 from media.cascade_link import GATEWAY, ChildBranch
 from media.grants import node_key
 from media.cascade_session import Cascade, Placement
+from media.contracts.node import EndedLeg, PhoneLeg, PlanFollowed, SessionFigures, WebrtcLeg
 from media.room import Leg, MediaRoom
 from rooms.end_reason import EndReason
 from supervision import TaskGroup
@@ -50,7 +51,7 @@ class MediaNode:
         self.cascades: dict[SessionId, Cascade] = {}
         # Legs that ended lately (for call records): kept so that every control plane that asks
         # within a few minutes sees them; the reader ignores ids it has recorded.
-        self.ended: deque[dict[str, Any]] = deque(maxlen=ENDED_KEPT)
+        self.ended: deque[EndedLeg] = deque(maxlen=ENDED_KEPT)
 
     def place(self, session_id: SessionId, placement: Placement) -> None:
         """The control plane's word on which node each site of a session attaches to. A session that is
@@ -153,7 +154,7 @@ class MediaNode:
             room = self.rooms[key] = MediaRoom(key, site, self._ice, echo=True)
         return room
 
-    def ended_legs(self) -> list[dict[str, Any]]:
+    def ended_legs(self) -> list[EndedLeg]:
         """Legs (and phones) that ended lately, newest last."""
         self._collect_ended(self.session_rooms())
         return list(self.ended)
@@ -172,10 +173,11 @@ class MediaNode:
         await self.release(session_id)
         return True
 
-    async def follow_plan(self, session_id: SessionId, layouts: dict[str, str], dropped: list[str], why: str) -> dict[str, list[str]]:
+    async def follow_plan(self, session_id: SessionId, layouts: dict[str, str], dropped: list[str], why: str) -> PlanFollowed:
         """A session's plan changed under it (an emergency took or gave back capacity): its legs here
         take their new layouts, and the legs of dropped sites end, told why."""
-        changed, ended = [], []
+        changed: list[SiteId] = []
+        ended: list[SiteId] = []
         cascade = self.cascades.get(session_id)
         if cascade is not None:  # the root decides what trunks carry: for sites on other nodes too
             cascade.placement = replace(cascade.placement, layouts={SiteId(s): l for s, l in layouts.items()})
@@ -190,7 +192,7 @@ class MediaNode:
             cascade.reprogram()
         if ended:
             await self.release(session_id)
-        return {"changed": changed, "ended": ended}
+        return PlanFollowed(changed=changed, ended=ended)
 
     async def release(self, session_id: SessionId) -> None:
         """Close a room (or a cascade's rooms and trunks) nobody is in any more."""
@@ -230,15 +232,15 @@ class MediaNode:
         for sid in list(self.branches):
             await self.branches.pop(sid).close()
 
-    async def live_figures(self, now: float) -> list[dict[str, Any]]:
-        out = [{"session": sid, "host": room.host, "legs": await room.live_figures(now)}
+    async def live_figures(self, now: float) -> list[SessionFigures]:
+        out = [SessionFigures(session=sid, host=room.host, legs=await room.live_figures(now))
                for sid, room in list(self.rooms.items())]
         for sid, cascade in list(self.cascades.items()):
-            legs = []
-            for node_id, room in list(cascade.rooms.items()):
-                legs += [{**fig, "node": node_id} for fig in await room.live_figures(now)]
-            out.append({"session": sid, "host": cascade.host, "legs": legs, "trunks": cascade.figures(now)})
+            legs: list[WebrtcLeg | PhoneLeg] = []
+            for room in list(cascade.rooms.values()):
+                legs += await room.live_figures(now)  # each says its node
+            out.append(SessionFigures(session=sid, host=cascade.host, legs=legs, trunks=cascade.figures(now)))
         for sid, branch in list(self.branches.items()):
-            legs = [{**fig, "node": branch.node_id} for fig in await branch.room.live_figures(now)]
-            out.append({"session": sid, "host": branch.host, "legs": legs, "link": branch.figures()})
+            out.append(SessionFigures(session=sid, host=branch.host, legs=await branch.room.live_figures(now),
+                                      link=branch.figures()))
         return out

@@ -22,24 +22,31 @@ from typing import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from media.aiortc_hooks import ice_addressing
 from media.cascade_link import serve_trunk
 from media.contracts.browser import Join
+from media.contracts.node import (FIGURES_PATH, HEALTH_PATH, LEGS_END_PATH, LEGS_PLAN_PATH, REGISTER_PATH, TRUNK_PATH,
+                                  WS_PATH, EndLeg, FollowPlan, Health, LegEnded, NodeFigures, NodeLoad, Problem,
+                                  NodeRegistered, NodeRegistration)
 from media.grants import InvalidGrant, verify_control, verify_grant
 from media.node import MediaNode
 from media.recording import recover_interrupted, set_owner
 from media.signalling import WsError, serve
 from supervision import TaskGroup
 from media.tls import verification_failure
-from rooms.ids import NodeId, SessionId, SiteId
+from rooms.booking_form import validation_detail
+from rooms.ids import NodeId
+from rooms.node_liveness import HEARTBEAT_S
 
 log = logging.getLogger("media.node_server")
-HEARTBEAT_S = 2  # the control plane marks a node down after 5 s without a beat (rooms/store/media_nodes.py)
+# Beats every HEARTBEAT_S. The control plane takes a silent node for down when its silence is unlikely for the
+# intervals its beats taught (phi accrual) and a direct probe of /health fails too (rooms/node_liveness.py).
 
-NODE = web.AppKey("node", MediaNode)
-KEY = web.AppKey("grant_key", bytearray)  # filled at registration
-TASKS = web.AppKey("tasks", TaskGroup)
+NODE = web.AppKey("media_node", MediaNode)
+KEY = web.AppKey("node_key", bytearray)  # filled at registration
+TASKS = web.AppKey("task_group", TaskGroup)
 REFUSED = web.AppKey("refused", list)  # the status of the control plane's last refusal, while it refuses
 
 
@@ -53,15 +60,15 @@ async def _register_forever(app: web.Application, control: str, token: str, node
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}, timeout=timeout) as http:
         while True:
             try:
-                beat = {"id": node_id, "url": public_url, "load": meter.sample(time.monotonic())}
-                async with http.post(f"{control}/api/media-nodes", json=beat) as r:
-                    body = await r.json(content_type=None)
+                beat = NodeRegistration(id=NodeId(node_id), url=public_url, load=meter.sample(time.monotonic()))
+                async with http.post(f"{control}{REGISTER_PATH}", json=beat.model_dump(mode="json")) as r:
                     if r.status != 200:
-                        log.error("control plane refused registration: %s", body)
+                        log.error("control plane refused registration: %s", await r.text())
                         app[REFUSED].append(r.status)  # /health says so: the control plane's probe sees it down
                     else:
+                        answer = NodeRegistered.model_validate_json(await r.read())
                         app[REFUSED].clear()
-                        app[KEY][:] = bytes.fromhex(body["grant_key"])
+                        app[KEY][:] = bytes.fromhex(answer.grant_key)
                         if not registered.is_set():
                             log.info("registered with %s as %s at %s", control, node_id, public_url)
                             registered.set()
@@ -88,21 +95,20 @@ class LoadMeter:
         self.node = node
         self._last: tuple[float, float, int, int] | None = None  # (time, cpu seconds, bytes in, bytes out)
 
-    def sample(self, now: float) -> dict[str, float | int]:
+    def sample(self, now: float) -> NodeLoad:
         rooms = self.node.session_rooms()
         legs = [leg for room in rooms for leg in room.legs.values()]
         bytes_in = sum(src.bytes for leg in legs for src in leg.sources.values())
         bytes_out = sum(t.bytes_forwarded for leg in legs for t in [*leg.video_out, leg.audio_out] if t is not None)
         t = os.times()
         cpu = t.user + t.system
-        load: dict[str, float | int] = {"legs": len(legs) + sum(len(r.phones) for r in rooms), "rooms": len(rooms),
-                                        "cpu_percent": 0.0, "kbps_in": 0, "kbps_out": 0,
-                                        "media_ports_refused": _ports_refused()}
+        load = NodeLoad(legs=len(legs) + sum(len(r.phones) for r in rooms), rooms=len(rooms), cpu_percent=0.0,
+                        kbps_in=0, kbps_out=0, media_ports_refused=_ports_refused())
         if self._last is not None and now > self._last[0]:
             dt = now - self._last[0]
-            load["cpu_percent"] = round(100 * max(0.0, cpu - self._last[1]) / dt, 1)
-            load["kbps_in"] = max(0, round(8 * (bytes_in - self._last[2]) / dt / 1000))
-            load["kbps_out"] = max(0, round(8 * (bytes_out - self._last[3]) / dt / 1000))
+            load.cpu_percent = round(100 * max(0.0, cpu - self._last[1]) / dt, 1)
+            load.kbps_in = max(0, round(8 * (bytes_in - self._last[2]) / dt / 1000))
+            load.kbps_out = max(0, round(8 * (bytes_out - self._last[3]) / dt / 1000))
         self._last = (now, cpu, bytes_in, bytes_out)
         return load
 
@@ -138,44 +144,40 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
         return verify_control(bytes(app[KEY]), given, node_id, request.method, request.path, time.time(),
                               await request.read())
 
-    forbidden = {"error": "forbidden", "detail": "the control plane's key is required"}
+    def forbidden() -> web.Response:
+        return _json(Problem(error="forbidden", detail="the control plane's key is required"), 403)
 
     async def figures(request: web.Request) -> web.Response:
         if not await from_control_plane(request):
-            return web.json_response(forbidden, status=403)
-        return web.json_response({"node": node_id, "sessions": await app[NODE].live_figures(time.monotonic()),
-                                  "ended": app[NODE].ended_legs()})
+            return forbidden()
+        return _json(NodeFigures(node=NodeId(node_id), sessions=await app[NODE].live_figures(time.monotonic()),
+                                 ended=app[NODE].ended_legs()))
 
     async def end_leg(request: web.Request) -> web.Response:
         if not await from_control_plane(request):
-            return web.json_response(forbidden, status=403)
+            return forbidden()
         try:
-            body = await request.json()
-            session, site = SessionId(str(body["session"])), SiteId(str(body["site"]))
-        except (ValueError, KeyError, TypeError):
-            return web.json_response({"error": "invalid", "detail": "send {session, site}"}, status=422)
-        return web.json_response({"ended": await app[NODE].end_leg(session, site)})
+            body = EndLeg.model_validate_json(await request.read())
+        except ValidationError as exc:
+            return _invalid(exc)
+        return _json(LegEnded(ended=await app[NODE].end_leg(body.session, body.site)))
 
     async def follow_plan(request: web.Request) -> web.Response:
         if not await from_control_plane(request):
-            return web.json_response(forbidden, status=403)
+            return forbidden()
         try:
-            body = await request.json()
-            session = SessionId(str(body["session"]))
-            layouts = {str(k): str(v) for k, v in dict(body.get("layouts") or {}).items()}
-            dropped = [str(x) for x in body.get("dropped") or []]
-            why = str(body.get("why") or "")
-        except (ValueError, KeyError, TypeError):
-            return web.json_response({"error": "invalid", "detail": "send {session, layouts, dropped, why}"}, status=422)
-        return web.json_response(await app[NODE].follow_plan(session, layouts, dropped, why))
+            body = FollowPlan.model_validate_json(await request.read())
+        except ValidationError as exc:
+            return _invalid(exc)
+        return _json(await app[NODE].follow_plan(body.session, dict(body.layouts), list(body.dropped), body.why))
 
     async def health(request: web.Request) -> web.Response:
         # A node whose credential the control plane refuses (expired, revoked) cannot be placed on: it answers
         # 503, so the control plane's probe takes it for down instead of alive but silent.
         refused = bool(app[REFUSED])
-        return web.json_response({"ok": app[TASKS].healthy and not refused, "registered": bool(app[KEY]),
-                                  "registration_refused": refused, "rooms": len(app[NODE].session_rooms()),
-                                  "tasks": app[TASKS].status()}, status=503 if refused else 200)
+        return _json(Health(ok=app[TASKS].healthy and not refused, registered=bool(app[KEY]),
+                            registration_refused=refused, rooms=len(app[NODE].session_rooms()),
+                            tasks=app[TASKS].status()), 503 if refused else 200)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         set_owner(node_id)
@@ -188,10 +190,19 @@ def make_node_app(control: str, token: str, node_id: str, public_url: str,
         await app[NODE].close()
 
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_get("/ws", ws)
-    app.router.add_get("/trunk", trunk)
-    app.router.add_get("/figures", figures)
-    app.router.add_post("/legs/end", end_leg)
-    app.router.add_post("/legs/plan", follow_plan)
-    app.router.add_get("/health", health)
+    app.router.add_get(WS_PATH, ws)
+    app.router.add_get(TRUNK_PATH, trunk)
+    app.router.add_get(FIGURES_PATH, figures)
+    app.router.add_post(LEGS_END_PATH, end_leg)
+    app.router.add_post(LEGS_PLAN_PATH, follow_plan)
+    app.router.add_get(HEALTH_PATH, health)
     return app
+
+
+def _json(body: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(text=body.model_dump_json(), status=status, content_type="application/json")
+
+
+def _invalid(exc: ValidationError) -> web.Response:
+    """A body that is not of the contract: 422 with what was wrong, as the control plane's API says it."""
+    return _json(Problem(error="invalid", detail=validation_detail(exc)), 422)

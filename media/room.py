@@ -20,6 +20,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 
 from media.aiortc_hooks import (EncodedTap, inbound_streams, on_audio_level, receive_directly, sender_started,
                                  start_idle_senders)
+from media.contracts.node import EndedLeg, Output, PhoneLeg, Program as ProgramFigures, RtcpFigures, WebrtcLeg
 from media.forwarding import NATIVE, RTP_FORWARDING, ForwardedTrack, Source
 from media.forwarding_wiring import CODEC_WORDS, prefer_codec, receiver_of, relay_keyframe_requests, source_of_receiver
 from media.grants import VideoCodec
@@ -118,7 +119,7 @@ class MediaRoom:
         self.node_id = node_id  # which node of the cascade this room is (None: the only one)
         self.remote: dict[tuple[SiteId, str], Source] = {}
         self.trunk_audio: dict[str, Source] = {}  # what each trunk brings in: phones here hear it mixed
-        self.ended: list[dict[str, Any]] = []  # legs that ended, for their call records (the node collects them)
+        self.ended: list[EndedLeg] = []  # legs that ended, for their call records (the node collects them)
         self._phone_since: dict[SiteId, float] = {}
 
     # -- legs -----------------------------------------------------------
@@ -204,9 +205,9 @@ class MediaRoom:
             return
         reason = reason or EndReason.LEFT
         if not self.echo:  # a self-test is not a call
-            self.ended.append({"id": leg.id, "session": self.session_id, "site": site, "kind": "webrtc",
-                               "node": self.node_id, "joined_at": leg.joined_at, "left_at": time.time(),
-                               "reason": reason.value})
+            self.ended.append(EndedLeg(id=leg.id, session=self.session_id, site=site, kind="webrtc",
+                                       node=self.node_id, joined_at=leg.joined_at, left_at=time.time(),
+                                       reason=reason.value))
         if leg.on_ended is not None and reason in TOLD:
             leg.on_ended(reason.value)
         for t in [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]:
@@ -263,9 +264,9 @@ class MediaRoom:
         phone = self.phones.pop(site, None)
         if phone is None:
             return
-        self.ended.append({"id": "phone_" + secrets.token_hex(8), "session": self.session_id, "site": site,
-                           "kind": "sip", "node": self.node_id, "joined_at": self._phone_since.pop(site, time.time()),
-                           "left_at": time.time(), "reason": EndReason.HUNG_UP.value})
+        self.ended.append(EndedLeg(id="phone_" + secrets.token_hex(8), session=self.session_id, site=site,
+                                   kind="sip", node=self.node_id, joined_at=self._phone_since.pop(site, time.time()),
+                                   left_at=time.time(), reason=EndReason.HUNG_UP.value))
         for sub in list(phone.source.subscribers):
             sub.switch(None)
         self._forget_speaker(site)
@@ -387,63 +388,66 @@ class MediaRoom:
             if leg.audio_out is not None:
                 leg.audio_out.switch(self.source_of(program.audio, "audio"))
 
-    def figures(self) -> list[dict[str, Any]]:
+    def figures(self) -> list[WebrtcLeg | PhoneLeg]:
         return [leg_counters(leg) for leg in self.legs.values()] + [phone_counters(p) for p in self.phones.values()]
 
-    async def live_figures(self, now: float) -> list[dict[str, Any]]:
+    async def live_figures(self, now: float) -> list[WebrtcLeg | PhoneLeg]:
         """Counters plus bitrates from byte deltas since the last call and the peer connection's RTCP figures."""
-        out = []
+        out: list[WebrtcLeg | PhoneLeg] = []
         for leg in list(self.legs.values()):
             fig = leg_counters(leg)
-            bytes_in = sum(fig["bytes_in"].values())
-            bytes_out = fig["bytes_forwarded"]
+            bytes_in, bytes_out = sum(fig.bytes_in.values()), fig.bytes_forwarded
             prev = leg.last_sample
             if prev is not None and now > prev[0]:
-                fig["bitrate_in_kbps"] = round(8 * (bytes_in - prev[1]) / (now - prev[0]) / 1000)
-                fig["bitrate_out_kbps"] = round(8 * (bytes_out - prev[2]) / (now - prev[0]) / 1000)
+                fig.bitrate_in_kbps = round(8 * (bytes_in - prev[1]) / (now - prev[0]) / 1000)
+                fig.bitrate_out_kbps = round(8 * (bytes_out - prev[2]) / (now - prev[0]) / 1000)
             leg.last_sample = (now, bytes_in, bytes_out)
             try:
-                fig.update(rtcp_figures(leg.pc, await leg.pc.getStats()))
+                rtcp = rtcp_figures(leg.pc, await leg.pc.getStats())
             except Exception as exc:  # a leg closing under us has no stats; the rest still report
-                fig["stats_error"] = repr(exc)
+                fig.stats_error = repr(exc)
+            else:
+                fig = fig.model_copy(update=dict(rtcp))
             out.append(fig)
-        return out + [phone_counters(p) for p in self.phones.values()]
+        out += [phone_counters(p) for p in self.phones.values()]
+        for f in out:
+            f.node = self.node_id  # a cascade's node room: the node it stands for
+        return out
 
 
-def phone_counters(phone: PcmLeg) -> dict[str, Any]:
-    return {"site": phone.site, "state": "phone", "kind": "sip", "muted": phone.muted,
-            "frames_in": {"audio": phone.source.frames},
-            "bytes_in": {"audio": phone.source.bytes}, "samples_in": phone.samples_in}
+def phone_counters(phone: PcmLeg) -> PhoneLeg:
+    return PhoneLeg(site=phone.site, muted=phone.muted, frames_in={"audio": phone.source.frames},
+                    bytes_in={"audio": phone.source.bytes}, samples_in=phone.samples_in)
 
 
-def leg_counters(leg: Leg) -> dict[str, Any]:
+def leg_counters(leg: Leg) -> WebrtcLeg:
     video = leg.sources.get("video")
-    return {
-        "site": leg.site, "state": leg.state.value,
-        "frames_in": {k: s.frames for k, s in leg.sources.items()},
-        "bytes_in": {k: s.bytes for k, s in leg.sources.items()},
-        "resolution": None if video is None or video.resolution is None else "%dx%d" % video.resolution,
-        "frames_forwarded": sum(t.frames_forwarded for t in leg.video_out),
-        "frames_dropped": sum(t.frames_dropped for t in leg.video_out),
-        "freezes": sum(t.freezes for t in leg.video_out),
-        "bytes_forwarded": sum(t.bytes_forwarded for t in [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]),
-        "program": None if leg.program is None else {"video": list(leg.program.video), "audio": leg.program.audio},
-        "senders_started": sum(sender_started(t.sender) for t in leg.pc.getTransceivers() if t.sender.track is not None),
-        "outputs": [{"kind": t.kind, "live": t.readyState == "live", "recv_calls": t.recv_calls, "queued": t._queue.qsize(),
-                     "subscribed": t.source is not None}
-                    for t in [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]],
-    }
+    outs = [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]
+    return WebrtcLeg(
+        site=leg.site, state=leg.state.value,
+        frames_in={k: s.frames for k, s in leg.sources.items()},
+        bytes_in={k: s.bytes for k, s in leg.sources.items()},
+        resolution=None if video is None or video.resolution is None else "%dx%d" % video.resolution,
+        frames_forwarded=sum(t.frames_forwarded for t in leg.video_out),
+        frames_dropped=sum(t.frames_dropped for t in leg.video_out),
+        freezes=sum(t.freezes for t in leg.video_out),
+        bytes_forwarded=sum(t.bytes_forwarded for t in outs),
+        program=None if leg.program is None else ProgramFigures(video=list(leg.program.video), audio=leg.program.audio),
+        senders_started=sum(sender_started(t.sender) for t in leg.pc.getTransceivers() if t.sender.track is not None),
+        outputs=[Output(kind=t.kind, live=t.readyState == "live", recv_calls=t.recv_calls, queued=t._queue.qsize(),
+                        subscribed=t.source is not None) for t in outs])
 
 
-def rtcp_figures(pc: RTCPeerConnection, report: Any) -> dict[str, Any]:
+def rtcp_figures(pc: RTCPeerConnection, report: Any) -> RtcpFigures:
     """Loss and jitter of what the site sends us (its media streams, not retransmissions); RTT from
     its receiver reports about what we send."""
-    streams = inbound_streams(pc)
+    streams = inbound_streams(pc)  # media.aiortc_hooks' per-SSRC dicts, an in-process shape
     rtts = [s.roundTripTime for s in report.values() if s.type == "remote-inbound-rtp" and s.roundTripTime is not None]
-    return {"packets_lost": sum(x["packets_lost"] for x in streams),
-            "packets_received": sum(x["packets_received"] for x in streams),
-            "jitter_ms": round(max((x["jitter_ms"] for x in streams), default=0.0), 1),
-            # each medium judged against its own tolerance (monitoring/alarm_rules.py: audio by the E-model's)
-            "jitter_ms_by_kind": {k: round(max(x["jitter_ms"] for x in streams if x["kind"] == k), 1)
-                                  for k in {x["kind"] for x in streams}},
-            "rtt_ms": round(1000 * max(rtts), 1) if rtts else None}
+    return RtcpFigures(
+        packets_lost=sum(x["packets_lost"] for x in streams),
+        packets_received=sum(x["packets_received"] for x in streams),
+        jitter_ms=round(max((x["jitter_ms"] for x in streams), default=0.0), 1),
+        # each medium judged against its own tolerance (monitoring/alarm_rules.py: audio by the E-model's)
+        jitter_ms_by_kind={k: round(max(x["jitter_ms"] for x in streams if x["kind"] == k), 1)
+                           for k in {x["kind"] for x in streams}},
+        rtt_ms=round(1000 * max(rtts), 1) if rtts else None)

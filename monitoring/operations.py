@@ -158,9 +158,9 @@ class Operations:
                     and history[-1].t >= occurrences[key[0]][0]:
                 out.add((key[0], key[2]))
         for e in figs.ended:  # ended lately, as the nodes say
-            span = occurrences.get(str(e["session"]))
-            if span is not None and e.get("kind") != "trunk" and float(e.get("left_at") or 0) >= span[0]:
-                out.add((str(e["session"]), str(e["site"])))
+            span = occurrences.get(e.session)
+            if span is not None and e.left_at >= span[0]:
+                out.add((e.session, e.site))
         return out
 
     async def _alarm(self, event: AlarmEvent) -> None:
@@ -185,19 +185,19 @@ class Operations:
 
     async def _call_records(self, figs: Figures, now: float) -> None:
         for e in figs.ended:
-            if e["id"] in self._recorded_set or "/echo/" in str(e["session"]):
+            if e.id in self._recorded_set or "/echo/" in e.session:
                 continue
-            history = self.pipeline.history.get((str(e["session"]), str(e["node"]), str(e["site"])), ())
-            quality = leg_quality(history, e["joined_at"], e["left_at"])
-            if e["kind"] == "sip":  # the gateway keeps the phone's record; its quality is added to it
-                await self.s.write(self.calls.phone_quality, e["session"], e["site"], quality)
+            history = self.pipeline.history.get((e.session, str(e.node), e.site), ())
+            quality = leg_quality(history, e.joined_at, e.left_at)
+            if e.kind == "sip":  # the gateway keeps the phone's record; its quality is added to it
+                await self.s.write(self.calls.phone_quality, e.session, e.site, quality)
             else:
                 await self.s.write(self.calls.ended_leg, {
-                    "call_id": e["id"], "leg_id": e["id"], "kind": e["kind"], "direction": "in", "caller": e["site"],
-                    "site_id": e["site"], "session_id": e["session"], "node": e["node"],
-                    "started_at": int(e["joined_at"]), "answered_at": int(e["joined_at"]),
-                    "ended_at": int(e["left_at"]), "end_reason": e["reason"], **quality})
-            self._remember(e["id"])
+                    "call_id": e.id, "leg_id": e.id, "kind": e.kind, "direction": "in", "caller": e.site,
+                    "site_id": e.site, "session_id": e.session, "node": e.node,
+                    "started_at": int(e.joined_at), "answered_at": int(e.joined_at),
+                    "ended_at": int(e.left_at), "end_reason": e.reason, **quality})
+            self._remember(e.id)
         for key, first, last in self.pipeline.vanished:
             if not key[2].count("->"):
                 continue  # a leg: its node reports its end with the reason

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Sequence
 
+from media.contracts.node import EndedLeg, PhoneLeg, SessionFigures, WebrtcLeg
 from monitoring.emodel import OPUS, G711, audio_mos
 from monitoring.video_score import video_score
 
@@ -53,8 +54,8 @@ class LegSample:
 @dataclass
 class Figures:
     """What the nodes said in one round: each session's live legs and trunks, and legs that ended lately."""
-    sessions: list[dict[str, Any]]
-    ended: list[dict[str, Any]]
+    sessions: list[SessionFigures]
+    ended: list[EndedLeg]
 
 
 def _pixels(resolution: str | None) -> int | None:
@@ -69,36 +70,33 @@ class QualityPipeline:
     def __init__(self) -> None:
         self.history: dict[tuple[str, str, str], deque[LegSample]] = {}
         self.latest: dict[tuple[str, str, str], LegSample] = {}
-        self._prev: dict[tuple[str, str, str], tuple[float, dict[str, float]]] = {}
+        self._prev: dict[tuple[str, str, str], tuple[float, Counters]] = {}
         self.first_seen: dict[tuple[str, str, str], float] = {}
         self.vanished: list[tuple[tuple[str, str, str], float, float]] = []  # (key, first seen, last seen), last sample
 
-    def sample(self, sessions: list[dict[str, Any]], now: float) -> list[LegSample]:
+    def sample(self, sessions: Sequence[SessionFigures], now: float) -> list[LegSample]:
         """One sample of every leg in `sessions` (the nodes' figures); legs gone since are dropped."""
         out: list[LegSample] = []
         seen: set[tuple[str, str, str]] = set()
         for s in sessions:
-            node = str(s.get("node", "in-process"))
-            for leg in s.get("legs", []):
-                node_of_leg = str(leg.get("node", node))
-                key = (str(s["session"]), node_of_leg, str(leg["site"]))
-                counters = {"in": sum(leg.get("bytes_in", {}).values()), "out": leg.get("bytes_forwarded", 0),
-                            "lost": leg.get("packets_lost", 0), "received": leg.get("packets_received", 0),
-                            "frames": leg.get("frames_in", {}).get("video", 0), "freezes": leg.get("freezes", 0)}
+            node = s.node or "in-process"
+            for leg in s.legs:
+                key = (str(s.session), leg.node or node, str(leg.site))
+                counters = _counters(leg)
                 seen.add(key)
                 sample = self._leg(key, counters, leg, now)
                 if sample is not None:
                     out.append(sample)
-            for trunk in s.get("trunks", []):
-                key = (str(s["session"]), node, f"{trunk['child']}->{trunk['parent']}")
+            for trunk in s.trunks or []:
+                key = (str(s.session), node, f"{trunk.child}->{trunk.parent}")
                 seen.add(key)
-                counters = {"in": trunk.get("bytes_up", 0), "out": trunk.get("bytes_down", 0)}
+                counters = Counters(trunk.bytes_up, trunk.bytes_down)
                 prev = self._prev.get(key)
                 self._prev[key] = (now, counters)
                 if prev is not None and now > prev[0]:
                     dt = now - prev[0]
                     out.append(LegSample(now, key[0], node, key[2], "trunk",
-                                         _rate(counters["in"], prev[1]["in"], dt), _rate(counters["out"], prev[1]["out"], dt)))
+                                         _rate(counters.bytes_in, prev[1].bytes_in, dt), _rate(counters.bytes_out, prev[1].bytes_out, dt)))
         self.vanished = []
         for key in set(self._prev) - seen:  # a leg that vanished between samples: forget it, keep its history
             last_seen = self._prev.pop(key)[0]
@@ -113,31 +111,50 @@ class QualityPipeline:
             self.history.setdefault(smp.key, deque(maxlen=int(HISTORY_S / SAMPLE_S))).append(smp)
         return out
 
-    def _leg(self, key: tuple[str, str, str], c: dict[str, float], leg: dict[str, Any], now: float) -> LegSample | None:
+    def _leg(self, key: tuple[str, str, str], c: Counters, leg: WebrtcLeg | PhoneLeg,
+             now: float) -> LegSample | None:
         prev = self._prev.get(key)
         self._prev[key] = (now, c)
         if prev is None or now <= prev[0]:
             return None
         dt, p = now - prev[0], prev[1]
-        sip = leg.get("kind") == "sip"
-        lost, got = max(0.0, c["lost"] - p["lost"]), max(0.0, c["received"] - p["received"])
-        loss = 100 * lost / (lost + got) if lost + got else (None if sip else 0.0)
-        rtt = leg.get("rtt_ms")
+        lost, got = max(0.0, c.lost - p.lost), max(0.0, c.received - p.received)
+        if isinstance(leg, PhoneLeg):  # the gateway's phone: audio only, no RTCP of its own here
+            loss = 100 * lost / (lost + got) if lost + got else None
+            return LegSample(now, key[0], key[1], key[2], "sip", _rate(c.bytes_in, p.bytes_in, dt),
+                             _rate(c.bytes_out, p.bytes_out, dt), None if loss is None else round(loss, 2), None, None,
+                             None, None, 0, audio_mos(G711, loss or 0.0, PLAYOUT_MS), None, None, None)
+        loss = 100 * lost / (lost + got) if lost + got else 0.0
+        rtt = leg.rtt_ms
         one_way = (rtt / 2 if rtt is not None else 0) + PLAYOUT_MS
-        fps = None if sip else round(max(0.0, c["frames"] - p["frames"]) / dt, 1)
-        freezes = int(max(0, c["freezes"] - p["freezes"]))
-        resolution = leg.get("resolution")
-        by_kind = leg.get("jitter_ms_by_kind") or {}
+        fps = round(max(0.0, c.frames - p.frames) / dt, 1)
+        freezes = int(max(0, c.freezes - p.freezes))
+        by_kind = leg.jitter_ms_by_kind or {}
         return LegSample(
-            now, key[0], key[1], key[2], "sip" if sip else "webrtc",
-            _rate(c["in"], p["in"], dt), _rate(c["out"], p["out"], dt),
-            None if loss is None else round(loss, 2), leg.get("jitter_ms"), rtt, fps, resolution, freezes,
-            audio_mos(G711 if sip else OPUS, loss or 0.0, one_way),
-            None if sip else video_score(fps or 0.0, freezes, loss or 0.0, _pixels(resolution), None),
-            leg.get("jitter_ms") if sip else by_kind.get("audio"), None if sip else by_kind.get("video"))
+            now, key[0], key[1], key[2], "webrtc", _rate(c.bytes_in, p.bytes_in, dt), _rate(c.bytes_out, p.bytes_out, dt),
+            round(loss, 2), leg.jitter_ms, rtt, fps, leg.resolution, freezes, audio_mos(OPUS, loss, one_way),
+            video_score(fps, freezes, loss, _pixels(leg.resolution), None), by_kind.get("audio"), by_kind.get("video"))
 
     def leg_history(self, key: tuple[str, str, str]) -> list[dict[str, Any]]:
         return [asdict(s) for s in self.history.get(key, ())]
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The cumulative counters of a leg or trunk that a sample takes differences of."""
+    bytes_in: float
+    bytes_out: float
+    lost: float = 0
+    received: float = 0
+    frames: float = 0
+    freezes: float = 0
+
+
+def _counters(leg: WebrtcLeg | PhoneLeg) -> Counters:
+    if isinstance(leg, PhoneLeg):
+        return Counters(sum(leg.bytes_in.values()), 0)
+    return Counters(sum(leg.bytes_in.values()), leg.bytes_forwarded, leg.packets_lost or 0, leg.packets_received or 0,
+                    leg.frames_in.get("video", 0), leg.freezes)
 
 
 def _rate(now_bytes: float, then_bytes: float, dt: float) -> float:

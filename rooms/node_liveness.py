@@ -28,6 +28,14 @@ ALPHA = 0.1  # weight of the newest interval in the mean and variance (~the last
 MAX_LEARNED_S = 30.0  # an interval longer than this is an outage and a re-registration, not a beat
 HARD_DOWN_S = 60.0  # with no watcher running at all (a test app, a stopped loop), silence this long is down
 
+# The timings between processes, in this one place (media/contracts/node.py re-exports them):
+HEARTBEAT_S = 2.0  # a node re-registers this often (media/node_server.py); also its declared beat, the first guess
+# A child node whose session's root has not answered this long tells its sites to rejoin through the control plane
+# (media/cascade_link.py): by then the control plane has taken the root for down (phi past SUSPECT_PHI, ~3.6 s of
+# silence with 2-s beats, and a failed probe) and places them on a healthy node.
+ROOT_LOST_S = 5.0
+TRUNK_HEARTBEAT_S = 2.0  # WebSocket pings on a trunk: a vanished peer is noticed within two of them
+
 
 @dataclass(frozen=True)
 class Arrivals:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from monitoring.alarm_config import AlarmConfigError, Hysteresis, load_config, parse_config
 from monitoring.alarm_rules import Absence, absence_observations, absences, leg_observations, link_observations
 from monitoring.alarms import AlarmEngine, AlarmKind, Observation
+from media.contracts.node import SESSIONS, SessionFigures
 from monitoring.pipeline import LegSample
 from rooms.topology import demo_topology
 
@@ -144,15 +145,15 @@ def test_the_dashboard_marks_only_figures_past_the_sites_own_thresholds():
     assert beyond(cfg, topo, county) == ["loss_pct", "rtt_ms", "mos"] and grade(cfg, topo, county) == "poor"
 
 
-def _leg_figures(audio_jitter: float | None, video_jitter: float | None, k: int) -> list[dict]:
+def _leg_figures(audio_jitter: float | None, video_jitter: float | None, k: int) -> list[SessionFigures]:
     """A node's figures for Nong'an's leg `k` samples in: clean counters, the given jitter by medium (or, with
     video None, one figure for both as a node that does not tell them apart reports it)."""
-    leg = {"site": "cc-nongan", "bytes_in": {"audio": 12_000 * k, "video": 300_000 * k}, "bytes_forwarded": 600_000 * k,
+    leg = {"site": "cc-nongan", "state": "connected", "bytes_in": {"audio": 12_000 * k, "video": 300_000 * k}, "bytes_forwarded": 600_000 * k,
            "frames_in": {"video": 90 * k}, "packets_lost": 0, "packets_received": 330 * k, "rtt_ms": 20.0,
            "resolution": "1280x720", "jitter_ms": max(x for x in (audio_jitter, video_jitter) if x is not None)}
     if video_jitter is not None:
         leg["jitter_ms_by_kind"] = {"audio": audio_jitter, "video": video_jitter}
-    return [{"session": "s", "node": "node-cc", "legs": [leg]}]
+    return SESSIONS.validate_python([{"session": "s", "host": "jl", "node": "node-cc", "legs": [leg]}])
 
 
 def _jitter_events(series: list[tuple[float | None, float | None]], cfg=None) -> list[tuple[int, str, str]]:

@@ -6,18 +6,20 @@ from datetime import datetime
 from prometheus_client.parser import text_string_to_metric_families
 
 from confctl.keys import QUALITY
+from media.contracts.node import SESSIONS, SessionFigures
 from monitoring.pipeline import QualityPipeline
 from tests.media.peers import SitePeer, until
 from tests.media.test_signalling import TZ, book, client, next_of, token_of  # noqa: F401  (client: fixture)
 
 
-def _figures(lost: int, received: int, bytes_in: int, frames: int, freezes: int = 0, gone: bool = False) -> list[dict]:
+def _figures(lost: int, received: int, bytes_in: int, frames: int, freezes: int = 0,
+             gone: bool = False) -> list[SessionFigures]:
     legs = [] if gone else [{"site": "cc-nongan", "state": "connected", "bytes_in": {"audio": bytes_in // 10,
             "video": bytes_in}, "bytes_forwarded": 2 * bytes_in, "frames_in": {"video": frames}, "freezes": freezes,
             "packets_lost": lost, "packets_received": received, "jitter_ms": 4.0, "rtt_ms": 20.0,
             "resolution": "1280x720"}]
-    return [{"session": "ses_1", "node": "in-process", "legs": legs,
-             "trunks": [{"child": "node-cc", "parent": "node-jl", "bytes_up": bytes_in, "bytes_down": bytes_in}]}]
+    return SESSIONS.validate_python([{"session": "ses_1", "node": "in-process", "host": "jl", "legs": legs,
+             "trunks": [{"child": "node-cc", "parent": "node-jl", "bytes_up": bytes_in, "bytes_down": bytes_in}]}])
 
 
 def test_a_sample_is_the_difference_since_the_previous_one_and_scores_move_with_loss():

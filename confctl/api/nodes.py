@@ -2,35 +2,42 @@
 from __future__ import annotations
 
 import time
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from confctl.api.route import READERS, Route
 from confctl.auth import require
 from confctl.errors import ApiError, read_json
 from confctl.keys import BOOKINGS, MEDIA_NODE, NODE_KEY, NODE_STORE, run_db, run_read
+from media.contracts.node import REGISTER_PATH, NodeRegistered, NodeRegistration
 from media.grants import node_key
 from rooms.booking_form import FormError, validation_detail
+from rooms.node_liveness import HEARTBEAT_S
 from rooms.store.users import Role
 
 
-class NodeLoad(BaseModel):
-    """What a node process carries, reported with each heartbeat."""
-    model_config = ConfigDict(extra="forbid")
-    legs: int = Field(ge=0, le=100_000)
-    rooms: int = Field(ge=0, le=100_000)
-    cpu_percent: float = Field(ge=0, le=10_000, allow_inf_nan=False)  # of one core, over the last beat
-    kbps_in: int = Field(ge=0, le=100_000_000)
-    kbps_out: int = Field(ge=0, le=100_000_000)
-    media_ports_refused: int = Field(default=0, ge=0, le=1_000_000_000)  # legs refused: --ice-ports full, since start
+class ProcessNode(BaseModel):
+    """A registered node process, as GET /api/media-nodes lists it."""
+    id: str
+    url: str
+    last_seen: int
+    alive: bool
+    in_process: Literal[False] = False
+    load: dict[str, Any] | None  # NodeLoad at its last beat, as stored
 
 
-class NodeRegistration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
-    url: str = Field(min_length=8, max_length=300, pattern=r"^https?://[^/\s]+$")
-    load: NodeLoad | None = None
+class InProcessNode(BaseModel):
+    """A node of the topology served inside this control plane, with its load here."""
+    id: str
+    site: str
+    in_process: Literal[True] = True
+    alive: Literal[True] = True
+    capacity_legs: int
+    rooms: int
+    legs: int
+    trunks: int
 
 
 MAX_BEATS_IN_FLIGHT = 64  # beats waiting on the database at once, all nodes together
@@ -89,33 +96,33 @@ async def _register(request: web.Request, body: NodeRegistration) -> web.Respons
     await run_db(request.app, request.app[NODE_STORE].register, body.id, body.url, now,
                  body.load.model_dump() if body.load is not None else None)
     # This node's own key (media/grants.py): it verifies the grants issued for it and the control plane's calls.
-    return web.json_response({"id": body.id, "grant_key": node_key(request.app[NODE_KEY], body.id).hex()})
+    answer = NodeRegistered(id=body.id, grant_key=node_key(request.app[NODE_KEY], body.id).hex())
+    return web.json_response(answer.model_dump(mode="json"))
 
 
 async def list_nodes(request: web.Request) -> web.Response:
     require(request)
     now = time.time()
     nodes = await run_read(request.app, request.app[NODE_STORE].all)
-    out = [{"id": n.id, "url": n.url, "last_seen": n.last_seen, "alive": n.alive(now), "in_process": False,
-            "load": n.load} for n in nodes]
+    out: list[BaseModel] = [ProcessNode(id=n.id, url=n.url, last_seen=n.last_seen, alive=n.alive(now), load=n.load)
+                            for n in nodes]
     # The nodes that run inside this control plane: every node of the topology, with its load here.
     topo = await run_read(request.app, request.app[BOOKINGS].topology)
     media = request.app[MEDIA_NODE]
     for node_id, spec in topo.nodes.items():
         rooms = [r for r in media.session_rooms() if (r.node_id or topo.root_node()) == node_id and not r.echo]
-        out.append({"id": node_id, "site": spec.site, "in_process": True, "alive": True,
-                    "capacity_legs": spec.capacity_legs, "rooms": len(rooms),
-                    "legs": sum(len(r.legs) + len(r.phones) for r in rooms),
-                    "trunks": sum(1 for c in media.cascades.values() for child in c.branches
-                                  if node_id in (child, c.placement.root))})
-    return web.json_response({"nodes": out})
+        out.append(InProcessNode(id=node_id, site=spec.site, capacity_legs=spec.capacity_legs, rooms=len(rooms),
+                                 legs=sum(len(r.legs) + len(r.phones) for r in rooms),
+                                 trunks=sum(1 for c in media.cascades.values() for child in c.branches
+                                            if node_id in (child, c.placement.root))))
+    return web.json_response({"nodes": [n.model_dump(mode="json") for n in out]})
 
 
 routes = [
-    Route("POST", "/api/media-nodes", register, "A media node registers, then beats every 2 s with its load "
+    Route("POST", REGISTER_PATH, register, f"A media node registers, then beats every {HEARTBEAT_S:g} s with its load "
           "(down when its beats stop beyond what they taught, and a direct probe fails); a node's credential registers its own id only",
-          ("node", "admin"), NodeRegistration, {200: "{id, grant_key}", 403: "another node's id",
+          (Role.NODE.value, Role.ADMIN.value), NodeRegistration, {200: "{id, grant_key}", 403: "another node's id",
                                                 409: "the id is alive at another URL",
                                                 422: "invalid, or not a node of the topology"}),
-    Route("GET", "/api/media-nodes", list_nodes, "Registered media nodes and whether they are alive", READERS),
+    Route("GET", REGISTER_PATH, list_nodes, "Registered media nodes and whether they are alive", READERS),
 ]

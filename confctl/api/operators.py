@@ -17,7 +17,7 @@ from confctl.api.sessions import query_time
 from confctl.auth import require
 from confctl.errors import ApiError
 from confctl.keys import BOOKINGS, MEDIA_NODE, OPERATIONS, QUALITY, run_db, run_read
-from confctl.node_calls import post_to_nodes
+from confctl.node_calls import end_leg_on_nodes
 from rooms.end_reason import EndReason
 from rooms.ids import SessionId, SiteId
 from rooms.store.calls import KINDS
@@ -163,9 +163,7 @@ async def end_leg(request: web.Request) -> web.Response:
     session, site = SessionId(request.match_info["id"]), SiteId(request.match_info["site"])
     ended = await request.app[MEDIA_NODE].end_leg(session, site, EndReason.ENDED_BY_ADMIN)
     if not ended:
-        answers = await post_to_nodes(request.app, "/legs/end", {"session": session, "site": site},
-                                      until=lambda a: a.get("ended"))
-        ended = any(a.get("ended") for a in answers)
+        ended = await end_leg_on_nodes(request.app, session, site)
     if not ended:
         raise ApiError(404, "not_found", f"site {site} has no live leg in session {session}")
     return web.json_response({"ended": True, "session": session, "site": site})

@@ -12,12 +12,11 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from rooms.node_liveness import HARD_DOWN_S, Arrivals, first_arrivals
+from rooms.node_liveness import HARD_DOWN_S, HEARTBEAT_S, Arrivals, first_arrivals
 from rooms.store.engine import read_transaction, write_transaction
 from rooms.store.tables import MediaNodeRow
 
 MN = MediaNodeRow.__table__
-HEARTBEAT_S = 2.0  # what a node declares (media/node_server.py beats at this period): the first guess
 
 
 @dataclass(frozen=True)

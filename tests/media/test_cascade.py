@@ -91,7 +91,7 @@ async def test_the_bytes_crossing_each_trunk_fit_the_reservation_and_central_wou
         out = {f"{s}:{k}": src.bytes for s, l in legs.items() for k, src in l.sources.items()}
         for child, b in cascade.branches.items():
             out[f"{child}:down"] = b.parent.bytes_sent()
-            out[f"{child}:up"] = b.figures()["bytes_up"]
+            out[f"{child}:up"] = b.figures().bytes_up
         out["node-cc:legs_down"] = sum(legs[s].audio_out.bytes_forwarded + sum(o.bytes_forwarded for o in
                                        legs[s].video_out) for s in ("cc-nongan", "cc-yushu"))
         return out

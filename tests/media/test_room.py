@@ -37,7 +37,7 @@ async def test_three_sites_receive_the_program_and_the_node_never_decodes():
             video_rx = next(t.receiver for t in leg.pc.getTransceivers() if t.kind == "video")
             assert forward_only_packets(video_rx) > 0
             counters = leg_counters(leg)
-            assert counters["frames_in"]["video"] >= 10 and counters["resolution"] == "320x240"
+            assert counters.frames_in["video"] >= 10 and counters.resolution == "320x240"
         # packet by packet (media/rtp_output.py): aiortc's own packetizer sends nothing
         outs = [o for leg in room.legs.values() for o in [*leg.video_out, leg.audio_out]]
         assert all(o.rtp is not None and o.rtp.packets > 0 for o in outs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from media.cascade_link import RemoteBranch
+from media.contracts.trunk import wire
 from media.program import SessionRanking
 from media.trunk_outbox import TrunkOutbox
 from rooms.ids import NodeId, SiteId
@@ -24,7 +25,7 @@ def ranking(*sites: SiteId) -> SessionRanking:
 
 async def test_an_order_sent_while_the_queue_is_full_still_reaches_the_child():
     outbox = TrunkOutbox(max_queued=2)
-    branch = RemoteBranch(NodeId("node-cc"), None, outbox.send, lambda: JL)  # type: ignore[arg-type]
+    branch = RemoteBranch(NodeId("node-cc"), None, lambda m: outbox.send(wire(m)), lambda: JL)  # type: ignore[arg-type]
     for n in range(2):
         outbox.send({"type": "levels", "levels": [[str(CC), n]]})
     outbox.send({"type": "levels", "levels": []})  # over the bound: dropped, counted
@@ -38,7 +39,7 @@ async def test_an_order_sent_while_the_queue_is_full_still_reaches_the_child():
 
 async def test_a_newer_order_replaces_an_unsent_one_and_follows_the_answer():
     outbox = TrunkOutbox()
-    branch = RemoteBranch(NodeId("node-cc"), None, outbox.send, lambda: JL)  # type: ignore[arg-type]
+    branch = RemoteBranch(NodeId("node-cc"), None, lambda m: outbox.send(wire(m)), lambda: JL)  # type: ignore[arg-type]
     outbox.send({"type": "answer", "sdp": "v=0"})
     branch.order(ranking(JL, CC), [JL, None, None], [CC, None, None])
     branch.order(ranking(CC, JL), [JL, None, None], [CC, None, None])
