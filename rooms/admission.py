@@ -182,9 +182,10 @@ def evaluate(topo: Topology, existing: Existing, req: BookingRequest, plan: Medi
     violations: list[Violation] = []
     rooms: dict[SiteId, RoomId] = {}
     for choice in req.sites:
-        # One rule for booking and editing: the room asked for, else the site's main room (its first). Never
-        # another room silently: a booking that took the emergency office would block the next emergency.
-        candidates = [choice.room] if choice.room else [topo.sites[choice.site].main_room]
+        # One rule for booking and editing: the room asked for, else the site's main room (its first), then
+        # its other meeting rooms; never its emergency office unless asked (rooms/presets.py pins it), or a
+        # routine booking would silently hold the room the next emergency needs.
+        candidates = [choice.room] if choice.room else topo.sites[choice.site].bookable_rooms
         conflicts: dict[RoomId, list[tuple[Occurrence, list[Booked]]]] = {}
         for room in candidates:
             clashes = [(o, hits) for o in req.occurrences if (hits := existing.room(choice.site, room).overlapping(o.start, o.end))]
@@ -294,7 +295,7 @@ def _shift_by_intervals(topo: Topology, existing: Existing, req: BookingRequest,
     for choice in req.sites:
         # A site keeps one room for every occurrence (as evaluate chooses it): a shift is blocked
         # for the site where it is blocked in each of its rooms.
-        rooms = [choice.room] if choice.room else [r.id for r in topo.sites[choice.site].rooms]
+        rooms = [choice.room] if choice.room else topo.sites[choice.site].bookable_rooms  # as evaluate's rule
         site_blocked: list[Span] | None = None
         for room in rooms:
             blocked = merged(shifts_blocked_by(over_limit(existing.room(choice.site, room), 0)))

@@ -48,9 +48,10 @@ class Site:
     contact: str | None = None  # an e-mail address: where the site's own invite goes
 
     @property
-    def main_room(self) -> RoomId:
-        """Where a booking that names no room meets: the site's first room (its main)."""
-        return self.rooms[0].id
+    def bookable_rooms(self) -> list[RoomId]:
+        """Where a booking that names no room may meet, in order: the site's first room (its main), then
+        the others but its emergency office, which only a booking that asks for it takes."""
+        return [r.id for r in self.rooms if r.id != EMERGENCY_ROOM]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class NodeSpec:
     capacity_legs: int
 
 
+EMERGENCY_ROOM = RoomId("emergency")  # a site's emergency office: taken by a booking only when asked for
 MAX_PROBLEMS = 100  # listed; a 20,000-site document can have 20,000, and the answer would be megabytes
 
 

@@ -74,14 +74,18 @@ def test_sites_under_one_prefecture_leave_the_backbone_idle_in_cascade():
     assert plan.load("cc", Direction.UP) == 0 and plan.load("cc", Direction.DOWN) == 0
 
 
-def test_a_room_is_never_booked_twice_and_a_free_room_is_chosen():
+def test_a_room_is_never_booked_twice_and_the_emergency_office_only_when_asked():
     ex = Existing()
     first = req(["cc-nongan", "jl"], "audio")
+    assert evaluate(T, ex, first).rooms["cc-nongan"] == "main"  # no room named: the main room
     hold(ex, first)
+    # Its main room is taken: a routine booking does not slide into the emergency office unasked.
     second = evaluate(T, ex, req(["cc-nongan", "jlc"], "audio"))
-    assert isinstance(second, Accepted) and second.rooms["cc-nongan"] == "emergency"
-    _hold(ex, SessionId("x"), second)
-    third = evaluate(T, ex, req(["cc-nongan", "sp"], "audio"))
+    assert isinstance(second, Refused) and {(v.kind, v.room) for v in second.violations} == {("room", "main")}
+    asked = evaluate(T, ex, req(["cc-nongan/emergency", "jlc"], "audio"))
+    assert isinstance(asked, Accepted) and asked.rooms["cc-nongan"] == "emergency"
+    _hold(ex, SessionId("x"), asked)
+    third = evaluate(T, ex, req(["cc-nongan/emergency", "sp"], "audio"))
     assert isinstance(third, Refused) and {v.kind for v in third.violations} == {"room"}
     pinned = evaluate(T, ex, req(["cc-nongan/main", "sp"], "audio", start=T0 + H, end=T0 + 2 * H))
     assert isinstance(pinned, Accepted)  # touching windows do not overlap
@@ -98,7 +102,7 @@ def test_violation_window_is_the_part_of_the_request_that_is_over():
 def test_earliest_start_alternative_is_when_the_blocking_session_ends():
     ex = Existing()
     hold(ex, req(["jl", "cc-nongan", "jlc"], "hd720", start=T0, end=T0 + 2 * H))
-    r = req(["cc", "cc-nongan", "sp"], "hd720", start=T0 + H, end=T0 + 2 * H)
+    r = req(["cc", "cc-nongan/emergency", "sp"], "hd720", start=T0 + H, end=T0 + 2 * H)  # its main room is taken
     alts = alternatives(T, ex, r)
     shifts = [a.shift_s for a in alts if a.shift_s is not None]
     assert shifts == [H]  # starts at T0 + 2h, right when the first session frees the link

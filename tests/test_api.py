@@ -18,7 +18,8 @@ async def test_book_then_refuse_with_reasons_and_alternatives(api):
     county = next(l for l in s["media_plan"]["links"] if l["link"] == "cc-nongan")
     assert county["down_kbps"] == 4280 and county["up_kbps"] == 2180 and county["limit_kbps"] == 7500
 
-    r = await api.post("/api/sessions", json=booking(["cc", "cc-nongan", "sp"]), headers=api.h("oscar"))
+    # (their main rooms are taken: the emergency offices, asked for, are free; the link is what binds)
+    r = await api.post("/api/sessions", json=booking(["cc", "cc-nongan/emergency", "sp"]), headers=api.h("oscar"))
     assert r.status == 409
     body = await r.json()
     assert body["error"] == "admission_refused"
@@ -186,7 +187,7 @@ async def test_no_free_dial_in_number_is_a_clear_503_and_nothing_is_stored(api, 
 async def test_an_admin_books_past_admission_and_the_override_is_recorded(api):
     first = await api.post("/api/sessions", json=booking(["cc", "cc-nongan", "cc-yushu"]), headers=api.h("olga"))
     assert first.status == 201 and (await first.json())["admission_override"] is None
-    second = booking(["cc", "cc-nongan", "cc-yushu"], title="Past the model")
+    second = booking(["cc/emergency", "cc-nongan/emergency", "cc-yushu/emergency"], title="Past the model")
     refused = await api.post("/api/sessions", json=second, headers=api.h("olga"))
     assert refused.status == 409  # Nong'an's 10 Mbit/s link takes one HD720 program, not two
     organizer = await api.post("/api/sessions", json={**second, "override": True}, headers=api.h("olga"))
