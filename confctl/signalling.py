@@ -54,7 +54,7 @@ async def _authorize(request: web.Request, join: Join) -> Grant | Redirect:
         raise WsError("outside_window", f"session {session_id} runs {session['start']} .. {session['end']}; "
                       f"legs are admitted from {margin // 60} min before to {margin // 60} min after")
     grant = Grant(session_id, site, session["host_site"], bool(session["record"]), mode == "echo", now + GRANT_TTL_S,
-                  layout=session["media_plan"].get("layouts", {}).get(site))
+                  layout=session["media_plan"].get("layouts", {}).get(site), codec=session.get("codec", "vp8"))
     registered = await run_read(app, app[NODE_STORE].all)
     alive = {n.id: n for n in registered if n.alive(now)}
     topo, plan, root = await planned(app, session)

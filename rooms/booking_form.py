@@ -42,6 +42,8 @@ class BookingBody(BaseModel):
                                "full program the richest layout that fits (the plan's `layouts` says which)")
     override: bool = Field(default=False, description="admins only: book even where admission refuses (the "
                            "capacity harness ramps past the model); recorded on the session with what it overrode")
+    codec: Literal["vp8", "h264"] = Field(default="vp8", description="the session's video codec, one for every site "
+                                          "(forwarded, never transcoded): h264 when room systems that send H.264 join")
 
 
 class BookingPatch(BaseModel):
@@ -57,6 +59,7 @@ class BookingPatch(BaseModel):
     recurrence: Optional[OneLine] = Field(default=None, max_length=500)
     record: Optional[bool] = None
     precedence: Optional[Literal["routine", "priority", "emergency"]] = None
+    # no `codec`: legs already in the session would keep the old one (issue 26 decides how to switch it)
 
     @model_validator(mode="before")
     @classmethod
@@ -77,6 +80,7 @@ class SessionMeta:
     start_iso: str
     end_iso: str
     precedence: int = 0  # rooms.preemption.Precedence
+    codec: str = "vp8"  # the session's video codec: vp8 | h264
 
 
 def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
@@ -120,7 +124,7 @@ def to_request(body: BookingBody, now: datetime) -> tuple[BookingRequest, Sessio
         auto_layouts=body.auto_layouts,
     )
     meta = SessionMeta(body.title, offset_minutes(start), body.recurrence or None, body.record,
-                       start.isoformat(), end.isoformat(), int(Precedence[body.precedence.upper()]))
+                       start.isoformat(), end.isoformat(), int(Precedence[body.precedence.upper()]), body.codec)
     return req, meta
 
 
@@ -133,6 +137,7 @@ def stored_as_body(session: dict[str, Any]) -> dict[str, Any]:
         "start": session["start"], "end": session["end"], "profile": session["profile"], "plan": session["plan"],
         "recurrence": session["recurrence"], "record": session["record"],
         "precedence": session.get("precedence", "routine"),
+        "codec": session.get("codec", "vp8"),
         "layouts": dict(session["media_plan"].get("layouts", {})),  # chosen by hand or for thin links: kept
     }
 

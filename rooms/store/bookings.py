@@ -543,6 +543,7 @@ def _session_values(sid: SessionId, out: Outcome, meta: SessionMeta, organizer_i
         "override_by": None, "override_json": None,  # admitted: no override (a re-admitted PATCH clears one)
         "sequence": 0,  # update() counts on from the stored one
         "precedence": meta.precedence,
+        "codec": meta.codec,
     }
 
 
@@ -568,4 +569,5 @@ def session_view(row: Any) -> dict[str, Any]:
         "dial_in": row.get("dial_in") if hasattr(row, "get") else None,
         "sequence": (row.get("sequence") if hasattr(row, "get") else None) or 0,
         "precedence": Precedence((row.get("precedence") if hasattr(row, "get") else None) or 0).name.lower(),
+        "codec": (row.get("codec") if hasattr(row, "get") else None) or "vp8",
     }

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import BigInteger, Column, Float, Integer, Text
+from sqlalchemy import BigInteger, Column, Float, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -44,6 +44,7 @@ class SessionRow(SQLModel, table=True):
     # Bumped by every edit and the cancel: calendar clients replace an invite with a higher SEQUENCE.
     sequence: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     precedence: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))  # rooms.preemption
+    codec: str = Field(default="vp8", sa_column=Column(String(8), nullable=False, server_default="vp8"))  # video: vp8 | h264
 
 
 class SessionOccurrence(SQLModel, table=True):
