@@ -43,7 +43,23 @@ class BookingBody(BaseModel):
     override: bool = Field(default=False, description="admins only: book even where admission refuses (the "
                            "capacity harness ramps past the model); recorded on the session with what it overrode")
     codec: Literal["vp8", "h264"] = Field(default="vp8", description="the session's video codec, one for every site "
-                                          "(forwarded, never transcoded): h264 when room systems that send H.264 join")
+                                          "(forwarded, never transcoded): h264 when room systems that send H.264 join; "
+                                          "an h264 session runs central and is not recorded, for now")
+
+    @model_validator(mode="after")
+    def _what_h264_cannot_do_yet(self) -> "BookingBody":
+        # Trunks between nodes negotiate VP8 only, and recordings are WebM (VP8): an H.264 session booked
+        # as either would show no video between nodes or write files no player opens. Refused in words.
+        if self.codec == "h264":
+            if "plan" not in self.model_fields_set:
+                self.plan = "central"
+            elif self.plan == "cascade":
+                raise ValueError("plan: an h264 session runs central for now (trunks between nodes carry VP8 only); "
+                                 "leave plan out or give central")
+            if self.record:
+                raise ValueError("record: an h264 session cannot be recorded yet (recordings are WebM, VP8); "
+                                 "book it with codec vp8 to record it")
+        return self
 
 
 class BookingPatch(BaseModel):
