@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from media.aiortc_hooks import (DirectSend, answer_nacks, answer_nacks_natively, extension_ids, native_route,
                                 on_send_parameters)
 from media.h264 import h264_keyframe
+from media.policing import Policer
 from media.rtp_output import Negotiated, RtpOutput, abs_send_time, vp8_descriptor
 
 if TYPE_CHECKING:
@@ -138,6 +139,21 @@ class Source:
         # (then it forwards the packet itself), else None (it hands the packet to on_packet)
         self._fast: tuple[NativeOutput, ...] | None = ()
         self.native_in: list[Any] = []  # media.native.Stream objects counting this source's packets in C
+        # Held to its reserved rate (media/policing.py): its packets then come through on_packet (the C
+        # input forwards only unpoliced sources), and what is dropped is cut out of the numbering.
+        self.policer: Policer | None = None
+        self.on_capped: Callable[[], None] | None = None  # a frame was dropped: ask the sender for less
+        self._cut = 0  # packets dropped so far: subtracted from later sequence numbers
+        self._frame_ts: int | None = None  # the timestamp of the frame in progress
+        self._capped_at = -KEYFRAME_RETRY_S  # when the sender was last asked for less / for a key frame
+
+    def police(self, policer: Policer | None) -> None:
+        self.policer = policer
+        self.outputs_changed()
+
+    @property
+    def policed_frames(self) -> int:
+        return self.policer.policed_frames if self.policer is not None else 0
 
     @property
     def frames(self) -> int:
@@ -162,7 +178,8 @@ class Source:
         self._native = tuple(sub.rtp for sub in self.subscribers if isinstance(sub.rtp, _NATIVE_OUTPUT))
         self._frame_readers = any(sub.rtp is None and sub.recv_calls for sub in self.subscribers)
         idle = sum(1 for sub in self.subscribers if sub.rtp is None and not sub.recv_calls)
-        self._fast = self._native if len(self._native) + idle == len(self.subscribers) else None
+        self._fast = (self._native if len(self._native) + idle == len(self.subscribers) and self.policer is None
+                      else None)
 
     def on_keyframe_header(self, header: bytes) -> None:
         """The first bytes of a key frame that media/native_input.c counted: its size."""
@@ -194,6 +211,21 @@ class Source:
             self._bytes += len(payload)
             if self.kind == "audio" or marker:  # an audio packet is a frame; other video ends one on its marker
                 self._frames += 1
+        if self.policer is not None and self.kind == "video":  # audio is never policed
+            start = ts != self._frame_ts  # a frame's packets share its timestamp (RFC 3550 §5.1)
+            self._frame_ts = ts
+            key = desc[1] if desc is not None else True
+            now = time.monotonic()
+            if not self.policer.admit(now, len(payload), start, key):
+                self._cut += 1
+                if now - self._capped_at > KEYFRAME_RETRY_S:  # at most twice a second, not per packet
+                    self._capped_at = now
+                    if self.on_capped is not None:
+                        self.on_capped()
+                    if self.policer.wants_keyframe:
+                        self.request_keyframe()
+                return
+            seq = (seq - self._cut) & 0xFFFF
         outs = self._native
         if outs and _fan_out(outs, seq, ts, marker, payload, level) is not None:  # type: ignore[misc]
             self.request_keyframe()  # an output still waits for a key frame, and its last request is old

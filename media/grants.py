@@ -39,6 +39,7 @@ class Grant:
     notice: str | None = None  # told to the site on joining (e.g. its node is down and it joins elsewhere)
     layout: Layout | None = None  # what the site receives when its plan gives it less (None: the full program)
     codec: VideoCodec = "vp8"  # the session's video codec, VIDEO_CODECS: the only one the node negotiates with the site
+    video_kbps: int | None = None  # the rate the site's video slot was reserved for: the node polices it (media/policing.py)
 
 
 def _b64(data: bytes) -> str:
@@ -71,6 +72,8 @@ def verify_grant(key: bytes, text: object, now: float, node: str | None = None) 
             grant = replace(grant, layout=Layout(grant.layout))
         if grant.codec not in VIDEO_CODECS:
             raise ValueError(f"unknown video codec {grant.codec!r}")
+        if grant.video_kbps is not None and (not isinstance(grant.video_kbps, int) or grant.video_kbps <= 0):
+            raise ValueError(f"reserved video rate must be a positive integer, not {grant.video_kbps!r}")
     except (TypeError, ValueError):
         raise InvalidGrant("malformed grant") from None
     if grant.expires < now:

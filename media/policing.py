@@ -4,7 +4,9 @@ A token bucket filled at the reserved rate times a tolerance, as deep as a short
 within its reservation (a key frame's spike included) never drains it; one that stays above it does,
 and from then on whole frames are dropped until the bucket holds enough again. The decision is taken
 at a frame's first packet and kept for every packet of that frame, so a receiver gets whole frames
-or none (never half a frame its decoder would show as corruption).
+or none (never half a frame its decoder would show as corruption). A video frame refers to the one
+before it (VP8 and H.264 without layers), so once a frame is dropped forwarding resumes only at a
+key frame: `wants_keyframe` says when the source should be asked for one.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ class Policer:
     _tokens: float | None = field(default=None, repr=False)  # bytes; None: full at the first packet
     _at: float = field(default=0.0, repr=False)
     _dropping: bool = field(default=False, repr=False)  # the frame in progress is being dropped
+    _broken: bool = field(default=False, repr=False)  # a frame was dropped: the next forwarded is a key frame
 
     def __post_init__(self) -> None:
         if self.reserved_kbps <= 0:
@@ -44,9 +47,15 @@ class Policer:
         """The frame in progress is dropped: the sender should be asked for less."""
         return self._dropping
 
-    def admit(self, now: float, size: int, frame_start: bool) -> bool:
+    @property
+    def wants_keyframe(self) -> bool:
+        """Frames were dropped and the bucket could take one again: only a key frame can resume."""
+        return self._broken and self._tokens is not None and self._tokens > 0
+
+    def admit(self, now: float, size: int, frame_start: bool, keyframe: bool = True) -> bool:
         """Whether to forward this packet. `frame_start`: the first packet of a frame (only there does
-        the decision change); `now` in seconds, monotonic."""
+        the decision change); `keyframe`: that frame decodes alone (audio: every frame); `now` in
+        seconds, monotonic."""
         if self._tokens is None:
             self._tokens, self._at = self.depth, now
         else:
@@ -55,9 +64,12 @@ class Policer:
         if frame_start:
             # a frame starts only when the bucket is not empty; it may then take the bucket below zero
             # (frame sizes are not known in advance), which the following frames pay back
-            self._dropping = self._tokens <= 0
+            self._dropping = self._tokens <= 0 or (self._broken and not keyframe)
             if self._dropping:
                 self.policed_frames += 1
+                self._broken = True
+            else:
+                self._broken = False
         if self._dropping:
             self.policed_bytes += size
             return False

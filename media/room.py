@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from media.aiortc_hooks import (EncodedTap, inbound_streams, on_audio_level, receive_directly, sender_started,
                                  start_idle_senders)
@@ -24,6 +25,7 @@ from media.contracts.node import EndedLeg, Output, PhoneLeg, Program as ProgramF
 from media.forwarding import NATIVE, RTP_FORWARDING, ForwardedTrack, Source
 from media.forwarding_wiring import CODEC_WORDS, prefer_codec, receiver_of, relay_keyframe_requests, source_of_receiver
 from media.grants import VideoCodec
+from media.policing import Policer
 from media.port_range import PortRangeExhausted
 from media.pcm_leg import CodecThread, PcmLeg, RoomMixer
 from media.program import Program, program_for, within_layout
@@ -67,6 +69,13 @@ class SignallingError(ValueError):
 
 class NoMediaPorts(RuntimeError):
     """The node's media port range is full: the leg is refused with this sentence."""
+
+
+_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"  # aiortc 1.16: the SSRC its receiver reports from
+
+
+def inbound_ssrcs(receiver: Any) -> list[int]:
+    return list(getattr(receiver, "_RTCRtpReceiver__active_ssrc", {}).keys())
 
 
 @dataclass(eq=False)
@@ -124,9 +133,10 @@ class MediaRoom:
 
     # -- legs -----------------------------------------------------------
     async def join(self, site: SiteId, offer_sdp: str, layout: Layout | None = None,
-                   codec: VideoCodec = "vp8") -> tuple[Leg, str]:
+                   codec: VideoCodec = "vp8", video_kbps: int | None = None) -> tuple[Leg, str]:
         """Answer a site's offer; replaces any leg the site already has. `layout`: what its plan gives it;
-        `codec`: the session's video codec, the only one the answer accepts (frames are not transcoded)."""
+        `codec`: the session's video codec, the only one the answer accepts (frames are not transcoded);
+        `video_kbps`: the rate its camera's slot was reserved for, told to it (REMB) and policed."""
         if site in self.legs:
             await self.leave(site, EndReason.REPLACED)
         # MAX_BUNDLE: with aiortc's default (balanced) a second video m-line stays on a transport
@@ -141,6 +151,10 @@ class MediaRoom:
             src, tap = source_of_receiver(receiver, track.kind, self._tasks.spawn)
             leg.sources[track.kind] = src
             leg.taps.append(tap)
+            if track.kind == "video" and video_kbps:
+                src.police(Policer(video_kbps))
+                src.on_capped = lambda: self._tasks.spawn(send_remb(receiver, video_kbps), "REMB")
+                self._tasks.spawn(tell_reservation(receiver, video_kbps), "REMB")
             if track.kind == "audio":
                 on_audio_level(receiver, lambda level: self._audio_level(site, level))
                 if self.mixer is not None:
@@ -420,6 +434,25 @@ def phone_counters(phone: PcmLeg) -> PhoneLeg:
                     bytes_in={"audio": phone.source.bytes}, samples_in=phone.samples_in)
 
 
+async def send_remb(receiver: Any, kbps: int) -> bool:
+    """Tell the sender the most it may send (REMB, draft-alvestrand-rmcat-remb) for every SSRC the
+    receiver has seen; False if none yet."""
+    ssrcs = list(inbound_ssrcs(receiver))
+    if ssrcs:
+        await receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=getattr(receiver, _RTCP_SSRC, 0) or 0,
+                                                 media_ssrc=0, fci=pack_remb_fci(kbps * 1000, ssrcs)))
+    return bool(ssrcs)
+
+
+async def tell_reservation(receiver: Any, kbps: int) -> None:
+    """Tell a newly joined sender its reserved rate once its first packets have come (its SSRC known);
+    while it sends more, the policer repeats it (Source.on_capped)."""
+    for _ in range(100):  # 10 s: a sender that sends nothing has nothing to be told
+        if await send_remb(receiver, kbps):
+            return
+        await asyncio.sleep(0.1)
+
+
 def leg_counters(leg: Leg) -> WebrtcLeg:
     video = leg.sources.get("video")
     outs = [*leg.video_out, *([leg.audio_out] if leg.audio_out else [])]
@@ -431,6 +464,7 @@ def leg_counters(leg: Leg) -> WebrtcLeg:
         frames_forwarded=sum(t.frames_forwarded for t in leg.video_out),
         frames_dropped=sum(t.frames_dropped for t in leg.video_out),
         freezes=sum(t.freezes for t in leg.video_out),
+        policed_frames=video.policed_frames if video is not None and video.policer is not None else None,
         bytes_forwarded=sum(t.bytes_forwarded for t in outs),
         program=None if leg.program is None else ProgramFigures(video=list(leg.program.video), audio=leg.program.audio),
         senders_started=sum(sender_started(t.sender) for t in leg.pc.getTransceivers() if t.sender.track is not None),

@@ -145,7 +145,7 @@ async def serve(request: web.Request, node: MediaNode, authorize: Authorize) -> 
                     except WrongNode as exc:
                         raise WsError("wrong_node", str(exc)) from None
                     try:
-                        leg, answer = await room.join(site, msg.sdp, grant.layout, grant.codec)
+                        leg, answer = await room.join(site, msg.sdp, grant.layout, grant.codec, grant.video_kbps)
                     except SignallingError as exc:
                         raise WsError("invalid_sdp", str(exc)) from None
                     except NoMediaPorts as exc:

@@ -106,6 +106,8 @@ class WebrtcLeg(Body):
     frames_forwarded: int = 0
     frames_dropped: int = 0
     freezes: int = 0
+    # frames of its camera dropped for exceeding its reserved rate (media/policing.py); absent when not policed
+    policed_frames: int | None = _omitted_when_none()
     bytes_forwarded: int = 0
     program: Program | None = None
     senders_started: int = 0

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import pytest
 
+from media.grants import Grant, InvalidGrant, sign_grant, verify_grant
 from media.policing import Policer
 
 
 def _run(policer: Policer, kbps: float, seconds: float, fps: int = 30, packets_per_frame: int = 4,
-         start: float = 0.0) -> tuple[int, int, list[list[bool]]]:
+         start: float = 0.0, key_every: int = 1) -> tuple[int, int, list[list[bool]]]:
     """Feed `seconds` of a sender at `kbps`: (bytes in, bytes admitted, per frame the packets' verdicts)."""
     frame_bytes = kbps * 1000 / 8 / fps
     size = int(frame_bytes / packets_per_frame)
@@ -15,7 +16,8 @@ def _run(policer: Policer, kbps: float, seconds: float, fps: int = 30, packets_p
     frames: list[list[bool]] = []
     for i in range(int(seconds * fps)):
         now = start + i / fps
-        verdicts = [policer.admit(now, size, j == 0) for j in range(packets_per_frame)]
+        key = i % key_every == 0
+        verdicts = [policer.admit(now, size, j == 0, key) for j in range(packets_per_frame)]
         frames.append(verdicts)
         sent += size * packets_per_frame
         admitted += size * sum(verdicts)
@@ -67,3 +69,28 @@ def test_it_stops_dropping_once_the_sender_comes_down() -> None:
 def test_a_reservation_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         Policer(0)
+
+
+def test_after_a_drop_video_resumes_only_at_a_key_frame() -> None:
+    """A dropped frame breaks the chain of references: the frames after it until a key frame would
+    decode wrongly, so they are dropped too, and the source is asked for a key frame."""
+    policer = Policer(1000)
+    _, _, frames = _run(policer, 3000, 10, key_every=15)
+    admitted = [i for i, f in enumerate(frames) if all(f)]
+    dropped = {i for i, f in enumerate(frames) if not any(f)}
+    assert dropped and admitted
+    for i in admitted:  # every admitted frame follows an admitted one, or is a key frame
+        assert i == 0 or i - 1 not in dropped or i % 15 == 0
+    asked = Policer(1000)
+    _run(asked, 3000, 10, key_every=1_000_000)
+    assert asked.wants_keyframe
+
+
+def test_a_grant_carries_the_reserved_video_rate_and_a_bad_one_is_refused() -> None:
+    key = b"key"
+    grant = verify_grant(key, sign_grant(key, Grant("ses_1", "cc", "jl", False, False, 1e12, video_kbps=2000)), 0)
+    assert grant.video_kbps == 2000
+    assert verify_grant(key, sign_grant(key, Grant("ses_1", "cc", "jl", False, False, 1e12)), 0).video_kbps is None
+    for bad in (0, -5, "2000"):
+        with pytest.raises(InvalidGrant, match="malformed"):
+            verify_grant(key, sign_grant(key, Grant("ses_1", "cc", "jl", False, False, 1e12, video_kbps=bad)), 0)  # type: ignore[arg-type]
