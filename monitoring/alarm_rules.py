@@ -2,7 +2,8 @@
 
 Legs: loss, jitter (audio and video each against its own), RTT and MOS against their site's
 thresholds (monitoring/alarm_config.py), each judged over the leg's window of samples
-(monitoring/alarm_window.py). Links: live load above its reservation, or above `link_pct` of the
+(monitoring/alarm_window.py); a site whose camera the node policed during the window (it sent above
+its reserved rate, media/policing.py). Links: live load above its reservation, or above `link_pct` of the
 link's rate. Sessions: a booked site that has not joined `absent_s` into its occurrence; a site that
 joined and left is not absent (it may have left on purpose; a leg dropped by a fault is in its call
 record's end reason). Nodes: a registered node not beating. Messages name sites and links as people
@@ -73,6 +74,10 @@ def leg_observations(cfg: AlarmConfig, topo: Topology, windows: Iterable[Sequenc
                 out.append(Observation(kind, subject, value, limit, limit * r,
                                        f"{name}: {value:g} {unit} {what} ({over}; alarm above {limit:g} {unit})",
                                        context=ctx))
+        policed = win[-1].policed_frames - win[0].policed_frames  # cumulative: what the window added
+        out.append(Observation(AlarmKind.OVER_RESERVATION, subject, policed, 0, 0,
+                               f"{name}: sends above its reserved video rate; the node dropped {policed} of its "
+                               f"frames in the last {len(win)} samples", context=ctx))
         mos = judged((x.mos for x in win), w.percentile, below=True)
         if mos is not None:
             out.append(Observation(AlarmKind.MOS, subject, mos, t.mos, t.mos + cfg.hysteresis.mos_clear_margin,

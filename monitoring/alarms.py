@@ -31,6 +31,7 @@ class AlarmKind(str, enum.Enum):
     OVER_RATE = "link_over_rate"
     ABSENT = "site_absent"
     NODE_DOWN = "node_down"
+    OVER_RESERVATION = "over_reservation"  # a site's camera sends above its reserved rate: the node drops frames
 
 
 class AlarmState(str, enum.Enum):

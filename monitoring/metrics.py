@@ -58,6 +58,13 @@ class ConfctlCollector(Collector):
                 trunk.add_metric([s.session, s.site, "up"], s.kbps_in)
                 trunk.add_metric([s.session, s.site, "down"], s.kbps_out)
         yield trunk
+        policed = CounterMetricFamily("confctl_leg_policed_frames", "Frames of the site's camera its node dropped "
+                                      "because it sent above its reserved rate (media/policing.py)",
+                                      labels=["session", "site", "node"])
+        for s in legs:
+            if s.policed_frames:
+                policed.add_metric([s.session, s.site, s.node], s.policed_frames)
+        yield policed
         reserved = GaugeMetricFamily("confctl_link_reserved_kbps", "kbit/s the bookings reserve on a link now",
                                      labels=["link", "direction"])
         for (link, direction), kbps in sorted(self._reserved().items()):

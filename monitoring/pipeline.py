@@ -45,6 +45,7 @@ class LegSample:
     # `jitter_ms` is then the larger of the two, as a node that reports one figure gives it
     jitter_audio_ms: float | None = None
     jitter_video_ms: float | None = None
+    policed_frames: int = 0  # the node's count of the site's camera frames dropped over its reservation (cumulative)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -133,7 +134,8 @@ class QualityPipeline:
         return LegSample(
             now, key[0], key[1], key[2], "webrtc", _rate(c.bytes_in, p.bytes_in, dt), _rate(c.bytes_out, p.bytes_out, dt),
             round(loss, 2), leg.jitter_ms, rtt, fps, leg.resolution, freezes, audio_mos(OPUS, loss, one_way),
-            video_score(fps, freezes, loss, _pixels(leg.resolution), None), by_kind.get("audio"), by_kind.get("video"))
+            video_score(fps, freezes, loss, _pixels(leg.resolution), None), by_kind.get("audio"), by_kind.get("video"),
+            leg.policed_frames or 0)
 
     def leg_history(self, key: tuple[str, str, str]) -> list[dict[str, Any]]:
         return [asdict(s) for s in self.history.get(key, ())]
