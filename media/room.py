@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
 
 from media.aiortc_hooks import (EncodedTap, inbound_streams, on_audio_level, receive_directly, sender_started,
                                  start_idle_senders)
@@ -153,6 +153,7 @@ class MediaRoom:
             leg.taps.append(tap)
             if track.kind == "video" and video_kbps:
                 src.police(Policer(video_kbps))
+                cap_remb(receiver, video_kbps)
                 src.on_capped = lambda: self._tasks.spawn(send_remb(receiver, video_kbps), "REMB")
                 self._tasks.spawn(tell_reservation(receiver, video_kbps), "REMB")
             if track.kind == "audio":
@@ -442,6 +443,24 @@ async def send_remb(receiver: Any, kbps: int) -> bool:
         await receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=getattr(receiver, _RTCP_SSRC, 0) or 0,
                                                  media_ssrc=0, fci=pack_remb_fci(kbps * 1000, ssrcs)))
     return bool(ssrcs)
+
+
+def cap_remb(receiver: Any, kbps: int) -> None:
+    """aiortc's receiver sends its own bandwidth estimate as REMB: never above the reservation (a
+    sender that obeys the latest REMB would otherwise be told it may send more than its slot)."""
+    original = receiver._send_rtcp
+
+    async def _send_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                bitrate, ssrcs = 0, []
+            if bitrate > kbps * 1000:
+                packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=packet.ssrc, media_ssrc=packet.media_ssrc,
+                                        fci=pack_remb_fci(kbps * 1000, ssrcs))
+        await original(packet)
+    receiver._send_rtcp = _send_rtcp
 
 
 async def tell_reservation(receiver: Any, kbps: int) -> None:
