@@ -1,0 +1,32 @@
+"""The control plane tells the node what each site's camera slot was reserved for: a site joined
+through /ws as the join page does has its camera policed at its session profile's video rate."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from confctl.keys import MEDIA_NODE
+from rooms.ids import SessionId, SiteId
+from rooms.topology import demo_topology
+from tests.media.peers import SitePeer, until
+from tests.media.test_signalling import TZ, book, client, next_of, token_of  # noqa: F401  (client: fixture)
+
+
+async def test_a_joined_sites_camera_is_policed_at_its_profiles_video_rate(client):  # noqa: F811
+    s = await book(client, ["jl", "cc-nongan"], datetime.now(TZ))  # profile "sd"
+    peer = SitePeer(80)
+    ws = await client.ws_connect("/ws")
+    try:
+        await ws.send_json({"type": "join", "token": token_of(s, "cc-nongan")})
+        await next_of(ws, "joined")
+        await ws.send_json({"type": "offer", "sdp": await peer.offer()})
+        await peer.accept((await next_of(ws, "answer"))["sdp"])
+        node = client.app[MEDIA_NODE]
+        room = await until(lambda: node.room_of(SessionId(s["id"]), SiteId("cc-nongan")), what="the site's room")
+        source = await until(lambda: room.legs["cc-nongan"].sources.get("video"), what="the site's camera")
+        sd = demo_topology().profile("sd")
+        assert sd is not None and source.policer is not None
+        assert source.policer.reserved_kbps == sd.video_kbps
+        assert room.legs["cc-nongan"].sources["audio"].policer is None  # audio is never policed
+    finally:
+        await ws.close()
+        await peer.close()
