@@ -78,6 +78,10 @@ class Settings:
     ice_advertise: str | None = None
     ice_ports: PortRange | None = None
     rtp_ports: PortRange | None = None
+    # Hold each site's camera to its reserved video rate (media/policing.py): off by default until the
+    # check runs in the C fast path, since a policed camera is forwarded by the Python path (~several
+    # times the CPU per packet, scripts/bench/forwarding.py). `--police-sources` turns it on.
+    police_sources: bool = False
     # Invites by e-mail (confctl/invites.py): the relay (`--smtp URL`; None: nothing is mailed) and the waits
     # between a failed try and the next (then the mail is given up, logged and counted in /metrics).
     smtp: SmtpConfig | None = None

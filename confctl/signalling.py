@@ -59,7 +59,7 @@ async def _authorize(request: web.Request, join: Join) -> Grant | Redirect:
     alive = {n.id: n for n in registered if n.alive(now)}
     topo, plan, root = await planned(app, session)
     profile = topo.profile(str(session["media_plan"].get("profile", "")))
-    if profile is not None and profile.has_video and mode != "echo":
+    if app[SETTINGS].police_sources and profile is not None and profile.has_video and mode != "echo":
         grant = replace(grant, video_kbps=profile.video_kbps)  # what the node holds the site's camera to
     where = effective_placement(plan, root, set(alive), processes=bool(registered))
     notice = await _report_fallback(app, topo, session, where, SiteId(site))

@@ -46,7 +46,8 @@ async def test_book_refused_in_words_then_an_alternative_books_it_then_calendar_
     import aiohttp
     async with aiohttp.ClientSession() as http:
         r = await http.post(f"{base}/api/sessions", headers=client_headers, json={
-            "title": "Earlier meeting", "host_site": "jl", "sites": ["cc-nongan", "sp"], "start": t.isoformat(),
+            # in the province's emergency hall and Nong'an's emergency office, so that Nong'an's link binds, not a room
+            "title": "Earlier meeting", "host_site": "jl/emergency", "sites": ["cc-nongan/emergency", "sp"], "start": t.isoformat(),
             "end": (t + timedelta(hours=1)).isoformat(), "profile": "hd720"})
         assert r.status == 201
 

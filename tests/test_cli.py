@@ -156,7 +156,9 @@ def test_book_prints_the_start_join_links_and_dial_in_and_json_carries_them(tmp_
     assert r.returncode == 0, r.stderr
     assert tomorrow_at(9).isoformat() in r.stdout and "dial-in  " in r.stdout
     assert "Nong'an County" in r.stdout and "https://confctl.example/join?token=" in r.stdout
-    doc = json.loads(_book(tmp_path, db, "--json", "--profile", "audio").stdout)
+    later = tomorrow_at(11)  # the rooms of the first are taken at 9
+    doc = json.loads(_book(tmp_path, db, "--json", "--profile", "audio", "--start", later.isoformat(),
+                           "--end", (later + timedelta(hours=1)).isoformat()).stdout)
     assert set(doc["join_urls"]) == {"jl", "cc-nongan"} and doc["dial_in"].isdigit()
 
 

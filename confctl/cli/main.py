@@ -115,7 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
                         sip_digest=tuple(a.strip().upper() for a in args.sip_digest.split(",")),
                         sip_workers=args.sip_workers, public_url=args.public_url.rstrip("/") if args.public_url else None,
                         ice_advertise=_address(args.advertise), ice_ports=_ports(args.ice_ports, "--ice-ports"),
-                        rtp_ports=_ports(args.rtp_ports, "--rtp-ports"),
+                        rtp_ports=_ports(args.rtp_ports, "--rtp-ports"), police_sources=args.police_sources,
                         instance_id=args.instance_id or f"cp-{socket.gethostname()}-{args.port}")
     scheme = "https" if ssl_context else "http"
     serving = (f"confctl serving on {scheme}://{args.host}:{args.port}/"
@@ -611,6 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "terminates TLS (e.g. https://confctl.example): join links name it, and with https:// the sign-in "
                    "cookie is Secure and pages carry Strict-Transport-Security")
     s.add_argument("--rtp-ports", metavar="LO-HI", help="UDP range for the SIP gateway's RTP sockets (default: any)")
+    s.add_argument("--police-sources", action="store_true",
+                   help="hold each site's camera to its reserved video rate: REMB, and whole frames dropped above it "
+                        "(policed cameras take the Python forwarding path)")
     s.add_argument("--instance-id", help="this control plane's name among several on one database "
                    "(default cp-HOSTNAME-PORT): its partial recordings and its SIP gateway's links carry it")
     s.add_argument("--smtp", metavar="URL", help="mail invites through this relay: smtp://HOST[:PORT] (no TLS), "
