@@ -76,6 +76,7 @@ class GuessBus:
         self._pending: asyncio.Queue[GuessEvent] = asyncio.Queue(MAX_PENDING)
         self._hear: Callable[[GuessEvent], None] | None = None
         self.listening = asyncio.Event()
+        self.backends: tuple[int, int] | None = None
         self.stats = stats if stats is not None else {}  # the endpoint's: counted in /metrics with SIP's own
         for counter in ("guesses_published", "guesses_received", "guesses_unsent", "guesses_malformed"):
             self.stats.setdefault(counter, 0)
@@ -111,11 +112,21 @@ class GuessBus:
         async with await psycopg.AsyncConnection.connect(self.conninfo, **CONNECT) as listen, \
                 await psycopg.AsyncConnection.connect(self.conninfo, **CONNECT) as publish:
             await listen.execute(f'LISTEN "{self.channel}"')
+            self.backends = (listen.info.backend_pid, publish.info.backend_pid)  # for operators (and a test)
             self.listening.set()
             log.info("SIP guess throttle shared with other instances on channel %s", self.channel)
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._receive(listen))
-                tasks.create_task(self._publish(publish))
+            # Not a TaskGroup: its ExceptionGroup would slip past run()'s reconnect; the first of the two to
+            # fail (the database restarted) ends both, and its error is raised as itself.
+            both = {asyncio.create_task(self._receive(listen)), asyncio.create_task(self._publish(publish))}
+            try:
+                done, _ = await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in both:
+                    t.cancel()
+                await asyncio.gather(*both, return_exceptions=True)
+            for t in done:
+                if not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
 
     async def _publish(self, conn: psycopg.AsyncConnection) -> None:
         while True:

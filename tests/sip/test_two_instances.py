@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
 
 from confctl.app import make_app
 from confctl.config import Settings
@@ -52,9 +53,11 @@ async def test_a_phone_registered_through_one_instance_is_dialled_out_from_the_o
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-async def test_a_guesser_gets_no_fresh_budget_on_the_other_instance(aiohttp_client, db_url, tmp_path):
+@pytest.mark.parametrize("cut", [False, True], ids=["connected", "after-its-connections-were-cut"])
+async def test_a_guesser_gets_no_fresh_budget_on_the_other_instance(aiohttp_client, db_url, tmp_path, cut):
     """Ten wrong passwords through instance a: instance b then refuses that address unchecked, even its right
-    password (the throttle's replicas agree through PostgreSQL), while a clean address registers through b."""
+    password (the throttle's replicas agree through PostgreSQL), while a clean address registers through b.
+    Also after the database killed every connection of the sharing (a restart, a failover): it reconnects."""
     clients = {name: await aiohttp_client(make_app(Settings(
         topology_file=demo_topology_path(), db_url=db_url, sip_port=0, recordings_dir=tmp_path / name,
         instance_id=f"cp-{name}"))) for name in ("a", "b")}
@@ -65,6 +68,16 @@ async def test_a_guesser_gets_no_fresh_budget_on_the_other_instance(aiohttp_clie
     buses = {name: c.server.app[SIP_GUESS_BUS] for name, c in clients.items()}
     for bus in buses.values():
         await asyncio.wait_for(bus.listening.wait(), 15)
+    if cut:
+        before = {name: bus.backends for name, bus in buses.items()}
+        engine = make_engine(db_url)
+        with engine.connect() as conn:
+            for pids in before.values():
+                for pid in pids:
+                    conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        engine.dispose()
+        await until(lambda: all(b.listening.is_set() and b.backends != before[n] for n, b in buses.items()),
+                    timeout=30, what="both instances listening again on new connections")
     guesser = await Guesser.open("127.0.0.4", ports["a"])
     try:
         for n in range(10):
