@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from rooms.timeline import Booked
+from rooms.timeline import Booked, union
 
 Span = tuple[int, int]  # half-open [a, b)
 
@@ -62,17 +62,7 @@ def forbidden_shifts(over: Iterable[Span], start: int, end: int) -> list[Span]:
     return [(a - end + 1, b - start) for a, b in over]
 
 
-def merged(spans: Iterable[Span]) -> list[Span]:
-    """Sorted, disjoint spans covering the same integers."""
-    out: list[Span] = []
-    for lo, hi in sorted(spans):
-        if lo >= hi:
-            continue
-        if out and lo <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
+merged = union  # sorted, disjoint spans covering the same integers (one implementation, rooms/timeline.py)
 
 
 def first_free(forbidden: list[Span], lowest: int, highest: int) -> int | None:

@@ -26,19 +26,24 @@ async def policing(aiohttp_client, tmp_path):
     yield c
 
 
+async def _joined_camera(client, s: dict, ws, peer: SitePeer):
+    """Nong'an joined through /ws as the join page does: its room and its camera's source at the node."""
+    await ws.send_json({"type": "join", "token": token_of(s, "cc-nongan")})
+    await next_of(ws, "joined")
+    await ws.send_json({"type": "offer", "sdp": await peer.offer()})
+    await peer.accept((await next_of(ws, "answer"))["sdp"])
+    node = client.app[MEDIA_NODE]
+    room = await until(lambda: node.room_of(SessionId(s["id"]), SiteId("cc-nongan")), what="the site's room")
+    return room, await until(lambda: room.legs["cc-nongan"].sources.get("video"), what="the site's camera")
+
+
 async def test_a_joined_sites_camera_is_policed_at_its_profiles_video_rate(policing):
     client = policing
     s = await book(client, ["jl", "cc-nongan"], datetime.now(TZ))  # profile "sd"
     peer = SitePeer(80)
     ws = await client.ws_connect("/ws")
     try:
-        await ws.send_json({"type": "join", "token": token_of(s, "cc-nongan")})
-        await next_of(ws, "joined")
-        await ws.send_json({"type": "offer", "sdp": await peer.offer()})
-        await peer.accept((await next_of(ws, "answer"))["sdp"])
-        node = client.app[MEDIA_NODE]
-        room = await until(lambda: node.room_of(SessionId(s["id"]), SiteId("cc-nongan")), what="the site's room")
-        source = await until(lambda: room.legs["cc-nongan"].sources.get("video"), what="the site's camera")
+        room, source = await _joined_camera(client, s, ws, peer)
         sd = demo_topology().profile("sd")
         assert sd is not None and source.policer is not None
         assert source.policer.reserved_kbps == sd.video_kbps
@@ -53,13 +58,7 @@ async def test_without_police_sources_a_camera_keeps_the_c_path_unpoliced(client
     peer = SitePeer(80)
     ws = await client.ws_connect("/ws")
     try:
-        await ws.send_json({"type": "join", "token": token_of(s, "cc-nongan")})
-        await next_of(ws, "joined")
-        await ws.send_json({"type": "offer", "sdp": await peer.offer()})
-        await peer.accept((await next_of(ws, "answer"))["sdp"])
-        node = client.app[MEDIA_NODE]
-        room = await until(lambda: node.room_of(SessionId(s["id"]), SiteId("cc-nongan")), what="the site's room")
-        source = await until(lambda: room.legs["cc-nongan"].sources.get("video"), what="the site's camera")
+        _, source = await _joined_camera(client, s, ws, peer)
         assert source.policer is None
     finally:
         await ws.close()
