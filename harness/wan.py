@@ -78,14 +78,14 @@ def remove_leftovers(prefix_pattern: str = r"^ccw[0-9a-f]{4}-") -> list[str]:
     return gone
 
 
-def stop_processes(procs: list[subprocess.Popen]) -> None:
-    """Terminate every process, wait 5 s each, kill the stubborn; the list is emptied."""
+def stop_processes(procs: list[subprocess.Popen], wait_s: float = 5) -> None:
+    """Terminate every process, wait `wait_s` each, kill the stubborn; the list is emptied."""
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
     for proc in procs:
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from confctl.cli.main import redacted
+from harness.wan import stop_processes
 from confctl.config import chosen_db
 from rooms.store.bookings import BookingStore
 from rooms.store.engine import make_engine
@@ -158,16 +159,8 @@ class Children:
         down (alarms the next run started with)."""
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a second Ctrl-C does not cut this short
             signal.signal(sig, signal.SIG_IGN)
-        for group in (self.procs[:1], self.procs[1:]):
-            for c in group:
-                if c.poll() is None:
-                    c.terminate()
-            for c in group:
-                try:
-                    c.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    c.kill()
-                    c.wait()
+        for group in (self.procs[:1], self.procs[1:]):  # the control plane first, then the nodes
+            stop_processes(group, wait_s=15)
 
 
 def print_urls(args: argparse.Namespace, base: str, demo: Demo, nodes: list[str], tls: Path | None) -> None:
